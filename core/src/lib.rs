@@ -1,0 +1,8 @@
+//! batchgate-core: every rule of batchgate that can be stated without I/O.
+//!
+//! The worker, the SDK and the emulator are adapters around this crate: they move
+//! bytes and call these functions, so everything here is testable natively and
+//! deterministically (no clock, no network, no `worker` types).
+
+pub mod gemini;
+pub mod jsonl;
