@@ -1,0 +1,176 @@
+//! The emulator's deterministic "model": response text and `usageMetadata` are a
+//! pure function of the model name and the request, so tests (and the credit
+//! checks built on them) can predict every token.
+//!
+//! The rules, all in integers:
+//! - **prompt tokens** = ceil(text chars / 4) over every `text` part of
+//!   `contents` and `systemInstruction`, plus [`MEDIA_PART_TOKENS`] for each
+//!   `inlineData` / `fileData` part; at least 1.
+//! - **candidate tokens** = min(prompt / 2 + 10, `maxOutputTokens` if set).
+//! - **thought tokens**: thinking models (any model whose name does not contain
+//!   `lite`, `1.5` or `2.0`) think min(2 × candidates, `thinkingBudget`) tokens;
+//!   a budget of 0 turns thinking off; `-1` or no budget means unlimited.
+//! - **total** = prompt + candidates + thoughts.
+//! - **text**: `Emulated answer from {model} ({candidates} tokens): {first 48 prompt chars}`,
+//!   or, with `responseMimeType: application/json`, that string as `{"answer": ...}`.
+
+use serde_json::{json, Value};
+
+/// Tokens charged for one media part (an image, a PDF page, an audio clip).
+pub const MEDIA_PART_TOKENS: u64 = 258;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub prompt: u64,
+    pub candidates: u64,
+    pub thoughts: u64,
+}
+
+impl Usage {
+    pub fn total(&self) -> u64 {
+        self.prompt + self.candidates + self.thoughts
+    }
+}
+
+/// Why a request cannot be answered (becomes a per-line `{code: 3}` error).
+#[derive(Debug, PartialEq, Eq)]
+pub struct InvalidRequest(pub String);
+
+/// Read a field under its camelCase or snake_case name, as the API does.
+pub fn field<'a>(obj: &'a Value, camel: &str) -> Option<&'a Value> {
+    obj.get(camel).or_else(|| obj.get(crate::fields::snake(camel).as_str()))
+}
+
+fn parts_of(content: &Value) -> impl Iterator<Item = &Value> {
+    field(content, "parts").and_then(Value::as_array).into_iter().flatten()
+}
+
+/// Text and media counted over `contents` and `systemInstruction`.
+fn prompt_parts(request: &Value) -> Result<(String, u64), InvalidRequest> {
+    let contents = field(request, "contents")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| InvalidRequest("* GenerateContentRequest.contents: contents is not specified".into()))?;
+    let mut text = String::new();
+    let mut media = 0u64;
+    let system = field(request, "systemInstruction");
+    for content in contents.iter().chain(system) {
+        for part in parts_of(content) {
+            if let Some(t) = field(part, "text").and_then(Value::as_str) {
+                text.push_str(t);
+            } else if field(part, "inlineData").is_some() || field(part, "fileData").is_some() {
+                media += 1;
+            }
+        }
+    }
+    Ok((text, media))
+}
+
+pub fn prompt_tokens(request: &Value) -> Result<u64, InvalidRequest> {
+    let (text, media) = prompt_parts(request)?;
+    let chars = text.chars().count() as u64;
+    Ok((chars.div_ceil(4) + media * MEDIA_PART_TOKENS).max(1))
+}
+
+fn is_thinking_model(model: &str) -> bool {
+    !(model.contains("lite") || model.contains("1.5") || model.contains("2.0"))
+}
+
+pub fn usage(model: &str, request: &Value) -> Result<Usage, InvalidRequest> {
+    let prompt = prompt_tokens(request)?;
+    let config = field(request, "generationConfig");
+    let max_output = config.and_then(|c| field(c, "maxOutputTokens")).and_then(Value::as_u64);
+    let candidates = max_output.map_or(prompt / 2 + 10, |m| m.min(prompt / 2 + 10));
+    let budget = config
+        .and_then(|c| field(c, "thinkingConfig"))
+        .and_then(|t| field(t, "thinkingBudget"))
+        .and_then(Value::as_i64);
+    let thoughts = match budget {
+        _ if !is_thinking_model(model) => 0,
+        Some(b) if b >= 0 => (2 * candidates).min(b as u64),
+        _ => 2 * candidates,
+    };
+    Ok(Usage { prompt, candidates, thoughts })
+}
+
+/// A deterministic id in the style of real `responseId`s.
+fn response_id(model: &str, request: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{model}\n{request}").as_bytes());
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &digest[..17])
+}
+
+/// The `GenerateContentResponse` the emulator answers with.
+pub fn respond(model: &str, request: &Value) -> Result<Value, InvalidRequest> {
+    let u = usage(model, request)?;
+    let (text, _) = prompt_parts(request)?;
+    let preview: String = text.chars().take(48).collect();
+    let mut answer = format!("Emulated answer from {model} ({} tokens): {preview}", u.candidates);
+    let mime = field(request, "generationConfig")
+        .and_then(|c| field(c, "responseMimeType"))
+        .and_then(Value::as_str);
+    if mime == Some("application/json") {
+        answer = json!({ "answer": answer }).to_string();
+    }
+    let mut usage = json!({
+        "promptTokenCount": u.prompt,
+        "candidatesTokenCount": u.candidates,
+        "totalTokenCount": u.total(),
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": u.prompt}],
+    });
+    if u.thoughts > 0 {
+        usage["thoughtsTokenCount"] = json!(u.thoughts);
+    }
+    Ok(json!({
+        "candidates": [{
+            "content": {"parts": [{"text": answer}], "role": "model"},
+            "finishReason": "STOP",
+            "index": 0
+        }],
+        "usageMetadata": usage,
+        "modelVersion": model,
+        "responseId": response_id(model, request),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(text: &str) -> Value {
+        json!({"contents": [{"parts": [{"text": text}]}]})
+    }
+
+    #[test]
+    fn usage_follows_the_documented_formula() {
+        // 40 chars → 10 prompt tokens → 15 candidates → 30 thoughts on a thinking model.
+        let r = req(&"a".repeat(40));
+        assert_eq!(usage("gemini-2.5-flash", &r).unwrap(), Usage { prompt: 10, candidates: 15, thoughts: 30 });
+        assert_eq!(usage("gemini-2.5-flash-lite", &r).unwrap().thoughts, 0);
+    }
+
+    #[test]
+    fn generation_config_caps_output_and_thinking_in_either_spelling() {
+        let r = json!({
+            "contents": [{"parts": [{"text": "x".repeat(400)}, {"file_data": {"file_uri": "u"}}]}],
+            "generation_config": {"max_output_tokens": 7, "thinking_config": {"thinking_budget": 5}}
+        });
+        assert_eq!(usage("gemini-2.5-pro", &r).unwrap(), Usage { prompt: 100 + MEDIA_PART_TOKENS, candidates: 7, thoughts: 5 });
+    }
+
+    #[test]
+    fn the_response_carries_the_usage_and_is_deterministic() {
+        let r = req("Describe the process of photosynthesis.");
+        let a = respond("gemini-2.5-flash", &r).unwrap();
+        assert_eq!(a, respond("gemini-2.5-flash", &r).unwrap());
+        assert_eq!(a["usageMetadata"]["promptTokenCount"], 10);
+        assert_eq!(a["usageMetadata"]["totalTokenCount"], 10 + 15 + 30);
+        assert!(a["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().contains("photosynthesis"));
+    }
+
+    #[test]
+    fn a_request_without_contents_is_invalid() {
+        assert!(usage("gemini-2.5-flash", &json!({"contents": []})).is_err());
+        assert!(usage("gemini-2.5-flash", &json!({})).is_err());
+    }
+}
