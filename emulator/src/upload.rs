@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use batchgate_core::gemini::file::valid_resource_id;
+use batchgate_core::gemini::file::{valid_resource_id, MAX_CLIENT_ID_LEN};
 use batchgate_core::gemini::timestamp::format_nanos;
 use batchgate_core::gemini::{Code, ErrorEnvelope, File, FileSource, FileState};
 use futures_util::StreamExt;
@@ -137,7 +137,7 @@ impl Emulator {
             None => None,
             Some(n) => {
                 let id = n.strip_prefix("files/").unwrap_or(n);
-                if !valid_resource_id(id) {
+                if !valid_resource_id(id) || id.len() > MAX_CLIENT_ID_LEN {
                     return Err(ApiError::invalid(format!("Invalid file name {n:?}: ids are [a-z0-9-], at most 40 chars.")));
                 }
                 if lock(&self.store).files.contains_key(id) {

@@ -65,16 +65,21 @@ pub struct ListFilesResponse {
     pub next_page_token: Option<String>,
 }
 
+/// The longest id a client may choose for a file.
+pub const MAX_CLIENT_ID_LEN: usize = 40;
+
 /// `files/abc` → `abc`; also accepts a bare id. `None` for anything else.
 pub fn file_id(name: &str) -> Option<&str> {
     let id = name.strip_prefix("files/").unwrap_or(name);
     valid_resource_id(id).then_some(id)
 }
 
-/// Ids are `[a-z0-9-]{1,40}`, not starting or ending with `-`.
+/// Ids are `[a-z0-9-]`, not starting or ending with `-`. Client-chosen ids are at
+/// most [`MAX_CLIENT_ID_LEN`] chars, but generated ones are longer: a batch's
+/// results file is `files/batch-{36-char batch id}`.
 pub fn valid_resource_id(id: &str) -> bool {
     !id.is_empty()
-        && id.len() <= 40
+        && id.len() <= 64
         && !id.starts_with('-')
         && !id.ends_with('-')
         && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -113,5 +118,7 @@ mod tests {
         assert_eq!(file_id("files/-abc"), None);
         assert_eq!(file_id("files/ABC"), None);
         assert_eq!(file_id("files/a/b"), None);
+        let generated = format!("files/batch-{}", "a".repeat(36));
+        assert!(file_id(&generated).is_some(), "results files have 42-char ids");
     }
 }
