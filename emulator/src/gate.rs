@@ -73,7 +73,7 @@ fn api_key(req: &Request) -> Option<String> {
 
 /// Upload chunks carry their credential in the session URL, not a key.
 fn needs_key(path: &str, query: &str) -> bool {
-    !(path.starts_with("/_emulator") || (path == "/upload/v1beta/files" && query.contains("upload_id=")))
+    !(path.starts_with("/_emulator") || (path.starts_with("/upload/") && query.contains("upload_id=")))
 }
 
 pub async fn gate(State(emu): State<Arc<Emulator>>, req: Request, next: Next) -> Response {

@@ -19,17 +19,24 @@ use std::sync::Arc;
 type Emu = State<Arc<Emulator>>;
 type Q = Query<HashMap<String, String>>;
 
+/// The API versions served. Google serves the same resources under both; the
+/// research file's SDK commit used `v1beta`, google-genai 3.x defaults to `v1`.
+pub const API_VERSIONS: [&str; 2] = ["v1beta", "v1"];
+
 pub fn router(emu: Arc<Emulator>) -> Router {
-    Router::new()
-        .route("/upload/v1beta/files", post(upload))
-        .route("/v1beta/files", get(list_files))
-        .route("/v1beta/files/{name}", get(get_file).delete(delete_file))
-        .route("/download/v1beta/files/{name}", get(get_file))
-        .route("/v1beta/models", get(list_models))
-        .route("/v1beta/models/{action}", post(model_action).get(get_model))
-        .route("/v1beta/batches", get(list_batches))
-        .route("/v1beta/batches/{name}", get(get_batch).delete(delete_batch).post(batch_action))
-        .nest("/_emulator", control::router())
+    let mut r = Router::new();
+    for v in API_VERSIONS {
+        r = r
+            .route(&format!("/upload/{v}/files"), post(upload))
+            .route(&format!("/{v}/files"), get(list_files))
+            .route(&format!("/{v}/files/{{name}}"), get(get_file).delete(delete_file))
+            .route(&format!("/download/{v}/files/{{name}}"), get(get_file))
+            .route(&format!("/{v}/models"), get(list_models))
+            .route(&format!("/{v}/models/{{action}}"), post(model_action).get(get_model))
+            .route(&format!("/{v}/batches"), get(list_batches))
+            .route(&format!("/{v}/batches/{{name}}"), get(get_batch).delete(delete_batch).post(batch_action));
+    }
+    r.nest("/_emulator", control::router())
         .fallback(any(not_found))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&emu), gate::gate))
         // Uploads stream; JSON bodies are bounded by the inline-batch limit (20 MB) plus slack.
@@ -92,9 +99,10 @@ fn split_action(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-async fn upload(State(emu): Emu, Query(q): Q, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let base = emu.public_base();
-    emu.upload(&base, &q, &headers, body).await
+async fn upload(State(emu): Emu, uri: axum::http::Uri, Query(q): Q, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    // The session URL keeps the version the client started with.
+    let session_base = format!("{}{}", emu.public_base(), uri.path());
+    emu.upload(&session_base, &q, &headers, body).await
 }
 
 async fn list_files(State(emu): Emu, Query(q): Q) -> ApiResult<Response> {

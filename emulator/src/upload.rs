@@ -89,19 +89,20 @@ fn parse_u64(v: Option<&Value>) -> Option<u64> {
 }
 
 impl Emulator {
-    pub(crate) async fn upload(self: &Arc<Self>, base: &str, query: &HashMap<String, String>, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    /// `session_base` is the absolute URL of the start request, without its query.
+    pub(crate) async fn upload(self: &Arc<Self>, session_base: &str, query: &HashMap<String, String>, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
         match query.get("upload_id") {
             Some(id) => self.upload_chunk(id, headers, body).await,
             None => {
                 let bytes = axum::body::to_bytes(body, 1 << 20)
                     .await
                     .map_err(|_| ApiError::invalid("The upload start request body is too large."))?;
-                self.upload_start(base, headers, &bytes)
+                self.upload_start(session_base, headers, &bytes)
             }
         }
     }
 
-    fn upload_start(&self, base: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
+    fn upload_start(&self, session_base: &str, headers: &HeaderMap, body: &[u8]) -> ApiResult<Response> {
         let protocol = header(headers, "x-goog-upload-protocol").unwrap_or_default();
         if !protocol.eq_ignore_ascii_case("resumable") {
             return Err(ApiError::invalid(format!(
@@ -158,7 +159,7 @@ impl Emulator {
             phase: Phase::Active,
         };
         lock(&self.uploads.0).insert(upload_id.clone(), Arc::new(tokio::sync::Mutex::new(session)));
-        let url = format!("{base}/upload/v1beta/files?upload_id={upload_id}&upload_protocol=resumable");
+        let url = format!("{session_base}?upload_id={upload_id}&upload_protocol=resumable");
         let mut resp = with_status(StatusCode::OK, "active", None);
         let h = resp.headers_mut();
         for (k, v) in [
