@@ -140,16 +140,19 @@ impl LineSplitter {
 }
 
 /// Split a whole buffer at once (tests, small inputs).
-pub fn split_all(bytes: &[u8], max_line: usize) -> Result<Vec<(u64, Vec<u8>)>, SplitError<()>> {
+pub fn split_all(
+    bytes: &[u8],
+    max_line: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, SplitError<std::convert::Infallible>> {
     let mut out = Vec::new();
     let mut s = LineSplitter::new(max_line);
     s.feed(bytes, |n, l| {
         out.push((n, l.to_vec()));
-        Ok::<(), ()>(())
+        Ok(())
     })?;
     s.finish(|n, l| {
         out.push((n, l.to_vec()));
-        Ok::<(), ()>(())
+        Ok(())
     })?;
     Ok(out)
 }
@@ -184,9 +187,7 @@ mod tests {
     #[test]
     fn handler_errors_carry_the_line_number() {
         let mut s = LineSplitter::new(100);
-        let err = s
-            .feed(b"ok\nbad\n", |_, l| if l == b"bad" { Err("nope") } else { Ok(()) })
-            .unwrap_err();
+        let err = s.feed(b"ok\nbad\n", |_, l| if l == b"bad" { Err("nope") } else { Ok(()) }).unwrap_err();
         assert_eq!(err.to_string(), "line 2: nope");
     }
 

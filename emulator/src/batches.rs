@@ -1,13 +1,13 @@
 //! `models.batchGenerateContent` and `batches.get/list/cancel/delete`, plus the
 //! step that writes a finished batch's results.
 
-use crate::error::{parse_json, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, parse_json};
 use crate::fields::{check_generate_request, check_known};
-use crate::http::{page, Page};
+use crate::http::{Page, page};
 use crate::model::field;
 use crate::results::{self, LineRules};
 use crate::store::{BatchEntry, FileEntry, Hold, InlineRequest, Input, Phase};
-use crate::{lock, Emulator};
+use crate::{Emulator, lock};
 use axum::Json;
 use batchgate_core::gemini::file::file_id;
 use batchgate_core::gemini::operation::batch_id;
@@ -16,13 +16,23 @@ use batchgate_core::gemini::{
     BatchOutput, BatchState, BatchStats, Code, File, FileSource, FileState, InlinedResponses,
     ListOperationsResponse, Operation, Status,
 };
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
 
 const BATCH_FIELDS: &[&str] = &[
-    "model", "name", "displayName", "inputConfig", "output", "createTime", "endTime", "updateTime",
-    "batchStats", "state", "priority", "webhookConfig",
+    "model",
+    "name",
+    "displayName",
+    "inputConfig",
+    "output",
+    "createTime",
+    "endTime",
+    "updateTime",
+    "batchStats",
+    "state",
+    "priority",
+    "webhookConfig",
 ];
 
 impl Emulator {
@@ -36,19 +46,27 @@ impl Emulator {
         )))
     }
 
-    pub(crate) async fn create_batch(self: &Arc<Self>, model: &str, body: &[u8]) -> ApiResult<Json<Operation>> {
+    pub(crate) async fn create_batch(
+        self: &Arc<Self>,
+        model: &str,
+        body: &[u8],
+    ) -> ApiResult<Json<Operation>> {
         self.known_model(model, "batchGenerateContent")?;
         let cfg = self.config();
         let root = parse_json(body)?;
-        let root = root.as_object().ok_or_else(|| ApiError::invalid("Invalid JSON payload received. Expected an object."))?;
+        let root = root
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("Invalid JSON payload received. Expected an object."))?;
         check_known(root, &["batch"], "")?;
-        let batch = root.get("batch").and_then(Value::as_object).ok_or_else(|| {
-            ApiError::invalid("* BatchGenerateContentRequest.batch: batch is required")
-        })?;
+        let batch = root
+            .get("batch")
+            .and_then(Value::as_object)
+            .ok_or_else(|| ApiError::invalid("* BatchGenerateContentRequest.batch: batch is required"))?;
         check_known(batch, BATCH_FIELDS, "batch")?;
         let batch_v = Value::Object(batch.clone());
         let display_name = field(&batch_v, "displayName").and_then(Value::as_str).map(String::from);
-        let priority = field(&batch_v, "priority").and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()));
+        let priority =
+            field(&batch_v, "priority").and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()));
         let input_config = field(&batch_v, "inputConfig").and_then(Value::as_object).ok_or_else(|| {
             ApiError::invalid("* GenerateContentBatch.input_config: input_config is required")
         })?;
@@ -68,7 +86,7 @@ impl Emulator {
             _ => {
                 return Err(ApiError::invalid(
                     "* GenerateContentBatch.input_config: exactly one of file_name or requests must be set",
-                ))
+                ));
             }
         };
         let now = self.now_ns();
@@ -119,14 +137,16 @@ impl Emulator {
 
     /// A `fileName` input: the file must exist; its lines are counted once.
     async fn file_input(&self, name: &Value) -> ApiResult<(Input, crate::store::Scan)> {
-        let name = name.as_str().ok_or_else(|| ApiError::invalid("Invalid value at 'batch.input_config.file_name'"))?;
+        let name = name
+            .as_str()
+            .ok_or_else(|| ApiError::invalid("Invalid value at 'batch.input_config.file_name'"))?;
         let id = file_id(name).ok_or_else(|| ApiError::invalid(format!("Invalid file name {name:?}.")))?;
         let (path, cached) = {
             let mut effects = vec![];
             let mut store = lock(&self.store);
-            let f = store
-                .file(id, self.now_ns(), &mut effects)
-                .ok_or_else(|| ApiError::not_found(format!("File files/{id} not found or not accessible.")))?;
+            let f = store.file(id, self.now_ns(), &mut effects).ok_or_else(|| {
+                ApiError::not_found(format!("File files/{id} not found or not accessible."))
+            })?;
             (f.path.clone(), f.scan)
         };
         let scan = match cached {
@@ -164,7 +184,7 @@ impl Emulator {
         let now = self.now_ns();
         let store = lock(&self.store);
         let mut all: Vec<&BatchEntry> = store.batches.values().collect();
-        all.sort_by(|a, b| b.seq.cmp(&a.seq));
+        all.sort_by_key(|b| std::cmp::Reverse(b.seq));
         let (items, next) = page(&all, page_req, |b| b.seq);
         ListOperationsResponse {
             operations: items.into_iter().map(|b| b.operation(now, &cfg, false)).collect(),
@@ -225,18 +245,30 @@ impl Emulator {
         let outcome = match input {
             Input::Inline(requests) => {
                 let (responses, counts) = results::inline_results(&requests, &rules, shuffle);
-                Ok((BatchOutput { responses_file: None, inlined_responses: Some(InlinedResponses { inlined_responses: responses }) }, counts, None))
+                Ok((
+                    BatchOutput {
+                        responses_file: None,
+                        inlined_responses: Some(InlinedResponses { inlined_responses: responses }),
+                    },
+                    counts,
+                    None,
+                ))
             }
             Input::File { path, .. } => {
                 let dest = out_path.clone();
-                tokio::task::spawn_blocking(move || results::write_file_results(&path, &dest, &rules, shuffle))
-                    .await
-                    .map_err(std::io::Error::other)
-                    .and_then(|r| r)
-                    .map(|counts| {
-                        let out = BatchOutput { responses_file: Some(format!("files/{out_name}")), inlined_responses: None };
-                        (out, counts, Some(out_path.clone()))
-                    })
+                tokio::task::spawn_blocking(move || {
+                    results::write_file_results(&path, &dest, &rules, shuffle)
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
+                .map(|counts| {
+                    let out = BatchOutput {
+                        responses_file: Some(format!("files/{out_name}")),
+                        inlined_responses: None,
+                    };
+                    (out, counts, Some(out_path.clone()))
+                })
             }
         };
         let now = self.now_ns();
@@ -266,12 +298,17 @@ impl Emulator {
                     if let Some(path) = file_path {
                         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
                         let seq = store.next_seq();
-                        let entry = generated_file(&out_name, path, size, now, seq, &cfg, &self.public_base());
+                        let entry =
+                            generated_file(&out_name, path, size, now, seq, &cfg, &self.public_base());
                         store.files.insert(out_name, entry);
                     }
                 }
                 Err(e) => {
-                    b.finish(BatchState::Failed, now, Some(Status::item(Code::Internal, format!("Batch failed: {e}"))));
+                    b.finish(
+                        BatchState::Failed,
+                        now,
+                        Some(Status::item(Code::Internal, format!("Batch failed: {e}"))),
+                    );
                     effects.push(crate::store::Effect::Terminal { id: id.clone() });
                 }
             }
@@ -280,7 +317,12 @@ impl Emulator {
     }
 
     /// `/_emulator/batches/{id}/state`: force a state (tests of every path).
-    pub(crate) fn force_state(self: &Arc<Self>, id: &str, state: &BatchState, error: Option<Status>) -> ApiResult<()> {
+    pub(crate) fn force_state(
+        self: &Arc<Self>,
+        id: &str,
+        state: &BatchState,
+        error: Option<Status>,
+    ) -> ApiResult<()> {
         let cfg = self.config();
         let now = self.now_ns();
         let mut effects = vec![];
@@ -304,7 +346,9 @@ impl Emulator {
                 }
                 BatchState::Failed | BatchState::Expired => {
                     let error = match state {
-                        BatchState::Failed => Some(error.unwrap_or_else(|| Status::item(Code::Internal, format!("Batch {id} failed without error.")))),
+                        BatchState::Failed => Some(error.unwrap_or_else(|| {
+                            Status::item(Code::Internal, format!("Batch {id} failed without error."))
+                        })),
                         _ => error,
                     };
                     b.finish(state.clone(), now, error);
@@ -346,11 +390,16 @@ impl Emulator {
 }
 
 fn inline_input(requests: &Value) -> ApiResult<(Input, crate::store::Scan)> {
-    let wrapper = requests.as_object().ok_or_else(|| ApiError::invalid("Invalid value at 'batch.input_config.requests'"))?;
+    let wrapper = requests
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("Invalid value at 'batch.input_config.requests'"))?;
     check_known(wrapper, &["requests"], "batch.input_config.requests")?;
-    let list = wrapper.get("requests").and_then(Value::as_array).filter(|l| !l.is_empty()).ok_or_else(|| {
-        ApiError::invalid("* GenerateContentBatch.input_config.requests: at least one request is required")
-    })?;
+    let list =
+        wrapper.get("requests").and_then(Value::as_array).filter(|l| !l.is_empty()).ok_or_else(|| {
+            ApiError::invalid(
+                "* GenerateContentBatch.input_config.requests: at least one request is required",
+            )
+        })?;
     let mut out = Vec::with_capacity(list.len());
     let mut scan = crate::store::Scan::default();
     for (i, item) in list.iter().enumerate() {
@@ -366,7 +415,15 @@ fn inline_input(requests: &Value) -> ApiResult<(Input, crate::store::Scan)> {
     Ok((Input::Inline(out), scan))
 }
 
-fn generated_file(name: &str, path: std::path::PathBuf, size: u64, now: i64, seq: u64, cfg: &crate::config::Config, base: &str) -> FileEntry {
+fn generated_file(
+    name: &str,
+    path: std::path::PathBuf,
+    size: u64,
+    now: i64,
+    seq: u64,
+    cfg: &crate::config::Config,
+    base: &str,
+) -> FileEntry {
     let expire_ns = now + crate::clock::secs_to_ns(cfg.file_ttl_secs);
     FileEntry {
         file: File {

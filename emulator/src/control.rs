@@ -1,9 +1,9 @@
 //! `/_emulator/*`: the test-only control surface (clock, config, forced states,
 //! failing lines, faults, the request log, webhook deliveries, reset).
 
-use crate::error::{parse_json, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, parse_json};
 use crate::faults::FaultRule;
-use crate::{lock, Emulator};
+use crate::{Emulator, lock};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get, post};
@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use batchgate_core::gemini::timestamp::{format_nanos, parse_millis};
 use batchgate_core::gemini::{BatchState, Status};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -69,7 +69,8 @@ async fn set_clock(State(emu): Emu, b: Bytes) -> ApiResult<Json<Value>> {
     {
         let mut c = lock(&emu.clock);
         if let Some(now) = change.now {
-            let ms = parse_millis(&now).ok_or_else(|| ApiError::invalid(format!("now: not RFC 3339: {now:?}")))?;
+            let ms =
+                parse_millis(&now).ok_or_else(|| ApiError::invalid(format!("now: not RFC 3339: {now:?}")))?;
             c.set_now_ns(ms * 1_000_000);
         }
         if let Some(s) = change.scale {

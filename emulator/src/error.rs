@@ -89,7 +89,5 @@ pub fn parse_json(body: &[u8]) -> ApiResult<serde_json::Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid(format!("Invalid JSON payload received. {e}"))
-    })
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
 }

@@ -10,9 +10,16 @@ pub enum FaultKind {
     /// Answer with this HTTP status and a Google error envelope instead of the
     /// real response (429 carries a `RetryInfo` when `retryDelaySecs` is set).
     #[serde(rename_all = "camelCase")]
-    Status { status: u16, #[serde(default)] retry_delay_secs: Option<f64> },
+    Status {
+        status: u16,
+        #[serde(default)]
+        retry_delay_secs: Option<f64>,
+    },
     /// Never answer (until `ms` passes, an hour by default): the client must time out.
-    Hang { #[serde(default)] ms: Option<u64> },
+    Hang {
+        #[serde(default)]
+        ms: Option<u64>,
+    },
     /// Answer normally after a delay.
     Delay { ms: u64 },
     /// Answer normally but cut the body after `bytes` and break the connection.
@@ -21,7 +28,10 @@ pub enum FaultKind {
     #[serde(rename_all = "camelCase")]
     Slow { bytes_per_sec: u64 },
     /// The upload finalize answers 200 with `{"error": ...}` instead of `{"file": ...}`.
-    FinalizeError { #[serde(default)] message: Option<String> },
+    FinalizeError {
+        #[serde(default)]
+        message: Option<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -131,7 +141,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob("/v1beta/models/*:batchGenerateContent", "/v1beta/models/gemini-2.5-flash:batchGenerateContent"));
+        assert!(glob(
+            "/v1beta/models/*:batchGenerateContent",
+            "/v1beta/models/gemini-2.5-flash:batchGenerateContent"
+        ));
         assert!(glob("*", "/anything/at/all"));
         assert!(glob("/v1beta/batches/*", "/v1beta/batches/abc"));
         assert!(!glob("/v1beta/batches/*", "/v1beta/files/abc"));

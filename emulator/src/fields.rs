@@ -44,7 +44,12 @@ pub fn check_known(obj: &Map<String, Value>, allowed: &[&str], at: &str) -> Resu
             return Err(ApiError::invalid(format!(
                 "Invalid JSON payload received. Unknown name \"{key}\" at '{at}': Cannot find field."
             ))
-            .with_field_violation(at, format!("Invalid JSON payload received. Unknown name \"{key}\" at '{at}': Cannot find field.")));
+            .with_field_violation(
+                at,
+                format!(
+                    "Invalid JSON payload received. Unknown name \"{key}\" at '{at}': Cannot find field."
+                ),
+            ));
         }
     }
     Ok(())
@@ -120,7 +125,10 @@ mod tests {
     fn unknown_fields_are_named_in_the_error() {
         let err = check_generate_request(&json!({"contents": [], "bogus": 1}), "batch.request").unwrap_err();
         assert!(err.message().contains("Unknown name \"bogus\" at 'batch.request'"));
-        assert!(check_generate_request(&json!({"contents": [], "generation_config": {"temperature": 1}}), "r").is_ok());
+        assert!(
+            check_generate_request(&json!({"contents": [], "generation_config": {"temperature": 1}}), "r")
+                .is_ok()
+        );
         assert!(check_generate_request(&json!({"generationConfig": {"temprature": 1}}), "r").is_err());
     }
 }

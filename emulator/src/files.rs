@@ -3,12 +3,12 @@
 //! streamed from disk with `Range` support.
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::{page, Page};
-use crate::{lock, Emulator};
-use axum::body::Body;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use crate::http::{Page, page};
+use crate::{Emulator, lock};
 use axum::Json;
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use batchgate_core::gemini::file::file_id;
 use batchgate_core::gemini::{Code, File, FileSource, ListFilesResponse};
 use serde_json::json;
@@ -28,7 +28,10 @@ impl Emulator {
         };
         self.run_effects(effects);
         found.ok_or_else(|| {
-            ApiError::new(Code::PermissionDenied, format!("You do not have permission to access the File {id} or it may not exist."))
+            ApiError::new(
+                Code::PermissionDenied,
+                format!("You do not have permission to access the File {id} or it may not exist."),
+            )
         })
     }
 
@@ -40,9 +43,12 @@ impl Emulator {
         self.tick();
         let store = lock(&self.store);
         let mut all: Vec<_> = store.files.values().collect();
-        all.sort_by(|a, b| b.seq.cmp(&a.seq));
+        all.sort_by_key(|f| std::cmp::Reverse(f.seq));
         let (items, next) = page(&all, page_req, |f| f.seq);
-        Json(ListFilesResponse { files: items.into_iter().map(|f| f.file.clone()).collect(), next_page_token: next })
+        Json(ListFilesResponse {
+            files: items.into_iter().map(|f| f.file.clone()).collect(),
+            next_page_token: next,
+        })
     }
 
     pub(crate) fn delete_file(self: &Arc<Self>, name: &str) -> ApiResult<Json<serde_json::Value>> {
@@ -65,7 +71,11 @@ impl Emulator {
             None => (0, size, StatusCode::OK),
             Some(Some((s, e))) => (s, e, StatusCode::PARTIAL_CONTENT),
             Some(None) => {
-                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_RANGE, format!("bytes */{size}"))]).into_response())
+                return Ok((
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+                )
+                    .into_response());
             }
         };
         let mut f = tokio::fs::File::open(&path)
@@ -81,7 +91,8 @@ impl Emulator {
             .header(header::CONTENT_LENGTH, end - start)
             .header(header::ACCEPT_RANGES, "bytes");
         if status == StatusCode::PARTIAL_CONTENT {
-            resp = resp.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end.saturating_sub(1)));
+            resp =
+                resp.header(header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", end.saturating_sub(1)));
         }
         resp.body(body).map_err(|e| ApiError::new(Code::Internal, e.to_string()))
     }

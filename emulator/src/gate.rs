@@ -4,14 +4,14 @@
 
 use crate::error::ApiError;
 use crate::faults::FaultKind;
-use crate::{lock, Emulator};
+use crate::{Emulator, lock};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use batchgate_core::gemini::Code;
 use bytes::Bytes;
-use futures_util::{stream, StreamExt};
+use futures_util::{StreamExt, stream};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -66,9 +66,9 @@ fn api_key(req: &Request) -> Option<String> {
     if let Some(k) = req.headers().get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
         return Some(k.trim().to_string());
     }
-    req.uri().query().and_then(|q| {
-        q.split('&').find_map(|kv| kv.strip_prefix("key=").map(|k| k.trim().to_string()))
-    })
+    req.uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("key=").map(|k| k.trim().to_string())))
 }
 
 /// Upload chunks carry their credential in the session URL, not a key.
@@ -91,7 +91,11 @@ pub async fn gate(State(emu): State<Arc<Emulator>>, req: Request, next: Next) ->
         method: method.clone(),
         path: path.clone(),
         query: query.clone(),
-        upload_command: req.headers().get("x-goog-upload-command").and_then(|v| v.to_str().ok()).map(String::from),
+        upload_command: req
+            .headers()
+            .get("x-goog-upload-command")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from),
         api_key: key.is_some(),
         status: None,
         fault: fault.as_ref().map(|f| format!("{f:?}")),
@@ -137,7 +141,7 @@ async fn serve(
                     "Method doesn't allow unregistered callers (callers without established identity). \
                      Please use API Key or other form of API consumer identity to call this API.",
                 )
-                .into_response()
+                .into_response();
             }
             Some(k) if k != expected => {
                 return ApiError::invalid("API key not valid. Please pass a valid API key.")
@@ -147,7 +151,7 @@ async fn serve(
                         "domain": "googleapis.com",
                         "metadata": {"service": "generativelanguage.googleapis.com"}
                     }))
-                    .into_response()
+                    .into_response();
             }
             Some(_) => {}
         }
@@ -189,7 +193,9 @@ fn slow(body: Body, bytes_per_sec: u64) -> Body {
         .into_data_stream()
         .flat_map(move |chunk| {
             let pieces: Vec<Result<Bytes, axum::Error>> = match chunk {
-                Ok(c) => (0..c.len()).step_by(piece).map(|i| Ok(c.slice(i..(i + piece).min(c.len())))).collect(),
+                Ok(c) => {
+                    (0..c.len()).step_by(piece).map(|i| Ok(c.slice(i..(i + piece).min(c.len())))).collect()
+                }
                 Err(e) => vec![Err(e)],
             };
             stream::iter(pieces)

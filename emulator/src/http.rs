@@ -1,18 +1,18 @@
 //! The route table, and the small helpers the Gemini routes share.
 
-use crate::error::{parse_json, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, parse_json};
 use crate::fields::{check_generate_request, check_known};
-use crate::{control, gate, Emulator};
+use crate::{Emulator, control, gate};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use batchgate_core::gemini::Code;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -99,7 +99,13 @@ fn split_action(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-async fn upload(State(emu): Emu, uri: axum::http::Uri, Query(q): Q, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn upload(
+    State(emu): Emu,
+    uri: axum::http::Uri,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     // The session URL keeps the version the client started with.
     let session_base = format!("{}{}", emu.public_base(), uri.path());
     emu.upload(&session_base, &q, &headers, body).await
@@ -109,7 +115,12 @@ async fn list_files(State(emu): Emu, Query(q): Q) -> ApiResult<Response> {
     Ok(emu.list_files(Page::from_query(&q)?).into_response())
 }
 
-async fn get_file(State(emu): Emu, Path(name): Path<String>, Query(q): Q, headers: HeaderMap) -> ApiResult<Response> {
+async fn get_file(
+    State(emu): Emu,
+    Path(name): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     match split_action(&name) {
         (id, Some("download")) => {
             if q.get("alt").map(String::as_str) != Some("media") {
@@ -180,7 +191,10 @@ async fn model_action(State(emu): Emu, Path(action): Path<String>, body: Bytes) 
             check_known(&obj, &["contents", "generateContentRequest"], "")?;
             let request = crate::model::field(&body, "generateContentRequest").cloned().unwrap_or(body);
             let n = crate::model::prompt_tokens(&request).map_err(|e| ApiError::invalid(e.0))?;
-            Ok(Json(json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]})).into_response())
+            Ok(Json(
+                json!({"totalTokens": n, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]}),
+            )
+            .into_response())
         }
         _ => Err(ApiError::new(Code::NotFound, format!("Unknown method on models/{model}."))),
     }

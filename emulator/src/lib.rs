@@ -4,9 +4,9 @@
 //! token counts and scriptable faults for tests. Control routes live under
 //! `/_emulator/`, which is clearly not Gemini's.
 
+mod batches;
 pub mod clock;
 pub mod config;
-mod batches;
 mod control;
 pub mod error;
 pub mod faults;

@@ -63,10 +63,13 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--data-dir" => data_dir = Some(PathBuf::from(value)),
             "--config" => {
                 let text = match value.strip_prefix('@') {
-                    Some(path) => std::fs::read_to_string(path).map_err(|e| format!("--config {path}: {e}"))?,
+                    Some(path) => {
+                        std::fs::read_to_string(path).map_err(|e| format!("--config {path}: {e}"))?
+                    }
                     None => value,
                 };
-                let patch: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("--config: {e}"))?;
+                let patch: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| format!("--config: {e}"))?;
                 config = config.patched(&patch).map_err(|e| format!("--config: {e}"))?;
             }
             _ => return Err(format!("unknown option {flag}\n\n{USAGE}")),

@@ -14,7 +14,7 @@
 //! - **text**: `Emulated answer from {model} ({candidates} tokens): {first 48 prompt chars}`,
 //!   or, with `responseMimeType: application/json`, that string as `{"answer": ...}`.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Tokens charged for one media part (an image, a PDF page, an audio clip).
 pub const MEDIA_PART_TOKENS: u64 = 258;
@@ -47,10 +47,10 @@ fn parts_of(content: &Value) -> impl Iterator<Item = &Value> {
 
 /// Text and media counted over `contents` and `systemInstruction`.
 fn prompt_parts(request: &Value) -> Result<(String, u64), InvalidRequest> {
-    let contents = field(request, "contents")
-        .and_then(Value::as_array)
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| InvalidRequest("* GenerateContentRequest.contents: contents is not specified".into()))?;
+    let contents =
+        field(request, "contents").and_then(Value::as_array).filter(|c| !c.is_empty()).ok_or_else(|| {
+            InvalidRequest("* GenerateContentRequest.contents: contents is not specified".into())
+        })?;
     let mut text = String::new();
     let mut media = 0u64;
     let system = field(request, "systemInstruction");
@@ -106,9 +106,8 @@ pub fn respond(model: &str, request: &Value) -> Result<Value, InvalidRequest> {
     let (text, _) = prompt_parts(request)?;
     let preview: String = text.chars().take(48).collect();
     let mut answer = format!("Emulated answer from {model} ({} tokens): {preview}", u.candidates);
-    let mime = field(request, "generationConfig")
-        .and_then(|c| field(c, "responseMimeType"))
-        .and_then(Value::as_str);
+    let mime =
+        field(request, "generationConfig").and_then(|c| field(c, "responseMimeType")).and_then(Value::as_str);
     if mime == Some("application/json") {
         answer = json!({ "answer": answer }).to_string();
     }
@@ -145,7 +144,10 @@ mod tests {
     fn usage_follows_the_documented_formula() {
         // 40 chars → 10 prompt tokens → 15 candidates → 30 thoughts on a thinking model.
         let r = req(&"a".repeat(40));
-        assert_eq!(usage("gemini-2.5-flash", &r).unwrap(), Usage { prompt: 10, candidates: 15, thoughts: 30 });
+        assert_eq!(
+            usage("gemini-2.5-flash", &r).unwrap(),
+            Usage { prompt: 10, candidates: 15, thoughts: 30 }
+        );
         assert_eq!(usage("gemini-2.5-flash-lite", &r).unwrap().thoughts, 0);
     }
 
@@ -155,7 +157,10 @@ mod tests {
             "contents": [{"parts": [{"text": "x".repeat(400)}, {"file_data": {"file_uri": "u"}}]}],
             "generation_config": {"max_output_tokens": 7, "thinking_config": {"thinking_budget": 5}}
         });
-        assert_eq!(usage("gemini-2.5-pro", &r).unwrap(), Usage { prompt: 100 + MEDIA_PART_TOKENS, candidates: 7, thoughts: 5 });
+        assert_eq!(
+            usage("gemini-2.5-pro", &r).unwrap(),
+            Usage { prompt: 100 + MEDIA_PART_TOKENS, candidates: 7, thoughts: 5 }
+        );
     }
 
     #[test]
@@ -165,7 +170,9 @@ mod tests {
         assert_eq!(a, respond("gemini-2.5-flash", &r).unwrap());
         assert_eq!(a["usageMetadata"]["promptTokenCount"], 10);
         assert_eq!(a["usageMetadata"]["totalTokenCount"], 10 + 15 + 30);
-        assert!(a["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().contains("photosynthesis"));
+        assert!(
+            a["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().contains("photosynthesis")
+        );
     }
 
     #[test]

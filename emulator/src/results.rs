@@ -5,10 +5,10 @@ use crate::model;
 use crate::store::InlineRequest;
 use batchgate_core::gemini::{Code, InlinedResponse, Status};
 use batchgate_core::jsonl::{LineSplitter, SplitError};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::HashSet;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -51,9 +51,14 @@ impl LineRules {
         let by_rate = self.error_rate > 0.0
             && (stable_hash(self.seed, key_str) % 1_000_000) < (self.error_rate * 1_000_000.0) as u64;
         if self.fail_keys.contains(key_str) || by_rate {
-            return Err(Status { code: self.error_code, message: format!("Emulated failure for key {key_str:?}."), ..Default::default() });
+            return Err(Status {
+                code: self.error_code,
+                message: format!("Emulated failure for key {key_str:?}."),
+                ..Default::default()
+            });
         }
-        let request = request.ok_or_else(|| Status::item(Code::InvalidArgument, "Missing \"request\" field."))?;
+        let request =
+            request.ok_or_else(|| Status::item(Code::InvalidArgument, "Missing \"request\" field."))?;
         model::respond(&self.model, request).map_err(|e| Status::item(Code::InvalidArgument, e.0))
     }
 }
@@ -70,7 +75,9 @@ fn result_line(rules: &LineRules, index: u64, line: &[u8]) -> (Value, bool) {
             }
             rules.answer(index, key, obj.get("request"))
         }
-        Err(e) => Err(Status::item(Code::InvalidArgument, format!("Invalid JSON on input line {}: {e}", index + 1))),
+        Err(e) => {
+            Err(Status::item(Code::InvalidArgument, format!("Invalid JSON on input line {}: {e}", index + 1)))
+        }
     };
     let ok = outcome.is_ok();
     match outcome {
@@ -99,7 +106,11 @@ pub fn write_file_results(
         let mut on_line = |_: u64, line: &[u8]| -> std::io::Result<()> {
             let (value, ok) = result_line(rules, index, line);
             index += 1;
-            if ok { counts.ok += 1 } else { counts.failed += 1 }
+            if ok {
+                counts.ok += 1
+            } else {
+                counts.failed += 1
+            }
             let mut bytes = serde_json::to_vec(&value)?;
             bytes.push(b'\n');
             writer.write_all(&bytes)?;
@@ -146,7 +157,11 @@ fn split_io(e: SplitError<std::io::Error>) -> std::io::Error {
 }
 
 /// Inline batches answer inline; `metadata` is echoed.
-pub fn inline_results(requests: &[InlineRequest], rules: &LineRules, shuffle_seed: Option<u64>) -> (Vec<InlinedResponse>, Counts) {
+pub fn inline_results(
+    requests: &[InlineRequest],
+    rules: &LineRules,
+    shuffle_seed: Option<u64>,
+) -> (Vec<InlinedResponse>, Counts) {
     let mut counts = Counts::default();
     let mut out: Vec<InlinedResponse> = requests
         .iter()
@@ -227,21 +242,29 @@ mod tests {
         let out = dir.path().join("out.jsonl");
         let counts = write_file_results(&input, &out, &rules(), Some(42)).unwrap();
         assert_eq!(counts, Counts { ok: 49, failed: 2 });
-        let lines: Vec<Value> = std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 51);
         let keys: Vec<&str> = lines.iter().filter_map(|l| l["key"].as_str()).collect();
         assert_ne!(keys.first(), Some(&"k0"), "seed 42 shuffles the order");
         let bad = lines.iter().find(|l| l["key"] == "bad").unwrap();
         assert_eq!(bad["error"]["code"], 13);
         let k3 = lines.iter().find(|l| l["key"] == "k3").unwrap();
-        assert!(k3["response"]["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().ends_with("q3"));
+        assert!(
+            k3["response"]["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().ends_with("q3")
+        );
     }
 
     #[test]
     fn error_rate_is_deterministic_per_seed_and_near_the_rate() {
         let r = LineRules { error_rate: 0.25, seed: 7, ..rules() };
         let req = json!({"contents": [{"parts": [{"text": "x"}]}]});
-        let fails = |r: &LineRules| (0..4000).filter(|i| r.answer(0, Some(&format!("k{i}")), Some(&req)).is_err()).count();
+        let fails = |r: &LineRules| {
+            (0..4000).filter(|i| r.answer(0, Some(&format!("k{i}")), Some(&req)).is_err()).count()
+        };
         let n = fails(&r);
         assert_eq!(n, fails(&r));
         assert!((800..1200).contains(&n), "about a quarter fail: {n}");

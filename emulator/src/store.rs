@@ -6,8 +6,8 @@ use crate::clock::secs_to_ns;
 use crate::config::Config;
 use batchgate_core::gemini::timestamp::format_nanos;
 use batchgate_core::gemini::{
-    BatchMetadata, BatchOutput, BatchState, BatchStats, File, InputConfigEcho, Operation,
-    OutputEnvelope, Status, BATCH_METADATA_TYPE, BATCH_OUTPUT_TYPE,
+    BATCH_METADATA_TYPE, BATCH_OUTPUT_TYPE, BatchMetadata, BatchOutput, BatchState, BatchStats, File,
+    InputConfigEcho, Operation, OutputEnvelope, Status,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -49,7 +49,10 @@ pub enum Phase {
     Pending,
     Running,
     /// Results are being written; still RUNNING on the wire.
-    Finishing { target: BatchState, limit: Option<u64> },
+    Finishing {
+        target: BatchState,
+        limit: Option<u64>,
+    },
     Done(BatchState),
 }
 
@@ -128,10 +131,8 @@ impl BatchEntry {
         let name = format!("batches/{}", self.id);
         let state = self.state();
         let mut output = self.output.clone();
-        if !with_inline_results {
-            if let Some(o) = output.as_mut() {
-                o.inlined_responses = None;
-            }
+        if let (false, Some(o)) = (with_inline_results, output.as_mut()) {
+            o.inlined_responses = None;
         }
         let output = output.filter(|o| o.responses_file.is_some() || o.inlined_responses.is_some());
         let input_config = match &self.input {
@@ -248,9 +249,8 @@ impl Store {
     /// A fresh lowercase alphanumeric id (files use 12 chars, batches 36).
     pub fn new_id(&mut self, len: usize) -> String {
         loop {
-            let id: String = (0..len)
-                .map(|_| char::from(ID_CHARS[self.rng.random_range(0..ID_CHARS.len())]))
-                .collect();
+            let id: String =
+                (0..len).map(|_| char::from(ID_CHARS[self.rng.random_range(0..ID_CHARS.len())])).collect();
             if !self.files.contains_key(&id) && !self.batches.contains_key(&id) {
                 return id;
             }
@@ -263,10 +263,10 @@ impl Store {
 
     /// A live file (expired ones are swept here, so they are never served).
     pub fn file(&mut self, id: &str, now_ns: i64, effects: &mut Vec<Effect>) -> Option<&mut FileEntry> {
-        if self.files.get(id).is_some_and(|f| now_ns >= f.expire_ns) {
-            if let Some(f) = self.files.remove(id) {
-                effects.push(Effect::RemoveBytes(f.path));
-            }
+        if self.files.get(id).is_some_and(|f| now_ns >= f.expire_ns)
+            && let Some(f) = self.files.remove(id)
+        {
+            effects.push(Effect::RemoveBytes(f.path));
         }
         self.files.get_mut(id)
     }

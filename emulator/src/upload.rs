@@ -3,20 +3,20 @@
 //! finalize` append bytes at a checked offset, streamed straight to disk;
 //! `query` reports the bytes received so a client can resume; `cancel` drops it.
 
-use crate::error::{parse_json, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, parse_json};
 use crate::fields::check_known;
 use crate::model::field;
 use crate::store::FileEntry;
-use crate::{lock, Emulator};
+use crate::{Emulator, lock};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use batchgate_core::gemini::file::{valid_resource_id, MAX_CLIENT_ID_LEN};
+use batchgate_core::gemini::file::{MAX_CLIENT_ID_LEN, valid_resource_id};
 use batchgate_core::gemini::timestamp::format_nanos;
 use batchgate_core::gemini::{Code, ErrorEnvelope, File, FileSource, FileState};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -58,8 +58,20 @@ impl Sessions {
 }
 
 const FILE_FIELDS: &[&str] = &[
-    "name", "displayName", "mimeType", "sizeBytes", "createTime", "updateTime", "expirationTime",
-    "sha256Hash", "uri", "downloadUri", "state", "source", "error", "videoMetadata",
+    "name",
+    "displayName",
+    "mimeType",
+    "sizeBytes",
+    "createTime",
+    "updateTime",
+    "expirationTime",
+    "sha256Hash",
+    "uri",
+    "downloadUri",
+    "state",
+    "source",
+    "error",
+    "videoMetadata",
 ];
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -77,7 +89,10 @@ fn commands(h: &HeaderMap) -> Vec<String> {
 
 fn with_status(resp: impl IntoResponse, status: &str, received: Option<u64>) -> Response {
     let mut r = resp.into_response();
-    r.headers_mut().insert("x-goog-upload-status", HeaderValue::from_str(status).unwrap_or(HeaderValue::from_static("active")));
+    r.headers_mut().insert(
+        "x-goog-upload-status",
+        HeaderValue::from_str(status).unwrap_or(HeaderValue::from_static("active")),
+    );
     if let Some(n) = received {
         r.headers_mut().insert("x-goog-upload-size-received", HeaderValue::from(n));
     }
@@ -90,7 +105,13 @@ fn parse_u64(v: Option<&Value>) -> Option<u64> {
 
 impl Emulator {
     /// `session_base` is the absolute URL of the start request, without its query.
-    pub(crate) async fn upload(self: &Arc<Self>, session_base: &str, query: &HashMap<String, String>, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    pub(crate) async fn upload(
+        self: &Arc<Self>,
+        session_base: &str,
+        query: &HashMap<String, String>,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> ApiResult<Response> {
         match query.get("upload_id") {
             Some(id) => self.upload_chunk(id, headers, body).await,
             None => {
@@ -121,7 +142,11 @@ impl Emulator {
             check_known(obj, FILE_FIELDS, "file")?;
         }
         let declared = header(headers, "x-goog-upload-header-content-length")
-            .map(|v| v.parse::<u64>().map_err(|_| ApiError::invalid(format!("Invalid X-Goog-Upload-Header-Content-Length {v:?}."))))
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ApiError::invalid(format!("Invalid X-Goog-Upload-Header-Content-Length {v:?}."))
+                })
+            })
             .transpose()?
             .or_else(|| parse_u64(field(&file, "sizeBytes")));
         if declared.is_some_and(|d| d > cfg.max_file_bytes) {
@@ -139,7 +164,9 @@ impl Emulator {
             Some(n) => {
                 let id = n.strip_prefix("files/").unwrap_or(n);
                 if !valid_resource_id(id) || id.len() > MAX_CLIENT_ID_LEN {
-                    return Err(ApiError::invalid(format!("Invalid file name {n:?}: ids are [a-z0-9-], at most 40 chars.")));
+                    return Err(ApiError::invalid(format!(
+                        "Invalid file name {n:?}: ids are [a-z0-9-], at most 40 chars."
+                    )));
                 }
                 if lock(&self.store).files.contains_key(id) {
                     return Err(ApiError::http(409, format!("File files/{id} already exists.")));
@@ -174,7 +201,12 @@ impl Emulator {
         Ok(resp)
     }
 
-    async fn upload_chunk(self: &Arc<Self>, id: &str, headers: &HeaderMap, body: Body) -> ApiResult<Response> {
+    async fn upload_chunk(
+        self: &Arc<Self>,
+        id: &str,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> ApiResult<Response> {
         let session = self.uploads.get(id).ok_or_else(|| ApiError::not_found("No such upload session."))?;
         let mut s = session.lock().await;
         let cmds = commands(headers);
@@ -182,9 +214,11 @@ impl Emulator {
         match &s.phase {
             Phase::Final(file) => {
                 // A retried finalize whose answer was lost gets the same file again.
-                return Ok(with_status(axum::Json(FileReply { file: &file }), "final", Some(s.received)));
+                return Ok(with_status(axum::Json(FileReply { file }), "final", Some(s.received)));
             }
-            Phase::Cancelled => return Ok(with_status(ApiError::invalid("The upload was cancelled."), "cancelled", None)),
+            Phase::Cancelled => {
+                return Ok(with_status(ApiError::invalid("The upload was cancelled."), "cancelled", None));
+            }
             Phase::Active => {}
         }
         if has("cancel") {
@@ -209,10 +243,10 @@ impl Emulator {
             return Ok(with_status(e, "active", Some(s.received)));
         }
         let finalize = has("finalize");
-        if has("upload") {
-            if let Err(e) = self.append(&mut s, headers, body, finalize).await {
-                return Ok(with_status(e, "active", Some(s.received)));
-            }
+        if has("upload")
+            && let Err(e) = self.append(&mut s, headers, body, finalize).await
+        {
+            return Ok(with_status(e, "active", Some(s.received)));
         }
         if !finalize {
             return Ok(with_status(StatusCode::OK, "active", Some(s.received)));
@@ -222,11 +256,19 @@ impl Emulator {
 
     /// Stream one chunk onto the session's file. A broken connection keeps the
     /// bytes that arrived; a chunk that breaks a rule is rolled back whole.
-    async fn append(&self, s: &mut Session, headers: &HeaderMap, body: Body, finalize: bool) -> ApiResult<()> {
+    async fn append(
+        &self,
+        s: &mut Session,
+        headers: &HeaderMap,
+        body: Body,
+        finalize: bool,
+    ) -> ApiResult<()> {
         let cfg = self.config();
         let limit = s.declared.unwrap_or(cfg.max_file_bytes).min(cfg.max_file_bytes);
         let announced: Option<u64> = header(headers, "content-length").and_then(|v| v.parse().ok());
-        let granularity_ok = |n: u64| finalize || !cfg.enforce_chunk_granularity || n % cfg.chunk_granularity.max(1) == 0;
+        let granularity_ok = |n: u64| {
+            finalize || !cfg.enforce_chunk_granularity || n.is_multiple_of(cfg.chunk_granularity.max(1))
+        };
         if let Some(n) = announced {
             if s.received + n > limit {
                 return Err(ApiError::invalid(format!(
@@ -260,7 +302,9 @@ impl Emulator {
             };
             if s.received + bytes.len() as u64 > limit {
                 self.roll_back(s, &mut f, start).await;
-                return Err(ApiError::invalid(format!("The upload is larger than its declared size of {limit} bytes.")));
+                return Err(ApiError::invalid(format!(
+                    "The upload is larger than its declared size of {limit} bytes."
+                )));
             }
             f.write_all(&bytes).await.map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
             if let Some(h) = s.hasher.as_mut() {
@@ -270,7 +314,9 @@ impl Emulator {
         }
         f.flush().await.map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
         if let Some(e) = broke {
-            return Err(ApiError::invalid(format!("The connection broke mid-chunk ({e}); query the offset and resume.")));
+            return Err(ApiError::invalid(format!(
+                "The connection broke mid-chunk ({e}); query the offset and resume."
+            )));
         }
         if !granularity_ok(s.received - start) {
             let n = s.received - start;
@@ -291,14 +337,14 @@ impl Emulator {
 
     async fn finalize(self: &Arc<Self>, s: &mut Session) -> ApiResult<Response> {
         let cfg = self.config();
-        if let Some(d) = s.declared {
-            if s.received != d {
-                let e = ApiError::invalid(format!(
-                    "Upload size mismatch: received {} bytes but X-Goog-Upload-Header-Content-Length declared {d}.",
-                    s.received
-                ));
-                return Ok(with_status(e, "active", Some(s.received)));
-            }
+        if let Some(d) = s.declared
+            && s.received != d
+        {
+            let e = ApiError::invalid(format!(
+                "Upload size mismatch: received {} bytes but X-Goog-Upload-Header-Content-Length declared {d}.",
+                s.received
+            ));
+            return Ok(with_status(e, "active", Some(s.received)));
         }
         let injected = lock(&self.faults).take("POST", "/upload/v1beta/files", true);
         let mime_refused = cfg.allowed_mime_types.as_ref().is_some_and(|l| !l.iter().any(|m| m == &s.mime));
@@ -310,7 +356,11 @@ impl Emulator {
             };
             s.phase = Phase::Cancelled;
             let _ = tokio::fs::remove_file(&s.path).await;
-            return Ok(with_status(axum::Json(ErrorEnvelope::new(Code::InvalidArgument, message)), "final", None));
+            return Ok(with_status(
+                axum::Json(ErrorEnvelope::new(Code::InvalidArgument, message)),
+                "final",
+                None,
+            ));
         }
         let hex = match s.hasher.take() {
             Some(h) => to_hex(&h.finalize()),

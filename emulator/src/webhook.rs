@@ -9,14 +9,14 @@
 //! the exact data fields, so the batch name (enough to `GET` it) is the contract.
 
 use crate::store::BatchEntry;
-use crate::{lock, Emulator};
-use base64::engine::general_purpose::STANDARD as B64;
+use crate::{Emulator, lock};
 use base64::Engine;
-use batchgate_core::gemini::timestamp::format_nanos;
+use base64::engine::general_purpose::STANDARD as B64;
 use batchgate_core::gemini::BatchState;
+use batchgate_core::gemini::timestamp::format_nanos;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@ mod common;
 use common::*;
 use gemini_emulator::model;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 fn assert_rfc3339_nanos(v: &Value) {
@@ -48,7 +48,10 @@ async fn file_batch_goes_pending_running_succeeded_with_exact_wire_shape() {
     let out = md["output"]["responsesFile"].as_str().unwrap();
     assert_eq!(out, format!("files/batch-{}", &name["batches/".len()..]));
     assert_eq!(op["response"]["responsesFile"], out);
-    assert_eq!(op["response"]["@type"], "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput");
+    assert_eq!(
+        op["response"]["@type"],
+        "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatchOutput"
+    );
 
     let results_file: Value = emu.get(&format!("/v1beta/{out}")).await.json().await.unwrap();
     assert_eq!(results_file["source"], "GENERATED");
@@ -91,7 +94,12 @@ async fn inline_batch_answers_inline_with_metadata_and_lists_without_results() {
         {"request": {"contents": [{"parts": [{"text": "one"}]}]}, "metadata": {"key": "a"}},
         {"request": {"contents": [{"parts": [{"text": "two"}]}], "generationConfig": {"maxOutputTokens": 3}}, "metadata": {"key": "b"}}
     ]}}}});
-    let op: Value = emu.post("/v1beta/models/gemini-2.5-flash-lite:batchGenerateContent", body).await.json().await.unwrap();
+    let op: Value = emu
+        .post("/v1beta/models/gemini-2.5-flash-lite:batchGenerateContent", body)
+        .await
+        .json()
+        .await
+        .unwrap();
     let name = op["name"].as_str().unwrap().to_string();
     assert!(op["metadata"].get("inputConfig").is_none(), "inline input is not echoed");
     emu.advance(5.0).await;
@@ -113,7 +121,8 @@ async fn inline_batch_answers_inline_with_metadata_and_lists_without_results() {
 async fn shuffled_results_keep_every_key() {
     let emu = start(json!({"shuffleResults": true, "seed": 3, "pendingSecs": 0, "runningSecs": 0})).await;
     let file = emu.upload(&jsonl(40), "jsonl").await;
-    let op: Value = emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
+    let op: Value =
+        emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
     let op = emu.wait_done(op["name"].as_str().unwrap()).await;
     let lines = parse_lines(&emu.download(op["metadata"]["output"]["responsesFile"].as_str().unwrap()).await);
     let keys: Vec<String> = lines.iter().map(|l| l["key"].as_str().unwrap().to_string()).collect();
@@ -126,15 +135,20 @@ async fn shuffled_results_keep_every_key() {
 async fn per_line_errors_by_key_by_control_and_by_rate() {
     let emu = start(json!({"failKeys": ["k1"], "pendingSecs": 100, "runningSecs": 0})).await;
     let file = emu.upload(&jsonl(10), "jsonl").await;
-    let op: Value = emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
+    let op: Value =
+        emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
     let name = op["name"].as_str().unwrap().to_string();
     let id = &name["batches/".len()..];
     emu.control(&format!("/batches/{id}/fail-lines"), json!({"keys": ["k7"]})).await;
     emu.advance(100.0).await;
     let op = emu.wait_done(&name).await;
-    assert_eq!(op["metadata"]["batchStats"], json!({"requestCount": "10", "successfulRequestCount": "8", "failedRequestCount": "2"}));
+    assert_eq!(
+        op["metadata"]["batchStats"],
+        json!({"requestCount": "10", "successfulRequestCount": "8", "failedRequestCount": "2"})
+    );
     let lines = parse_lines(&emu.download(op["metadata"]["output"]["responsesFile"].as_str().unwrap()).await);
-    let failed: BTreeSet<&str> = lines.iter().filter(|l| l.get("error").is_some()).map(|l| l["key"].as_str().unwrap()).collect();
+    let failed: BTreeSet<&str> =
+        lines.iter().filter(|l| l.get("error").is_some()).map(|l| l["key"].as_str().unwrap()).collect();
     assert_eq!(failed, ["k1", "k7"].into_iter().collect());
     let err = &lines.iter().find(|l| l["key"] == "k1").unwrap()["error"];
     assert_eq!(err["code"], 13);
@@ -144,7 +158,12 @@ async fn per_line_errors_by_key_by_control_and_by_rate() {
     emu.control("/config", json!({"failKeys": [], "lineErrorRate": 0.5, "seed": 11, "pendingSecs": 0})).await;
     let mut outcomes = vec![];
     for _ in 0..2 {
-        let op: Value = emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
+        let op: Value = emu
+            .create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
         let op = emu.wait_done(op["name"].as_str().unwrap()).await;
         outcomes.push(op["metadata"]["batchStats"].clone());
     }
@@ -184,7 +203,12 @@ async fn forced_failure_expiry_stuck_pending_and_delete() {
     let emu = start(json!({"pendingSecs": 1, "runningSecs": 1})).await;
     let file = emu.upload(&jsonl(3), "jsonl").await;
     let fname = file["name"].as_str().unwrap();
-    let mk = || async { emu.create_file_batch("gemini-2.5-flash", fname).await.json::<Value>().await.unwrap()["name"].as_str().unwrap().to_string() };
+    let mk = || async {
+        emu.create_file_batch("gemini-2.5-flash", fname).await.json::<Value>().await.unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
 
     let failed = mk().await;
     emu.control(&format!("/batches/{}/state", &failed[8..]), json!({"state": "FAILED"})).await;
@@ -238,8 +262,15 @@ async fn quotas_answer_429_and_free_up_when_batches_end() {
     let fname = file["name"].as_str().unwrap();
     assert_eq!(emu.create_file_batch("gemini-2.5-flash", fname).await.status(), StatusCode::OK);
     assert_eq!(emu.create_file_batch("gemini-2.5-flash", fname).await.status(), StatusCode::OK);
-    assert_eq!(emu.create_file_batch("gemini-2.5-flash", fname).await.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(emu.create_file_batch("gemini-2.5-pro", fname).await.status(), StatusCode::OK, "the cap is per model");
+    assert_eq!(
+        emu.create_file_batch("gemini-2.5-flash", fname).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        emu.create_file_batch("gemini-2.5-pro", fname).await.status(),
+        StatusCode::OK,
+        "the cap is per model"
+    );
     let state: Value = emu.http.get(emu.url("/_emulator/state")).send().await.unwrap().json().await.unwrap();
     assert_eq!(state["enqueuedTokens"]["gemini-2.5-flash"], 20);
 }
@@ -250,12 +281,37 @@ async fn bad_batch_requests_are_named_and_create_nothing() {
     let file = emu.upload(&jsonl(1), "jsonl").await;
     let fname = file["name"].as_str().unwrap().to_string();
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
-        ("gemini-9-ultra", json!({"batch": {"inputConfig": {"fileName": fname}}}), StatusCode::NOT_FOUND, "models/gemini-9-ultra is not found"),
-        ("gemini-2.5-flash", json!({"batch": {"inputConfig": {"fileName": fname}, "colour": 1}}), StatusCode::BAD_REQUEST, "Unknown name \"colour\" at 'batch'"),
+        (
+            "gemini-9-ultra",
+            json!({"batch": {"inputConfig": {"fileName": fname}}}),
+            StatusCode::NOT_FOUND,
+            "models/gemini-9-ultra is not found",
+        ),
+        (
+            "gemini-2.5-flash",
+            json!({"batch": {"inputConfig": {"fileName": fname}, "colour": 1}}),
+            StatusCode::BAD_REQUEST,
+            "Unknown name \"colour\" at 'batch'",
+        ),
         ("gemini-2.5-flash", json!({"batch": {"displayName": "x"}}), StatusCode::BAD_REQUEST, "input_config"),
-        ("gemini-2.5-flash", json!({"batch": {"inputConfig": {"fileName": "files/nope"}}}), StatusCode::NOT_FOUND, "files/nope"),
-        ("gemini-2.5-flash", json!({"batch": {"inputConfig": {"requests": {"requests": [{"request": {"contents": [], "bogus": true}}]}}}}), StatusCode::BAD_REQUEST, "requests[0].request"),
-        ("gemini-2.5-flash", json!({"batch": {"inputConfig": {"requests": {"requests": [{"request": {"contents": [{"parts": [{"text": "x".repeat(3000)}]}]}}]}}}}), StatusCode::BAD_REQUEST, "exceeds"),
+        (
+            "gemini-2.5-flash",
+            json!({"batch": {"inputConfig": {"fileName": "files/nope"}}}),
+            StatusCode::NOT_FOUND,
+            "files/nope",
+        ),
+        (
+            "gemini-2.5-flash",
+            json!({"batch": {"inputConfig": {"requests": {"requests": [{"request": {"contents": [], "bogus": true}}]}}}}),
+            StatusCode::BAD_REQUEST,
+            "requests[0].request",
+        ),
+        (
+            "gemini-2.5-flash",
+            json!({"batch": {"inputConfig": {"requests": {"requests": [{"request": {"contents": [{"parts": [{"text": "x".repeat(3000)}]}]}}]}}}}),
+            StatusCode::BAD_REQUEST,
+            "exceeds",
+        ),
     ];
     for (model, body, status, needle) in cases {
         let r = emu.post(&format!("/v1beta/models/{model}:batchGenerateContent"), body.clone()).await;
@@ -282,11 +338,13 @@ async fn bad_batch_requests_are_named_and_create_nothing() {
 async fn realtime_generate_and_count_tokens() {
     let emu = start(json!({})).await;
     let req = json!({"contents": [{"parts": [{"text": "abcdefgh"}]}]});
-    let r: Value = emu.post("/v1beta/models/gemini-2.5-pro:generateContent", req.clone()).await.json().await.unwrap();
+    let r: Value =
+        emu.post("/v1beta/models/gemini-2.5-pro:generateContent", req.clone()).await.json().await.unwrap();
     assert_eq!(r["usageMetadata"]["promptTokenCount"], 2);
     assert_eq!(r["candidates"][0]["content"]["role"], "model");
     let c: Value = emu.post("/v1beta/models/gemini-2.5-pro:countTokens", req).await.json().await.unwrap();
     assert_eq!(c["totalTokens"], 2);
-    let r = emu.post("/v1beta/models/gemini-2.5-pro:generateContent", json!({"contents": [], "oops": 1})).await;
+    let r =
+        emu.post("/v1beta/models/gemini-2.5-pro:generateContent", json!({"contents": [], "oops": 1})).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }

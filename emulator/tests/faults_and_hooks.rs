@@ -4,7 +4,7 @@ mod common;
 use axum::http::HeaderMap;
 use common::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +17,12 @@ async fn status_faults_skip_then_fire_n_times_with_retry_info() {
     let emu = start(json!({"pendingSecs": 0, "runningSecs": 0})).await;
     let file = emu.upload(&jsonl(1), "jsonl").await;
     let fname = file["name"].as_str().unwrap();
-    add_fault(&emu, json!({"method": "POST", "path": "/v1beta/models/*:batchGenerateContent",
-        "kind": "status", "status": 429, "retryDelaySecs": 2, "skip": 1, "times": 2})).await;
+    add_fault(
+        &emu,
+        json!({"method": "POST", "path": "/v1beta/models/*:batchGenerateContent",
+        "kind": "status", "status": 429, "retryDelaySecs": 2, "skip": 1, "times": 2}),
+    )
+    .await;
     let mut statuses = vec![];
     for _ in 0..4 {
         let r = emu.create_file_batch("gemini-2.5-flash", fname).await;
@@ -30,12 +34,14 @@ async fn status_faults_skip_then_fire_n_times_with_retry_info() {
         }
     }
     assert_eq!(statuses, vec![200, 429, 429, 200]);
-    let faults: Value = emu.http.get(emu.url("/_emulator/faults")).send().await.unwrap().json().await.unwrap();
+    let faults: Value =
+        emu.http.get(emu.url("/_emulator/faults")).send().await.unwrap().json().await.unwrap();
     assert_eq!(faults["faults"][0]["fired"], 2);
 
     for status in [500u16, 503] {
         emu.http.delete(emu.url("/_emulator/faults")).send().await.unwrap();
-        add_fault(&emu, json!({"path": "/v1beta/batches/*", "kind": "status", "status": status, "times": 1})).await;
+        add_fault(&emu, json!({"path": "/v1beta/batches/*", "kind": "status", "status": status, "times": 1}))
+            .await;
         assert_eq!(emu.get("/v1beta/batches/x").await.status().as_u16(), status);
         assert_eq!(emu.get("/v1beta/batches/x").await.status(), StatusCode::NOT_FOUND, "only once");
     }
@@ -61,7 +67,8 @@ async fn hang_delay_and_removal() {
 async fn truncated_and_slow_downloads() {
     let emu = start(json!({"pendingSecs": 0, "runningSecs": 0})).await;
     let file = emu.upload(&jsonl(200), "jsonl").await;
-    let op: Value = emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
+    let op: Value =
+        emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
     let op = emu.wait_done(op["name"].as_str().unwrap()).await;
     let out = op["metadata"]["output"]["responsesFile"].as_str().unwrap().to_string();
     let full = emu.download(&out).await;
@@ -72,7 +79,8 @@ async fn truncated_and_slow_downloads() {
     assert!(r.bytes().await.is_err(), "the body breaks off: the client must notice");
     assert_eq!(emu.download(&out).await, full, "the next attempt is whole");
 
-    add_fault(&emu, json!({"path": "*:download", "kind": "slow", "bytesPerSec": full.len() * 2, "times": 1})).await;
+    add_fault(&emu, json!({"path": "*:download", "kind": "slow", "bytesPerSec": full.len() * 2, "times": 1}))
+        .await;
     let t = std::time::Instant::now();
     assert_eq!(emu.download(&out).await, full);
     assert!(t.elapsed() >= Duration::from_millis(400), "half a second of bytes at that rate");
@@ -148,9 +156,11 @@ async fn terminal_states_fire_signed_webhooks_with_retries() {
     let got = Arc::new(Mutex::new(Received { fail_first: 1, ..Default::default() }));
     let url = receiver(Arc::clone(&got)).await;
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    let emu = start(json!({"pendingSecs": 0, "runningSecs": 0, "webhook": {"url": url, "secret": secret}})).await;
+    let emu =
+        start(json!({"pendingSecs": 0, "runningSecs": 0, "webhook": {"url": url, "secret": secret}})).await;
     let file = emu.upload(&jsonl(2), "jsonl").await;
-    let op: Value = emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
+    let op: Value =
+        emu.create_file_batch("gemini-2.5-flash", file["name"].as_str().unwrap()).await.json().await.unwrap();
     let name = op["name"].as_str().unwrap().to_string();
     emu.wait_done(&name).await;
     for _ in 0..100 {
@@ -168,7 +178,8 @@ async fn terminal_states_fire_signed_webhooks_with_retries() {
     let event: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(event["type"], "batch.succeeded");
     assert_eq!(event["data"]["name"], name.as_str());
-    let deliveries: Value = emu.http.get(emu.url("/_emulator/webhooks")).send().await.unwrap().json().await.unwrap();
+    let deliveries: Value =
+        emu.http.get(emu.url("/_emulator/webhooks")).send().await.unwrap().json().await.unwrap();
     assert_eq!(deliveries["deliveries"][0]["attempts"], 2);
     assert_eq!(deliveries["deliveries"][0]["delivered"], true);
 }

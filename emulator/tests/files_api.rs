@@ -3,7 +3,7 @@
 mod common;
 use common::*;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 #[tokio::test]
@@ -79,7 +79,8 @@ async fn declared_size_is_enforced_both_ways() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "over the 2 GB cap");
-    let summary: Value = emu.http.get(emu.url("/_emulator/state")).send().await.unwrap().json().await.unwrap();
+    let summary: Value =
+        emu.http.get(emu.url("/_emulator/state")).send().await.unwrap().json().await.unwrap();
     assert_eq!(summary["files"], 0, "no failed upload became a file");
 }
 
@@ -126,13 +127,20 @@ async fn listing_pages_newest_first_and_delete_removes() {
     let emu = start(json!({})).await;
     let mut names = vec![];
     for i in 0..5 {
-        names.push(emu.upload(format!("file {i}").as_bytes(), "text/plain").await["name"].as_str().unwrap().to_string());
+        names.push(
+            emu.upload(format!("file {i}").as_bytes(), "text/plain").await["name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let p1: Value = emu.get("/v1beta/files?pageSize=3").await.json().await.unwrap();
-    let got: Vec<&str> = p1["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let got: Vec<&str> =
+        p1["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(got, vec![names[4].as_str(), names[3].as_str(), names[2].as_str()]);
     let token = p1["nextPageToken"].as_str().unwrap();
-    let p2: Value = emu.get(&format!("/v1beta/files?pageSize=3&pageToken={token}")).await.json().await.unwrap();
+    let p2: Value =
+        emu.get(&format!("/v1beta/files?pageSize=3&pageToken={token}")).await.json().await.unwrap();
     assert_eq!(p2["files"].as_array().unwrap().len(), 2);
     assert!(p2.get("nextPageToken").is_none(), "no token on the last page");
 

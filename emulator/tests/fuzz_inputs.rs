@@ -17,16 +17,31 @@ fn arb_json() -> impl Strategy<Value = Value> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop_oneof![Just("batch".to_string()), Just("inputConfig".to_string()), Just("requests".to_string()),
-                            Just("contents".to_string()), Just("parts".to_string()), Just("text".to_string()),
-                            Just("file_name".to_string()), "[a-z]{1,6}"],
-                inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+                prop_oneof![
+                    Just("batch".to_string()),
+                    Just("inputConfig".to_string()),
+                    Just("requests".to_string()),
+                    Just("contents".to_string()),
+                    Just("parts".to_string()),
+                    Just("text".to_string()),
+                    Just("file_name".to_string()),
+                    "[a-z]{1,6}"
+                ],
+                inner,
+                0..4
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
-fn check(rt: &tokio::runtime::Runtime, emu: &Emu, path: &str, body: Vec<u8>, jsonl_upload: bool) -> Result<(), TestCaseError> {
+fn check(
+    rt: &tokio::runtime::Runtime,
+    emu: &Emu,
+    path: &str,
+    body: Vec<u8>,
+    jsonl_upload: bool,
+) -> Result<(), TestCaseError> {
     let (status, text) = rt.block_on(async {
         let r = if jsonl_upload {
             let url = emu.start_upload(body.len() as u64, "jsonl", "fuzz").await;
@@ -41,7 +56,8 @@ fn check(rt: &tokio::runtime::Runtime, emu: &Emu, path: &str, body: Vec<u8>, jso
     });
     prop_assert!(status.as_u16() < 500, "{path}: {status} {text}");
     if !status.is_success() {
-        let v: Value = serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
         prop_assert_eq!(v["error"]["code"].as_u64(), Some(u64::from(status.as_u16())));
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! proto3 JSON encodes int64 as a string on output; clients send either form.
 
-use serde::{de, Deserialize, Deserializer, Serializer};
+use serde::{Deserialize, Deserializer, Serializer, de};
 
 /// Serialize as a JSON string, accept a string or a number.
 pub mod string {
@@ -46,10 +46,9 @@ impl StrOrNum {
     fn into_u64<E: de::Error>(self) -> Result<u64, E> {
         match self {
             StrOrNum::Num(n) => Ok(n),
-            StrOrNum::Str(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| E::custom(format!("expected an int64, got {s:?}"))),
+            StrOrNum::Str(s) => {
+                s.trim().parse().map_err(|_| E::custom(format!("expected an int64, got {s:?}")))
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ pub mod timestamp;
 
 pub use file::{File, FileSource, FileState, ListFilesResponse};
 pub use operation::{
-    BatchMetadata, BatchOutput, BatchStats, InlinedResponse, InlinedResponses, InputConfigEcho,
-    ListOperationsResponse, Operation, OutputEnvelope, BATCH_METADATA_TYPE, BATCH_OUTPUT_TYPE,
+    BATCH_METADATA_TYPE, BATCH_OUTPUT_TYPE, BatchMetadata, BatchOutput, BatchStats, InlinedResponse,
+    InlinedResponses, InputConfigEcho, ListOperationsResponse, Operation, OutputEnvelope,
 };
 pub use state::BatchState;
 pub use status::{Code, ErrorEnvelope, Status};

@@ -42,10 +42,7 @@ impl Operation {
 
     /// Results: `metadata.output` first (what the SDKs read), then `response`.
     pub fn output(&self) -> Option<&BatchOutput> {
-        self.metadata
-            .as_ref()
-            .and_then(|m| m.output.as_ref())
-            .or(self.response.as_ref().map(|r| &r.output))
+        self.metadata.as_ref().and_then(|m| m.output.as_ref()).or(self.response.as_ref().map(|r| &r.output))
     }
 }
 

@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BatchState {
+    #[default]
     Unspecified,
     Pending,
     Running,
@@ -33,10 +34,7 @@ impl BatchState {
 
     /// Parse either prefix, or the bare suffix (`SUCCEEDED`).
     pub fn parse(s: &str) -> BatchState {
-        let suffix = s
-            .strip_prefix("BATCH_STATE_")
-            .or_else(|| s.strip_prefix("JOB_STATE_"))
-            .unwrap_or(s);
+        let suffix = s.strip_prefix("BATCH_STATE_").or_else(|| s.strip_prefix("JOB_STATE_")).unwrap_or(s);
         match suffix {
             "UNSPECIFIED" => BatchState::Unspecified,
             "PENDING" => BatchState::Pending,
@@ -60,12 +58,6 @@ impl BatchState {
     /// PENDING or RUNNING: counts against the concurrency and enqueued-token quotas.
     pub fn is_active(&self) -> bool {
         matches!(self, BatchState::Pending | BatchState::Running)
-    }
-}
-
-impl Default for BatchState {
-    fn default() -> Self {
-        BatchState::Unspecified
     }
 }
 

@@ -115,14 +115,14 @@ impl ErrorEnvelope {
     /// The retry delay a 429 may carry in a `google.rpc.RetryInfo` detail, in ms.
     pub fn retry_delay_ms(&self) -> Option<u64> {
         self.error.details.iter().find_map(|d| {
-            let is_retry_info = d.get("@type").and_then(Value::as_str)
-                == Some("type.googleapis.com/google.rpc.RetryInfo");
+            let is_retry_info =
+                d.get("@type").and_then(Value::as_str) == Some("type.googleapis.com/google.rpc.RetryInfo");
             let delay = d.get("retryDelay")?.as_str()?;
             if !is_retry_info {
                 return None;
             }
             let secs: f64 = delay.strip_suffix('s')?.parse().ok()?;
-            (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0) as u64)
+            (secs.is_finite() && secs >= 0.0).then_some((secs * 1000.0) as u64)
         })
     }
 }
@@ -151,9 +151,8 @@ mod tests {
 
     #[test]
     fn retry_info_is_read_in_milliseconds() {
-        let e = ErrorEnvelope::new(Code::ResourceExhausted, "slow down").with_detail(
-            json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.5s"}),
-        );
+        let e = ErrorEnvelope::new(Code::ResourceExhausted, "slow down")
+            .with_detail(json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.5s"}));
         assert_eq!(e.retry_delay_ms(), Some(1500));
         assert_eq!(ErrorEnvelope::new(Code::Internal, "x").retry_delay_ms(), None);
     }

@@ -4,7 +4,7 @@
 
 use gemini_emulator::config::Config;
 use reqwest::{Client, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::time::Duration;
 
 pub const KEY: &str = "test-key";
@@ -124,7 +124,8 @@ impl Emu {
     }
 
     pub async fn requests(&self) -> Vec<Value> {
-        let v: Value = self.http.get(self.url("/_emulator/requests")).send().await.unwrap().json().await.unwrap();
+        let v: Value =
+            self.http.get(self.url("/_emulator/requests")).send().await.unwrap().json().await.unwrap();
         v["requests"].as_array().unwrap().clone()
     }
 }
