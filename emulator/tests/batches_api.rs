@@ -253,7 +253,13 @@ async fn quotas_answer_429_and_free_up_when_batches_end() {
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["status"], "RESOURCE_EXHAUSTED");
     emu.advance(20.0).await;
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for _ in 0..500 {
+        let state: Value = emu.http.get(emu.url("/_emulator/state")).send().await.unwrap().json().await.unwrap();
+        if state["batchesByState"]["BATCH_STATE_SUCCEEDED"] == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert_eq!(emu.create_file_batch("gemini-2.5-flash", fname).await.status(), StatusCode::OK);
 
     // Enqueued tokens: each line of jsonl(2) is 5 prompt tokens, so 10 per batch.

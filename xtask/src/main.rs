@@ -1,1 +1,42 @@
-fn main() {}
+//! `cargo xtask`: the project's commands. Each installs what it needs first and
+//! skips what is already in place, so a fresh machine with only Rust, Node and
+//! Python needs nothing else.
+//!
+//! - `cargo xtask dev`: build and serve everything locally (offline, on the emulator).
+//! - `cargo xtask test`: every test suite; exits non-zero if any fails.
+//! - `cargo xtask bench`: the benchmarks, written to BENCHMARKS.md.
+//! - `cargo xtask setup`: only the installs.
+
+mod bench;
+mod dev;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <dev|test|bench|setup> [options]
+  dev                  serve the emulator locally and print how to use it
+  test                 run every suite (fmt, clippy, cargo test, SDK conformance)
+  bench [--size-mb N] [--reps N]
+                       run the benchmarks and write BENCHMARKS.md
+  setup                install the tools the other commands need";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => dev::dev(rest),
+        Some("test") => test::test(rest),
+        Some("bench") => bench::bench(rest),
+        Some("setup") => setup::all().map(|_| ()),
+        _ => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

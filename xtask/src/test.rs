@@ -1,0 +1,45 @@
+//! `cargo xtask test`: every suite, in order of cost; all run even if one fails,
+//! and the summary names the failures.
+
+use crate::run::{cargo, root, step};
+use crate::setup;
+use std::process::Command;
+
+pub fn test(args: &[String]) -> Result<(), String> {
+    if let Some(a) = args.first() {
+        return Err(format!("unknown option {a}"));
+    }
+    let results: Vec<(&str, Result<(), String>)> = vec![
+        ("format", step("format check", cargo().args(["fmt", "--all", "--check"]))),
+        (
+            "clippy",
+            step(
+                "clippy (warnings are errors)",
+                cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+            ),
+        ),
+        ("cargo test", step("unit, property and HTTP tests", cargo().args(["test", "--workspace"]))),
+        ("google-genai conformance", conformance()),
+    ];
+
+    let failed: Vec<&str> = results.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| *n).collect();
+    eprintln!();
+    for (name, r) in &results {
+        eprintln!("  {} {name}", if r.is_ok() { "ok  " } else { "FAIL" });
+    }
+    println!("suites: {} passed, {} failed", results.len() - failed.len(), failed.len());
+    if failed.is_empty() { Ok(()) } else { Err(format!("failed: {}", failed.join(", "))) }
+}
+
+/// Google's Python SDK, unchanged, against the emulator binary.
+fn conformance() -> Result<(), String> {
+    let python = setup::python_venv()?;
+    step("build the emulator", cargo().args(["build", "--quiet", "-p", "gemini-emulator"]))?;
+    step(
+        "google-genai SDK against the emulator",
+        Command::new(python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "emulator/conformance"])
+            .env("GEMINI_EMULATOR_BIN", root().join("target/debug/gemini-emulator"))
+            .current_dir(root()),
+    )
+}
