@@ -254,7 +254,8 @@ async fn quotas_answer_429_and_free_up_when_batches_end() {
     assert_eq!(e["error"]["status"], "RESOURCE_EXHAUSTED");
     emu.advance(20.0).await;
     for _ in 0..500 {
-        let state: Value = emu.http.get(emu.url("/_emulator/state")).send().await.unwrap().json().await.unwrap();
+        let state: Value =
+            emu.http.get(emu.url("/_emulator/state")).send().await.unwrap().json().await.unwrap();
         if state["batchesByState"]["BATCH_STATE_SUCCEEDED"] == 2 {
             break;
         }

@@ -6,12 +6,14 @@
 //! - `cargo xtask test`: every test suite; exits non-zero if any fails.
 //! - `cargo xtask bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `cargo xtask setup`: only the installs.
+//! - `cargo xtask build-worker`: the worker wasm (what `wrangler dev/deploy` run).
 
 mod bench;
 mod dev;
 mod run;
 mod setup;
 mod test;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -20,7 +22,9 @@ const USAGE: &str = "usage: cargo xtask <dev|test|bench|setup> [options]
   test                 run every suite (fmt, clippy, cargo test, SDK conformance)
   bench [--size-mb N] [--reps N]
                        run the benchmarks and write BENCHMARKS.md
-  setup                install the tools the other commands need";
+  setup                install the tools the other commands need
+  build-worker [--force]
+                       build the worker wasm (wrangler's build command)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
         Some("test") => test::test(rest),
         Some("bench") => bench::bench(rest),
         Some("setup") => setup::all().map(|_| ()),
+        Some("build-worker") => worker::build_worker(rest),
         _ => Err(USAGE.to_string()),
     };
     match result {

@@ -1,0 +1,45 @@
+//! `cargo xtask build-worker`: worker-build with the pinned local tools (it would
+//! otherwise download wasm-bindgen, esbuild and wasm-opt from GitHub), skipped
+//! when the build output is newer than every source it depends on.
+
+use crate::run::{root, step};
+use crate::setup;
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+pub const OUTPUT: &str = "worker/build/index_bg.wasm";
+
+pub fn build_worker(args: &[String]) -> Result<(), String> {
+    let force = args.iter().any(|a| a == "--force");
+    let tools = setup::worker_tools()?;
+    let out = root().join(OUTPUT);
+    if !force && is_fresh(&out) {
+        eprintln!("worker build is up to date ({OUTPUT})");
+        return Ok(());
+    }
+    step(
+        "build the worker (wasm)",
+        Command::new(&tools.worker_build)
+            .args(["--profile", "wasm-release"])
+            .env("WASM_BINDGEN_BIN", &tools.wasm_bindgen)
+            .env("ESBUILD_BIN", &tools.esbuild)
+            .env("WASM_OPT_BIN", &tools.wasm_opt)
+            .current_dir(root().join("worker")),
+    )
+}
+
+fn newest(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path).ok()?.filter_map(|e| newest(&e.ok()?.path())).max()
+}
+
+fn is_fresh(out: &Path) -> bool {
+    let Some(built) = newest(out) else { return false };
+    let inputs =
+        ["worker/src", "worker/Cargo.toml", "core/src", "core/Cargo.toml", "Cargo.lock", "Cargo.toml"];
+    inputs.iter().filter_map(|p| newest(&root().join(p))).all(|t| t <= built)
+}
