@@ -5,4 +5,7 @@
 //! deterministically (no clock, no network, no `worker` types).
 
 pub mod gemini;
+pub mod ingest;
 pub mod jsonl;
+pub mod results;
+pub mod schedule;

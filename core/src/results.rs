@@ -1,0 +1,217 @@
+//! Reading Gemini's result lines: the key, success or error, and the token
+//! counts, without building the response body (serde skips every other field
+//! without allocating). Results are joined to requests by key, never by position.
+
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+/// Token counts of one response, or sums of many.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    pub prompt: u64,
+    pub candidates: u64,
+    pub thoughts: u64,
+    pub cached: u64,
+    pub tool_use_prompt: u64,
+    pub total: u64,
+}
+
+impl Usage {
+    pub fn add(&mut self, o: &Usage) {
+        self.prompt += o.prompt;
+        self.candidates += o.candidates;
+        self.thoughts += o.thoughts;
+        self.cached += o.cached;
+        self.tool_use_prompt += o.tool_use_prompt;
+        self.total += o.total;
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success(Usage),
+    Error {
+        code: i32,
+        message: String,
+    },
+    /// Not a result line at all (not JSON, or neither `response` nor `error`).
+    Malformed(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResultLine<'a> {
+    pub key: Option<Cow<'a, str>>,
+    pub outcome: Outcome,
+}
+
+#[derive(Deserialize)]
+struct RawLine<'a> {
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    metadata: Option<RawMetadata<'a>>,
+    #[serde(default)]
+    response: Option<RawResponse>,
+    #[serde(default)]
+    error: Option<RawError>,
+}
+
+#[derive(Deserialize)]
+struct RawMetadata<'a> {
+    #[serde(borrow, default)]
+    key: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct RawResponse {
+    #[serde(default, rename = "usageMetadata")]
+    usage: Option<RawUsage>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct RawUsage {
+    prompt_token_count: u64,
+    candidates_token_count: u64,
+    thoughts_token_count: u64,
+    cached_content_token_count: u64,
+    tool_use_prompt_token_count: u64,
+    total_token_count: u64,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    #[serde(default)]
+    code: i32,
+    #[serde(default)]
+    message: String,
+}
+
+/// Scan one result line (`{"key", "response"}` or `{"key", "error"}`; inline
+/// results carry the key in `metadata.key`).
+pub fn scan_line(line: &[u8]) -> ResultLine<'_> {
+    let raw: RawLine<'_> = match serde_json::from_slice(line) {
+        Ok(r) => r,
+        Err(e) => return ResultLine { key: None, outcome: Outcome::Malformed(e.to_string()) },
+    };
+    let key = raw.key.or_else(|| raw.metadata.and_then(|m| m.key));
+    let outcome = match (raw.response, raw.error) {
+        (Some(resp), None) => {
+            let u = resp.usage.unwrap_or_default();
+            Outcome::Success(Usage {
+                prompt: u.prompt_token_count,
+                candidates: u.candidates_token_count,
+                thoughts: u.thoughts_token_count,
+                cached: u.cached_content_token_count,
+                tool_use_prompt: u.tool_use_prompt_token_count,
+                total: u.total_token_count,
+            })
+        }
+        (None, Some(e)) => Outcome::Error { code: e.code, message: e.message },
+        _ => Outcome::Malformed("a result line has exactly one of response or error".into()),
+    };
+    ResultLine { key, outcome }
+}
+
+/// Counts and usage summed over result lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tally {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub malformed: u64,
+    pub usage: Usage,
+}
+
+impl Tally {
+    pub fn add(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Success(u) => {
+                self.succeeded += 1;
+                self.usage.add(u);
+            }
+            Outcome::Error { .. } => self.failed += 1,
+            Outcome::Malformed(_) => self.malformed += 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &Tally) {
+        self.succeeded += o.succeeded;
+        self.failed += o.failed;
+        self.malformed += o.malformed;
+        self.usage.add(&o.usage);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn reads_the_cookbook_line() {
+        let line = br#"{"key":"request_1","response":{"candidates":[{"content":{"role":"model","parts":[{"text":"AI learns."}]},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":11,"totalTokenCount":848,"thoughtsTokenCount":829,"promptTokensDetails":[{"modality":"TEXT","tokenCount":8}]},"modelVersion":"gemini-3.7-flash","responseId":"6VFk"}}"#;
+        let r = scan_line(line);
+        assert_eq!(r.key.as_deref(), Some("request_1"));
+        assert_eq!(
+            r.outcome,
+            Outcome::Success(Usage {
+                prompt: 8,
+                candidates: 11,
+                thoughts: 829,
+                total: 848,
+                ..Default::default()
+            })
+        );
+    }
+
+    #[test]
+    fn errors_escaped_keys_inline_keys_and_garbage() {
+        let r = scan_line(br#"{"error":{"code":3,"message":"bad part"},"key":"a\"b"}"#);
+        assert_eq!(r.key.as_deref(), Some("a\"b"));
+        assert_eq!(r.outcome, Outcome::Error { code: 3, message: "bad part".into() });
+        let r = scan_line(br#"{"response":{},"metadata":{"key":"inline-1"}}"#);
+        assert_eq!(r.key.as_deref(), Some("inline-1"));
+        assert!(matches!(scan_line(b"not json").outcome, Outcome::Malformed(_)));
+        assert!(matches!(scan_line(br#"{"key":"x"}"#).outcome, Outcome::Malformed(_)));
+    }
+
+    proptest! {
+        /// The scanner agrees with a full parse on every line shape it can meet.
+        #[test]
+        fn agrees_with_a_full_parse(
+            key in "[a-zA-Z0-9 \"\\\\é-]{0,12}",
+            counts in proptest::collection::vec(0u64..100_000, 4),
+            text in ".{0,40}",
+            is_error in any::<bool>(),
+        ) {
+            let line = if is_error {
+                json!({"key": key, "error": {"code": counts[0] as i64, "message": text}})
+            } else {
+                json!({"response": {"candidates": [{"content": {"parts": [{"text": text}]}}],
+                       "usageMetadata": {"promptTokenCount": counts[0], "candidatesTokenCount": counts[1],
+                                         "thoughtsTokenCount": counts[2], "totalTokenCount": counts[3]}},
+                       "key": key})
+            };
+            let bytes = serde_json::to_vec(&line).unwrap();
+            let full: Value = serde_json::from_slice(&bytes).unwrap();
+            let r = scan_line(&bytes);
+            prop_assert_eq!(r.key.as_deref(), full["key"].as_str());
+            match r.outcome {
+                Outcome::Success(u) => {
+                    prop_assert!(!is_error);
+                    prop_assert_eq!(u.prompt, full["response"]["usageMetadata"]["promptTokenCount"].as_u64().unwrap());
+                    prop_assert_eq!(u.total, counts[3]);
+                }
+                Outcome::Error { code, message } => {
+                    prop_assert!(is_error);
+                    prop_assert_eq!(i64::from(code), counts[0] as i64);
+                    prop_assert_eq!(message, text);
+                }
+                Outcome::Malformed(m) => prop_assert!(false, "{}", m),
+            }
+        }
+    }
+}
