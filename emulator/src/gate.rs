@@ -182,7 +182,11 @@ fn truncate(body: Body, limit: u64) -> Body {
         sent += take as u64;
         Ok(chunk.slice(..take))
     });
-    let s = s.chain(stream::once(async { Err::<Bytes, _>(std::io::Error::other("injected truncation")) }));
+    // Let the headers and the partial body reach the client before the break.
+    let s = s.chain(stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<Bytes, _>(std::io::Error::other("injected truncation"))
+    }));
     Body::from_stream(s)
 }
 

@@ -74,9 +74,12 @@ async fn truncated_and_slow_downloads() {
     let full = emu.download(&out).await;
 
     add_fault(&emu, json!({"path": "*:download", "kind": "truncate", "bytes": 1000, "times": 1})).await;
-    let r = emu.get(&format!("/v1beta/{out}:download?alt=media")).await;
-    assert_eq!(r.status(), StatusCode::OK, "the status line arrives before the cut");
-    assert!(r.bytes().await.is_err(), "the body breaks off: the client must notice");
+    let r = emu.http.get(emu.url(&format!("/v1beta/{out}:download?alt=media"))).header("x-goog-api-key", KEY).send().await;
+    let body = match r {
+        Ok(r) => r.bytes().await.map(|b| b.len()),
+        Err(e) => Err(e),
+    };
+    assert!(body.is_err(), "the body breaks off and the client notices: {body:?}");
     assert_eq!(emu.download(&out).await, full, "the next attempt is whole");
 
     add_fault(&emu, json!({"path": "*:download", "kind": "slow", "bytesPerSec": full.len() * 2, "times": 1}))
