@@ -34,7 +34,8 @@ pub fn test(args: &[String]) -> Result<(), String> {
 /// Google's Python SDK, unchanged, against the emulator binary.
 fn conformance() -> Result<(), String> {
     let python = setup::python_venv()?;
-    step("build the emulator", cargo().args(["build", "--quiet", "-p", "gemini-emulator"]))?;
+    // The same feature set as `cargo test --workspace`, so this reuses its build.
+    step("build the emulator", cargo().args(["build", "--quiet", "--workspace", "--all-targets"]))?;
     step(
         "google-genai SDK against the emulator",
         Command::new(python)
