@@ -74,7 +74,12 @@ async fn truncated_and_slow_downloads() {
     let full = emu.download(&out).await;
 
     add_fault(&emu, json!({"path": "*:download", "kind": "truncate", "bytes": 1000, "times": 1})).await;
-    let r = emu.http.get(emu.url(&format!("/v1beta/{out}:download?alt=media"))).header("x-goog-api-key", KEY).send().await;
+    let r = emu
+        .http
+        .get(emu.url(&format!("/v1beta/{out}:download?alt=media")))
+        .header("x-goog-api-key", KEY)
+        .send()
+        .await;
     let body = match r {
         Ok(r) => r.bytes().await.map(|b| b.len()),
         Err(e) => Err(e),
