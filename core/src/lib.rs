@@ -6,6 +6,7 @@
 
 pub mod gemini;
 pub mod ingest;
+pub mod job;
 pub mod jsonl;
 pub mod results;
 pub mod schedule;

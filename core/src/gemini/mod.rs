@@ -6,6 +6,7 @@
 //! a robust client must be (both state prefixes, int64 as string or number,
 //! unknown fields ignored).
 
+pub mod client;
 pub mod file;
 pub mod int64;
 pub mod operation;

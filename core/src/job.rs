@@ -1,0 +1,570 @@
+//! The life of one job as a sans-IO state machine.
+//!
+//! The JobObject keeps a [`Job`] in storage. On every alarm it asks
+//! [`Job::next_action`] what to do, does that one thing (a Gemini call, a slice of
+//! ingestion…), feeds the result back through [`Job::apply`], stores the job, and
+//! sets the next alarm at [`Job::next_at_ms`]. Because the phase alone says what
+//! comes next, an alarm that was cut off or delivered twice simply repeats a step:
+//! - creating a batch is the one step Gemini cannot repeat safely (a second create
+//!   is a second, paid job), so the attempt is recorded *before* the call and a
+//!   retry first looks for a batch the lost attempt may have made;
+//! - ingestion advances by slices whose cursor is stored with their results.
+
+use crate::gemini::BatchState;
+use crate::gemini::client::Failure;
+use crate::ingest::Cursor;
+use crate::results::{Tally, Usage};
+use crate::schedule::{PollPolicy, RetryPolicy};
+use serde::{Deserialize, Serialize};
+
+/// How a job ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum End {
+    Succeeded,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+/// Where a job is. Serialized into the JobObject's storage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "camelCase")]
+pub enum Phase {
+    /// Sending the input JSONL to the Files API (resumable).
+    #[serde(rename_all = "camelCase")]
+    Uploading {
+        session_url: Option<String>,
+        offset: u64,
+    },
+    /// Creating the batch. `attempts` counts creates sent; after a lost answer
+    /// (`attempts > 0`) the next step looks for the batch before creating again.
+    #[serde(rename_all = "camelCase")]
+    Creating {
+        file: String,
+        attempts: u32,
+        verified_absent: bool,
+    },
+    /// Waiting for Gemini, polling on the schedule.
+    #[serde(rename_all = "camelCase")]
+    Submitted {
+        batch: String,
+    },
+    /// Copying the results file into R2.
+    #[serde(rename_all = "camelCase")]
+    Ingesting {
+        batch: String,
+        results: String,
+        end: End,
+        cursor: Cursor,
+        size: Option<u64>,
+    },
+    /// Deleting the Gemini files we made; `tries` bounds it (they expire anyway).
+    #[serde(rename_all = "camelCase")]
+    Cleaning {
+        end: End,
+        files: Vec<String>,
+        tries: u32,
+    },
+    Done {
+        end: End,
+    },
+}
+
+/// The state users see.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum JobState {
+    Accepted,
+    Uploading,
+    Pending,
+    Running,
+    Ingesting,
+    Succeeded,
+    Failed,
+    Expired,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed | JobState::Expired | JobState::Cancelled)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Accepted => "accepted",
+            JobState::Uploading => "uploading",
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Ingesting => "ingesting",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Expired => "expired",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        [
+            JobState::Accepted,
+            JobState::Uploading,
+            JobState::Pending,
+            JobState::Running,
+            JobState::Ingesting,
+            JobState::Succeeded,
+            JobState::Failed,
+            JobState::Expired,
+            JobState::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+impl From<End> for JobState {
+    fn from(e: End) -> JobState {
+        match e {
+            End::Succeeded => JobState::Succeeded,
+            End::Failed => JobState::Failed,
+            End::Expired => JobState::Expired,
+            End::Cancelled => JobState::Cancelled,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobError {
+    pub code: String,
+    pub message: String,
+}
+
+/// Gemini's own counters, as last polled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub pending: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policy {
+    pub poll: PollPolicy,
+    pub retry: RetryPolicy,
+    /// A job not finished this long after acceptance is ended (Gemini expires
+    /// batches at 48 h; this is the backstop for invariant 1).
+    pub deadline_ms: u64,
+    /// Cleanup gives up after this many failed tries (Gemini deletes files at 48 h).
+    pub cleanup_tries: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            poll: PollPolicy::default(),
+            retry: RetryPolicy::default(),
+            deadline_ms: 72 * 3_600_000,
+            cleanup_tries: 5,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    pub id: String,
+    pub model: String,
+    pub request_count: u64,
+    pub input_bytes: u64,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+    pub submitted_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    pub phase: Phase,
+    pub gemini_state: Option<BatchState>,
+    pub batch: Option<String>,
+    pub input_file: Option<String>,
+    pub progress: Progress,
+    pub tally: Tally,
+    pub error: Option<JobError>,
+    pub cancel_requested: bool,
+    pub cancel_sent: bool,
+    /// Consecutive transient failures (reset by any success).
+    pub retries: u32,
+    pub polls: u32,
+    pub next_at_ms: u64,
+    /// Bumped on every change users can see (the ETag).
+    pub version: u64,
+}
+
+/// The one thing to do now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    Wait {
+        until_ms: u64,
+    },
+    StartUpload,
+    ContinueUpload {
+        session_url: String,
+        offset: u64,
+    },
+    /// Look for a batch named [`Job::gemini_display_name`] (a create's answer was lost).
+    FindBatch,
+    CreateBatch {
+        file: String,
+    },
+    CancelBatch {
+        batch: String,
+    },
+    PollBatch {
+        batch: String,
+    },
+    Ingest {
+        results: String,
+        cursor: Cursor,
+        size: Option<u64>,
+    },
+    DeleteFiles {
+        files: Vec<String>,
+    },
+    Finished,
+}
+
+/// What happened when an action was carried out.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    UploadStarted {
+        session_url: String,
+    },
+    UploadProgress {
+        offset: u64,
+    },
+    Uploaded {
+        file: String,
+    },
+    /// Sent before the create call, and stored: the create may now have happened.
+    CreateSending,
+    BatchFound {
+        batch: String,
+    },
+    BatchAbsent,
+    Created {
+        batch: String,
+    },
+    CancelSent,
+    Polled {
+        state: BatchState,
+        progress: Progress,
+        results_file: Option<String>,
+        error: Option<String>,
+    },
+    IngestProgress {
+        cursor: Cursor,
+        size: u64,
+    },
+    Ingested,
+    FilesDeleted,
+    Failed(Failure),
+}
+
+impl Job {
+    pub fn new(id: String, model: String, request_count: u64, input_bytes: u64, now_ms: u64) -> Job {
+        Job {
+            id,
+            model,
+            request_count,
+            input_bytes,
+            created_ms: now_ms,
+            updated_ms: now_ms,
+            submitted_ms: None,
+            finished_ms: None,
+            phase: Phase::Uploading { session_url: None, offset: 0 },
+            gemini_state: None,
+            batch: None,
+            input_file: None,
+            progress: Progress { pending: request_count, ..Progress::default() },
+            tally: Tally::default(),
+            error: None,
+            cancel_requested: false,
+            cancel_sent: false,
+            retries: 0,
+            polls: 0,
+            next_at_ms: now_ms,
+            version: 1,
+        }
+    }
+
+    /// The unique display name given to the Gemini batch (how a lost create is found).
+    pub fn gemini_display_name(&self) -> String {
+        format!("batchgate-{}", self.id)
+    }
+
+    pub fn state(&self) -> JobState {
+        match &self.phase {
+            Phase::Uploading { session_url: None, offset: 0 } => JobState::Accepted,
+            Phase::Uploading { .. } | Phase::Creating { .. } => JobState::Uploading,
+            Phase::Submitted { .. } => match self.gemini_state {
+                Some(BatchState::Running) => JobState::Running,
+                _ => JobState::Pending,
+            },
+            Phase::Ingesting { .. } => JobState::Ingesting,
+            Phase::Cleaning { end, .. } | Phase::Done { end } => JobState::from(*end),
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done { .. })
+    }
+
+    /// Usage delivered so far (what a charge is based on).
+    pub fn delivered_usage(&self) -> Usage {
+        self.tally.usage
+    }
+
+    pub fn next_action(&self, now_ms: u64) -> Action {
+        if self.is_done() {
+            return Action::Finished;
+        }
+        if now_ms < self.next_at_ms {
+            return Action::Wait { until_ms: self.next_at_ms };
+        }
+        match &self.phase {
+            Phase::Uploading { session_url: None, .. } => Action::StartUpload,
+            Phase::Uploading { session_url: Some(u), offset } => {
+                Action::ContinueUpload { session_url: u.clone(), offset: *offset }
+            }
+            Phase::Creating { attempts, verified_absent: false, .. } if *attempts > 0 => Action::FindBatch,
+            Phase::Creating { file, .. } => Action::CreateBatch { file: file.clone() },
+            Phase::Submitted { batch } if self.cancel_requested && !self.cancel_sent => {
+                Action::CancelBatch { batch: batch.clone() }
+            }
+            Phase::Submitted { batch } => Action::PollBatch { batch: batch.clone() },
+            Phase::Ingesting { results, cursor, size, .. } => {
+                Action::Ingest { results: results.clone(), cursor: cursor.clone(), size: *size }
+            }
+            Phase::Cleaning { files, .. } => Action::DeleteFiles { files: files.clone() },
+            Phase::Done { .. } => Action::Finished,
+        }
+    }
+
+    /// A user asked to cancel. Before Gemini has a batch this ends the job at
+    /// once; afterwards the next step tells Gemini and polling carries on until
+    /// Gemini reports the end (keeping whatever results it returns).
+    pub fn request_cancel(&mut self, now_ms: u64) {
+        if self.state().is_terminal() || self.cancel_requested {
+            return;
+        }
+        self.cancel_requested = true;
+        self.touch(now_ms);
+        match &self.phase {
+            Phase::Uploading { .. } | Phase::Creating { attempts: 0, .. } => {
+                let files = self.input_file.iter().cloned().collect();
+                self.finish(End::Cancelled, files, now_ms);
+            }
+            _ => self.next_at_ms = now_ms,
+        }
+    }
+
+    fn touch(&mut self, now_ms: u64) {
+        self.updated_ms = now_ms;
+        self.version += 1;
+    }
+
+    fn finish(&mut self, end: End, files: Vec<String>, now_ms: u64) {
+        self.finished_ms.get_or_insert(now_ms);
+        self.phase =
+            if files.is_empty() { Phase::Done { end } } else { Phase::Cleaning { end, files, tries: 0 } };
+        self.next_at_ms = now_ms;
+    }
+
+    fn fail(&mut self, code: &str, message: String, now_ms: u64) {
+        self.error = Some(JobError { code: code.into(), message });
+        let mut files: Vec<String> = self.input_file.iter().cloned().collect();
+        if let Phase::Ingesting { results, .. } = &self.phase {
+            files.push(results.clone());
+        }
+        self.finish(End::Failed, files, now_ms);
+    }
+
+    /// Feed back what an action produced. `rand` spreads retries and polls.
+    pub fn apply(&mut self, outcome: Outcome, now_ms: u64, rand: u64, policy: &Policy) {
+        self.touch(now_ms);
+        if !matches!(outcome, Outcome::Failed(_)) {
+            self.retries = 0;
+        }
+        match outcome {
+            Outcome::UploadStarted { session_url } => {
+                self.phase = Phase::Uploading { session_url: Some(session_url), offset: 0 };
+                self.next_at_ms = now_ms;
+            }
+            Outcome::UploadProgress { offset } => {
+                if let Phase::Uploading { offset: o, .. } = &mut self.phase {
+                    *o = offset;
+                }
+                self.next_at_ms = now_ms;
+            }
+            Outcome::Uploaded { file } => {
+                self.input_file = Some(file.clone());
+                self.phase = Phase::Creating { file, attempts: 0, verified_absent: false };
+                self.next_at_ms = now_ms;
+            }
+            Outcome::CreateSending => {
+                if let Phase::Creating { attempts, verified_absent, .. } = &mut self.phase {
+                    *attempts += 1;
+                    *verified_absent = false;
+                }
+            }
+            Outcome::BatchAbsent => {
+                if let Phase::Creating { verified_absent, .. } = &mut self.phase {
+                    *verified_absent = true;
+                }
+                if self.cancel_requested {
+                    let files = self.input_file.iter().cloned().collect();
+                    self.finish(End::Cancelled, files, now_ms);
+                }
+                self.next_at_ms = now_ms;
+            }
+            Outcome::BatchFound { batch } | Outcome::Created { batch } => {
+                self.batch = Some(batch.clone());
+                self.submitted_ms = Some(now_ms);
+                self.gemini_state = Some(BatchState::Pending);
+                self.phase = Phase::Submitted { batch };
+                self.next_at_ms = now_ms + policy.poll.next_delay_ms(0, rand);
+                if self.cancel_requested {
+                    self.next_at_ms = now_ms;
+                }
+            }
+            Outcome::CancelSent => {
+                self.cancel_sent = true;
+                self.next_at_ms = now_ms + policy.poll.first_ms;
+            }
+            Outcome::Polled { state, progress, results_file, error } => {
+                self.polls += 1;
+                self.progress = progress;
+                self.gemini_state = Some(state.clone());
+                self.on_polled(state, results_file, error, now_ms, rand, policy);
+            }
+            Outcome::IngestProgress { cursor, size } => {
+                if let Phase::Ingesting { cursor: c, size: s, .. } = &mut self.phase {
+                    self.tally = cursor.tally;
+                    *c = cursor;
+                    *s = Some(size);
+                }
+                self.next_at_ms = now_ms;
+            }
+            Outcome::Ingested => {
+                if let Phase::Ingesting { results, end, .. } = &self.phase {
+                    let mut files: Vec<String> = self.input_file.iter().cloned().collect();
+                    files.push(results.clone());
+                    let end = *end;
+                    self.finish(end, files, now_ms);
+                }
+            }
+            Outcome::FilesDeleted => {
+                if let Phase::Cleaning { end, .. } = self.phase {
+                    self.phase = Phase::Done { end };
+                }
+            }
+            Outcome::Failed(f) => self.on_failure(f, now_ms, rand, policy),
+        }
+        self.enforce_deadline(now_ms, policy);
+    }
+
+    fn on_polled(
+        &mut self,
+        state: BatchState,
+        results_file: Option<String>,
+        error: Option<String>,
+        now_ms: u64,
+        rand: u64,
+        policy: &Policy,
+    ) {
+        let Phase::Submitted { batch } = &self.phase else { return };
+        let batch = batch.clone();
+        let end = match state {
+            BatchState::Succeeded => End::Succeeded,
+            BatchState::Failed => End::Failed,
+            BatchState::Expired => End::Expired,
+            BatchState::Cancelled => End::Cancelled,
+            _ => {
+                let age = now_ms.saturating_sub(self.submitted_ms.unwrap_or(now_ms));
+                self.next_at_ms = now_ms + policy.poll.next_delay_ms(age.max(1), rand);
+                return;
+            }
+        };
+        if end != End::Succeeded {
+            let message = error.unwrap_or_else(|| format!("Gemini ended the batch as {}", state.as_wire()));
+            self.error = Some(JobError { code: format!("gemini_{}", JobState::from(end).as_str()), message });
+        }
+        match results_file {
+            Some(results) => {
+                self.phase = Phase::Ingesting { batch, results, end, cursor: Cursor::default(), size: None };
+                self.next_at_ms = now_ms;
+            }
+            None => {
+                let files = self.input_file.iter().cloned().collect();
+                self.finish(end, files, now_ms);
+            }
+        }
+    }
+
+    fn on_failure(&mut self, f: Failure, now_ms: u64, rand: u64, policy: &Policy) {
+        match f {
+            Failure::Transient { retry_after_ms, .. } => {
+                self.retries += 1;
+                self.next_at_ms = now_ms + policy.retry.delay_ms(self.retries, retry_after_ms, rand);
+                if let Phase::Cleaning { tries, end, .. } = &mut self.phase {
+                    *tries += 1;
+                    if *tries >= policy.cleanup_tries {
+                        self.phase = Phase::Done { end: *end };
+                    }
+                }
+            }
+            Failure::Permanent { status, message } => match &self.phase {
+                // A file we made is already gone: nothing left to clean.
+                Phase::Cleaning { end, .. } => self.phase = Phase::Done { end: *end },
+                Phase::Uploading { .. } => self.fail("gemini_upload_refused", message, now_ms),
+                Phase::Creating { .. } => self.fail("gemini_create_refused", message, now_ms),
+                Phase::Submitted { .. } if status == 404 => self.fail(
+                    "gemini_batch_lost",
+                    format!("Gemini no longer knows the batch: {message}"),
+                    now_ms,
+                ),
+                Phase::Submitted { .. } => {
+                    self.retries += 1;
+                    self.next_at_ms = now_ms + policy.retry.delay_ms(self.retries, None, rand);
+                }
+                Phase::Ingesting { .. } => self.fail("results_unavailable", message, now_ms),
+                Phase::Done { .. } => {}
+            },
+        }
+    }
+
+    /// Invariant 1's backstop: past the deadline, a job ends even if Gemini
+    /// never answered (as expired once Gemini had it, failed before).
+    fn enforce_deadline(&mut self, now_ms: u64, policy: &Policy) {
+        if now_ms < self.created_ms.saturating_add(policy.deadline_ms) {
+            return;
+        }
+        match &self.phase {
+            Phase::Uploading { .. } | Phase::Creating { .. } => {
+                self.fail("deadline", "Gemini could not be reached before the job's deadline".into(), now_ms)
+            }
+            Phase::Submitted { .. } => {
+                self.error = Some(JobError {
+                    code: "deadline".into(),
+                    message: "the batch outlived the job's deadline".into(),
+                });
+                let files = self.input_file.iter().cloned().collect();
+                self.finish(End::Expired, files, now_ms);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
