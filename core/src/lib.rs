@@ -10,3 +10,4 @@ pub mod job;
 pub mod jsonl;
 pub mod results;
 pub mod schedule;
+pub mod submit;

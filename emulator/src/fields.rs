@@ -2,36 +2,8 @@
 //! field the message does not have is a 400 naming it, as the real server says it.
 
 use crate::error::ApiError;
+use batchgate_core::gemini::request::{GENERATE_CONTENT_REQUEST, GENERATION_CONFIG, camel};
 use serde_json::{Map, Value};
-
-pub fn snake(camel: &str) -> String {
-    let mut out = String::with_capacity(camel.len() + 4);
-    for c in camel.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-pub fn camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Refuse fields outside `allowed` (given in camelCase); `at` names the message
 /// in the error the way Google does (`'batch.input_config'`).
@@ -55,52 +27,13 @@ pub fn check_known(obj: &Map<String, Value>, allowed: &[&str], at: &str) -> Resu
     Ok(())
 }
 
-/// `GenerateContentRequest` top-level fields.
-pub const GENERATE_CONTENT_REQUEST: &[&str] = &[
-    "model",
-    "contents",
-    "tools",
-    "toolConfig",
-    "safetySettings",
-    "systemInstruction",
-    "generationConfig",
-    "cachedContent",
-    "serviceTier",
-    "labels",
-];
-
-/// `GenerationConfig` fields.
-pub const GENERATION_CONFIG: &[&str] = &[
-    "stopSequences",
-    "responseMimeType",
-    "responseSchema",
-    "responseJsonSchema",
-    "_responseJsonSchema",
-    "responseModalities",
-    "candidateCount",
-    "maxOutputTokens",
-    "temperature",
-    "topP",
-    "topK",
-    "seed",
-    "presencePenalty",
-    "frequencyPenalty",
-    "responseLogprobs",
-    "logprobs",
-    "enableEnhancedCivicAnswers",
-    "speechConfig",
-    "thinkingConfig",
-    "imageConfig",
-    "mediaResolution",
-];
-
 /// Check a `GenerateContentRequest` and its `generationConfig`.
 pub fn check_generate_request(request: &Value, at: &str) -> Result<(), ApiError> {
     let obj = request
         .as_object()
         .ok_or_else(|| ApiError::invalid(format!("Invalid value at '{at}': expected an object")))?;
     check_known(obj, GENERATE_CONTENT_REQUEST, at)?;
-    if let Some(cfg) = crate::model::field(request, "generationConfig") {
+    if let Some(cfg) = batchgate_core::gemini::request::field(request, "generationConfig") {
         let cfg = cfg.as_object().ok_or_else(|| {
             ApiError::invalid(format!("Invalid value at '{at}.generation_config': expected an object"))
         })?;
@@ -113,13 +46,6 @@ pub fn check_generate_request(request: &Value, at: &str) -> Result<(), ApiError>
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn spellings_convert_both_ways() {
-        assert_eq!(snake("inputConfig"), "input_config");
-        assert_eq!(camel("input_config"), "inputConfig");
-        assert_eq!(camel("displayName"), "displayName");
-    }
 
     #[test]
     fn unknown_fields_are_named_in_the_error() {

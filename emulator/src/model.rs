@@ -36,10 +36,7 @@ impl Usage {
 #[derive(Debug, PartialEq, Eq)]
 pub struct InvalidRequest(pub String);
 
-/// Read a field under its camelCase or snake_case name, as the API does.
-pub fn field<'a>(obj: &'a Value, camel: &str) -> Option<&'a Value> {
-    obj.get(camel).or_else(|| obj.get(crate::fields::snake(camel).as_str()))
-}
+pub use batchgate_core::gemini::request::field;
 
 fn parts_of(content: &Value) -> impl Iterator<Item = &Value> {
     field(content, "parts").and_then(Value::as_array).into_iter().flatten()

@@ -10,6 +10,7 @@ pub mod client;
 pub mod file;
 pub mod int64;
 pub mod operation;
+pub mod request;
 pub mod state;
 pub mod status;
 pub mod timestamp;

@@ -1,0 +1,211 @@
+//! Checking a job's requests before anything is stored: every line is parsed and
+//! validated, keys are assigned where missing and must be unique, and the
+//! normalized input JSONL (`{"key", "request"}` per line, as Gemini reads it) is
+//! produced line by line so a 100 MB submission never sits in memory whole.
+
+use crate::gemini::request;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_requests: u64,
+    pub max_key_bytes: usize,
+    /// Errors reported in one answer (the count of all of them is kept).
+    pub max_reported_errors: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_requests: 100_000, max_key_bytes: 256, max_reported_errors: 50 }
+    }
+}
+
+/// One refused line: its 1-based number in the submission and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LineError {
+    pub line: u64,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Validator {
+    limits: Limits,
+    keys: HashSet<String>,
+    order: Vec<String>,
+    count: u64,
+    errors: Vec<LineError>,
+    error_count: u64,
+}
+
+/// A valid submission's facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub count: u64,
+    /// Keys in submission order.
+    pub keys: Vec<String>,
+}
+
+/// Key given to a line that has none.
+pub fn assigned_key(line: u64) -> String {
+    format!("line-{line}")
+}
+
+impl Validator {
+    pub fn new(limits: Limits) -> Validator {
+        Validator { limits, keys: HashSet::new(), order: vec![], count: 0, errors: vec![], error_count: 0 }
+    }
+
+    fn refuse(&mut self, line: u64, message: String) {
+        self.error_count += 1;
+        if self.errors.len() < self.limits.max_reported_errors {
+            self.errors.push(LineError { line, message });
+        }
+    }
+
+    /// An NDJSON line: `{"key"?: string, "request": GenerateContentRequest}`.
+    pub fn line(&mut self, line: u64, bytes: &[u8]) -> Option<Vec<u8>> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) => self.item(line, v),
+            Err(e) => {
+                self.refuse(line, format!("not valid JSON: {e}"));
+                None
+            }
+        }
+    }
+
+    /// One request object (a line, or an element of `requests` in a JSON body).
+    /// Returns the normalized input line (with its newline) when valid.
+    pub fn item(&mut self, line: u64, item: Value) -> Option<Vec<u8>> {
+        self.count += 1;
+        if self.count > self.limits.max_requests {
+            if self.count == self.limits.max_requests + 1 {
+                let max = self.limits.max_requests;
+                self.refuse(line, format!("more than {max} requests in one job"));
+            }
+            return None;
+        }
+        let Value::Object(mut obj) = item else {
+            self.refuse(line, "each line must be a JSON object {\"key\", \"request\"}".into());
+            return None;
+        };
+        if let Some(k) = obj.keys().find(|k| *k != "key" && *k != "request") {
+            let k = k.clone();
+            self.refuse(line, format!("unknown field \"{k}\" (expected \"key\" and \"request\")"));
+            return None;
+        }
+        let key = match obj.remove("key") {
+            None | Some(Value::Null) => assigned_key(line),
+            Some(Value::String(k)) if k.is_empty() => {
+                self.refuse(line, "key must not be empty".into());
+                return None;
+            }
+            Some(Value::String(k)) if k.len() > self.limits.max_key_bytes => {
+                self.refuse(line, format!("key is longer than {} bytes", self.limits.max_key_bytes));
+                return None;
+            }
+            Some(Value::String(k)) => k,
+            Some(_) => {
+                self.refuse(line, "key must be a string".into());
+                return None;
+            }
+        };
+        let Some(req) = obj.remove("request") else {
+            self.refuse(line, "\"request\" is required".into());
+            return None;
+        };
+        if let Err(e) = request::validate(&req) {
+            self.refuse(line, e);
+            return None;
+        }
+        if !self.keys.insert(key.clone()) {
+            self.refuse(line, format!("duplicate key \"{key}\""));
+            return None;
+        }
+        let mut out = serde_json::to_vec(&json!({"key": key, "request": req})).ok()?;
+        out.push(b'\n');
+        self.order.push(key);
+        Some(out)
+    }
+
+    /// A line the splitter refused (too long).
+    pub fn unreadable(&mut self, line: u64, message: String) {
+        self.count += 1;
+        self.refuse(line, message);
+    }
+
+    /// The verdict, with every key in order when the submission is valid.
+    pub fn finish(self) -> Result<Summary, (u64, Vec<LineError>)> {
+        if self.count == 0 {
+            return Err((1, vec![LineError { line: 0, message: "the job has no requests".into() }]));
+        }
+        if self.error_count > 0 {
+            return Err((self.error_count, self.errors));
+        }
+        Ok(Summary { count: self.count, keys: self.order })
+    }
+}
+
+/// The key of a normalized line produced by [`Validator::item`].
+pub fn key_of(normalized: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct K {
+        key: String,
+    }
+    serde_json::from_slice::<K>(normalized).ok().map(|k| k.key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_line(key: Option<&str>) -> Vec<u8> {
+        let req = json!({"contents": [{"parts": [{"text": "hi"}]}]});
+        let v = match key {
+            Some(k) => json!({"key": k, "request": req}),
+            None => json!({"request": req}),
+        };
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    #[test]
+    fn valid_lines_are_normalized_and_keys_assigned() {
+        let mut v = Validator::new(Limits::default());
+        let a = v.line(1, &ok_line(Some("a"))).unwrap();
+        let b = v.line(2, &ok_line(None)).unwrap();
+        assert_eq!(key_of(&a).as_deref(), Some("a"));
+        assert_eq!(key_of(&b).as_deref(), Some("line-2"));
+        assert!(a.ends_with(b"\n"));
+        let summary = v.finish().unwrap();
+        assert_eq!(summary.keys, vec!["a", "line-2"]);
+    }
+
+    #[test]
+    fn every_bad_line_is_named() {
+        let mut v = Validator::new(Limits::default());
+        v.line(1, &ok_line(Some("a")));
+        v.line(2, &ok_line(Some("a")));
+        v.line(3, b"{nope");
+        v.line(4, br#"{"key":"b","request":{"contents":[]}}"#);
+        v.line(5, br#"{"key":"c","request":{"contents":[{"parts":[{"text":"x"}]}]},"extra":1}"#);
+        v.line(6, br#"{"key":7,"request":{}}"#);
+        let (count, errors) = v.finish().unwrap_err();
+        assert_eq!(count, 5);
+        let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, vec![2, 3, 4, 5, 6]);
+        assert!(errors[0].message.contains("duplicate key \"a\""));
+        assert!(errors[2].message.contains("contents"));
+    }
+
+    #[test]
+    fn limits_hold() {
+        let mut v = Validator::new(Limits { max_requests: 2, max_key_bytes: 3, max_reported_errors: 1 });
+        v.line(1, &ok_line(Some("long-key")));
+        v.line(2, &ok_line(Some("a")));
+        v.line(3, &ok_line(Some("b")));
+        let (count, errors) = v.finish().unwrap_err();
+        assert_eq!(count, 2, "the long key and the third request");
+        assert_eq!(errors.len(), 1, "only max_reported_errors are listed");
+        assert!(Validator::new(Limits::default()).finish().is_err(), "an empty job is refused");
+    }
+}
