@@ -120,10 +120,8 @@ pub fn validate(request: &Value) -> Result<(), String> {
         if let Some(k) = unknown_field(cfg_obj, GENERATION_CONFIG) {
             return Err(format!("unknown field \"{k}\" in generationConfig"));
         }
-        if let Some(m) = field(cfg, "maxOutputTokens") {
-            if !m.as_u64().is_some_and(|m| m >= 1) {
-                return Err("generationConfig.maxOutputTokens must be a positive integer".into());
-            }
+        if field(cfg, "maxOutputTokens").is_some_and(|m| m.as_u64().is_none_or(|m| m < 1)) {
+            return Err("generationConfig.maxOutputTokens must be a positive integer".into());
         }
     }
     Ok(())
@@ -146,10 +144,8 @@ fn check_content(content: &Value, at: &str) -> Result<(), String> {
         if let Some(k) = unknown_field(p, PART) {
             return Err(format!("unknown field \"{k}\" in {at}.parts[{j}]"));
         }
-        if let Some(t) = field(part, "text") {
-            if !t.is_string() {
-                return Err(format!("{at}.parts[{j}].text must be a string"));
-            }
+        if field(part, "text").is_some_and(|t| !t.is_string()) {
+            return Err(format!("{at}.parts[{j}].text must be a string"));
         }
     }
     Ok(())
