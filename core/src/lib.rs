@@ -11,3 +11,4 @@ pub mod jsonl;
 pub mod results;
 pub mod schedule;
 pub mod submit;
+pub mod view;

@@ -1,0 +1,124 @@
+//! What users see of a job (`GET /v1/jobs/:id`), built from the stored [`Job`].
+//! Shared with the SDK, so both sides agree on every field.
+
+use crate::gemini::timestamp::format_nanos;
+use crate::job::{Job, JobError, JobState, Phase};
+use crate::results::Usage;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub pending: u64,
+    /// Requests Gemini returned no result for (counted as failed too).
+    pub missing: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    pub id: String,
+    pub state: JobState,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+    pub request_count: u64,
+    pub counts: Counts,
+    pub usage: Usage,
+    pub created_at: String,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<JobError>,
+    pub cancel_requested: bool,
+    /// Results can be read (all of them, or as many as Gemini returned).
+    pub results_ready: bool,
+    pub version: u64,
+}
+
+/// Facts about a job kept beside its state machine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobMeta {
+    pub display_name: Option<String>,
+    pub metadata: Option<Value>,
+    pub missing: u64,
+}
+
+fn ts(ms: u64) -> String {
+    format_nanos((ms as i64).saturating_mul(1_000_000))
+}
+
+impl JobView {
+    pub fn of(job: &Job, meta: &JobMeta) -> JobView {
+        let state = job.state();
+        let ingested = matches!(job.phase, Phase::Cleaning { .. } | Phase::Done { .. }) && job.tally != Default::default();
+        let counts = if ingested || state.is_terminal() {
+            let failed = job.tally.failed + job.tally.malformed + meta.missing;
+            let done = job.tally.succeeded + failed;
+            Counts {
+                succeeded: job.tally.succeeded,
+                failed,
+                pending: job.request_count.saturating_sub(done),
+                missing: meta.missing,
+            }
+        } else {
+            Counts {
+                succeeded: job.progress.succeeded,
+                failed: job.progress.failed,
+                pending: job.progress.pending,
+                missing: 0,
+            }
+        };
+        JobView {
+            id: job.id.clone(),
+            state,
+            model: job.model.clone(),
+            display_name: meta.display_name.clone(),
+            metadata: meta.metadata.clone(),
+            request_count: job.request_count,
+            counts,
+            usage: job.tally.usage,
+            created_at: ts(job.created_ms),
+            updated_at: ts(job.updated_ms),
+            submitted_at: job.submitted_ms.map(ts),
+            finished_at: job.finished_ms.map(ts),
+            error: job.error.clone(),
+            cancel_requested: job.cancel_requested,
+            results_ready: ingested,
+            version: job.version,
+        }
+    }
+
+    /// A strong ETag: the job id and its version.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.id, self.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_job_is_accepted_with_everything_pending() {
+        let job = Job::new("j".into(), "gemini-2.5-flash".into(), 3, 10, 1_765_391_221_407);
+        let v = JobView::of(&job, &JobMeta::default());
+        assert_eq!(v.state, JobState::Accepted);
+        assert_eq!(v.counts, Counts { pending: 3, ..Counts::default() });
+        assert_eq!(v.created_at, "2025-12-10T18:27:01.407000000Z");
+        assert!(!v.results_ready);
+        assert_eq!(v.etag(), "\"j-1\"");
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["state"], "accepted");
+        assert!(json.get("error").is_none());
+    }
+}
