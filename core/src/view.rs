@@ -60,7 +60,8 @@ fn ts(ms: u64) -> String {
 impl JobView {
     pub fn of(job: &Job, meta: &JobMeta) -> JobView {
         let state = job.state();
-        let ingested = matches!(job.phase, Phase::Cleaning { .. } | Phase::Done { .. }) && job.tally != Default::default();
+        let ingested = matches!(job.phase, Phase::Cleaning { .. } | Phase::Done { .. })
+            && job.tally != Default::default();
         let counts = if ingested || state.is_terminal() {
             let failed = job.tally.failed + job.tally.malformed + meta.missing;
             let done = job.tally.succeeded + failed;

@@ -1,4 +1,5 @@
-//! One error shape everywhere: `{"error": {"code", "message", "details"?}}`.
+//! One error shape everywhere: `{"error": {"code", "message", "details"?}}`
+//! with the matching HTTP status.
 
 use serde::Serialize;
 use worker::{Response, Result};
@@ -23,6 +24,10 @@ impl ApiError {
         ApiError { status, code, message: message.into(), details: None }
     }
 
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(400, code, message)
+    }
+
     pub fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(404, "not_found", message)
     }
@@ -31,7 +36,18 @@ impl ApiError {
         ApiError::new(500, "internal", message)
     }
 
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Some(details);
+        self
+    }
+
     pub fn into_response(self) -> Result<Response> {
         Ok(Response::from_json(&Envelope { error: &self })?.with_status(self.status))
+    }
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError::internal(e.to_string())
     }
 }

@@ -1,0 +1,68 @@
+//! The worker ↔ Durable Object protocol: JSON over `stub.fetch`, with the
+//! caller's account in a header so the object can refuse other accounts.
+
+use crate::errors::ApiError;
+use crate::job_store;
+use batchgate_core::view::JobView;
+use serde::{Deserialize, Serialize};
+use worker::{Headers, Method, Request, RequestInit, Response, Result, Stub};
+
+pub const ACCOUNT_HEADER: &str = "x-batchgate-account";
+
+pub fn json<T: Serialize>(v: &T) -> Result<Response> {
+    Response::from_json(v)
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Created {
+    pub created: bool,
+    pub view: JobView,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Located {
+    pub ready: bool,
+    pub line: Option<job_store::Located>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct Page {
+    pub ready: bool,
+    pub lines: Vec<job_store::Located>,
+}
+
+/// Call an object's internal route as `account`.
+pub async fn call(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    account: &str,
+    body: Option<String>,
+) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set(ACCOUNT_HEADER, account)?;
+    headers.set("content-type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(headers).with_body(body.map(Into::into));
+    stub.fetch_with_request(Request::new_with_init(&format!("https://object{path}"), &init)?).await
+}
+
+/// Call and decode a 200 answer; a 404 from the object is `None`.
+pub async fn call_json<T: for<'de> Deserialize<'de>>(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    account: &str,
+    body: Option<String>,
+) -> std::result::Result<Option<T>, ApiError> {
+    let mut resp =
+        call(stub, method, path, account, body).await.map_err(|e| ApiError::internal(e.to_string()))?;
+    match resp.status_code() {
+        200 => resp.json().await.map(Some).map_err(|e| ApiError::internal(e.to_string())),
+        404 => Ok(None),
+        s => {
+            let text = resp.text().await.unwrap_or_default();
+            Err(ApiError::internal(format!("internal call {path} answered {s}: {text}")))
+        }
+    }
+}

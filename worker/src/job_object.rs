@@ -1,0 +1,254 @@
+//! `JobObject`: one Durable Object per job. It owns the job's state (SQLite) and
+//! drives it with its alarm: each pass asks the core state machine for the next
+//! action, performs it (`steps.rs`), re-reads the job, applies the outcome and
+//! stores it before the next step. Requests to the object (view, cancel, delete,
+//! result lookups) re-arm a missing or overdue alarm, because local workerd drops
+//! alarms that came due while it was down.
+
+use crate::config::{Settings, gemini_key};
+use crate::errors::ApiError;
+use crate::gemini::Gemini;
+use crate::job_store::Store;
+use crate::steps::{self, StepResult};
+use crate::{account_index, internal};
+use batchgate_core::job::{Action, Job, Outcome};
+use batchgate_core::view::{JobMeta, JobView};
+use serde::Deserialize;
+use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
+
+/// How long one alarm keeps stepping before it hands over to a fresh alarm.
+const ALARM_BUDGET_MS: u64 = 20_000;
+/// An alarm this far in the past is considered lost and re-armed.
+const OVERDUE_MS: i64 = 30_000;
+
+#[durable_object]
+pub struct JobObject {
+    state: State,
+    env: Env,
+}
+
+pub fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
+fn rand() -> u64 {
+    (js_sys::Math::random() * u64::MAX as f64) as u64
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Init {
+    pub id: String,
+    pub account: String,
+    pub model: String,
+    pub request_count: u64,
+    pub input_bytes: u64,
+    pub input_key: String,
+    pub display_name: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    pub keys: Vec<String>,
+}
+
+/// Names of the R2 objects a job owns.
+pub fn results_key(id: &str) -> String {
+    format!("jobs/{id}/results.jsonl")
+}
+
+impl JobObject {
+    fn store(&self) -> Result<Store> {
+        Store::new(self.state.storage().sql())
+    }
+
+    fn settings(&self) -> Settings {
+        Settings::from_env(&self.env)
+    }
+
+    fn gemini(&self, s: &Settings) -> Gemini {
+        Gemini::new(s.gemini.clone(), gemini_key(&self.env), s.gemini_timeout_ms)
+    }
+
+    async fn ensure_alarm(&self, job: &Job) -> Result<()> {
+        if job.is_done() {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        let due = match storage.get_alarm().await? {
+            None => true,
+            Some(at) => at < now_ms() as i64 - OVERDUE_MS,
+        };
+        if due {
+            storage.set_alarm(job.next_at_ms.max(now_ms()) as i64 - now_ms() as i64).await?;
+        }
+        Ok(())
+    }
+
+    async fn view(&self, store: &Store, job: &Job) -> Result<JobView> {
+        let _ = self;
+        Ok(JobView::of(job, &store.meta()?))
+    }
+
+    async fn init(&self, store: &Store, init: Init) -> Result<Response> {
+        if let Some(job) = store.job()? {
+            // An idempotent retry: the first submission stands.
+            let view = self.view(store, &job).await?;
+            return internal::json(&internal::Created { created: false, view });
+        }
+        let job =
+            Job::new(init.id.clone(), init.model.clone(), init.request_count, init.input_bytes, now_ms());
+        let meta = JobMeta { display_name: init.display_name, metadata: init.metadata, missing: 0 };
+        store.insert_inputs(&init.keys)?;
+        store.put("account", &init.account)?;
+        store.put("inputKey", &init.input_key)?;
+        store.put("meta", &meta)?;
+        store.save_job(&job)?;
+        self.state.storage().set_alarm(0).await?;
+        account_index::record(&self.env, &init.account, &job, &meta).await;
+        let view = JobView::of(&job, &meta);
+        internal::json(&internal::Created { created: true, view })
+    }
+
+    /// Step the job until it must wait, ends, or uses up this alarm's budget.
+    async fn run(&self) -> Result<()> {
+        let store = self.store()?;
+        let settings = self.settings();
+        let gemini = self.gemini(&settings);
+        let started = now_ms();
+        loop {
+            let Some(mut job) = store.job()? else { return Ok(()) };
+            let now = now_ms();
+            let action = job.next_action(now);
+            match action {
+                Action::Finished => return Ok(()),
+                Action::Wait { until_ms } => {
+                    self.state.storage().set_alarm(until_ms as i64 - now as i64).await?;
+                    return Ok(());
+                }
+                _ if now.saturating_sub(started) > ALARM_BUDGET_MS => {
+                    self.state.storage().set_alarm(0).await?;
+                    return Ok(());
+                }
+                _ => {}
+            }
+            let state_before = job.state();
+            if matches!(action, Action::CreateBatch { .. }) {
+                // Recorded before the call: if the answer is lost, the next try looks first.
+                job.apply(Outcome::CreateSending, now, rand(), &settings.policy);
+                store.save_job(&job)?;
+            }
+            let phase_before = job.phase.clone();
+            let result: StepResult = steps::run(&self.env, &store, &gemini, &settings, &job, action).await;
+            // Re-read: a cancel or delete may have landed while we were waiting on I/O.
+            let Some(mut fresh) = store.job()? else { return Ok(()) };
+            if fresh.phase != phase_before {
+                continue;
+            }
+            if let Some(slice) = &result.slice {
+                store.record_slice(&slice.records, slice.part_number, &slice.etag)?;
+            }
+            fresh.apply(result.outcome, now_ms(), rand(), &settings.policy);
+            if fresh.is_done() && fresh.state() != state_before {
+                let mut meta = store.meta()?;
+                meta.missing = store.missing_count()?;
+                store.put("meta", &meta)?;
+            }
+            store.save_job(&fresh)?;
+            if fresh.state() != state_before
+                && let Some(account) = store.get::<String>("account")?
+            {
+                account_index::record(&self.env, &account, &fresh, &store.meta()?).await;
+            }
+        }
+    }
+
+    async fn owned(&self, store: &Store, req: &Request) -> Result<Option<Job>> {
+        let account = req.headers().get(internal::ACCOUNT_HEADER)?.unwrap_or_default();
+        let owner: Option<String> = store.get("account")?;
+        if owner.as_deref() != Some(account.as_str()) {
+            return Ok(None);
+        }
+        store.job()
+    }
+
+    async fn route(&self, mut req: Request) -> Result<Response> {
+        let store = self.store()?;
+        let path = req.path();
+        if path == "/init" {
+            let init: Init = req.json().await?;
+            return self.init(&store, init).await;
+        }
+        let Some(job) = self.owned(&store, &req).await? else {
+            return ApiError::not_found("no such job").into_response();
+        };
+        self.ensure_alarm(&job).await?;
+        let url = req.url()?;
+        let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        match path.as_str() {
+            "/view" => internal::json(&self.view(&store, &job).await?),
+            "/cancel" => {
+                let mut job = job;
+                job.request_cancel(now_ms());
+                store.save_job(&job)?;
+                self.state.storage().set_alarm(0).await?;
+                let view = self.view(&store, &job).await?;
+                if let Some(account) = store.get::<String>("account")? {
+                    account_index::record(&self.env, &account, &job, &store.meta()?).await;
+                }
+                internal::json(&view)
+            }
+            "/delete" => {
+                let settings = self.settings();
+                steps::purge(&self.env, &store, &self.gemini(&settings), &job).await;
+                if let Some(account) = store.get::<String>("account")? {
+                    account_index::remove(&self.env, &account, &job.id).await;
+                }
+                store.clear()?;
+                let _ = self.state.storage().delete_alarm().await;
+                internal::json(&serde_json::json!({"id": job.id, "deleted": true}))
+            }
+            "/locate" => {
+                let key = q("key").unwrap_or_default();
+                internal::json(&internal::Located {
+                    ready: JobView::of(&job, &store.meta()?).results_ready,
+                    line: store.by_key(&key)?,
+                })
+            }
+            "/page" => {
+                let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
+                let failed = q("failed").is_some();
+                internal::json(&internal::Page {
+                    ready: JobView::of(&job, &store.meta()?).results_ready,
+                    lines: store.page(after, limit, failed)?,
+                })
+            }
+            "/missing" => {
+                let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(1000).clamp(1, 10_000);
+                internal::json(&store.missing_keys(after, limit)?)
+            }
+            _ => ApiError::not_found(format!("no internal route {path}")).into_response(),
+        }
+    }
+}
+
+impl DurableObject for JobObject {
+    fn new(state: State, env: Env) -> Self {
+        JobObject { state, env }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        match self.route(req).await {
+            Ok(r) => Ok(r),
+            Err(e) => ApiError::internal(format!("job object: {e}")).into_response(),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if let Err(e) = self.run().await {
+            // Retry soon; the step that failed repeats (every step is idempotent).
+            worker::console_error!("job alarm failed: {e}");
+            self.state.storage().set_alarm(5_000).await?;
+        }
+        Response::ok("")
+    }
+}

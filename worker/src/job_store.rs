@@ -1,0 +1,202 @@
+//! The JobObject's SQLite tables. Writes that must land together are issued
+//! with no `await` between them, which Durable Objects commit atomically.
+//!
+//! - `meta(k, v)`: the job's state machine (`job`), its extra facts (`meta`),
+//!   owner (`account`), R2 keys and the results multipart upload id.
+//! - `inputs(line, key)`: the submitted keys, to find the ones Gemini skipped.
+//! - `results(number, key, offset, len, ok, code, …)`: one row per result line,
+//!   where it sits in the R2 results object and what it says.
+//! - `parts(number, etag)`: stored parts of the results multipart upload.
+
+use batchgate_core::ingest::LineRecord;
+use batchgate_core::job::Job;
+use batchgate_core::results::Outcome;
+use batchgate_core::view::JobMeta;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use worker::{Result, SqlStorage, SqlStorageValue};
+
+pub struct Store {
+    sql: SqlStorage,
+}
+
+#[derive(Deserialize)]
+struct Text {
+    v: String,
+}
+
+#[derive(Deserialize)]
+struct Count {
+    n: i64,
+}
+
+/// Where one result line is in the stored object.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct Located {
+    pub number: i64,
+    pub rkey: Option<String>,
+    pub pos: i64,
+    pub len: i64,
+    pub ok: i64,
+}
+
+fn int(v: u64) -> SqlStorageValue {
+    SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+impl Store {
+    pub fn new(sql: SqlStorage) -> Result<Store> {
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS inputs (line INTEGER PRIMARY KEY, rkey TEXT NOT NULL UNIQUE)",
+            "CREATE TABLE IF NOT EXISTS results (number INTEGER PRIMARY KEY, rkey TEXT, pos INTEGER NOT NULL, \
+             len INTEGER NOT NULL, ok INTEGER NOT NULL, code INTEGER, prompt INTEGER, candidates INTEGER, \
+             thoughts INTEGER, total INTEGER)",
+            "CREATE INDEX IF NOT EXISTS results_rkey ON results (rkey)",
+            "CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL)",
+        ] {
+            sql.exec(ddl, None)?;
+        }
+        Ok(Store { sql })
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, k: &str) -> Result<Option<T>> {
+        let rows: Vec<Text> = self.sql.exec("SELECT v FROM meta WHERE k = ?", vec![k.into()])?.to_array()?;
+        match rows.into_iter().next() {
+            Some(t) => Ok(Some(serde_json::from_str(&t.v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put<T: Serialize>(&self, k: &str, v: &T) -> Result<()> {
+        let text = serde_json::to_string(v)?;
+        self.sql.exec("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", vec![k.into(), text.into()])?;
+        Ok(())
+    }
+
+    pub fn job(&self) -> Result<Option<Job>> {
+        self.get("job")
+    }
+
+    pub fn save_job(&self, job: &Job) -> Result<()> {
+        self.put("job", job)
+    }
+
+    pub fn meta(&self) -> Result<JobMeta> {
+        Ok(self.get("meta")?.unwrap_or_default())
+    }
+
+    /// Record the submitted keys (50 rows a statement: SQLite's bound-parameter cap is 100).
+    pub fn insert_inputs(&self, keys: &[String]) -> Result<()> {
+        for (chunk_no, chunk) in keys.chunks(50).enumerate() {
+            let placeholders = vec!["(?, ?)"; chunk.len()].join(", ");
+            let mut params = Vec::with_capacity(chunk.len() * 2);
+            for (i, k) in chunk.iter().enumerate() {
+                params.push(int((chunk_no * 50 + i + 1) as u64));
+                params.push(k.as_str().into());
+            }
+            self.sql
+                .exec(&format!("INSERT OR IGNORE INTO inputs (line, rkey) VALUES {placeholders}"), params)?;
+        }
+        Ok(())
+    }
+
+    /// A slice's rows and its part, replacing any earlier attempt at the same slice.
+    pub fn record_slice(&self, records: &[LineRecord], part_number: u64, etag: &str) -> Result<()> {
+        for r in records {
+            let (ok, code, u) = match &r.outcome {
+                Outcome::Success(u) => (1, None, Some(*u)),
+                Outcome::Error { code, .. } => (0, Some(i64::from(*code)), None),
+                Outcome::Malformed(_) => (0, None, None),
+            };
+            let opt = |v: Option<u64>| v.map_or(SqlStorageValue::Null, int);
+            self.sql.exec(
+                "INSERT OR REPLACE INTO results (number, rkey, pos, len, ok, code, prompt, candidates, thoughts, total) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    int(r.number),
+                    r.key.clone().into(),
+                    int(r.offset),
+                    int(r.len),
+                    SqlStorageValue::Integer(ok),
+                    code.into(),
+                    opt(u.map(|u| u.prompt)),
+                    opt(u.map(|u| u.candidates)),
+                    opt(u.map(|u| u.thoughts)),
+                    opt(u.map(|u| u.total)),
+                ],
+            )?;
+        }
+        self.sql.exec(
+            "INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)",
+            vec![int(part_number), etag.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn parts(&self) -> Result<Vec<(u16, String)>> {
+        #[derive(Deserialize)]
+        struct Part {
+            number: i64,
+            etag: String,
+        }
+        let rows: Vec<Part> =
+            self.sql.exec("SELECT number, etag FROM parts ORDER BY number", None)?.to_array()?;
+        Ok(rows.into_iter().map(|p| (u16::try_from(p.number).unwrap_or(u16::MAX), p.etag)).collect())
+    }
+
+    /// Submitted keys with no result line.
+    pub fn missing_count(&self) -> Result<u64> {
+        let rows: Vec<Count> = self
+            .sql
+            .exec("SELECT COUNT(*) AS n FROM inputs WHERE rkey NOT IN (SELECT rkey FROM results WHERE rkey IS NOT NULL)", None)?
+            .to_array()?;
+        Ok(rows.first().map_or(0, |c| c.n.max(0) as u64))
+    }
+
+    pub fn missing_keys(&self, after_line: u64, limit: u64) -> Result<Vec<(u64, String)>> {
+        #[derive(Deserialize)]
+        struct Row {
+            line: i64,
+            rkey: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT line, rkey FROM inputs WHERE line > ? AND rkey NOT IN \
+                 (SELECT rkey FROM results WHERE rkey IS NOT NULL) ORDER BY line LIMIT ?",
+                vec![int(after_line), int(limit)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| (r.line.max(0) as u64, r.rkey)).collect())
+    }
+
+    pub fn by_key(&self, key: &str) -> Result<Option<Located>> {
+        let rows: Vec<Located> = self
+            .sql
+            .exec(
+                "SELECT number, rkey, pos, len, ok FROM results WHERE rkey = ? ORDER BY number LIMIT 1",
+                vec![key.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Lines after `after` in file order (`failed_only`: errors and malformed lines).
+    pub fn page(&self, after: u64, limit: u64, failed_only: bool) -> Result<Vec<Located>> {
+        let filter = if failed_only { "AND ok = 0" } else { "" };
+        self.sql
+            .exec(
+                &format!("SELECT number, rkey, pos, len, ok FROM results WHERE number > ? {filter} ORDER BY number LIMIT ?"),
+                vec![int(after), int(limit)],
+            )?
+            .to_array()
+    }
+
+    pub fn clear(&self) -> Result<()> {
+        for t in ["meta", "inputs", "results", "parts"] {
+            self.sql.exec(&format!("DELETE FROM {t}"), None)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! Reading results: the whole NDJSON object streamed from R2, only the failed
+//! lines (plus a line for every key Gemini returned nothing for), a page by
+//! cursor, or one key — always straight from R2, never buffered whole.
+
+use crate::errors::ApiError;
+use crate::internal::{self, Located, Page};
+use crate::job_object::results_key;
+use crate::job_store;
+use crate::steps::BUCKET;
+use batchgate_core::jsonl::LineSplitter;
+use batchgate_core::results::{Outcome, scan_line};
+use futures_util::{StreamExt, stream};
+use serde_json::json;
+use worker::{ByteStream, Env, Method, Range, Request, Response, Stub};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+const NDJSON: &str = "application/x-ndjson";
+
+fn not_ready() -> ApiError {
+    ApiError::new(
+        409,
+        "results_not_ready",
+        "the job's results are not stored yet; watch the job until resultsReady",
+    )
+}
+
+fn query(req: &Request, name: &str) -> Option<String> {
+    req.url().ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+async fn object_stream(env: &Env, key: &str, range: Option<Range>) -> Result<ByteStream> {
+    let bucket = env.bucket(BUCKET)?;
+    let mut get = bucket.get(key);
+    if let Some(r) = range {
+        get = get.range(r);
+    }
+    let obj = get.execute().await?.ok_or_else(not_ready)?;
+    Ok(obj.body().ok_or_else(not_ready)?.stream()?)
+}
+
+fn ndjson(resp: Response) -> Result<Response> {
+    resp.headers().set("content-type", NDJSON)?;
+    Ok(resp)
+}
+
+pub async fn all(req: &Request, env: &Env, stub: &Stub, account: &str, id: &str) -> Result<Response> {
+    let failed_only = query(req, "only").as_deref() == Some("failed");
+    if let Some(limit) = query(req, "limit") {
+        let limit: u64 =
+            limit.parse().map_err(|_| ApiError::bad_request("invalid_limit", "limit must be a number"))?;
+        let after = query(req, "cursor")
+            .map_or(Ok(0), |c| c.parse::<u64>())
+            .map_err(|_| ApiError::bad_request("invalid_cursor", "bad cursor"))?;
+        return page(env, stub, account, id, after, limit.clamp(1, 1000), failed_only).await;
+    }
+    let view: Option<batchgate_core::view::JobView> =
+        internal::call_json(stub, Method::Get, "/view", account, None).await?;
+    let view = view.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    if !view.results_ready {
+        return Err(not_ready());
+    }
+    let body = object_stream(env, &results_key(id), None).await?;
+    if !failed_only {
+        return ndjson(Response::from_stream(body)?);
+    }
+    let missing: Vec<(u64, String)> =
+        internal::call_json(stub, Method::Get, "/missing?limit=10000", account, None)
+            .await?
+            .unwrap_or_default();
+    let tail = missing.into_iter().map(|(_, key)| {
+        let mut line = json!({"key": key, "error": {"code": 5, "message": "Gemini returned no result for this request"}}).to_string();
+        line.push('\n');
+        Ok::<Vec<u8>, worker::Error>(line.into_bytes())
+    });
+    ndjson(Response::from_stream(failed_lines(body).chain(stream::iter(tail)))?)
+}
+
+/// Keep the lines whose outcome is not a success (errors and malformed lines).
+fn failed_lines(body: ByteStream) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> {
+    let keep = |out: &mut Vec<u8>, line: &[u8]| {
+        if !matches!(scan_line(line).outcome, Outcome::Success(_)) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    };
+    stream::unfold(Some((body, LineSplitter::new(usize::MAX / 2))), move |state| async move {
+        let (mut body, mut splitter) = state?;
+        let mut out = Vec::new();
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                let _ = splitter.feed(&chunk, |_, l| {
+                    keep(&mut out, l);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                Some((Ok(out), Some((body, splitter))))
+            }
+            Some(Err(e)) => Some((Err(e), None)),
+            None => {
+                let _ = splitter.finish(|_, l| {
+                    keep(&mut out, l);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                Some((Ok(out), None))
+            }
+        }
+    })
+}
+
+/// Lines after line number `after`; contiguous lines come from one range read.
+async fn page(
+    env: &Env,
+    stub: &Stub,
+    account: &str,
+    id: &str,
+    after: u64,
+    limit: u64,
+    failed_only: bool,
+) -> Result<Response> {
+    let failed = if failed_only { "&failed=1" } else { "" };
+    let page: Page = internal::call_json(
+        stub,
+        Method::Get,
+        &format!("/page?after={after}&limit={limit}{failed}"),
+        account,
+        None,
+    )
+    .await?
+    .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    if !page.ready {
+        return Err(not_ready());
+    }
+    let mut out = Vec::new();
+    for run in runs(&page.lines) {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else { continue };
+        let start = first.pos.max(0) as u64;
+        let len = (last.pos + last.len).max(0) as u64 - start;
+        let mut bytes = Vec::new();
+        let mut s = object_stream(
+            env,
+            &results_key(id),
+            Some(Range::OffsetWithLength { offset: start, length: len }),
+        )
+        .await?;
+        while let Some(chunk) = s.next().await {
+            bytes.extend(chunk?);
+        }
+        for l in run {
+            let from = (l.pos.max(0) as u64 - start) as usize;
+            if let Some(line) = bytes.get(from..from + l.len.max(0) as usize) {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+        }
+    }
+    let resp = ndjson(Response::from_bytes(out)?)?;
+    if page.lines.len() as u64 == limit
+        && let Some(last) = page.lines.last()
+    {
+        resp.headers().set("batchgate-next-cursor", &last.number.to_string())?;
+    }
+    Ok(resp)
+}
+
+/// Group lines that sit next to each other in the object (at most a `\r\n` apart).
+fn runs(lines: &[job_store::Located]) -> Vec<&[job_store::Located]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=lines.len() {
+        let split = match (lines.get(i - 1), lines.get(i)) {
+            (Some(a), Some(b)) => b.pos - (a.pos + a.len) > 2,
+            _ => true,
+        };
+        if split {
+            if let Some(run) = lines.get(start..i)
+                && !run.is_empty()
+            {
+                out.push(run);
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+pub async fn one(env: &Env, stub: &Stub, account: &str, id: &str, key: &str) -> Result<Response> {
+    let encoded: String = key
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let found: Located =
+        internal::call_json(stub, Method::Get, &format!("/locate?key={encoded}"), account, None)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+    if !found.ready {
+        return Err(not_ready());
+    }
+    let line = found
+        .line
+        .ok_or_else(|| ApiError::new(404, "result_not_found", format!("no result for key {key:?}")))?;
+    let mut s = object_stream(
+        env,
+        &results_key(id),
+        Some(Range::OffsetWithLength { offset: line.pos.max(0) as u64, length: line.len.max(0) as u64 }),
+    )
+    .await?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = s.next().await {
+        bytes.extend(chunk?);
+    }
+    let resp = Response::from_bytes(bytes)?;
+    resp.headers().set("content-type", "application/json")?;
+    Ok(resp)
+}

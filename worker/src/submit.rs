@@ -1,0 +1,333 @@
+//! `POST /v1/jobs`: validate every request line as it streams in, writing the
+//! normalized input JSONL to R2 in fixed-size multipart parts (memory stays at
+//! about one part). Any bad line aborts the upload, so a refused submission
+//! leaves nothing behind; a valid one becomes a JobObject, whose alarm takes it
+//! from there. An `Idempotency-Key` maps to the same job on every retry.
+
+use crate::config::Settings;
+use crate::errors::ApiError;
+use crate::internal::{self, Created};
+use crate::steps::BUCKET;
+use batchgate_core::jsonl::{LineSplitter, SplitError};
+use batchgate_core::submit::{LineError, Summary, Validator};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use worker::{Bucket, Env, Method, MultipartUpload, ObjectNamespace, Request, Response, UploadedPart};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+/// The normalized input, written as R2 multipart parts of exactly `part_bytes`.
+struct InputWriter {
+    bucket: Bucket,
+    key: String,
+    part_bytes: usize,
+    pending: Vec<u8>,
+    upload: Option<MultipartUpload>,
+    parts: Vec<UploadedPart>,
+    total: u64,
+}
+
+fn r2(e: worker::Error) -> ApiError {
+    ApiError::new(503, "storage_unavailable", format!("storing the input failed: {e}"))
+}
+
+impl InputWriter {
+    fn push(&mut self, line: &[u8]) {
+        self.pending.extend_from_slice(line);
+        self.total += line.len() as u64;
+    }
+
+    /// Store every full part waiting in `pending`.
+    async fn flush(&mut self) -> Result<()> {
+        while self.pending.len() >= self.part_bytes {
+            let rest = self.pending.split_off(self.part_bytes);
+            let part = std::mem::replace(&mut self.pending, rest);
+            self.upload_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn upload_part(&mut self, part: Vec<u8>) -> Result<()> {
+        if self.upload.is_none() {
+            self.upload =
+                Some(self.bucket.create_multipart_upload(self.key.clone()).execute().await.map_err(r2)?);
+        }
+        let number = u16::try_from(self.parts.len() + 1)
+            .map_err(|_| ApiError::new(413, "too_large", "input too large"))?;
+        if let Some(up) = &self.upload {
+            self.parts.push(up.upload_part(number, part).await.map_err(r2)?);
+        }
+        Ok(())
+    }
+
+    async fn finish(mut self) -> Result<u64> {
+        match self.upload.take() {
+            // Small inputs: one plain put.
+            None => {
+                self.bucket
+                    .put(self.key.clone(), std::mem::take(&mut self.pending))
+                    .execute()
+                    .await
+                    .map_err(r2)?;
+            }
+            Some(up) => {
+                if !self.pending.is_empty() {
+                    let last = std::mem::take(&mut self.pending);
+                    self.upload = Some(up);
+                    self.upload_part(last).await?;
+                    let Some(up) = self.upload.take() else {
+                        return Err(ApiError::internal("lost the upload"));
+                    };
+                    up.complete(std::mem::take(&mut self.parts)).await.map_err(r2)?;
+                } else {
+                    up.complete(std::mem::take(&mut self.parts)).await.map_err(r2)?;
+                }
+            }
+        }
+        Ok(self.total)
+    }
+
+    async fn abort(mut self) {
+        if let Some(up) = self.upload.take() {
+            let _ = up.abort().await;
+        }
+    }
+}
+
+fn invalid(count: u64, errors: Vec<LineError>) -> ApiError {
+    let noun = if count == 1 { "request is" } else { "requests are" };
+    let first = errors.first().map(|e| format!(" (line {}: {})", e.line, e.message)).unwrap_or_default();
+    ApiError::new(400, "invalid_requests", format!("{count} {noun} invalid{first}"))
+        .with_details(json!({"invalidCount": count, "lines": errors}))
+}
+
+fn valid_model(model: &str) -> Result<String> {
+    let m = model.strip_prefix("models/").unwrap_or(model);
+    let ok = !m.is_empty()
+        && m.len() <= 100
+        && m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if ok {
+        Ok(m.to_string())
+    } else {
+        Err(ApiError::bad_request("invalid_model", format!("model {model:?} is not a Gemini model id")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct JsonSubmission {
+    model: String,
+    #[serde(default)]
+    display_name: Option<String>,
+    requests: Vec<Value>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+struct Submission {
+    model: String,
+    display_name: Option<String>,
+    metadata: Option<Value>,
+    summary: Summary,
+    bytes: u64,
+}
+
+pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Response> {
+    let settings = Settings::from_env(env);
+    let jobs = env.durable_object("JOBS").map_err(|e| ApiError::internal(e.to_string()))?;
+    let idem = req.headers().get("idempotency-key").ok().flatten().filter(|k| !k.is_empty());
+    if idem.as_ref().is_some_and(|k| k.len() > 255) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key is longer than 255 characters",
+        ));
+    }
+    let id = match &idem {
+        Some(k) => jobs.id_from_name(&format!("{account}\n{k}")),
+        None => jobs.unique_id(),
+    }
+    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let job_id = id.to_string();
+    let stub = id.get_stub().map_err(|e| ApiError::internal(e.to_string()))?;
+    if idem.is_some()
+        && let Some(view) = internal::call_json::<Value>(&stub, Method::Get, "/view", account, None).await?
+    {
+        return accepted(&view, &job_id);
+    }
+    let bucket = env.bucket(BUCKET).map_err(|e| ApiError::internal(e.to_string()))?;
+    // A fresh object per attempt: a racing retry never overwrites the input a job uses.
+    let nonce = format!("{:x}", (js_sys::Math::random() * u64::MAX as f64) as u64);
+    let input_key = format!("jobs/{job_id}/input-{nonce}.jsonl");
+    let writer = InputWriter {
+        bucket,
+        key: input_key.clone(),
+        part_bytes: usize::try_from(settings.part_bytes).unwrap_or(8 << 20),
+        pending: Vec::new(),
+        upload: None,
+        parts: Vec::new(),
+        total: 0,
+    };
+    let is_ndjson = req
+        .headers()
+        .get("content-type")
+        .ok()
+        .flatten()
+        .is_some_and(|c| c.contains("ndjson") || c.contains("jsonl"));
+    let submission = if is_ndjson {
+        read_ndjson(&mut req, &settings, writer).await?
+    } else {
+        read_json(&mut req, &settings, writer).await?
+    };
+    let init = json!({
+        "id": job_id,
+        "account": account,
+        "model": submission.model,
+        "requestCount": submission.summary.count,
+        "inputBytes": submission.bytes,
+        "inputKey": input_key,
+        "displayName": submission.display_name,
+        "metadata": submission.metadata,
+        "keys": submission.summary.keys,
+    });
+    let created: Created = internal::call_json(&stub, Method::Post, "/init", account, Some(init.to_string()))
+        .await?
+        .ok_or_else(|| ApiError::internal("the job object refused its init"))?;
+    if !created.created {
+        // Lost a race with the same Idempotency-Key: the first submission stands.
+        if let Ok(b) = env.bucket(BUCKET) {
+            let _ = b.delete(input_key).await;
+        }
+    }
+    accepted(&serde_json::to_value(&created.view).unwrap_or_default(), &job_id)
+}
+
+fn accepted(view: &Value, id: &str) -> Result<Response> {
+    let resp = Response::from_json(view).map_err(|e| ApiError::internal(e.to_string()))?.with_status(202);
+    let _ = resp.headers().set("location", &format!("/v1/jobs/{id}"));
+    Ok(resp)
+}
+
+fn query(req: &Request, name: &str) -> Option<String> {
+    req.url().ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// `application/x-ndjson`: one `{key?, request}` per line; `?model=` (and
+/// optionally `?displayName=`) in the query.
+async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWriter) -> Result<Submission> {
+    let model = valid_model(&query(req, "model").ok_or_else(|| {
+        ApiError::bad_request("missing_model", "NDJSON submissions name the model in ?model=")
+    })?)?;
+    let display_name = query(req, "displayName");
+    let mut validator = Validator::new(settings.limits.clone());
+    let mut splitter = LineSplitter::new(usize::try_from(settings.max_line_bytes).unwrap_or(usize::MAX));
+    let mut body = req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+    let mut failed: Option<ApiError> = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failed = Some(ApiError::bad_request(
+                    "unreadable_body",
+                    format!("the request body broke off: {e}"),
+                ));
+                break;
+            }
+        };
+        let fed = splitter.feed(&chunk, |n, line| {
+            if let Some(normalized) = validator.line(n, line) {
+                writer.push(&normalized);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+        if let Err(SplitError::LineTooLong { line, limit }) = fed {
+            validator.unreadable(line, format!("line is longer than {limit} bytes"));
+            failed = Some(ApiError::bad_request(
+                "line_too_long",
+                format!("line {line} is longer than {limit} bytes"),
+            ));
+            break;
+        }
+        if let Err(e) = writer.flush().await {
+            failed = Some(e);
+            break;
+        }
+    }
+    if failed.is_none() {
+        let _ = splitter.finish(|n, line| {
+            if let Some(normalized) = validator.line(n, line) {
+                writer.push(&normalized);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+    conclude(validator, writer, failed, model, display_name, None).await
+}
+
+/// `application/json`: `{model, displayName?, requests: [{key?, request}], metadata?}`.
+async fn read_json(req: &mut Request, settings: &Settings, mut writer: InputWriter) -> Result<Submission> {
+    let declared: Option<u64> =
+        req.headers().get("content-length").ok().flatten().and_then(|v| v.parse().ok());
+    if declared.is_some_and(|n| n > settings.max_json_body_bytes) {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            format!(
+                "JSON submissions are limited to {} bytes; send larger jobs as application/x-ndjson",
+                settings.max_json_body_bytes
+            ),
+        ));
+    }
+    let bytes = req.bytes().await.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+    if bytes.len() as u64 > settings.max_json_body_bytes {
+        return Err(ApiError::new(
+            413,
+            "body_too_large",
+            "the JSON body is too large; use application/x-ndjson",
+        ));
+    }
+    let body: JsonSubmission = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not a valid submission: {e}"))
+    })?;
+    drop(bytes);
+    let model = valid_model(&body.model)?;
+    let mut validator = Validator::new(settings.limits.clone());
+    for (i, item) in body.requests.into_iter().enumerate() {
+        if let Some(normalized) = validator.item(i as u64 + 1, item) {
+            writer.push(&normalized);
+        }
+    }
+    let failed = writer.flush().await.err();
+    conclude(validator, writer, failed, model, body.display_name, body.metadata).await
+}
+
+async fn conclude(
+    validator: Validator,
+    writer: InputWriter,
+    failed: Option<ApiError>,
+    model: String,
+    display_name: Option<String>,
+    metadata: Option<Value>,
+) -> Result<Submission> {
+    let verdict = validator.finish();
+    let error = match (failed, verdict) {
+        (_, Err((count, errors))) => Some(invalid(count, errors)),
+        (Some(e), _) => Some(e),
+        (None, Ok(summary)) => {
+            let bytes = writer.finish().await?;
+            return Ok(Submission { model, display_name, metadata, summary, bytes });
+        }
+    };
+    writer.abort().await;
+    Err(error.unwrap_or_else(|| ApiError::internal("submission failed")))
+}
+
+/// Parse a job id from a path; anything that is not one of ours is 404.
+pub fn job_stub(env: &Env, id: &str) -> Result<worker::Stub> {
+    let ns: ObjectNamespace = env.durable_object("JOBS").map_err(|e| ApiError::internal(e.to_string()))?;
+    let valid = id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Err(ApiError::not_found(format!("no job {id}")));
+    }
+    ns.id_from_string(id).and_then(|i| i.get_stub()).map_err(|_| ApiError::not_found(format!("no job {id}")))
+}
