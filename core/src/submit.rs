@@ -110,16 +110,18 @@ impl Validator {
                 return None;
             }
         };
+        // Keys are claimed before the request is checked, so a duplicate is
+        // reported even when the first use of the key was itself invalid.
+        if !self.keys.insert(key.clone()) {
+            self.refuse(line, format!("duplicate key \"{key}\""));
+            return None;
+        }
         let Some(req) = obj.remove("request") else {
             self.refuse(line, "\"request\" is required".into());
             return None;
         };
         if let Err(e) = request::validate(&req) {
             self.refuse(line, e);
-            return None;
-        }
-        if !self.keys.insert(key.clone()) {
-            self.refuse(line, format!("duplicate key \"{key}\""));
             return None;
         }
         let mut out = serde_json::to_vec(&json!({"key": key, "request": req})).ok()?;
@@ -195,6 +197,11 @@ mod tests {
         assert_eq!(lines, vec![2, 3, 4, 5, 6]);
         assert!(errors[0].message.contains("duplicate key \"a\""));
         assert!(errors[2].message.contains("contents"));
+        let mut v = Validator::new(Limits::default());
+        v.line(1, br#"{"key":"x","request":{}}"#);
+        v.line(2, br#"{"key":"x","request":{}}"#);
+        let (_, again) = v.finish().unwrap_err();
+        assert!(again[1].message.contains("duplicate"), "reported although line 1 was invalid too");
     }
 
     #[test]

@@ -24,10 +24,37 @@ pub struct JobSummary {
     pub updated_ms: i64,
 }
 
+/// A listed job, as users see it.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listed {
+    pub id: String,
+    pub state: String,
+    pub model: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<JobSummary> for Listed {
+    fn from(j: JobSummary) -> Listed {
+        let ts = |ms: i64| batchgate_core::gemini::timestamp::format_nanos(ms.saturating_mul(1_000_000));
+        Listed {
+            created_at: ts(j.created_ms),
+            updated_at: ts(j.updated_ms),
+            id: j.id,
+            state: j.state,
+            model: j.model,
+            display_name: j.display_name,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobList {
-    pub jobs: Vec<JobSummary>,
+    pub jobs: Vec<Listed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
@@ -152,7 +179,10 @@ impl AccountObject {
                 jobs.truncate(limit as usize);
                 let next_cursor =
                     if more { jobs.last().map(|j| format!("{}.{}", j.created_ms, j.id)) } else { None };
-                Response::from_json(&JobList { jobs, next_cursor })
+                Response::from_json(&JobList {
+                    jobs: jobs.into_iter().map(Listed::from).collect(),
+                    next_cursor,
+                })
             }
             _ => Response::error("no such route", 404),
         }
