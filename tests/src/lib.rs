@@ -1,5 +1,7 @@
 //! batchgate-e2e: runs the real programs as separate processes and talks to them
 //! over loopback HTTP, the way users and CI do.
 
+pub mod api;
 pub mod bench;
 pub mod process;
+pub mod stack;

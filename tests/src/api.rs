@@ -1,0 +1,152 @@
+//! Calls the e2e suites make: batchgate's HTTP API and the emulator's control API.
+
+use crate::stack::{GEMINI_KEY, Stack};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+pub fn requests(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"key": format!("k{i}"), "request": {"contents": [{"parts": [{"text": format!("question {i}: what is {i} squared?")}]}]}}))
+        .collect()
+}
+
+impl Stack {
+    pub async fn submit(&self, body: Value, idempotency_key: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.post(self.url("/v1/jobs")).json(&body);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        let r = req.send().await.unwrap_or_else(|e| panic!("submit: {e}"));
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn submit_ndjson(&self, model: &str, body: String) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(&format!("/v1/jobs?model={model}")))
+            .header("content-type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("submit: {e}"));
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn job(&self, id: &str) -> Value {
+        let (status, v) = self.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!(status, 200, "GET job {id}: {v}");
+        v
+    }
+
+    /// Poll until `done(job)` (or panic after `secs`).
+    pub async fn wait_for(&self, id: &str, secs: u64, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let j = self.job(id).await;
+            if done(&j) {
+                return j;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} did not get there in {secs}s; last: {j}; logs in {}",
+                self.log_path().display()
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    pub async fn wait_state(&self, id: &str, state: &str, secs: u64) -> Value {
+        self.wait_for(id, secs, |j| j["state"] == state).await
+    }
+
+    /// `GET /v1/jobs/:id/results{query}` as parsed lines.
+    pub async fn results(&self, id: &str, query: &str) -> (u16, Vec<Value>) {
+        let r = self
+            .http
+            .get(self.url(&format!("/v1/jobs/{id}/results{query}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        let lines = if status == 200 {
+            text.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+                .collect()
+        } else {
+            vec![]
+        };
+        (status, lines)
+    }
+
+    pub async fn control(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(self.emu(&format!("/_emulator{path}")))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status().is_success(), "emulator control {path} refused");
+        r.json().await.unwrap_or(Value::Null)
+    }
+
+    /// The emulator's request log: (method, path, status).
+    pub async fn gemini_calls(&self) -> Vec<(String, String, u64)> {
+        let v: Value = self
+            .http
+            .get(self.emu("/_emulator/requests"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        v["requests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| !r["path"].as_str().unwrap_or_default().starts_with("/_emulator"))
+            .map(|r| {
+                (
+                    r["method"].as_str().unwrap_or_default().into(),
+                    r["path"].as_str().unwrap_or_default().into(),
+                    r["status"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
+    /// Gemini's batches, newest first (as the emulator lists them).
+    pub async fn gemini_batches(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(self.emu("/v1beta/batches?pageSize=100"))
+            .header("x-goog-api-key", GEMINI_KEY)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        v["operations"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Wait until Gemini has exactly one batch and return its id (without `batches/`).
+    pub async fn the_gemini_batch(&self) -> String {
+        for _ in 0..200 {
+            if let Some(b) = self.gemini_batches().await.first() {
+                return b["name"].as_str().unwrap_or_default().trim_start_matches("batches/").to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no batch reached Gemini");
+    }
+}

@@ -1,0 +1,148 @@
+//! The whole system on loopback: the emulator and the real worker in workerd
+//! (`wrangler dev`, local Durable Objects and R2 persisted to a temp dir).
+//! `restart_worker` kills workerd mid-flight and starts it again on the same
+//! state, as a crash or deploy would.
+
+use crate::process::{Service, workspace_root};
+use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const GEMINI_KEY: &str = "e2e-gemini-key";
+
+pub struct Worker {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // wrangler runs workerd as a child: stop the whole process group.
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Stack {
+    pub emulator: Service,
+    pub worker: Option<Worker>,
+    vars: Vec<(String, String)>,
+    state: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18787)
+}
+
+/// Vars that make the worker quick to poll and retry, for tests.
+pub fn fast_vars() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("POLL_FIRST_SECS", "0.3"),
+        ("POLL_MIN_SECS", "0.3"),
+        ("POLL_MAX_SECS", "1"),
+        ("RETRY_BASE_SECS", "0.2"),
+        ("RETRY_MAX_SECS", "1"),
+        ("GEMINI_TIMEOUT_SECS", "5"),
+    ]
+}
+
+impl Stack {
+    /// Start the emulator (`emulator_config` patches its config) and the worker.
+    pub fn start(emulator_config: Value, extra_vars: &[(&str, &str)]) -> Stack {
+        let config = json!({"pendingSecs": 0.5, "runningSecs": 0.5}).as_object().cloned().unwrap_or_default();
+        let mut merged = config;
+        if let Some(o) = emulator_config.as_object() {
+            merged.extend(o.clone());
+        }
+        let emulator =
+            Service::emulator(&["--api-key", GEMINI_KEY, "--config", &Value::Object(merged).to_string()])
+                .unwrap_or_else(|e| panic!("{e}"));
+        let mut vars: Vec<(String, String)> = fast_vars()
+            .into_iter()
+            .chain(extra_vars.iter().copied())
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        vars.push(("GEMINI_API_BASE".into(), emulator.url.clone()));
+        vars.push(("GEMINI_API_KEY".into(), GEMINI_KEY.into()));
+        let state =
+            tempfile::Builder::new().prefix("batchgate-e2e-").tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut stack = Stack { emulator, worker: None, vars, state, http: reqwest::Client::new() };
+        stack.start_worker();
+        stack
+    }
+
+    fn start_worker(&mut self) {
+        let port = free_port();
+        let log = std::fs::File::create(self.state.path().join(format!("wrangler-{port}.log")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = Command::new(workspace_root().join("node_modules/.bin/wrangler"));
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
+            .arg(self.state.path().join("state"))
+            .args(["--log-level", "warn"])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))
+            .stderr(log)
+            .process_group(0);
+        for (k, v) in &self.vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        let child =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot start wrangler (run `cargo xtask setup`): {e}"));
+        let url = format!("http://127.0.0.1:{port}");
+        let worker = Worker { child, url: url.clone() };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if healthy(&format!("{url}/healthz")) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wrangler dev did not come up; see {}",
+                self.log_path().display()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        self.worker = Some(worker);
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.state.path().to_path_buf()
+    }
+
+    /// Kill workerd (no goodbye) and start it again on the same state.
+    pub fn restart_worker(&mut self) {
+        self.worker = None;
+        self.start_worker();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.worker.as_ref().map(|w| w.url.as_str()).unwrap_or_default())
+    }
+
+    pub fn emu(&self, path: &str) -> String {
+        format!("{}{path}", self.emulator.url)
+    }
+}
+
+/// A plain blocking `GET` that says whether the answer was 200 (used while
+/// waiting for workerd, before any async runtime exists).
+fn healthy(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let Some((host, path)) = url.strip_prefix("http://").and_then(|r| r.split_once('/')) else {
+        return false;
+    };
+    let Ok(mut s) = std::net::TcpStream::connect(host) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.starts_with("HTTP/1.1 200")
+}

@@ -1,0 +1,275 @@
+//! The real worker in workerd (`wrangler dev`) against the emulator: the job
+//! lifecycle end to end, under Gemini's failure modes, across a workerd crash.
+//! Run by `cargo xtask test` (they need wrangler: `cargo xtask setup`).
+
+use batchgate_e2e::api::requests;
+use batchgate_e2e::stack::Stack;
+use gemini_emulator::model;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const NEEDS: &str = "needs wrangler and the built worker: run through `cargo xtask test`";
+
+fn keys(lines: &[Value]) -> BTreeSet<String> {
+    lines.iter().filter_map(|l| l["key"].as_str().map(String::from)).collect()
+}
+
+fn submission(n: usize) -> Value {
+    json!({"model": "gemini-2.5-flash", "displayName": "e2e", "requests": requests(n)})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_hundred_requests_come_back_under_their_keys_with_their_usage() {
+    let _ = NEEDS;
+    let s = Stack::start(json!({}), &[]);
+    let (status, job) = s.submit(submission(100), None).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["state"], "accepted");
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = s.wait_state(&id, "succeeded", 60).await;
+    assert_eq!(done["counts"], json!({"succeeded": 100, "failed": 0, "pending": 0, "missing": 0}));
+    assert_eq!(done["resultsReady"], true);
+
+    let (status, lines) = s.results(&id, "").await;
+    assert_eq!(status, 200);
+    assert_eq!(lines.len(), 100);
+    let mut total = 0;
+    for line in &lines {
+        let i: usize = line["key"].as_str().unwrap()[1..].parse().unwrap();
+        let request =
+            json!({"contents": [{"parts": [{"text": format!("question {i}: what is {i} squared?")}]}]});
+        let u = model::usage("gemini-2.5-flash", &request).unwrap();
+        assert_eq!(line["response"]["usageMetadata"]["totalTokenCount"], u.total(), "{line}");
+        total += u.total();
+    }
+    assert_eq!(done["usage"]["total"], total, "the job's usage is the sum of its lines");
+
+    // One key, a page, and the cursor.
+    let (status, one) = s.get(&format!("/v1/jobs/{id}/results/k42")).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["key"], "k42");
+    let r = s.http.get(s.url(&format!("/v1/jobs/{id}/results?limit=30"))).send().await.unwrap();
+    let cursor = r.headers()["batchgate-next-cursor"].to_str().unwrap().to_string();
+    assert_eq!(r.text().await.unwrap().lines().count(), 30);
+    let (_, rest) = s.results(&id, &format!("?limit=1000&cursor={cursor}")).await;
+    assert_eq!(rest.len(), 70);
+
+    // Gemini's files are cleaned up; only the batch remains.
+    let calls = s.gemini_calls().await;
+    assert_eq!(
+        calls.iter().filter(|(m, p, _)| m == "DELETE" && p.contains("/files/")).count(),
+        2,
+        "{calls:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn shuffled_results_and_per_line_errors_are_joined_by_key() {
+    let s = Stack::start(json!({"shuffleResults": true, "seed": 9, "failKeys": ["k3", "k17"]}), &[]);
+    let body: String = requests(30).iter().map(|r| r.to_string() + "\n").collect();
+    let (status, job) = s.submit_ndjson("gemini-2.5-flash-lite", body).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = s.wait_state(&id, "succeeded", 60).await;
+    assert_eq!(done["counts"]["succeeded"], 28);
+    assert_eq!(done["counts"]["failed"], 2);
+    let (_, lines) = s.results(&id, "").await;
+    let order: Vec<String> = lines.iter().filter_map(|l| l["key"].as_str().map(String::from)).collect();
+    assert_ne!(order.first().map(String::as_str), Some("k0"), "Gemini's order is kept in the stored file");
+    for line in lines.iter().filter(|l| l.get("response").is_some()) {
+        let key = line["key"].as_str().unwrap();
+        let text = line["response"]["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap();
+        assert!(text.contains(&format!("question {}:", &key[1..])), "{key} holds its own answer: {text}");
+    }
+    let (_, failed) = s.results(&id, "?only=failed").await;
+    assert_eq!(keys(&failed), ["k17", "k3"].map(String::from).into_iter().collect());
+    let (_, page) = s.results(&id, "?only=failed&limit=1").await;
+    assert_eq!(page.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn failed_expired_and_cancelled_batches_end_the_job_accordingly() {
+    let s = Stack::start(json!({"stickNewBatches": true}), &[]);
+    for (force, state) in [("FAILED", "failed"), ("EXPIRED", "expired")] {
+        s.control("/reset", json!({})).await;
+        s.control("/config", json!({"stickNewBatches": true, "pendingSecs": 0.5, "runningSecs": 0.5})).await;
+        let (_, job) = s.submit(submission(3), None).await;
+        let id = job["id"].as_str().unwrap().to_string();
+        let batch = s.the_gemini_batch().await;
+        s.wait_state(&id, "pending", 30).await;
+        s.control(&format!("/batches/{batch}/state"), json!({"state": force})).await;
+        let done = s.wait_state(&id, state, 30).await;
+        assert_eq!(done["resultsReady"], false, "{done}");
+        assert!(done["error"]["message"].is_string(), "{done}");
+        assert_eq!(s.results(&id, "").await.0, 409, "no results to read");
+    }
+
+    // Cancel while Gemini holds it: the worker tells Gemini, then reports cancelled.
+    s.control("/reset", json!({})).await;
+    s.control("/config", json!({"stickNewBatches": true})).await;
+    let (_, job) = s.submit(submission(3), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    s.the_gemini_batch().await;
+    s.wait_state(&id, "pending", 30).await;
+    let r = s.http.post(s.url(&format!("/v1/jobs/{id}/cancel"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let done = s.wait_state(&id, "cancelled", 30).await;
+    assert_eq!(done["cancelRequested"], true);
+    assert!(s.gemini_calls().await.iter().any(|(m, p, _)| m == "POST" && p.ends_with(":cancel")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_batch_stuck_in_pending_finishes_when_gemini_gets_to_it() {
+    let s = Stack::start(json!({"stickNewBatches": true}), &[]);
+    let (_, job) = s.submit(submission(5), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let batch = s.the_gemini_batch().await;
+    let pending = s.wait_state(&id, "pending", 30).await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let polls =
+        s.gemini_calls().await.iter().filter(|(m, p, _)| m == "GET" && p.contains("/batches/")).count();
+    assert!(polls >= 3, "it keeps polling: {polls}");
+    assert_eq!(s.job(&id).await["state"], "pending", "{pending}");
+    s.control(&format!("/batches/{batch}/release"), json!({})).await;
+    s.wait_state(&id, "succeeded", 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn gemini_errors_on_every_call_are_retried_until_the_job_completes() {
+    let s = Stack::start(json!({"chunkGranularity": 8388608}), &[]);
+    for (method, path, status) in [
+        ("POST", "/upload/v1beta/files", 429),
+        ("POST", "/upload/v1beta/files", 500),
+        ("POST", "*:batchGenerateContent", 503),
+        ("POST", "*:batchGenerateContent", 429),
+        ("GET", "/v1beta/batches/*", 500),
+        ("GET", "/v1beta/batches/*", 429),
+        ("GET", "/v1beta/files/*", 503),
+        ("GET", "*:download", 500),
+    ] {
+        s.control(
+            "/faults",
+            json!({"method": method, "path": path, "kind": "status", "status": status, "times": 1}),
+        )
+        .await;
+    }
+    s.control(
+        "/faults",
+        json!({"method": "GET", "path": "*:download", "kind": "truncate", "bytes": 500, "times": 1}),
+    )
+    .await;
+    let (_, job) = s.submit(submission(40), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = s.wait_state(&id, "succeeded", 90).await;
+    assert_eq!(done["counts"]["succeeded"], 40);
+    let faults: Value = s.http.get(s.emu("/_emulator/faults")).send().await.unwrap().json().await.unwrap();
+    for f in faults["faults"].as_array().unwrap() {
+        assert_eq!(f["fired"], 1, "every fault was met and survived: {f}");
+    }
+    let (_, lines) = s.results(&id, "").await;
+    assert_eq!(keys(&lines).len(), 40, "complete despite a truncated download");
+    assert_eq!(s.gemini_batches().await.len(), 1, "create failures did not make a second batch");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_job_survives_workerd_being_killed_and_restarted() {
+    let mut s = Stack::start(json!({"stickNewBatches": true}), &[]);
+    let (_, job) = s.submit(submission(10), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let batch = s.the_gemini_batch().await;
+    s.wait_state(&id, "pending", 30).await;
+    s.restart_worker();
+    s.control(&format!("/batches/{batch}/release"), json!({})).await;
+    // A request re-arms the alarm workerd dropped while it was down.
+    let done = s.wait_state(&id, "succeeded", 60).await;
+    assert_eq!(done["counts"]["succeeded"], 10);
+    assert_eq!(s.gemini_batches().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn bad_input_is_refused_with_its_line_and_reaches_nothing() {
+    let s = Stack::start(json!({}), &[("MAX_REQUESTS_PER_JOB", "5"), ("MAX_JSON_BODY_BYTES", "20000")]);
+    let ok = |k: &str| json!({"key": k, "request": {"contents": [{"parts": [{"text": "hi"}]}]}});
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (json!({"model": "gemini-2.5-flash", "requests": []}), 400, "no requests"),
+        (json!({"model": "gemini-2.5-flash", "requests": [ok("a"), ok("a")]}), 400, "duplicate key"),
+        (
+            json!({"model": "gemini-2.5-flash", "requests": [ok("a"), {"key": "b", "request": {"contents": "x"}}]}),
+            400,
+            "line 2",
+        ),
+        (json!({"model": "Not A Model", "requests": [ok("a")]}), 400, "invalid_model"),
+        (json!({"model": "gemini-2.5-flash", "requests": [ok("a")], "colour": 1}), 400, "unknown field"),
+        (
+            json!({"model": "gemini-2.5-flash", "requests": (0..6).map(|i| ok(&format!("k{i}"))).collect::<Vec<_>>()}),
+            400,
+            "more than 5",
+        ),
+        (
+            json!({"model": "gemini-2.5-flash", "requests": [{"key": "big", "request": {"contents": [{"parts": [{"text": "x".repeat(30000)}]}]}}]}),
+            413,
+            "body_too_large",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let (got, answer) = s.submit(body.clone(), None).await;
+        assert_eq!(got, status, "{answer}");
+        assert!(answer.to_string().contains(needle), "{answer} should mention {needle}");
+        assert!(answer["error"]["code"].is_string(), "{answer}");
+    }
+    let (got, answer) = s
+        .submit_ndjson(
+            "gemini-2.5-flash",
+            "{\"request\":{\"contents\":[{\"parts\":[{\"text\":\"a\"}]}]}}\nnot json\n".into(),
+        )
+        .await;
+    assert_eq!(got, 400);
+    assert_eq!(answer["error"]["details"]["lines"][0]["line"], 2);
+    assert!(s.gemini_calls().await.is_empty(), "Gemini never heard of any of it");
+    let (_, list) = s.get("/v1/jobs").await;
+    assert_eq!(list["jobs"], json!([]), "no job was created");
+    assert_eq!(s.get("/v1/jobs/nope").await.0, 404);
+    assert_eq!(s.get(&format!("/v1/jobs/{}", "0".repeat(64))).await.0, 404);
+    assert_eq!(s.get("/v2/anything").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn listing_etags_idempotency_and_delete() {
+    let s = Stack::start(json!({}), &[]);
+    let (_, a) = s.submit(submission(2), Some("retry-me")).await;
+    let (status, again) = s.submit(submission(2), Some("retry-me")).await;
+    assert_eq!(status, 202);
+    assert_eq!(again["id"], a["id"], "the same job on retry");
+    let (_, b) = s.submit(submission(2), None).await;
+    let (a, b) = (a["id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string());
+    s.wait_state(&a, "succeeded", 60).await;
+    s.wait_state(&b, "succeeded", 60).await;
+    assert_eq!(s.gemini_batches().await.len(), 2, "one batch per job, none for the retry");
+
+    let (_, list) = s.get("/v1/jobs?limit=1").await;
+    assert_eq!(list["jobs"][0]["id"], b.as_str(), "newest first");
+    let cursor = list["nextCursor"].as_str().unwrap();
+    let (_, next) = s.get(&format!("/v1/jobs?limit=1&cursor={cursor}")).await;
+    assert_eq!(next["jobs"][0]["id"], a.as_str());
+    assert_eq!(s.get("/v1/jobs?state=succeeded").await.1["jobs"].as_array().unwrap().len(), 2);
+    assert_eq!(s.get("/v1/jobs?state=failed").await.1["jobs"].as_array().unwrap().len(), 0);
+
+    let r = s.http.get(s.url(&format!("/v1/jobs/{a}"))).send().await.unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let r = s.http.get(s.url(&format!("/v1/jobs/{a}"))).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+
+    let r = s.http.delete(s.url(&format!("/v1/jobs/{a}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.get(&format!("/v1/jobs/{a}")).await.0, 404);
+    assert_eq!(s.results(&a, "").await.0, 404);
+    assert_eq!(s.get("/v1/jobs").await.1["jobs"].as_array().unwrap().len(), 1);
+}
