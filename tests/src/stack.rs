@@ -81,7 +81,7 @@ impl Stack {
         let mut cmd = Command::new(workspace_root().join("node_modules/.bin/wrangler"));
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(self.state.path().join("state"))
-            .args(["--log-level", "warn"])
+            .args(["--inspector-port", &free_port().to_string(), "--log-level", "warn"])
             .env("WRANGLER_SEND_METRICS", "false")
             .current_dir(workspace_root())
             .stdin(Stdio::null())
@@ -95,7 +95,7 @@ impl Stack {
             cmd.spawn().unwrap_or_else(|e| panic!("cannot start wrangler (run `cargo xtask setup`): {e}"));
         let url = format!("http://127.0.0.1:{port}");
         let worker = Worker { child, url: url.clone() };
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             if healthy(&format!("{url}/healthz")) {
                 break;
@@ -110,8 +110,9 @@ impl Stack {
         self.worker = Some(worker);
     }
 
+    /// Where the wrangler logs of this run are kept (they outlive the test).
     pub fn log_path(&self) -> PathBuf {
-        self.state.path().to_path_buf()
+        workspace_root().join("target/e2e-logs")
     }
 
     /// Kill workerd (no goodbye) and start it again on the same state.

@@ -2,14 +2,14 @@
 //! and the summary names the failures.
 
 use crate::run::{cargo, root, step};
-use crate::setup;
+use crate::{setup, worker};
 use std::process::Command;
 
 pub fn test(args: &[String]) -> Result<(), String> {
     if let Some(a) = args.first() {
         return Err(format!("unknown option {a}"));
     }
-    let results: Vec<(&str, Result<(), String>)> = vec![
+    let mut results: Vec<(&str, Result<(), String>)> = vec![
         ("format", step("format check", cargo().args(["fmt", "--all", "--check"]))),
         (
             "clippy",
@@ -21,6 +21,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
         ("cargo test", step("unit, property and HTTP tests", cargo().args(["test", "--workspace"]))),
         ("google-genai conformance", conformance()),
     ];
+    results.push(("worker e2e", worker_e2e()));
 
     let failed: Vec<&str> = results.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| *n).collect();
     eprintln!();
@@ -42,5 +43,26 @@ fn conformance() -> Result<(), String> {
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "emulator/conformance"])
             .env("GEMINI_EMULATOR_BIN", root().join("target/debug/gemini-emulator"))
             .current_dir(root()),
+    )
+}
+
+/// The real worker in workerd (`wrangler dev`) against the emulator.
+fn worker_e2e() -> Result<(), String> {
+    worker::build_worker(&[])?;
+    step(
+        "worker end to end (wrangler dev + emulator)",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "batchgate-e2e",
+                "--test",
+                "worker_e2e",
+                "--",
+                "--ignored",
+                "--test-threads",
+                "2",
+            ])
+            .env("WRANGLER_SEND_METRICS", "false"),
     )
 }
