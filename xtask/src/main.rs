@@ -18,8 +18,8 @@ mod worker;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <dev|test|bench|setup> [options]
-  dev                  serve the emulator locally and print how to use it
-  test                 run every suite (fmt, clippy, cargo test, SDK conformance)
+  dev                  serve the worker and the Gemini emulator locally (Google with GEMINI_API_KEY)
+  test                 run every suite (fmt, clippy, cargo test, SDK conformance, worker e2e)
   bench [--size-mb N] [--reps N]
                        run the benchmarks and write BENCHMARKS.md
   setup                install the tools the other commands need
