@@ -91,6 +91,11 @@ struct RawError {
 /// Scan one result line (`{"key", "response"}` or `{"key", "error"}`; inline
 /// results carry the key in `metadata.key`).
 pub fn scan_line(line: &[u8]) -> ResultLine<'_> {
+    fast::scan(line).unwrap_or_else(|| scan_with_serde(line))
+}
+
+/// The reference path: serde, skipping (not building) unknown fields.
+pub fn scan_with_serde(line: &[u8]) -> ResultLine<'_> {
     let raw: RawLine<'_> = match serde_json::from_slice(line) {
         Ok(r) => r,
         Err(e) => return ResultLine { key: None, outcome: Outcome::Malformed(e.to_string()) },
@@ -112,6 +117,166 @@ pub fn scan_line(line: &[u8]) -> ResultLine<'_> {
         _ => Outcome::Malformed("a result line has exactly one of response or error".into()),
     };
     ResultLine { key, outcome }
+}
+
+/// A structural walk over the line that jumps through strings with `memchr`
+/// and hands only the small objects it needs (`usageMetadata`, `error`, the
+/// key) to serde. Anything it does not expect makes it give up (`None`), and
+/// the serde path answers instead, so it can only be faster, never different.
+mod fast {
+    use super::*;
+
+    fn ws(b: &[u8], mut i: usize) -> usize {
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    }
+
+    /// `b[i]` is the opening quote; returns the index after the closing one.
+    fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+        i += 1;
+        loop {
+            let rest = b.get(i..)?;
+            let j = memchr::memchr2(b'"', b'\\', rest)?;
+            i += j;
+            if *b.get(i)? == b'\\' {
+                i += 2;
+            } else {
+                return Some(i + 1);
+            }
+        }
+    }
+
+    /// The index after the JSON value starting at `b[i]`.
+    fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+        match *b.get(i)? {
+            b'"' => skip_string(b, i),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                let mut j = i;
+                loop {
+                    match *b.get(j)? {
+                        b'"' => {
+                            j = skip_string(b, j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            _ => {
+                let mut j = i;
+                while b.get(j).is_some_and(|c| !matches!(c, b',' | b'}' | b']') && !c.is_ascii_whitespace()) {
+                    j += 1;
+                }
+                (j > i).then_some(j)
+            }
+        }
+    }
+
+    /// Walk the members of the object at `b[i]`: `f(name, value_start)` consumes
+    /// each value and returns where it ends. Returns the index after the `}`.
+    fn members<'a>(
+        b: &'a [u8],
+        i: usize,
+        mut f: impl FnMut(&'a [u8], usize) -> Option<usize>,
+    ) -> Option<usize> {
+        let mut i = ws(b, i);
+        if *b.get(i)? != b'{' {
+            return None;
+        }
+        i = ws(b, i + 1);
+        if *b.get(i)? == b'}' {
+            return Some(i + 1);
+        }
+        loop {
+            if *b.get(i)? != b'"' {
+                return None;
+            }
+            let name_end = skip_string(b, i)?;
+            let name = b.get(i + 1..name_end - 1)?;
+            if name.contains(&b'\\') {
+                return None; // escaped member names: leave it to serde
+            }
+            i = ws(b, name_end);
+            if *b.get(i)? != b':' {
+                return None;
+            }
+            let end = f(name, ws(b, i + 1))?;
+            i = ws(b, end);
+            match *b.get(i)? {
+                b',' => i = ws(b, i + 1),
+                b'}' => return Some(i + 1),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Parse the value at `b[start..]` with serde (for the small parts we keep).
+    fn take<'a, T: serde::Deserialize<'a>>(b: &'a [u8], start: usize) -> Option<(T, usize)> {
+        let end = skip_value(b, start)?;
+        Some((serde_json::from_slice(b.get(start..end)?).ok()?, end))
+    }
+
+    pub fn scan(b: &[u8]) -> Option<ResultLine<'_>> {
+        let mut key: Option<Cow<'_, str>> = None;
+        let mut outcome: Option<Outcome> = None;
+        let mut seen = 0;
+        let end = members(b, 0, |name, start| match name {
+            b"key" => {
+                let (k, end) = take::<Cow<'_, str>>(b, start)?;
+                key = Some(k);
+                Some(end)
+            }
+            b"metadata" => {
+                let (m, end) = take::<RawMetadata<'_>>(b, start)?;
+                key = key.take().or(m.key);
+                Some(end)
+            }
+            b"error" => {
+                seen += 1;
+                let (e, end) = take::<RawError>(b, start)?;
+                outcome = Some(Outcome::Error { code: e.code, message: e.message });
+                Some(end)
+            }
+            b"response" => {
+                seen += 1;
+                let mut usage = RawUsage::default();
+                let end = members(b, start, |n, s| {
+                    if n == b"usageMetadata" {
+                        let (u, end) = take::<RawUsage>(b, s)?;
+                        usage = u;
+                        Some(end)
+                    } else {
+                        skip_value(b, s)
+                    }
+                })?;
+                outcome = Some(Outcome::Success(Usage {
+                    prompt: usage.prompt_token_count,
+                    candidates: usage.candidates_token_count,
+                    thoughts: usage.thoughts_token_count,
+                    cached: usage.cached_content_token_count,
+                    tool_use_prompt: usage.tool_use_prompt_token_count,
+                    total: usage.total_token_count,
+                }));
+                Some(end)
+            }
+            _ => skip_value(b, start),
+        })?;
+        if seen != 1 || ws(b, end) != b.len() {
+            return None;
+        }
+        Some(ResultLine { key, outcome: outcome? })
+    }
 }
 
 /// Counts and usage summed over result lines.
@@ -168,6 +333,20 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_path_declines_what_it_does_not_expect() {
+        for line in [
+            &br#"{"key":"a","response":{}} trailing"#[..],
+            br#"{"key":"a","response":{},"error":{}}"#,
+            br#"{"k\u0065y":"a","response":{}}"#,
+            b"[1,2]",
+            b"{",
+        ] {
+            assert_eq!(scan_line(line), scan_with_serde(line), "{}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(scan_line(br#"{"k\u0065y":"a","response":{}}"#).key.as_deref(), Some("a"));
+    }
+
+    #[test]
     fn errors_escaped_keys_inline_keys_and_garbage() {
         let r = scan_line(br#"{"error":{"code":3,"message":"bad part"},"key":"a\"b"}"#);
         assert_eq!(r.key.as_deref(), Some("a\"b"));
@@ -198,6 +377,7 @@ mod tests {
             let bytes = serde_json::to_vec(&line).unwrap();
             let full: Value = serde_json::from_slice(&bytes).unwrap();
             let r = scan_line(&bytes);
+            prop_assert_eq!(&r, &scan_with_serde(&bytes), "the fast path answers exactly as serde does");
             prop_assert_eq!(r.key.as_deref(), full["key"].as_str());
             match r.outcome {
                 Outcome::Success(u) => {

@@ -49,7 +49,9 @@ pub fn dev(args: &[String]) -> Result<(), String> {
     let url = format!("http://127.0.0.1:{WORKER_PORT}");
     let backend = match google_key {
         Some(_) => "Google's Gemini API (GEMINI_API_KEY is set)".to_string(),
-        None => format!("the Gemini emulator at http://127.0.0.1:{EMULATOR_PORT} (one emulated minute per second)"),
+        None => format!(
+            "the Gemini emulator at http://127.0.0.1:{EMULATOR_PORT} (one emulated minute per second)"
+        ),
     };
     println!(
         "\nbatchgate: {url}   backed by {backend}\n\nSubmit a job, then watch it and read its results:\n  \

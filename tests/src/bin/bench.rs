@@ -22,7 +22,8 @@ async fn main() {
     let out = arg("--out");
     let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
 
-    let sections = vec![bench::emulator_io::run(size_mb, reps, &me).await];
+    let sections =
+        vec![bench::scanner::run(100_000, reps.max(3)), bench::emulator_io::run(size_mb, reps, &me).await];
 
     let mut report = format!(
         "# Benchmarks\n\nMeasured by `cargo xtask bench` on {} ({}). Each figure stands beside a baseline \
