@@ -15,6 +15,7 @@ pub const GEMINI_KEY: &str = "e2e-gemini-key";
 pub struct Worker {
     child: Child,
     pub url: String,
+    pub log: PathBuf,
 }
 
 impl Drop for Worker {
@@ -76,8 +77,11 @@ impl Stack {
 
     fn start_worker(&mut self) {
         let port = free_port();
-        let log = std::fs::File::create(self.state.path().join(format!("wrangler-{port}.log")))
-            .unwrap_or_else(|e| panic!("{e}"));
+        // Logs go under target/ so a failed start can still be read after the test.
+        let logs = workspace_root().join("target/e2e-logs");
+        let _ = std::fs::create_dir_all(&logs);
+        let log_path = logs.join(format!("wrangler-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("{e}"));
         let mut cmd = Command::new(workspace_root().join("node_modules/.bin/wrangler"));
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(self.state.path().join("state"))
@@ -94,17 +98,13 @@ impl Stack {
         let child =
             cmd.spawn().unwrap_or_else(|e| panic!("cannot start wrangler (run `cargo xtask setup`): {e}"));
         let url = format!("http://127.0.0.1:{port}");
-        let worker = Worker { child, url: url.clone() };
+        let worker = Worker { child, url: url.clone(), log: log_path.clone() };
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             if healthy(&format!("{url}/healthz")) {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "wrangler dev did not come up; see {}",
-                self.log_path().display()
-            );
+            assert!(Instant::now() < deadline, "wrangler dev did not come up; see {}", log_path.display());
             std::thread::sleep(Duration::from_millis(200));
         }
         self.worker = Some(worker);
@@ -113,6 +113,11 @@ impl Stack {
     /// Where the wrangler logs of this run are kept (they outlive the test).
     pub fn log_path(&self) -> PathBuf {
         workspace_root().join("target/e2e-logs")
+    }
+
+    /// Everything the worker process printed so far.
+    pub fn worker_log(&self) -> String {
+        self.worker.as_ref().and_then(|w| std::fs::read_to_string(&w.log).ok()).unwrap_or_default()
     }
 
     /// Kill workerd (no goodbye) and start it again on the same state.

@@ -174,6 +174,18 @@ async fn gemini_errors_on_every_call_are_retried_until_the_job_completes() {
     let (_, lines) = s.results(&id, "").await;
     assert_eq!(keys(&lines).len(), 40, "complete despite a truncated download");
     assert_eq!(s.gemini_batches().await.len(), 1, "create failures did not make a second batch");
+
+    // The Gemini key stays a secret through every error path.
+    let key = batchgate_e2e::stack::GEMINI_KEY;
+    let seen = [
+        s.job(&id).await.to_string(),
+        s.get("/v1/jobs").await.1.to_string(),
+        format!("{lines:?}"),
+        s.worker_log(),
+    ];
+    for text in seen {
+        assert!(!text.contains(key), "the Gemini key leaked: {}", &text[..text.len().min(300)]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
