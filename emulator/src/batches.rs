@@ -236,6 +236,7 @@ impl Emulator {
                 seed: cfg.seed,
                 error_code: cfg.line_error_code,
                 cancelled_from: limit,
+                pad_bytes: cfg.answer_pad_bytes,
             };
             (b.input.clone(), rules, b.seq)
         };

@@ -56,6 +56,9 @@ pub struct Config {
     pub list_requires_page_size: bool,
     /// `error.code` of a cancelled batch (the reference says 1; 13 was observed).
     pub cancel_error_code: i32,
+    /// Pad every answer's text to at least this many bytes (realistic result
+    /// sizes for benchmarks; token counts do not change).
+    pub answer_pad_bytes: usize,
     pub webhook: Option<WebhookConfig>,
 }
 
@@ -113,6 +116,7 @@ impl Default for Config {
             download_uploaded_files: false,
             list_requires_page_size: false,
             cancel_error_code: 1,
+            answer_pad_bytes: 0,
             webhook: None,
         }
     }

@@ -99,10 +99,19 @@ fn response_id(model: &str, request: &Value) -> String {
 
 /// The `GenerateContentResponse` the emulator answers with.
 pub fn respond(model: &str, request: &Value) -> Result<Value, InvalidRequest> {
+    respond_padded(model, request, 0)
+}
+
+/// [`respond`], with the answer text padded to `pad_bytes` by a fixed filler.
+pub fn respond_padded(model: &str, request: &Value, pad_bytes: usize) -> Result<Value, InvalidRequest> {
     let u = usage(model, request)?;
     let (text, _) = prompt_parts(request)?;
     let preview: String = text.chars().take(48).collect();
     let mut answer = format!("Emulated answer from {model} ({} tokens): {preview}", u.candidates);
+    const FILLER: &str = " The quick brown fox jumps over the lazy dog.";
+    while answer.len() < pad_bytes {
+        answer.push_str(FILLER);
+    }
     let mime =
         field(request, "generationConfig").and_then(|c| field(c, "responseMimeType")).and_then(Value::as_str);
     if mime == Some("application/json") {

@@ -23,6 +23,7 @@ pub struct LineRules {
     pub error_code: i32,
     /// Lines from this index on were cut off by a cancel.
     pub cancelled_from: Option<u64>,
+    pub pad_bytes: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -59,7 +60,8 @@ impl LineRules {
         }
         let request =
             request.ok_or_else(|| Status::item(Code::InvalidArgument, "Missing \"request\" field."))?;
-        model::respond(&self.model, request).map_err(|e| Status::item(Code::InvalidArgument, e.0))
+        model::respond_padded(&self.model, request, self.pad_bytes)
+            .map_err(|e| Status::item(Code::InvalidArgument, e.0))
     }
 }
 
@@ -225,6 +227,7 @@ mod tests {
             seed: 0,
             error_code: 13,
             cancelled_from: None,
+            pad_bytes: 0,
         }
     }
 

@@ -6,6 +6,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod account_index;
+mod bench_route;
 mod config;
 mod errors;
 mod gemini;
@@ -65,6 +66,15 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
     let method = req.method();
     match (method.clone(), segments.as_slice()) {
         (Method::Get, ["healthz"]) => Ok(Response::from_json(&serde_json::json!({"ok": true}))?),
+        (Method::Post, ["_bench", "copy"]) if bench_route::enabled(env) => {
+            let file = req
+                .url()?
+                .query_pairs()
+                .find(|(k, _)| k == "file")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            bench_route::copy(env, &file).await
+        }
         (Method::Post, ["v1", "jobs"]) => {
             let account = account(&req)?;
             submit::handle(req, env, &account).await

@@ -280,7 +280,7 @@ async fn complete(store: &Store, bucket: &Bucket, key: &str) -> Result<StepResul
 
 /// Bytes `[start, end)` of a results file. A server that ignores `Range` and
 /// sends the whole file is read through, keeping only the wanted bytes.
-async fn download(gemini: &Gemini, name: &str, start: u64, end: u64) -> Result<Vec<u8>, Failure> {
+pub(crate) async fn download(gemini: &Gemini, name: &str, start: u64, end: u64) -> Result<Vec<u8>, Failure> {
     let mut resp = gemini.send(&gemini.cfg.download(name, start, end), None).await?;
     let status = resp.status_code();
     if status != 200 && status != 206 {

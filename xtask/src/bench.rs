@@ -5,6 +5,7 @@ use crate::run::{cargo, root, step};
 use std::process::Command;
 
 pub fn bench(args: &[String]) -> Result<(), String> {
+    crate::worker::build_worker(&[])?;
     step(
         "release build",
         cargo().args(["build", "--release", "--quiet", "-p", "gemini-emulator", "-p", "batchgate-e2e"]),

@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod emulator_io;
+pub mod ingest;
 pub mod scanner;
 
 use std::fmt::Write;
