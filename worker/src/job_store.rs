@@ -101,19 +101,21 @@ impl Store {
         Ok(())
     }
 
-    /// A slice's rows and its part, replacing any earlier attempt at the same slice.
+    /// A slice's rows and its part, replacing any earlier attempt at the same
+    /// slice. Ten rows a statement: ten columns each fill SQLite's 100-parameter cap.
     pub fn record_slice(&self, records: &[LineRecord], part_number: u64, etag: &str) -> Result<()> {
-        for r in records {
-            let (ok, code, u) = match &r.outcome {
-                Outcome::Success(u) => (1, None, Some(*u)),
-                Outcome::Error { code, .. } => (0, Some(i64::from(*code)), None),
-                Outcome::Malformed(_) => (0, None, None),
-            };
-            let opt = |v: Option<u64>| v.map_or(SqlStorageValue::Null, int);
-            self.sql.exec(
-                "INSERT OR REPLACE INTO results (number, rkey, pos, len, ok, code, prompt, candidates, thoughts, total) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                vec![
+        const COLUMNS: usize = 10;
+        const ROWS: usize = 100 / COLUMNS;
+        for chunk in records.chunks(ROWS) {
+            let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
+            for r in chunk {
+                let (ok, code, u) = match &r.outcome {
+                    Outcome::Success(u) => (1, None, Some(*u)),
+                    Outcome::Error { code, .. } => (0, Some(i64::from(*code)), None),
+                    Outcome::Malformed(_) => (0, None, None),
+                };
+                let opt = |v: Option<u64>| v.map_or(SqlStorageValue::Null, int);
+                params.extend([
                     int(r.number),
                     r.key.clone().into(),
                     int(r.offset),
@@ -124,7 +126,15 @@ impl Store {
                     opt(u.map(|u| u.candidates)),
                     opt(u.map(|u| u.thoughts)),
                     opt(u.map(|u| u.total)),
-                ],
+                ]);
+            }
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            self.sql.exec(
+                &format!(
+                    "INSERT OR REPLACE INTO results (number, rkey, pos, len, ok, code, prompt, candidates, thoughts, total) \
+                     VALUES {rows}"
+                ),
+                params,
             )?;
         }
         self.sql.exec(
