@@ -1,5 +1,5 @@
 //! The whole system on loopback: the emulator and the real worker in workerd
-//! (`wrangler dev`, local Durable Objects and R2 persisted to a temp dir).
+//! (wrangler's dev engine via `worker/serve.mjs`, local Durable Objects and R2 persisted to a temp dir).
 //! `restart_worker` kills workerd mid-flight and starts it again on the same
 //! state, as a crash or deploy would.
 
@@ -82,10 +82,12 @@ impl Stack {
         let _ = std::fs::create_dir_all(&logs);
         let log_path = logs.join(format!("wrangler-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("{e}"));
-        let mut cmd = Command::new(workspace_root().join("node_modules/.bin/wrangler"));
-        cmd.args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
+        // wrangler's dev engine without the inspector: see worker/serve.mjs.
+        let mut cmd = Command::new("node");
+        cmd.arg(workspace_root().join("worker/serve.mjs"))
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(self.state.path().join("state"))
-            .args(["--inspector-port", &free_port().to_string(), "--log-level", "warn"])
+            .args(["--log-level", "warn"])
             .env("WRANGLER_SEND_METRICS", "false")
             .current_dir(workspace_root())
             .stdin(Stdio::null())

@@ -1,7 +1,8 @@
 //! `cargo xtask dev`: the whole stack locally. The Gemini emulator stands in for
 //! Google unless `GEMINI_API_KEY` is set, in which case the worker talks to
-//! Google with it. The worker runs in workerd via `wrangler dev`, its Durable
-//! Objects and R2 persisted under `.wrangler/state`.
+//! Google with it. The worker runs in workerd through wrangler's dev engine
+//! (`worker/serve.mjs`: `wrangler dev` without its inspector, which cannot keep
+//! up with large bodies), its Durable Objects and R2 persisted under `.wrangler/state`.
 
 use crate::run::{cargo, root, step};
 use crate::{setup, worker};
@@ -59,9 +60,10 @@ pub fn dev(args: &[String]) -> Result<(), String> {
          {{\"key\":\"q1\",\"request\":{{\"contents\":[{{\"parts\":[{{\"text\":\"Why is the sky blue?\"}}]}}]}}}}]}}'\n  \
          curl -s {url}/v1/jobs/JOB_ID\n  curl -s {url}/v1/jobs/JOB_ID/results\n\nCtrl-C stops everything.\n"
     );
-    let mut wrangler = Command::new(root().join("node_modules/.bin/wrangler"));
+    let mut wrangler = Command::new("node");
     wrangler
-        .args(["dev", "--ip", "127.0.0.1", "--port", &WORKER_PORT.to_string()])
+        .arg(root().join("worker/serve.mjs"))
+        .args(["--ip", "127.0.0.1", "--port", &WORKER_PORT.to_string(), "--watch", "true"])
         .env("WRANGLER_SEND_METRICS", "false")
         .current_dir(root());
     for (k, v) in &vars {

@@ -72,7 +72,7 @@ pub async fn run(lines: usize) -> Section {
     Section {
         title: format!("Ingestion through workerd ({lines} result lines)"),
         how: format!(
-            "A {lines}-request job whose results file is {mb:.0} MiB (~2 KB lines): the worker in workerd (wrangler dev, local R2 \
+            "A {lines}-request job whose results file is {mb:.0} MiB (~2 KB lines): the worker in workerd (wrangler's dev engine, local R2 \
              and Durable Object SQLite) reads it from the emulator in 8 MiB ranges, scans and indexes every line and \
              stores it as R2 parts (timed from `ingesting` to `resultsReady`, polled every 20 ms). Baseline: the same \
              worker copying the same file with the same ranges and parts, parsing nothing. The ratio is time over the baseline's time."

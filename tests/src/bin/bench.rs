@@ -1,6 +1,6 @@
 //! The benchmark driver behind `cargo xtask bench`.
 //!
-//! `bench [--size-mb N] [--reps N] [--lines N] [--out FILE]` runs every benchmark and writes
+//! `bench [--only LIST] [--size-mb N] [--reps N] [--lines N] [--out FILE]` runs every benchmark and writes
 //! the report; `bench --serve-baseline FILE` is the baseline server it spawns.
 
 use batchgate_e2e::bench;
@@ -23,11 +23,19 @@ async fn main() {
     let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
 
     let lines: usize = arg("--lines").and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    let sections = vec![
-        bench::scanner::run(100_000, reps.max(3)),
-        bench::ingest::run(lines).await,
-        bench::emulator_io::run(size_mb, reps, &me).await,
-    ];
+    // `--only a,b` runs a subset (names: scanner, ingest, emulator).
+    let only = arg("--only");
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w == name));
+    let mut sections = Vec::new();
+    if wanted("scanner") {
+        sections.push(bench::scanner::run(100_000, reps.max(3)));
+    }
+    if wanted("ingest") {
+        sections.push(bench::ingest::run(lines).await);
+    }
+    if wanted("emulator") {
+        sections.push(bench::emulator_io::run(size_mb, reps, &me).await);
+    }
 
     let mut report = format!(
         "# Benchmarks\n\nMeasured by `cargo xtask bench` on {} ({}). Each figure stands beside a baseline \
