@@ -4,10 +4,13 @@
 //! bytes and call these functions, so everything here is testable natively and
 //! deterministically (no clock, no network, no `worker` types).
 
+pub mod auth;
 pub mod gemini;
 pub mod ingest;
 pub mod job;
 pub mod jsonl;
+pub mod ledger;
+pub mod pricing;
 pub mod results;
 pub mod schedule;
 pub mod submit;

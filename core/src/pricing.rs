@@ -1,0 +1,229 @@
+//! What tokens cost, in integers only.
+//!
+//! Units: 1 credit = $0.001 and 1 credit = 1,000,000 micro-credits, so a price
+//! of N micro-credits per token is $N per billion tokens; every published
+//! Gemini price is a whole number in it ($0.30 / 1M tokens = 300). Amounts are
+//! `i64` micro-credits everywhere.
+//!
+//! A job's price is looked up once, at submit, and kept with the job: the
+//! reservation and the final charge use the same figures even if the operator
+//! changes the table while the job runs.
+
+use crate::results::Usage;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Micro-credits per token for one model, at the standard (interactive) rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Price {
+    pub input: i64,
+    /// Candidates and thinking tokens alike.
+    pub output: i64,
+    /// Input tokens served from Gemini's context cache.
+    pub cached_input: i64,
+}
+
+/// Batch jobs cost this fraction of the standard price (Gemini: 50 %).
+pub const BATCH_NUMERATOR: i64 = 1;
+pub const BATCH_DENOMINATOR: i64 = 2;
+
+/// Google's public Gemini API prices (paid tier, prompts up to 200k tokens),
+/// in micro-credits per token.
+const DEFAULT_PRICES: &[(&str, Price)] = &[
+    ("gemini-3-pro-preview", Price { input: 2_000, output: 12_000, cached_input: 200 }),
+    ("gemini-3-flash-preview", Price { input: 500, output: 3_000, cached_input: 50 }),
+    ("gemini-2.5-pro", Price { input: 1_250, output: 10_000, cached_input: 125 }),
+    ("gemini-2.5-flash", Price { input: 300, output: 2_500, cached_input: 30 }),
+    ("gemini-2.5-flash-lite", Price { input: 100, output: 400, cached_input: 10 }),
+    ("gemini-2.0-flash", Price { input: 100, output: 400, cached_input: 25 }),
+    ("gemini-2.0-flash-lite", Price { input: 75, output: 300, cached_input: 75 }),
+];
+
+/// Prices by model id. A versioned id (`gemini-2.5-flash-preview-09-2025`)
+/// takes the price of the longest listed prefix (`gemini-2.5-flash`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriceTable {
+    prices: BTreeMap<String, Price>,
+}
+
+impl Default for PriceTable {
+    fn default() -> Self {
+        PriceTable { prices: DEFAULT_PRICES.iter().map(|(m, p)| (m.to_string(), *p)).collect() }
+    }
+}
+
+impl PriceTable {
+    /// The operator's table: `{"model": {"input": n, "output": n, "cachedInput": n}, ...}`.
+    pub fn from_json(json: &str) -> Result<PriceTable, String> {
+        let prices: BTreeMap<String, Price> =
+            serde_json::from_str(json).map_err(|e| format!("PRICES is not a price table: {e}"))?;
+        if let Some((m, _)) = prices.iter().find(|(_, p)| p.input < 0 || p.output < 0 || p.cached_input < 0) {
+            return Err(format!("PRICES: the price of {m} is negative"));
+        }
+        if prices.is_empty() {
+            return Err("PRICES lists no model".into());
+        }
+        Ok(PriceTable { prices })
+    }
+
+    pub fn price(&self, model: &str) -> Option<Price> {
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        self.prices
+            .iter()
+            .filter(|(m, _)| model == m.as_str() || model.starts_with(&format!("{m}-")))
+            .max_by_key(|(m, _)| m.len())
+            .map(|(_, p)| *p)
+    }
+
+    pub fn models(&self) -> impl Iterator<Item = (&str, &Price)> {
+        self.prices.iter().map(|(m, p)| (m.as_str(), p))
+    }
+}
+
+/// Tokens, as estimated before a job runs or as Gemini reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tokens {
+    pub input: u64,
+    pub cached_input: u64,
+    pub output: u64,
+}
+
+impl Tokens {
+    pub fn add(&mut self, o: &Tokens) {
+        self.input = self.input.saturating_add(o.input);
+        self.cached_input = self.cached_input.saturating_add(o.cached_input);
+        self.output = self.output.saturating_add(o.output);
+    }
+}
+
+impl From<&Usage> for Tokens {
+    /// Gemini's `promptTokenCount` includes the cached part; tool-use prompts are
+    /// input; thinking is output.
+    fn from(u: &Usage) -> Tokens {
+        let cached = u.cached.min(u.prompt);
+        Tokens {
+            input: (u.prompt - cached).saturating_add(u.tool_use_prompt),
+            cached_input: cached,
+            output: u.candidates.saturating_add(u.thoughts),
+        }
+    }
+}
+
+fn mul(tokens: u64, price: i64) -> i64 {
+    i64::try_from(tokens).unwrap_or(i64::MAX).saturating_mul(price)
+}
+
+impl Price {
+    /// Standard (interactive) cost of `t`.
+    pub fn standard(&self, t: &Tokens) -> i64 {
+        mul(t.input, self.input)
+            .saturating_add(mul(t.cached_input, self.cached_input))
+            .saturating_add(mul(t.output, self.output))
+    }
+
+    /// Batch cost of `t`: the standard cost times 1/2, rounded up (the one
+    /// rounding, applied once per job, never in the user's disfavour by more
+    /// than one micro-credit).
+    pub fn batch(&self, t: &Tokens) -> i64 {
+        let s = self.standard(t);
+        (s.saturating_mul(BATCH_NUMERATOR) + BATCH_DENOMINATOR - 1) / BATCH_DENOMINATOR
+    }
+
+    pub fn quote(&self, t: &Tokens) -> Quote {
+        let (standard, batch) = (self.standard(t), self.batch(t));
+        Quote { tokens: *t, standard, batch, savings: standard - batch }
+    }
+}
+
+/// What a set of requests costs, in micro-credits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Quote {
+    pub tokens: Tokens,
+    pub standard: i64,
+    pub batch: i64,
+    pub savings: i64,
+}
+
+/// How requests are sized before Gemini has seen them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EstimateRules {
+    /// Characters of text per token (Gemini's rule of thumb is 4).
+    pub chars_per_token: u64,
+    /// Tokens for an image or a PDF page (Gemini bills 258 per image tile).
+    pub image_tokens: u64,
+    /// Tokens for a document part (a PDF) whose page count is unknown.
+    pub document_tokens: u64,
+    /// Tokens for an audio or video part whose length is unknown.
+    pub media_tokens: u64,
+    /// Output reserved for a request without `maxOutputTokens`.
+    pub default_max_output_tokens: u64,
+}
+
+impl Default for EstimateRules {
+    fn default() -> Self {
+        EstimateRules {
+            chars_per_token: 4,
+            image_tokens: 258,
+            document_tokens: 258 * 10,
+            media_tokens: 32 * 60,
+            default_max_output_tokens: 8_192,
+        }
+    }
+}
+
+fn field<'a>(v: &'a Value, camel: &str) -> Option<&'a Value> {
+    crate::gemini::request::field(v, camel)
+}
+
+impl EstimateRules {
+    /// Tokens one `GenerateContentRequest` is expected to use: text length,
+    /// per-media estimates, and its `maxOutputTokens` (or the default cap) as
+    /// output, which bounds candidates and thinking together.
+    pub fn request(&self, request: &Value) -> Tokens {
+        let mut chars = 0u64;
+        let mut media = 0u64;
+        let system = field(request, "systemInstruction");
+        let contents = field(request, "contents").and_then(Value::as_array).into_iter().flatten();
+        for content in contents.chain(system) {
+            let parts = field(content, "parts").and_then(Value::as_array).into_iter().flatten();
+            for part in parts {
+                if let Some(t) = field(part, "text").and_then(Value::as_str) {
+                    chars += t.chars().count() as u64;
+                }
+                let mime = field(part, "inlineData")
+                    .or_else(|| field(part, "fileData"))
+                    .map(|d| field(d, "mimeType").and_then(Value::as_str).unwrap_or_default());
+                if let Some(mime) = mime {
+                    media += self.media_part(mime);
+                }
+            }
+        }
+        let max_output = field(request, "generationConfig")
+            .and_then(|c| field(c, "maxOutputTokens"))
+            .and_then(|m| m.as_u64().or_else(|| m.as_str().and_then(|s| s.parse().ok())))
+            .unwrap_or(self.default_max_output_tokens);
+        Tokens {
+            input: (chars.div_ceil(self.chars_per_token.max(1)) + media).max(1),
+            cached_input: 0,
+            output: max_output,
+        }
+    }
+
+    fn media_part(&self, mime: &str) -> u64 {
+        if mime.starts_with("image/") {
+            self.image_tokens
+        } else if mime == "application/pdf" || mime.starts_with("text/") {
+            self.document_tokens
+        } else {
+            self.media_tokens
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

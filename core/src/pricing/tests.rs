@@ -1,0 +1,91 @@
+use super::*;
+use proptest::prelude::*;
+use serde_json::json;
+
+#[test]
+fn published_prices_are_whole_micro_credits_per_token() {
+    // $0.30 / 1M input and $2.50 / 1M output for Gemini 2.5 Flash: 1M tokens
+    // of each is 300 + 2,500 credits at the standard rate.
+    let flash = PriceTable::default().price("gemini-2.5-flash").unwrap_or_default();
+    let t = Tokens { input: 1_000_000, cached_input: 0, output: 1_000_000 };
+    assert_eq!(flash.standard(&t), 2_800 * 1_000_000);
+    assert_eq!(flash.batch(&t), 1_400 * 1_000_000);
+}
+
+#[test]
+fn versioned_ids_take_the_longest_listed_prefix() {
+    let table = PriceTable::default();
+    let lite = table.price("gemini-2.5-flash-lite").unwrap_or_default();
+    assert_eq!(table.price("models/gemini-2.5-flash-lite-preview-06-17"), Some(lite));
+    assert_ne!(table.price("gemini-2.5-flash-preview-09-2025"), Some(lite));
+    assert_eq!(table.price("gemini-2.5-flash-preview-09-2025"), table.price("gemini-2.5-flash"));
+    assert_eq!(table.price("gemini-2.5-flashy"), None);
+    assert_eq!(table.price("gpt-4"), None);
+}
+
+#[test]
+fn an_operator_table_replaces_the_default_and_bad_ones_are_refused() {
+    let t = PriceTable::from_json(r#"{"my-model": {"input": 1, "output": 2, "cachedInput": 0}}"#);
+    let t = t.unwrap_or_default();
+    assert_eq!(t.price("my-model"), Some(Price { input: 1, output: 2, cached_input: 0 }));
+    assert_eq!(t.price("gemini-2.5-flash"), None);
+    assert!(PriceTable::from_json(r#"{"m": {"input": -1, "output": 2, "cachedInput": 0}}"#).is_err());
+    assert!(PriceTable::from_json(r#"{"m": {"input": 1, "output": 2, "cachedInput": 0, "x": 1}}"#).is_err());
+    assert!(PriceTable::from_json("{}").is_err());
+    assert!(PriceTable::from_json("[").is_err());
+}
+
+#[test]
+fn usage_maps_cached_prompt_and_thinking_to_their_prices() {
+    let u = Usage { prompt: 100, candidates: 20, thoughts: 30, cached: 40, tool_use_prompt: 5, total: 155 };
+    let t = Tokens::from(&u);
+    assert_eq!(t, Tokens { input: 65, cached_input: 40, output: 50 });
+    let p = Price { input: 10, output: 100, cached_input: 1 };
+    assert_eq!(p.standard(&t), 650 + 40 + 5_000);
+}
+
+#[test]
+fn estimates_count_text_media_and_the_output_cap() {
+    let rules = EstimateRules::default();
+    let req = json!({
+        "systemInstruction": {"parts": [{"text": "abcd"}]},
+        "contents": [{"role": "user", "parts": [
+            {"text": "12345678"},
+            {"inlineData": {"mimeType": "image/png", "data": ""}},
+            {"fileData": {"mimeType": "application/pdf", "fileUri": "x"}}
+        ]}],
+        "generationConfig": {"maxOutputTokens": 100}
+    });
+    assert_eq!(rules.request(&req), Tokens { input: 3 + 258 + 2_580, cached_input: 0, output: 100 });
+    let bare = json!({"contents": [{"parts": [{"text": "hi"}]}]});
+    assert_eq!(rules.request(&bare).output, rules.default_max_output_tokens);
+    let snake =
+        json!({"contents": [{"parts": [{"text": "hi"}]}], "generation_config": {"max_output_tokens": "7"}});
+    assert_eq!(rules.request(&snake).output, 7);
+}
+
+proptest! {
+    /// Batch is half of standard, rounded up by less than one micro-credit,
+    /// and the savings make up the difference exactly.
+    #[test]
+    fn batch_is_half_of_standard(input in 0u64..1 << 40, cached in 0u64..1 << 40, output in 0u64..1 << 40,
+                                 pi in 0i64..20_000, pc in 0i64..2_000, po in 0i64..20_000) {
+        let p = Price { input: pi, output: po, cached_input: pc };
+        let q = p.quote(&Tokens { input, cached_input: cached, output });
+        prop_assert!(q.batch * 2 - q.standard == 0 || q.batch * 2 - q.standard == 1);
+        prop_assert_eq!(q.standard - q.batch, q.savings);
+        prop_assert!(q.batch >= 0);
+    }
+
+    /// Costs add up: pricing a sum never differs from the sum of prices by more
+    /// than the one rounding.
+    #[test]
+    fn standard_cost_is_additive(a in 0u64..1 << 30, b in 0u64..1 << 30, c in 0u64..1 << 30, d in 0u64..1 << 30) {
+        let p = PriceTable::default().price("gemini-2.5-pro").unwrap_or_default();
+        let x = Tokens { input: a, cached_input: 0, output: b };
+        let y = Tokens { input: c, cached_input: 0, output: d };
+        let mut sum = x;
+        sum.add(&y);
+        prop_assert_eq!(p.standard(&sum), p.standard(&x) + p.standard(&y));
+    }
+}
