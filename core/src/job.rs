@@ -8,11 +8,14 @@
 //! - creating a batch is the one step Gemini cannot repeat safely (a second create
 //!   is a second, paid job), so the attempt is recorded *before* the call and a
 //!   retry first looks for a batch the lost attempt may have made;
-//! - ingestion advances by slices whose cursor is stored with their results.
+//! - ingestion advances by slices whose cursor is stored with their results;
+//! - a job that ends is charged once: [`Action::Settle`] repeats until the
+//!   account confirms, and the account ledger ignores a repeated settle.
 
 use crate::gemini::BatchState;
 use crate::gemini::client::Failure;
 use crate::ingest::Cursor;
+use crate::pricing::{Price, Tokens};
 use crate::results::{Tally, Usage};
 use crate::schedule::{PollPolicy, RetryPolicy};
 use serde::{Deserialize, Serialize};
@@ -172,6 +175,17 @@ impl Default for Policy {
     }
 }
 
+/// What a job costs: the price it was quoted at (kept, so a price change
+/// mid-job changes nothing), what was reserved, and the charge once it ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Billing {
+    pub price: Price,
+    pub reserved: i64,
+    /// Set once the account has recorded the charge.
+    pub charged: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
@@ -198,6 +212,8 @@ pub struct Job {
     pub next_at_ms: u64,
     /// Bumped on every change users can see (the ETag).
     pub version: u64,
+    #[serde(default)]
+    pub billing: Billing,
 }
 
 /// The one thing to do now.
@@ -229,6 +245,12 @@ pub enum Action {
     },
     DeleteFiles {
         files: Vec<String>,
+    },
+    /// Charge the account for what was delivered (batch price), releasing the
+    /// rest of the reservation. `standard` is the same usage at the standard price.
+    Settle {
+        charge: i64,
+        standard: i64,
     },
     Finished,
 }
@@ -267,6 +289,9 @@ pub enum Outcome {
     },
     Ingested,
     FilesDeleted,
+    Settled {
+        charge: i64,
+    },
     Failed(Failure),
 }
 
@@ -294,7 +319,23 @@ impl Job {
             polls: 0,
             next_at_ms: now_ms,
             version: 1,
+            billing: Billing::default(),
         }
+    }
+
+    pub fn with_billing(mut self, price: Price, reserved: i64) -> Job {
+        self.billing = Billing { price, reserved, charged: None };
+        self
+    }
+
+    /// What the delivered results cost: `(batch, standard)` micro-credits.
+    pub fn cost(&self) -> (i64, i64) {
+        let tokens = Tokens::from(&self.tally.usage);
+        (self.billing.price.batch(&tokens), self.billing.price.standard(&tokens))
+    }
+
+    fn settled(&self) -> bool {
+        self.billing.charged.is_some()
     }
 
     /// The unique display name given to the Gemini batch (how a lost create is found).
@@ -315,8 +356,9 @@ impl Job {
         }
     }
 
+    /// Ended, cleaned up and charged: nothing left to do.
     pub fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Done { .. })
+        matches!(self.phase, Phase::Done { .. }) && self.settled()
     }
 
     /// Usage delivered so far (what a charge is based on).
@@ -330,6 +372,10 @@ impl Job {
         }
         if now_ms < self.next_at_ms {
             return Action::Wait { until_ms: self.next_at_ms };
+        }
+        if self.state().is_terminal() && !self.settled() {
+            let (charge, standard) = self.cost();
+            return Action::Settle { charge, standard };
         }
         match &self.phase {
             Phase::Uploading { session_url: None, .. } => Action::StartUpload,
@@ -468,6 +514,10 @@ impl Job {
                     self.phase = Phase::Done { end };
                 }
             }
+            Outcome::Settled { charge } => {
+                self.billing.charged = Some(charge);
+                self.next_at_ms = now_ms;
+            }
             Outcome::Failed(f) => self.on_failure(f, now_ms, rand, policy),
         }
         self.enforce_deadline(now_ms, policy);
@@ -512,6 +562,12 @@ impl Job {
     }
 
     fn on_failure(&mut self, f: Failure, now_ms: u64, rand: u64, policy: &Policy) {
+        if self.state().is_terminal() && !self.settled() {
+            // The settle step failed: it must happen, so it is retried whatever the error.
+            self.retries += 1;
+            self.next_at_ms = now_ms + policy.retry.delay_ms(self.retries, None, rand);
+            return;
+        }
         match f {
             Failure::Transient { retry_after_ms, .. } => {
                 self.retries += 1;

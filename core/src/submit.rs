@@ -4,6 +4,7 @@
 //! produced line by line so a 100 MB submission never sits in memory whole.
 
 use crate::gemini::request;
+use crate::pricing::{EstimateRules, Tokens};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -36,6 +37,8 @@ pub struct Validator {
     count: u64,
     errors: Vec<LineError>,
     error_count: u64,
+    rules: EstimateRules,
+    tokens: Tokens,
 }
 
 /// A valid submission's facts.
@@ -44,6 +47,8 @@ pub struct Summary {
     pub count: u64,
     /// Keys in submission order.
     pub keys: Vec<String>,
+    /// Estimated tokens of all requests (what the reservation is priced on).
+    pub tokens: Tokens,
 }
 
 /// Key given to a line that has none.
@@ -53,7 +58,22 @@ pub fn assigned_key(line: u64) -> String {
 
 impl Validator {
     pub fn new(limits: Limits) -> Validator {
-        Validator { limits, keys: HashSet::new(), order: vec![], count: 0, errors: vec![], error_count: 0 }
+        Validator {
+            limits,
+            keys: HashSet::new(),
+            order: vec![],
+            count: 0,
+            errors: vec![],
+            error_count: 0,
+            rules: EstimateRules::default(),
+            tokens: Tokens::default(),
+        }
+    }
+
+    /// Estimate tokens with these rules (the default otherwise).
+    pub fn with_estimate(mut self, rules: EstimateRules) -> Validator {
+        self.rules = rules;
+        self
     }
 
     fn refuse(&mut self, line: u64, message: String) {
@@ -124,6 +144,7 @@ impl Validator {
             self.refuse(line, e);
             return None;
         }
+        self.tokens.add(&self.rules.request(&req));
         let mut out = serde_json::to_vec(&json!({"key": key, "request": req})).ok()?;
         out.push(b'\n');
         self.order.push(key);
@@ -144,7 +165,7 @@ impl Validator {
         if self.error_count > 0 {
             return Err((self.error_count, self.errors));
         }
-        Ok(Summary { count: self.count, keys: self.order })
+        Ok(Summary { count: self.count, keys: self.order, tokens: self.tokens })
     }
 }
 
@@ -180,6 +201,9 @@ mod tests {
         assert!(a.ends_with(b"\n"));
         let summary = v.finish().unwrap();
         assert_eq!(summary.keys, vec!["a", "line-2"]);
+        // "hi" is one token each; no maxOutputTokens, so the default cap each.
+        let cap = EstimateRules::default().default_max_output_tokens;
+        assert_eq!(summary.tokens, Tokens { input: 2, cached_input: 0, output: 2 * cap });
     }
 
     #[test]

@@ -17,6 +17,21 @@ pub struct Counts {
     pub missing: u64,
 }
 
+/// A job's money, in micro-credits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cost {
+    /// Held at submit: the estimate at the batch price.
+    pub reserved: i64,
+    /// What the results delivered so far cost at the batch price.
+    pub delivered: i64,
+    /// The same at the standard price (the saving is the difference).
+    pub standard: i64,
+    /// Set once the job ended and its account was charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub charged: Option<i64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobView {
@@ -30,6 +45,8 @@ pub struct JobView {
     pub request_count: u64,
     pub counts: Counts,
     pub usage: Usage,
+    #[serde(default)]
+    pub cost: Cost,
     pub created_at: String,
     pub updated_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +105,10 @@ impl JobView {
             request_count: job.request_count,
             counts,
             usage: job.tally.usage,
+            cost: {
+                let (delivered, standard) = job.cost();
+                Cost { reserved: job.billing.reserved, delivered, standard, charged: job.billing.charged }
+            },
             created_at: ts(job.created_ms),
             updated_at: ts(job.updated_ms),
             submitted_at: job.submitted_ms.map(ts),

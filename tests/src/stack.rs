@@ -11,6 +11,27 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const GEMINI_KEY: &str = "e2e-gemini-key";
+pub const JWT_SECRET: &str = "e2e-jwt-secret";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+/// The account `Stack::http` acts for; it starts with [`STARTING_CREDITS`].
+pub const ACCOUNT: &str = "e2e";
+pub const STARTING_CREDITS: i64 = 1_000_000_000_000;
+
+/// A user token for `account`, valid for a day.
+pub fn token(account: &str) -> String {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        + 86_400;
+    batchgate_core::auth::sign(&json!({"sub": account, "exp": exp}), JWT_SECRET.as_bytes())
+}
+
+/// An HTTP client that sends `Authorization: Bearer {bearer}` on every call.
+pub fn client_with(bearer: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {bearer}")) {
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
+    reqwest::Client::builder().default_headers(headers).build().unwrap_or_else(|e| panic!("{e}"))
+}
 
 pub struct Worker {
     child: Child,
@@ -68,10 +89,23 @@ impl Stack {
             .collect();
         vars.push(("GEMINI_API_BASE".into(), emulator.url.clone()));
         vars.push(("GEMINI_API_KEY".into(), GEMINI_KEY.into()));
+        vars.push(("JWT_SECRET".into(), JWT_SECRET.into()));
+        vars.push(("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
         let state =
             tempfile::Builder::new().prefix("batchgate-e2e-").tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut stack = Stack { emulator, worker: None, vars, state, http: reqwest::Client::new() };
+        let mut stack = Stack { emulator, worker: None, vars, state, http: client_with(&token(ACCOUNT)) };
         stack.start_worker();
+        let grant = json!({"amount": STARTING_CREDITS, "idempotencyKey": "e2e-start"}).to_string();
+        let answer = raw_http(
+            "POST",
+            &stack.url(&format!("/v1/admin/accounts/{ACCOUNT}/grants")),
+            &[("authorization", &format!("Bearer {ADMIN_TOKEN}")), ("content-type", "application/json")],
+            &grant,
+        );
+        assert!(
+            answer.as_ref().is_some_and(|(status, _)| *status == 201),
+            "granting starting credits: {answer:?}"
+        );
         stack
     }
 
@@ -137,20 +171,26 @@ impl Stack {
     }
 }
 
-/// A plain blocking `GET` that says whether the answer was 200 (used while
-/// waiting for workerd, before any async runtime exists).
+/// Whether `url` answers 200 (used while waiting for workerd).
 fn healthy(url: &str) -> bool {
+    raw_http("GET", url, &[], "").is_some_and(|(status, _)| status == 200)
+}
+
+/// A plain blocking HTTP/1.1 call on loopback: (status, whole answer). Used
+/// before any async runtime exists.
+fn raw_http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
-    let Some((host, path)) = url.strip_prefix("http://").and_then(|r| r.split_once('/')) else {
-        return false;
-    };
-    let Ok(mut s) = std::net::TcpStream::connect(host) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
+    let (host, path) = url.strip_prefix("http://").and_then(|r| r.split_once('/'))?;
+    let mut s = std::net::TcpStream::connect(host).ok()?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut req = format!("{method} /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
     }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).ok()?;
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    buf.starts_with("HTTP/1.1 200")
+    let status = buf.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
+    Some((status, buf))
 }

@@ -2,6 +2,8 @@
 
 use batchgate_core::gemini::client::GeminiConfig;
 use batchgate_core::job::Policy;
+use batchgate_core::ledger;
+use batchgate_core::pricing::{EstimateRules, PriceTable};
 use batchgate_core::submit::Limits;
 use worker::Env;
 
@@ -19,6 +21,13 @@ pub struct Settings {
     pub max_json_body_bytes: u64,
     /// Timeout of one Gemini call.
     pub gemini_timeout_ms: u64,
+    /// `PRICES` (JSON) or Google's public prices.
+    pub prices: PriceTable,
+    /// Set when `PRICES` is present but unreadable: submits are refused rather
+    /// than billed at a price the operator did not set.
+    pub prices_error: Option<String>,
+    pub estimate: EstimateRules,
+    pub account_limits: ledger::Limits,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -46,6 +55,13 @@ impl Settings {
         policy.retry.max_ms = secs_ms(env, "RETRY_MAX_SECS", defaults.retry.max_ms);
         policy.deadline_ms = secs_ms(env, "JOB_DEADLINE_SECS", defaults.deadline_ms);
         let gemini_defaults = GeminiConfig::default();
+        let (prices, prices_error) = match var(env, "PRICES").map(|p| PriceTable::from_json(&p)) {
+            None => (PriceTable::default(), None),
+            Some(Ok(t)) => (t, None),
+            Some(Err(e)) => (PriceTable::default(), Some(e)),
+        };
+        let estimate_defaults = EstimateRules::default();
+        let limit_defaults = ledger::Limits::default();
         Settings {
             gemini: GeminiConfig {
                 base_url: var(env, "GEMINI_API_BASE").unwrap_or(gemini_defaults.base_url),
@@ -64,14 +80,51 @@ impl Settings {
             max_line_bytes: num(env, "MAX_LINE_BYTES", 8 * 1024 * 1024),
             max_json_body_bytes: num(env, "MAX_JSON_BODY_BYTES", 10 * 1024 * 1024),
             gemini_timeout_ms: secs_ms(env, "GEMINI_TIMEOUT_SECS", 120_000),
+            prices,
+            prices_error,
+            estimate: EstimateRules {
+                default_max_output_tokens: num(
+                    env,
+                    "DEFAULT_MAX_OUTPUT_TOKENS",
+                    estimate_defaults.default_max_output_tokens,
+                ),
+                ..estimate_defaults
+            },
+            account_limits: ledger::Limits {
+                max_open_jobs: num(env, "MAX_OPEN_JOBS", limit_defaults.max_open_jobs),
+                max_submits_per_minute: num(
+                    env,
+                    "MAX_SUBMITS_PER_MINUTE",
+                    limit_defaults.max_submits_per_minute,
+                ),
+            },
         }
     }
 }
 
-/// The Gemini key (a secret; never echoed).
-pub fn gemini_key(env: &Env) -> String {
-    env.secret("GEMINI_API_KEY")
+/// A secret (`wrangler secret put`, or `.dev.vars` locally), or a plain var of
+/// the same name; never echoed.
+pub fn secret(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
         .map(|s| s.to_string())
-        .or_else(|_| env.var("GEMINI_API_KEY").map(|v| v.to_string()))
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// The Gemini key.
+pub fn gemini_key(env: &Env) -> String {
+    secret(env, "GEMINI_API_KEY").unwrap_or_default()
+}
+
+/// Origins allowed by CORS (`CORS_ORIGINS`, comma-separated; `*` for any).
+pub fn cors_origins(env: &Env) -> Vec<String> {
+    var(env, "CORS_ORIGINS")
+        .map(|v| {
+            v.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -10,8 +10,9 @@ use crate::errors::ApiError;
 use crate::gemini::Gemini;
 use crate::job_store::Store;
 use crate::steps::{self, StepResult};
-use crate::{account_index, internal};
+use crate::{accounts, internal};
 use batchgate_core::job::{Action, Job, Outcome};
+use batchgate_core::pricing::Price;
 use batchgate_core::view::{JobMeta, JobView};
 use serde::Deserialize;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
@@ -47,6 +48,8 @@ pub struct Init {
     pub display_name: Option<String>,
     pub metadata: Option<serde_json::Value>,
     pub keys: Vec<String>,
+    pub price: Price,
+    pub reserved: i64,
 }
 
 /// Names of the R2 objects a job owns.
@@ -94,7 +97,8 @@ impl JobObject {
             return internal::json(&internal::Created { created: false, view });
         }
         let job =
-            Job::new(init.id.clone(), init.model.clone(), init.request_count, init.input_bytes, now_ms());
+            Job::new(init.id.clone(), init.model.clone(), init.request_count, init.input_bytes, now_ms())
+                .with_billing(init.price, init.reserved);
         let meta = JobMeta { display_name: init.display_name, metadata: init.metadata, missing: 0 };
         store.insert_inputs(&init.keys)?;
         store.put("account", &init.account)?;
@@ -102,7 +106,7 @@ impl JobObject {
         store.put("meta", &meta)?;
         store.save_job(&job)?;
         self.state.storage().set_alarm(0).await?;
-        account_index::record(&self.env, &init.account, &job, &meta).await;
+        accounts::record(&self.env, &init.account, &job, &meta).await;
         let view = JobView::of(&job, &meta);
         internal::json(&internal::Created { created: true, view })
     }
@@ -155,7 +159,7 @@ impl JobObject {
             if fresh.state() != state_before
                 && let Some(account) = store.get::<String>("account")?
             {
-                account_index::record(&self.env, &account, &fresh, &store.meta()?).await;
+                accounts::record(&self.env, &account, &fresh, &store.meta()?).await;
             }
         }
     }
@@ -191,15 +195,22 @@ impl JobObject {
                 self.state.storage().set_alarm(0).await?;
                 let view = self.view(&store, &job).await?;
                 if let Some(account) = store.get::<String>("account")? {
-                    account_index::record(&self.env, &account, &job, &store.meta()?).await;
+                    accounts::record(&self.env, &account, &job, &store.meta()?).await;
                 }
                 internal::json(&view)
             }
             "/delete" => {
+                // A job deleted before it ended still settles first (what was
+                // delivered, usually nothing), or its reservation would be held forever.
+                if job.billing.charged.is_none()
+                    && let Err(e) = steps::settle_now(&self.env, &store, &job).await
+                {
+                    return ApiError::new(503, "ledger_unavailable", format!("{e:?}")).into_response();
+                }
                 let settings = self.settings();
                 steps::purge(&self.env, &store, &self.gemini(&settings), &job).await;
                 if let Some(account) = store.get::<String>("account")? {
-                    account_index::remove(&self.env, &account, &job.id).await;
+                    accounts::remove(&self.env, &account, &job.id).await;
                 }
                 store.clear()?;
                 let _ = self.state.storage().delete_alarm().await;

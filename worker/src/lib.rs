@@ -5,36 +5,45 @@
 //! crate refuses the constructs that panic (enforced by clippy in `cargo xtask test`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-mod account_index;
+mod account_object;
+mod accounts;
+mod auth;
 mod bench_route;
 mod config;
+mod cors;
 mod errors;
+mod estimate;
 mod gemini;
 mod internal;
 mod job_object;
 mod job_store;
+mod ledger_store;
 mod results;
 mod steps;
 mod submit;
 
-pub use account_index::AccountObject;
+pub use account_object::AccountObject;
 pub use job_object::JobObject;
 
+use batchgate_core::ledger;
 use errors::ApiError;
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
-/// The account a request acts for. Until accounts and tokens arrive (JWT
-/// auth), every request is the single local account.
-fn account(_req: &Request) -> std::result::Result<String, ApiError> {
-    Ok("local".to_string())
-}
-
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    match route(req, &env).await {
-        Ok(r) => Ok(r),
-        Err(e) => e.into_response(),
+    if let Some(answer) = cors::preflight(&req, &env) {
+        return answer;
     }
+    let origin = cors::allowed_origin(&req, &env);
+    let resp = match route(req, &env).await {
+        Ok(r) => r,
+        Err(e) => e.into_response()?,
+    };
+    cors::decorate(resp, origin.as_deref())
+}
+
+fn account(req: &Request, env: &Env) -> std::result::Result<String, ApiError> {
+    auth::account(req, env)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -76,13 +85,35 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             bench_route::copy(env, &file).await
         }
         (Method::Post, ["v1", "jobs"]) => {
-            let account = account(&req)?;
+            let account = account(&req, env)?;
             submit::handle(req, env, &account).await
         }
         (Method::Get, ["v1", "jobs"]) => {
-            let account = account(&req)?;
+            let account = account(&req, env)?;
             let query = req.url()?.query().unwrap_or_default().to_string();
-            Ok(Response::from_json(&account_index::list(env, &account, &query).await?)?)
+            Ok(Response::from_json(&accounts::list(env, &account, &query).await?)?)
+        }
+        (Method::Post, ["v1", "estimate"]) => {
+            let account = account(&req, env)?;
+            estimate::handle(req, env, &account).await
+        }
+        (Method::Get, ["v1", "account"]) => {
+            let account = account(&req, env)?;
+            Ok(Response::from_json(&accounts::summary(env, &account).await?)?)
+        }
+        (Method::Get, ["v1", "account", "ledger"]) => {
+            let account = account(&req, env)?;
+            let query = req.url()?.query().unwrap_or_default().to_string();
+            Ok(Response::from_json(&accounts::ledger_page(env, &account, &query).await?)?)
+        }
+        (Method::Post, ["v1", "admin", "accounts", id, "grants"]) => {
+            auth::admin(&req, env)?;
+            admin_grant(req, env, &percent_decode(id)).await
+        }
+        (Method::Get, ["v1", "admin", "accounts", id]) => {
+            auth::admin(&req, env)?;
+            let id = admin_account_id(&percent_decode(id))?;
+            Ok(Response::from_json(&accounts::summary(env, &id).await?)?)
         }
         (Method::Get, ["v1", "jobs", id]) => view(&req, env, id).await,
         (Method::Post, ["v1", "jobs", id, "cancel"]) => {
@@ -90,16 +121,16 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         }
         (Method::Delete, ["v1", "jobs", id]) => job_call(&req, env, id, Method::Post, "/delete").await,
         (Method::Get, ["v1", "jobs", id, "results"]) => {
-            let account = account(&req)?;
+            let account = account(&req, env)?;
             let stub = submit::job_stub(env, id)?;
             results::all(&req, env, &stub, &account, id).await
         }
         (Method::Get, ["v1", "jobs", id, "results", key]) => {
-            let account = account(&req)?;
+            let account = account(&req, env)?;
             let stub = submit::job_stub(env, id)?;
             results::one(env, &stub, &account, id, &percent_decode(key)).await
         }
-        (_, ["v1", "jobs", ..]) | (_, ["healthz"]) => {
+        (_, ["v1", "jobs" | "account" | "estimate" | "admin", ..]) | (_, ["healthz"]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method:?} is not allowed on {path}")))
         }
         _ => Err(ApiError::not_found(format!("no route for {method:?} {path}"))),
@@ -113,7 +144,7 @@ async fn job_call(
     method: Method,
     op: &str,
 ) -> std::result::Result<Response, ApiError> {
-    let account = account(req)?;
+    let account = account(req, env)?;
     let stub = submit::job_stub(env, id)?;
     let v: serde_json::Value = internal::call_json(&stub, method, op, &account, None)
         .await?
@@ -123,7 +154,7 @@ async fn job_call(
 
 /// `GET /v1/jobs/:id` with `ETag` / `If-None-Match`.
 async fn view(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
-    let account = account(req)?;
+    let account = account(req, env)?;
     let stub = submit::job_stub(env, id)?;
     let view: batchgate_core::view::JobView =
         internal::call_json(&stub, Method::Get, "/view", &account, None)
@@ -139,4 +170,46 @@ async fn view(req: &Request, env: &Env, id: &str) -> std::result::Result<Respons
     resp.headers().set("etag", &etag)?;
     resp.headers().set("cache-control", "no-cache")?;
     Ok(resp)
+}
+
+fn admin_account_id(id: &str) -> std::result::Result<String, ApiError> {
+    if batchgate_core::auth::valid_account(id) {
+        Ok(id.to_string())
+    } else {
+        Err(ApiError::bad_request("invalid_account", format!("{id:?} is not an account id")))
+    }
+}
+
+/// `POST /v1/admin/accounts/:id/grants` `{amount, note?, idempotencyKey?, adjust?}`:
+/// credit (or, with `adjust`, correct) an account. The `Idempotency-Key`
+/// header (or `idempotencyKey`) makes a retried grant count once.
+async fn admin_grant(mut req: Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        amount: i64,
+        #[serde(default)]
+        note: String,
+        #[serde(default)]
+        idempotency_key: Option<String>,
+        #[serde(default)]
+        adjust: bool,
+    }
+    let id = admin_account_id(id)?;
+    let body: Body = req
+        .json()
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{amount, note?}}: {e}")))?;
+    let header_key = req.headers().get("idempotency-key").ok().flatten();
+    let event = match body.idempotency_key.or(header_key).filter(|k| !k.is_empty()) {
+        Some(k) if k.len() <= 255 => k,
+        Some(_) => {
+            return Err(ApiError::bad_request("invalid_idempotency_key", "longer than 255 characters"));
+        }
+        None => format!("grant-{}-{:x}", job_object::now_ms(), (js_sys::Math::random() * 1e15) as u64),
+    };
+    let check = if body.adjust { ledger::adjust } else { ledger::grant };
+    check(&event, body.amount, &body.note).map_err(|m| ApiError::bad_request("invalid_amount", m))?;
+    let grant = accounts::GrantRequest { event, amount: body.amount, note: body.note, adjust: body.adjust };
+    Ok(Response::from_json(&accounts::grant(env, &id, &grant).await?)?.with_status(201))
 }

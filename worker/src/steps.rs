@@ -2,6 +2,7 @@
 //! Every function here returns an [`Outcome`] (failures included) and never
 //! panics; what it means for the job is decided in core.
 
+use crate::accounts::{self, SettleRequest};
 use crate::config::Settings;
 use crate::gemini::{Gemini, with_timeout};
 use crate::job_object::results_key;
@@ -67,6 +68,7 @@ pub async fn run(
             ingest(env, store, gemini, settings, job, &results, cursor, size).await
         }
         Action::DeleteFiles { files } => delete_files(gemini, &files).await,
+        Action::Settle { charge, standard } => settle(env, store, job, charge, standard).await,
         Action::Wait { .. } | Action::Finished => Ok(Outcome::FilesDeleted.into()),
     };
     result.unwrap_or_else(fail)
@@ -316,6 +318,31 @@ pub(crate) async fn download(gemini: &Gemini, name: &str, start: u64, end: u64) 
         )));
     }
     Ok(out)
+}
+
+/// Charge the job's account for what was delivered and release the rest of
+/// its reservation. The ledger ignores a repeat, so this can run again after
+/// a lost answer.
+async fn settle(
+    env: &Env,
+    store: &Store,
+    job: &Job,
+    charge: i64,
+    standard: i64,
+) -> Result<StepResult, Failure> {
+    let account: String = store
+        .get("account")
+        .map_err(|e| Failure::network(e.to_string()))?
+        .ok_or_else(|| Failure::network("the job has no account"))?;
+    let request = SettleRequest { job: job.id.clone(), event: "end".into(), charge, standard };
+    accounts::settle(env, &account, &request).await.map_err(|e| Failure::network(e.message))?;
+    Ok(Outcome::Settled { charge }.into())
+}
+
+/// Settle at once (a job deleted before it ended), at what it delivered so far.
+pub async fn settle_now(env: &Env, store: &Store, job: &Job) -> Result<(), Failure> {
+    let (charge, standard) = job.cost();
+    settle(env, store, job, charge, standard).await.map(|_| ())
 }
 
 async fn delete_files(gemini: &Gemini, files: &[String]) -> Result<StepResult, Failure> {

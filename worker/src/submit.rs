@@ -4,11 +4,13 @@
 //! leaves nothing behind; a valid one becomes a JobObject, whose alarm takes it
 //! from there. An `Idempotency-Key` maps to the same job on every retry.
 
+use crate::accounts::{self, ReserveAnswer, ReserveRequest, SettleRequest};
 use crate::config::Settings;
 use crate::errors::ApiError;
 use crate::internal::{self, Created};
 use crate::steps::BUCKET;
 use batchgate_core::jsonl::{LineSplitter, SplitError};
+use batchgate_core::pricing::{Price, Quote};
 use batchgate_core::submit::{LineError, Summary, Validator};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -95,38 +97,53 @@ impl InputWriter {
     }
 }
 
-fn invalid(count: u64, errors: Vec<LineError>) -> ApiError {
+pub fn invalid(count: u64, errors: Vec<LineError>) -> ApiError {
     let noun = if count == 1 { "request is" } else { "requests are" };
     let first = errors.first().map(|e| format!(" (line {}: {})", e.line, e.message)).unwrap_or_default();
     ApiError::new(400, "invalid_requests", format!("{count} {noun} invalid{first}"))
         .with_details(json!({"invalidCount": count, "lines": errors}))
 }
 
-fn valid_model(model: &str) -> Result<String> {
+/// The model id and its price; a model the price table does not list is
+/// refused (it could not be billed).
+pub fn priced_model(model: &str, settings: &Settings) -> Result<(String, Price)> {
     let m = model.strip_prefix("models/").unwrap_or(model);
     let ok = !m.is_empty()
         && m.len() <= 100
         && m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if ok {
-        Ok(m.to_string())
-    } else {
-        Err(ApiError::bad_request("invalid_model", format!("model {model:?} is not a Gemini model id")))
+    if !ok {
+        return Err(ApiError::bad_request(
+            "invalid_model",
+            format!("model {model:?} is not a Gemini model id"),
+        ));
     }
+    if let Some(e) = &settings.prices_error {
+        return Err(ApiError::new(503, "misconfigured", format!("the price table is unusable: {e}")));
+    }
+    let price = settings.prices.price(m).ok_or_else(|| {
+        let known: Vec<&str> = settings.prices.models().map(|(m, _)| m).collect();
+        ApiError::bad_request(
+            "unpriced_model",
+            format!("model {m:?} has no price here; priced models: {}", known.join(", ")),
+        )
+    })?;
+    Ok((m.to_string(), price))
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct JsonSubmission {
-    model: String,
+pub struct JsonSubmission {
+    pub model: String,
     #[serde(default)]
-    display_name: Option<String>,
-    requests: Vec<Value>,
+    pub display_name: Option<String>,
+    pub requests: Vec<Value>,
     #[serde(default)]
-    metadata: Option<Value>,
+    pub metadata: Option<Value>,
 }
 
 struct Submission {
     model: String,
+    price: Price,
     display_name: Option<String>,
     metadata: Option<Value>,
     summary: Summary,
@@ -179,6 +196,21 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
     } else {
         read_json(&mut req, &settings, writer).await?
     };
+    let quote = submission.price.quote(&submission.summary.tokens);
+    let reservation =
+        ReserveRequest { job: job_id.clone(), amount: quote.batch, limits: settings.account_limits };
+    let refusal = match accounts::reserve(env, account, &reservation).await {
+        Ok(ReserveAnswer::Reserved { .. }) => None,
+        Ok(refused) => Some(refused_error(refused, &quote)),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = refusal {
+        // Nothing else happens: the stored input goes too.
+        if let Ok(b) = env.bucket(BUCKET) {
+            let _ = b.delete(input_key).await;
+        }
+        return Err(e);
+    }
     let init = json!({
         "id": job_id,
         "account": account,
@@ -189,10 +221,23 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
         "displayName": submission.display_name,
         "metadata": submission.metadata,
         "keys": submission.summary.keys,
+        "price": submission.price,
+        "reserved": quote.batch,
     });
-    let created: Created = internal::call_json(&stub, Method::Post, "/init", account, Some(init.to_string()))
-        .await?
-        .ok_or_else(|| ApiError::internal("the job object refused its init"))?;
+    let created =
+        internal::call_json::<Created>(&stub, Method::Post, "/init", account, Some(init.to_string()))
+            .await
+            .and_then(|c| c.ok_or_else(|| ApiError::internal("the job object refused its init")));
+    let created = match created {
+        Ok(c) => c,
+        Err(e) => {
+            // No job holds the reservation: give it back (a retry reserves again).
+            let release =
+                SettleRequest { job: job_id.clone(), event: "not-created".into(), charge: 0, standard: 0 };
+            let _ = accounts::settle(env, account, &release).await;
+            return Err(e);
+        }
+    };
     if !created.created {
         // Lost a race with the same Idempotency-Key: the first submission stands.
         if let Ok(b) = env.bucket(BUCKET) {
@@ -200,6 +245,30 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
         }
     }
     accepted(&serde_json::to_value(&created.view).unwrap_or_default(), &job_id)
+}
+
+fn refused_error(answer: ReserveAnswer, quote: &Quote) -> ApiError {
+    match answer {
+        ReserveAnswer::Insufficient { balance, needed } => ApiError::new(
+            402,
+            "insufficient_credits",
+            format!("the job needs {needed} micro-credits reserved and the balance is {balance}"),
+        )
+        .with_details(json!({"quote": quote, "balance": balance, "needed": needed})),
+        ReserveAnswer::TooManyOpenJobs { limit } => ApiError::new(
+            429,
+            "too_many_open_jobs",
+            format!("this account already has {limit} jobs running; wait for one to end"),
+        )
+        .with_details(json!({"limit": limit, "retryAfterSecs": 60})),
+        ReserveAnswer::TooManySubmits { limit, retry_after_secs } => ApiError::new(
+            429,
+            "too_many_submits",
+            format!("at most {limit} submits a minute; retry in {retry_after_secs} s"),
+        )
+        .with_details(json!({"limit": limit, "retryAfterSecs": retry_after_secs})),
+        ReserveAnswer::Reserved { .. } => ApiError::internal("reserved"),
+    }
 }
 
 fn accepted(view: &Value, id: &str) -> Result<Response> {
@@ -215,11 +284,14 @@ fn query(req: &Request, name: &str) -> Option<String> {
 /// `application/x-ndjson`: one `{key?, request}` per line; `?model=` (and
 /// optionally `?displayName=`) in the query.
 async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWriter) -> Result<Submission> {
-    let model = valid_model(&query(req, "model").ok_or_else(|| {
-        ApiError::bad_request("missing_model", "NDJSON submissions name the model in ?model=")
-    })?)?;
+    let (model, price) = priced_model(
+        &query(req, "model").ok_or_else(|| {
+            ApiError::bad_request("missing_model", "NDJSON submissions name the model in ?model=")
+        })?,
+        settings,
+    )?;
     let display_name = query(req, "displayName");
-    let mut validator = Validator::new(settings.limits.clone());
+    let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
     let mut splitter = LineSplitter::new(usize::try_from(settings.max_line_bytes).unwrap_or(usize::MAX));
     let mut body = req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
     let mut failed: Option<ApiError> = None;
@@ -261,7 +333,7 @@ async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWr
             Ok::<(), std::convert::Infallible>(())
         });
     }
-    conclude(validator, writer, failed, model, display_name, None).await
+    conclude(validator, writer, failed, (model, price), display_name, None).await
 }
 
 /// `application/json`: `{model, displayName?, requests: [{key?, request}], metadata?}`.
@@ -290,8 +362,8 @@ async fn read_json(req: &mut Request, settings: &Settings, mut writer: InputWrit
         ApiError::bad_request("invalid_json", format!("the body is not a valid submission: {e}"))
     })?;
     drop(bytes);
-    let model = valid_model(&body.model)?;
-    let mut validator = Validator::new(settings.limits.clone());
+    let model = priced_model(&body.model, settings)?;
+    let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
     for (i, item) in body.requests.into_iter().enumerate() {
         if let Some(normalized) = validator.item(i as u64 + 1, item) {
             writer.push(&normalized);
@@ -305,7 +377,7 @@ async fn conclude(
     validator: Validator,
     writer: InputWriter,
     failed: Option<ApiError>,
-    model: String,
+    (model, price): (String, Price),
     display_name: Option<String>,
     metadata: Option<Value>,
 ) -> Result<Submission> {
@@ -315,7 +387,7 @@ async fn conclude(
         (Some(e), _) => Some(e),
         (None, Ok(summary)) => {
             let bytes = writer.finish().await?;
-            return Ok(Submission { model, display_name, metadata, summary, bytes });
+            return Ok(Submission { model, price, display_name, metadata, summary, bytes });
         }
     };
     writer.abort().await;

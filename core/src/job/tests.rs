@@ -10,6 +10,8 @@ struct FakeGemini {
     cancelled: bool,
     results_lines: u64,
     deleted: u32,
+    /// Charges the account recorded (a repeat of a recorded settle is ignored there).
+    charges: Vec<i64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -106,7 +108,11 @@ fn drive(
                     let mut next = cursor.clone();
                     for _ in 0..3.min(g.results_lines - cursor.lines) {
                         next.lines += 1;
-                        next.tally.add(&LineOutcome::Success(Usage { total: 10, ..Usage::default() }));
+                        next.tally.add(&LineOutcome::Success(Usage {
+                            candidates: 10,
+                            total: 10,
+                            ..Usage::default()
+                        }));
                     }
                     next.parts_done += 1;
                     Outcome::IngestProgress { cursor: next, size: 100 }
@@ -115,6 +121,12 @@ fn drive(
             Action::DeleteFiles { .. } => {
                 g.deleted += 1;
                 Outcome::FilesDeleted
+            }
+            Action::Settle { charge, .. } => {
+                if !matches!(f, Fate::Transient) && g.charges.is_empty() {
+                    g.charges.push(charge);
+                }
+                Outcome::Settled { charge }
             }
         };
         match f {
@@ -127,7 +139,15 @@ fn drive(
 }
 
 fn fake(states: Vec<BatchState>, lines: u64) -> FakeGemini {
-    FakeGemini { states, polls: 0, batches: vec![], cancelled: false, results_lines: lines, deleted: 0 }
+    FakeGemini {
+        states,
+        polls: 0,
+        batches: vec![],
+        cancelled: false,
+        results_lines: lines,
+        deleted: 0,
+        charges: vec![],
+    }
 }
 
 #[test]
@@ -152,9 +172,11 @@ fn cancel_before_gemini_has_the_batch_ends_at_once() {
     let mut job = Job::new("j".into(), "m".into(), 1, 1, 0);
     job.request_cancel(5);
     assert_eq!(job.state(), JobState::Cancelled);
+    // Nothing was delivered: the charge is zero, and settling it releases the reservation.
+    assert_eq!(job.next_action(5), Action::Settle { charge: 0, standard: 0 });
+    job.apply(Outcome::Settled { charge: 0 }, 5, 0, &policy);
     assert!(job.is_done());
     assert_eq!(job.next_action(5), Action::Finished);
-    let _ = policy;
 }
 
 #[test]
@@ -167,6 +189,8 @@ fn a_batch_gemini_forgot_fails_the_job_and_a_refused_create_too() {
     job.apply(Outcome::Failed(Failure::Permanent { status: 400, message: "bad".into() }), 0, 0, &policy);
     assert_eq!(job.state(), JobState::Failed);
     assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("gemini_create_refused"));
+    assert_eq!(job.next_action(0), Action::Settle { charge: 0, standard: 0 });
+    job.apply(Outcome::Settled { charge: 0 }, 0, 0, &policy);
     assert_eq!(job.next_action(0), Action::DeleteFiles { files: vec!["files/a".into()] });
 }
 
@@ -203,7 +227,8 @@ proptest! {
         cancel_at in proptest::option::of(0usize..80),
     ) {
         let policy = Policy::default();
-        let mut job = Job::new("job-1".into(), "gemini-2.5-flash".into(), lines, 10, 1_000_000);
+        let price = Price { input: 1, output: 6, cached_input: 0 };
+        let mut job = Job::new("job-1".into(), "gemini-2.5-flash".into(), lines, 10, 1_000_000).with_billing(price, 1_000);
         let mut g = fake(states, lines);
         let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
         prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.phase);
@@ -215,5 +240,8 @@ proptest! {
             prop_assert!(!job.cancel_requested || g.batches.len() == 1);
         }
         prop_assert!(job.state().is_terminal());
+        // Charged once, for exactly the delivered usage (10 output tokens a line).
+        prop_assert_eq!(&g.charges, &vec![ingested as i64 * 10 * 3]);
+        prop_assert_eq!(job.billing.charged, Some(ingested as i64 * 10 * 3));
     }
 }

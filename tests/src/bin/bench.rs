@@ -31,7 +31,7 @@ async fn main() {
         sections.push(bench::scanner::run(100_000, reps.max(3)));
     }
     if wanted("ingest") {
-        sections.push(bench::ingest::run(lines).await);
+        sections.push(bench::ingest::run(lines, reps).await);
     }
     if wanted("emulator") {
         sections.push(bench::emulator_io::run(size_mb, reps, &me).await);

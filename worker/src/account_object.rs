@@ -1,105 +1,21 @@
-//! `AccountObject`: one Durable Object per account holding its job history
-//! (newest first, filterable by state), so listing never scans jobs. Job
-//! objects report every state change here; the job object stays the source of
-//! truth for each job.
+//! `AccountObject`: one Durable Object per account. It holds the account's job
+//! history (newest first, filterable by state, so listing never scans jobs)
+//! and its credit ledger (`ledger_store.rs`). A Durable Object runs one request
+//! at a time and these handlers never await between reading the balance and
+//! writing a reservation, so racing submits cannot overspend.
 
+use crate::accounts::{
+    GrantRequest, JobList, JobSummary, Listed, ReserveAnswer, ReserveRequest, SettleRequest, Summary,
+};
 use crate::errors::ApiError;
 use crate::internal;
-use batchgate_core::job::{Job, JobState};
-use batchgate_core::view::JobMeta;
-use serde::{Deserialize, Serialize};
+use crate::job_object::now_ms;
+use crate::ledger_store;
+use batchgate_core::job::JobState;
+use batchgate_core::ledger::{self, Admission};
 use worker::{
     DurableObject, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
 };
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobSummary {
-    pub id: String,
-    pub state: String,
-    pub model: String,
-    #[serde(default)]
-    pub display_name: Option<String>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
-}
-
-/// A listed job, as users see it.
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Listed {
-    pub id: String,
-    pub state: String,
-    pub model: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub display_name: Option<String>,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
-impl From<JobSummary> for Listed {
-    fn from(j: JobSummary) -> Listed {
-        let ts = |ms: i64| batchgate_core::gemini::timestamp::format_nanos(ms.saturating_mul(1_000_000));
-        Listed {
-            created_at: ts(j.created_ms),
-            updated_at: ts(j.updated_ms),
-            id: j.id,
-            state: j.state,
-            model: j.model,
-            display_name: j.display_name,
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobList {
-    pub jobs: Vec<Listed>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_cursor: Option<String>,
-}
-
-fn stub(env: &Env, account: &str) -> Result<worker::Stub> {
-    env.durable_object("ACCOUNTS")?.id_from_name(account)?.get_stub()
-}
-
-/// Report a job's current summary (best effort: a failure is logged, and the
-/// next state change reports again).
-pub async fn record(env: &Env, account: &str, job: &Job, meta: &JobMeta) {
-    let summary = JobSummary {
-        id: job.id.clone(),
-        state: job.state().as_str().to_string(),
-        model: job.model.clone(),
-        display_name: meta.display_name.clone(),
-        created_ms: job.created_ms as i64,
-        updated_ms: job.updated_ms as i64,
-    };
-    let result = async {
-        let body = serde_json::to_string(&summary)?;
-        internal::call(&stub(env, account)?, Method::Post, "/jobs", account, Some(body)).await
-    }
-    .await;
-    if let Err(e) = result {
-        worker::console_error!("recording job {} in its account index failed: {e}", job.id);
-    }
-}
-
-pub async fn remove(env: &Env, account: &str, id: &str) {
-    let result = async {
-        internal::call(&stub(env, account)?, Method::Delete, &format!("/jobs/{id}"), account, None).await
-    }
-    .await;
-    if let Err(e) = result {
-        worker::console_error!("removing job {id} from its account index failed: {e}");
-    }
-}
-
-pub async fn list(env: &Env, account: &str, query: &str) -> std::result::Result<JobList, ApiError> {
-    let stub = stub(env, account).map_err(|e| ApiError::internal(e.to_string()))?;
-    internal::call_json(&stub, Method::Get, &format!("/jobs?{query}"), account, None)
-        .await?
-        .ok_or_else(|| ApiError::internal("account index unavailable"))
-}
 
 #[durable_object]
 pub struct AccountObject {
@@ -109,6 +25,7 @@ pub struct AccountObject {
 impl AccountObject {
     fn sql(&self) -> Result<SqlStorage> {
         let sql = self.state.storage().sql();
+        ledger_store::create(&sql)?;
         sql.exec(
             "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, state TEXT NOT NULL, model TEXT NOT NULL, \
              display_name TEXT, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL)",
@@ -121,7 +38,61 @@ impl AccountObject {
     async fn route(&self, mut req: Request) -> Result<Response> {
         let sql = self.sql()?;
         let path = req.path();
+        let account = req.headers().get(internal::ACCOUNT_HEADER)?.unwrap_or_default();
         match (req.method(), path.as_str()) {
+            (Method::Post, "/reserve") => {
+                let r: ReserveRequest = req.json().await?;
+                let now = now_ms();
+                let recent = ledger_store::recent_submits(&sql, now)?;
+                let admission = Admission {
+                    totals: ledger_store::totals(&sql)?,
+                    job: ledger_store::job_facts(&sql, &r.job)?,
+                    open_jobs: ledger_store::open_jobs(&sql)?,
+                    recent_submits_ms: &recent,
+                    limits: r.limits,
+                    now_ms: now,
+                };
+                let answer = match ledger::reserve(&admission, &r.job, r.amount) {
+                    Ok(entries) => {
+                        ledger_store::insert(&sql, &entries, now)?;
+                        ReserveAnswer::Reserved { totals: ledger_store::totals(&sql)? }
+                    }
+                    Err(refusal) => refusal.into(),
+                };
+                internal::json(&answer)
+            }
+            (Method::Post, "/settle") => {
+                let s: SettleRequest = req.json().await?;
+                let facts = ledger_store::job_facts(&sql, &s.job)?;
+                let entries = ledger::settle(&facts, &s.job, &s.event, s.charge, s.standard);
+                ledger_store::insert(&sql, &entries, now_ms())?;
+                internal::json(&ledger_store::totals(&sql)?)
+            }
+            (Method::Post, "/grant") => {
+                let g: GrantRequest = req.json().await?;
+                let entry = if g.adjust {
+                    ledger::adjust(&g.event, g.amount, &g.note)
+                } else {
+                    ledger::grant(&g.event, g.amount, &g.note)
+                };
+                match entry {
+                    Ok(e) => ledger_store::insert(&sql, &[e], now_ms())?,
+                    Err(message) => return ApiError::bad_request("invalid_grant", message).into_response(),
+                }
+                internal::json(&summary(&sql, account)?)
+            }
+            (Method::Get, "/summary") => internal::json(&summary(&sql, account)?),
+            (Method::Get, "/ledger") => {
+                let url = req.url()?;
+                let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+                let limit = q("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 500);
+                let before = q("cursor").and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
+                let rows = ledger_store::page(&sql, before, limit + 1)?;
+                let more = rows.len() as i64 > limit;
+                let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
+                let next_cursor = if more { rows.last().map(|r| r.seq.to_string()) } else { None };
+                internal::json(&serde_json::json!({"entries": rows, "nextCursor": next_cursor}))
+            }
             (Method::Post, "/jobs") => {
                 let j: JobSummary = req.json().await?;
                 sql.exec(
@@ -200,4 +171,18 @@ impl DurableObject for AccountObject {
             Err(e) => ApiError::internal(format!("account object: {e}")).into_response(),
         }
     }
+}
+
+fn summary(sql: &SqlStorage, account: String) -> Result<Summary> {
+    let t = ledger_store::totals(sql)?;
+    Ok(Summary {
+        account,
+        unit: "microcredits".into(),
+        balance: t.balance,
+        reserved: t.held,
+        granted: t.granted,
+        spent: t.spent,
+        saved: t.saved,
+        open_jobs: ledger_store::open_jobs(sql)?,
+    })
 }

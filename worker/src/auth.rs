@@ -1,0 +1,39 @@
+//! Who is calling: users by `Authorization: Bearer <HS256 JWT>` (core verifies
+//! it against `JWT_SECRET`), operators by `Authorization: Bearer <ADMIN_TOKEN>`.
+
+use crate::config::secret;
+use crate::errors::ApiError;
+use crate::job_object::now_ms;
+use batchgate_core::auth::{TokenError, same_secret, verify};
+use worker::{Env, Request};
+
+fn bearer(req: &Request) -> Option<String> {
+    let value = req.headers().get("authorization").ok().flatten()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+fn unauthorized(e: TokenError) -> ApiError {
+    ApiError::new(401, e.code(), e.message())
+}
+
+fn not_configured(name: &str) -> ApiError {
+    ApiError::new(503, "auth_not_configured", format!("the operator has not set {name}"))
+}
+
+/// The account a user request acts for.
+pub fn account(req: &Request, env: &Env) -> Result<String, ApiError> {
+    let token = bearer(req).ok_or_else(|| unauthorized(TokenError::Missing))?;
+    let secret = secret(env, "JWT_SECRET").ok_or_else(|| not_configured("JWT_SECRET"))?;
+    verify(&token, secret.as_bytes(), now_ms() / 1000).map(|c| c.account).map_err(unauthorized)
+}
+
+/// Admin routes: the operator's `ADMIN_TOKEN`.
+pub fn admin(req: &Request, env: &Env) -> Result<(), ApiError> {
+    let expected = secret(env, "ADMIN_TOKEN").ok_or_else(|| not_configured("ADMIN_TOKEN"))?;
+    match bearer(req) {
+        Some(t) if same_secret(&t, &expected) => Ok(()),
+        Some(_) => Err(ApiError::new(401, "bad_admin_token", "the admin token does not match")),
+        None => Err(unauthorized(TokenError::Missing)),
+    }
+}
