@@ -323,6 +323,7 @@ impl Emulator {
         id: &str,
         state: &BatchState,
         error: Option<Status>,
+        partial_results: Option<u64>,
     ) -> ApiResult<()> {
         let cfg = self.config();
         let now = self.now_ns();
@@ -333,7 +334,12 @@ impl Emulator {
             if matches!(b.phase, Phase::Done(_) | Phase::Finishing { .. }) {
                 return Err(ApiError::new(Code::FailedPrecondition, format!("batch {id} has already ended")));
             }
+            let ends = matches!(state, BatchState::Failed | BatchState::Expired | BatchState::Cancelled);
             match state {
+                _ if ends && partial_results.is_some() => {
+                    b.error = error;
+                    b.start_finishing(state.clone(), partial_results, &mut effects);
+                }
                 BatchState::Pending => b.hold = Some(Hold::Pending),
                 BatchState::Running => {
                     b.hold = Some(Hold::Running);

@@ -140,15 +140,19 @@ async fn remove_fault(State(emu): Emu, Path(id): Path<u64>) -> ApiResult<Json<Va
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 struct StateChange {
     state: String,
     error: Option<Status>,
+    /// End as FAILED, EXPIRED or CANCELLED with a results file in which the
+    /// first N lines were answered and the rest cut off.
+    partial_results: Option<u64>,
 }
 
 async fn force_state(State(emu): Emu, Path(id): Path<String>, b: Bytes) -> ApiResult<Json<Value>> {
     let change: StateChange = body(&b)?;
     let id = id.trim_start_matches("batches/");
-    emu.force_state(id, &BatchState::parse(&change.state), change.error)?;
+    emu.force_state(id, &BatchState::parse(&change.state), change.error, change.partial_results)?;
     Ok(Json(serde_json::to_value(emu.get_batch(id)?).unwrap_or_default()))
 }
 

@@ -12,6 +12,9 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
+    /// Sent as `Retry-After` (429s).
+    #[serde(skip)]
+    pub retry_after_secs: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -21,7 +24,7 @@ struct Envelope<'a> {
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into(), details: None }
+        ApiError { status, code, message: message.into(), details: None, retry_after_secs: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
@@ -41,8 +44,17 @@ impl ApiError {
         self
     }
 
+    pub fn with_retry_after(mut self, secs: u64) -> ApiError {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
     pub fn into_response(self) -> Result<Response> {
-        Ok(Response::from_json(&Envelope { error: &self })?.with_status(self.status))
+        let resp = Response::from_json(&Envelope { error: &self })?.with_status(self.status);
+        if let Some(secs) = self.retry_after_secs {
+            resp.headers().set("retry-after", &secs.to_string())?;
+        }
+        Ok(resp)
     }
 }
 

@@ -260,13 +260,15 @@ fn refused_error(answer: ReserveAnswer, quote: &Quote) -> ApiError {
             "too_many_open_jobs",
             format!("this account already has {limit} jobs running; wait for one to end"),
         )
-        .with_details(json!({"limit": limit, "retryAfterSecs": 60})),
+        .with_details(json!({"limit": limit}))
+        .with_retry_after(60),
         ReserveAnswer::TooManySubmits { limit, retry_after_secs } => ApiError::new(
             429,
             "too_many_submits",
             format!("at most {limit} submits a minute; retry in {retry_after_secs} s"),
         )
-        .with_details(json!({"limit": limit, "retryAfterSecs": retry_after_secs})),
+        .with_details(json!({"limit": limit, "retryAfterSecs": retry_after_secs}))
+        .with_retry_after(retry_after_secs),
         ReserveAnswer::Reserved { .. } => ApiError::internal("reserved"),
     }
 }

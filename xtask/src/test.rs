@@ -46,11 +46,12 @@ fn conformance() -> Result<(), String> {
     )
 }
 
-/// The real worker in workerd (`wrangler dev`) against the emulator.
+/// The real worker in workerd (wrangler's dev engine) against the emulator:
+/// the job lifecycle, then accounts and credits.
 fn worker_e2e() -> Result<(), String> {
     worker::build_worker(&[])?;
     step(
-        "worker end to end (wrangler dev + emulator)",
+        "worker end to end (workerd + emulator)",
         cargo()
             .args([
                 "test",
@@ -58,6 +59,8 @@ fn worker_e2e() -> Result<(), String> {
                 "batchgate-e2e",
                 "--test",
                 "worker_e2e",
+                "--test",
+                "accounts_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",
