@@ -4,8 +4,12 @@
 use crate::config::secret;
 use crate::errors::ApiError;
 use crate::job_object::now_ms;
-use batchgate_core::auth::{TokenError, same_secret, verify};
-use worker::{Env, Request};
+use batchgate_core::auth::{TokenError, same_secret, sign, valid_account, verify};
+use serde_json::json;
+use worker::{Env, Request, Response};
+
+/// Longest life of a minted token.
+const MAX_TTL_SECS: u64 = 30 * 86_400;
 
 fn bearer(req: &Request) -> Option<String> {
     let value = req.headers().get("authorization").ok().flatten()?;
@@ -36,4 +40,32 @@ pub fn admin(req: &Request, env: &Env) -> Result<(), ApiError> {
         Some(_) => Err(ApiError::new(401, "bad_admin_token", "the admin token does not match")),
         None => Err(unauthorized(TokenError::Missing)),
     }
+}
+
+/// `POST /v1/admin/tokens` `{account, ttlSecs?}`: a user token signed with
+/// `JWT_SECRET`, for operators without a backend of their own yet, local
+/// development and the demo. Production apps sign their own.
+pub async fn mint(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        account: String,
+        #[serde(default)]
+        ttl_secs: Option<u64>,
+    }
+    let body: Body = req
+        .json()
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{account, ttlSecs?}}: {e}")))?;
+    if !valid_account(&body.account) {
+        return Err(ApiError::bad_request(
+            "invalid_account",
+            format!("{:?} is not an account id", body.account),
+        ));
+    }
+    let secret = secret(env, "JWT_SECRET").ok_or_else(|| not_configured("JWT_SECRET"))?;
+    let ttl = body.ttl_secs.unwrap_or(3_600).clamp(60, MAX_TTL_SECS);
+    let exp = now_ms() / 1000 + ttl;
+    let token = sign(&json!({"sub": body.account, "exp": exp}), secret.as_bytes());
+    Ok(Response::from_json(&json!({"token": token, "account": body.account, "exp": exp}))?.with_status(201))
 }

@@ -110,6 +110,10 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             auth::admin(&req, env)?;
             admin_grant(req, env, &percent_decode(id)).await
         }
+        (Method::Post, ["v1", "admin", "tokens"]) => {
+            auth::admin(&req, env)?;
+            auth::mint(req, env).await
+        }
         (Method::Get, ["v1", "admin", "accounts", id]) => {
             auth::admin(&req, env)?;
             let id = admin_account_id(&percent_decode(id))?;

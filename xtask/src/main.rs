@@ -10,6 +10,7 @@
 
 mod bench;
 mod dev;
+mod local_http;
 mod run;
 mod setup;
 mod test;
