@@ -14,4 +14,5 @@ pub mod pricing;
 pub mod results;
 pub mod schedule;
 pub mod submit;
+pub mod upload;
 pub mod view;

@@ -88,9 +88,8 @@ async fn newest_results_file(s: &Stack, seen: &mut HashSet<String>) -> (String, 
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|f| f["name"].as_str().is_some_and(|n| n.starts_with("files/batch-") && !seen.contains(n)))
+        .find(|f| f["name"].as_str().is_some_and(|n| n.starts_with("files/batch-") && !seen.contains(n)))
         .cloned()
-        .next()
         .unwrap_or_else(|| panic!("no new results file in {files}"));
     let name = file["name"].as_str().unwrap_or_default().to_string();
     seen.insert(name.clone());
