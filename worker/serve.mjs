@@ -40,6 +40,10 @@ function fail(message) {
 
 const worker = await unstable_startWorker({
   config: path.join(root, "wrangler.toml"),
+  // wrangler builds once from the config either way; without --watch, no build
+  // watcher either: it would rebuild and reload the worker right after start,
+  // failing any POST that arrives during the reload.
+  build: opts.watch ? undefined : { custom: { command: "" } },
   bindings: vars,
   dev: {
     inspector: false,

@@ -39,6 +39,7 @@ pub struct Validator {
     error_count: u64,
     rules: EstimateRules,
     tokens: Tokens,
+    files: Vec<(u64, String)>,
 }
 
 /// A valid submission's facts.
@@ -49,6 +50,8 @@ pub struct Summary {
     pub keys: Vec<String>,
     /// Estimated tokens of all requests (what the reservation is priced on).
     pub tokens: Tokens,
+    /// Uploaded files the requests use, `(line, files/{id})`, to check ownership.
+    pub files: Vec<(u64, String)>,
 }
 
 /// Key given to a line that has none.
@@ -67,6 +70,7 @@ impl Validator {
             error_count: 0,
             rules: EstimateRules::default(),
             tokens: Tokens::default(),
+            files: vec![],
         }
     }
 
@@ -145,6 +149,7 @@ impl Validator {
             return None;
         }
         self.tokens.add(&self.rules.request(&req));
+        self.files.extend(crate::upload::referenced_files(&req).into_iter().map(|f| (line, f)));
         let mut out = serde_json::to_vec(&json!({"key": key, "request": req})).ok()?;
         out.push(b'\n');
         self.order.push(key);
@@ -165,7 +170,7 @@ impl Validator {
         if self.error_count > 0 {
             return Err((self.error_count, self.errors));
         }
-        Ok(Summary { count: self.count, keys: self.order, tokens: self.tokens })
+        Ok(Summary { count: self.count, keys: self.order, tokens: self.tokens, files: self.files })
     }
 }
 

@@ -226,6 +226,53 @@ pub struct OwnedFile {
     pub expires_ms: u64,
 }
 
+/// Gemini deletes uploaded files this long after creation.
+pub const FILE_LIFETIME_MS: u64 = 48 * 3_600_000;
+
+impl OwnedFile {
+    /// What Gemini answered for a finished upload.
+    pub fn from_gemini(f: &crate::gemini::File, now_ms: u64) -> OwnedFile {
+        let parse = |t: &str| crate::gemini::timestamp::parse_millis(t).and_then(|ms| u64::try_from(ms).ok());
+        let created_ms = parse(&f.create_time).unwrap_or(now_ms);
+        OwnedFile {
+            name: f.name.clone(),
+            uri: f.uri.clone(),
+            mime_type: f.mime_type.clone(),
+            size_bytes: f.size_bytes,
+            display_name: f.display_name.clone(),
+            created_ms,
+            expires_ms: parse(&f.expiration_time).unwrap_or(created_ms + FILE_LIFETIME_MS),
+        }
+    }
+
+    /// As the API shows it.
+    pub fn view(&self) -> serde_json::Value {
+        let ts = |ms: u64| crate::gemini::timestamp::format_nanos((ms as i64).saturating_mul(1_000_000));
+        serde_json::json!({
+            "name": self.name, "uri": self.uri, "mimeType": self.mime_type, "sizeBytes": self.size_bytes,
+            "displayName": self.display_name, "createdAt": ts(self.created_ms), "expiresAt": ts(self.expires_ms),
+        })
+    }
+}
+
+/// Every `fileData.fileUri` in a `GenerateContentRequest`, as `files/{id}`
+/// names (URIs that are not Gemini files, e.g. `gs://`, are left to Gemini).
+pub fn referenced_files(request: &serde_json::Value) -> Vec<String> {
+    use crate::gemini::request::field;
+    let mut out = vec![];
+    let system = field(request, "systemInstruction");
+    let contents = field(request, "contents").and_then(|c| c.as_array()).into_iter().flatten();
+    for content in contents.chain(system) {
+        for part in field(content, "parts").and_then(|p| p.as_array()).into_iter().flatten() {
+            let uri = field(part, "fileData").and_then(|d| field(d, "fileUri")).and_then(|u| u.as_str());
+            if let Some(name) = uri.and_then(file_name_of_uri) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 /// The `files/{id}` a `fileData.fileUri` points at (a full URI or the bare name).
 pub fn file_name_of_uri(uri: &str) -> Option<String> {
     let at = uri.find("files/")?;

@@ -13,6 +13,7 @@ use crate::job_object::now_ms;
 use crate::ledger_store;
 use batchgate_core::job::JobState;
 use batchgate_core::ledger::{self, Admission};
+use batchgate_core::upload::OwnedFile;
 use worker::{
     DurableObject, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
 };
@@ -32,6 +33,11 @@ impl AccountObject {
             None,
         )?;
         sql.exec("CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_ms DESC, id DESC)", None)?;
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS files (name TEXT PRIMARY KEY, uri TEXT NOT NULL, mime_type TEXT NOT NULL, \
+             size_bytes INTEGER NOT NULL, display_name TEXT, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
+            None,
+        )?;
         Ok(sql)
     }
 
@@ -82,6 +88,41 @@ impl AccountObject {
                 internal::json(&summary(&sql, account)?)
             }
             (Method::Get, "/summary") => internal::json(&summary(&sql, account)?),
+            (Method::Post, "/files") => {
+                let f: OwnedFile = req.json().await?;
+                sql.exec(
+                    "INSERT OR REPLACE INTO files (name, uri, mime_type, size_bytes, display_name, created_ms, expires_ms) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    vec![
+                        f.name.into(),
+                        f.uri.into(),
+                        f.mime_type.into(),
+                        SqlStorageValue::Integer(f.size_bytes as i64),
+                        f.display_name.into(),
+                        SqlStorageValue::Integer(f.created_ms as i64),
+                        SqlStorageValue::Integer(f.expires_ms as i64),
+                    ],
+                )?;
+                internal::json(&serde_json::json!({}))
+            }
+            (Method::Get, "/files") => internal::json(&serde_json::json!({"files": live_files(&sql)?})),
+            (Method::Delete, "/files") => {
+                let url = req.url()?;
+                let name = url
+                    .query_pairs()
+                    .find(|(k, _)| k == "name")
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default();
+                sql.exec("DELETE FROM files WHERE name = ?", vec![name.into()])?;
+                internal::json(&serde_json::json!({}))
+            }
+            (Method::Post, "/files/owned") => {
+                let names: Vec<String> = req.json().await?;
+                let owned: std::collections::HashSet<String> =
+                    live_files(&sql)?.into_iter().map(|f| f.name).collect();
+                let missing: Vec<&String> = names.iter().filter(|n| !owned.contains(*n)).collect();
+                internal::json(&serde_json::json!({"missing": missing}))
+            }
             (Method::Get, "/ledger") => {
                 let url = req.url()?;
                 let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
@@ -171,6 +212,16 @@ impl DurableObject for AccountObject {
             Err(e) => ApiError::internal(format!("account object: {e}")).into_response(),
         }
     }
+}
+
+/// The account's files Gemini still keeps, newest first.
+fn live_files(sql: &SqlStorage) -> Result<Vec<OwnedFile>> {
+    sql.exec(
+        "SELECT name, uri, mime_type AS mimeType, size_bytes AS sizeBytes, display_name AS displayName, \
+         created_ms AS createdMs, expires_ms AS expiresMs FROM files WHERE expires_ms > ? ORDER BY created_ms DESC",
+        vec![SqlStorageValue::Integer(now_ms() as i64)],
+    )?
+    .to_array()
 }
 
 fn summary(sql: &SqlStorage, account: String) -> Result<Summary> {

@@ -6,6 +6,7 @@ use crate::errors::ApiError;
 use crate::internal;
 use batchgate_core::job::Job;
 use batchgate_core::ledger::{self, Refusal, Totals};
+use batchgate_core::upload::OwnedFile;
 use batchgate_core::view::JobMeta;
 use serde::{Deserialize, Serialize};
 use worker::{Env, Method, Result};
@@ -215,4 +216,38 @@ pub async fn ledger_page(
     query: &str,
 ) -> std::result::Result<serde_json::Value, ApiError> {
     ledger_call(env, account, Method::Get, &format!("/ledger?{query}"), None).await
+}
+
+// ---- Uploaded files ----
+
+pub async fn record_file(env: &Env, account: &str, file: &OwnedFile) -> std::result::Result<(), ApiError> {
+    let body = serde_json::to_string(file).map_err(|e| ApiError::internal(e.to_string()))?;
+    ledger_call::<serde_json::Value>(env, account, Method::Post, "/files", Some(body)).await.map(|_| ())
+}
+
+pub async fn files(env: &Env, account: &str) -> std::result::Result<Vec<OwnedFile>, ApiError> {
+    #[derive(Deserialize)]
+    struct Files {
+        files: Vec<OwnedFile>,
+    }
+    ledger_call::<Files>(env, account, Method::Get, "/files", None).await.map(|f| f.files)
+}
+
+pub async fn forget_file(env: &Env, account: &str, name: &str) -> std::result::Result<(), ApiError> {
+    let path = format!("/files?name={}", name.replace('/', "%2F"));
+    ledger_call::<serde_json::Value>(env, account, Method::Delete, &path, None).await.map(|_| ())
+}
+
+/// Which of `names` are not this account's (live) files.
+pub async fn not_owned(
+    env: &Env,
+    account: &str,
+    names: &[String],
+) -> std::result::Result<Vec<String>, ApiError> {
+    #[derive(Deserialize)]
+    struct Missing {
+        missing: Vec<String>,
+    }
+    let body = serde_json::to_string(names).map_err(|e| ApiError::internal(e.to_string()))?;
+    ledger_call::<Missing>(env, account, Method::Post, "/files/owned", Some(body)).await.map(|m| m.missing)
 }

@@ -5,6 +5,7 @@ use batchgate_core::job::Policy;
 use batchgate_core::ledger;
 use batchgate_core::pricing::{EstimateRules, PriceTable};
 use batchgate_core::submit::Limits;
+use batchgate_core::upload::UploadRules;
 use worker::Env;
 
 pub struct Settings {
@@ -28,6 +29,17 @@ pub struct Settings {
     pub prices_error: Option<String>,
     pub estimate: EstimateRules,
     pub account_limits: ledger::Limits,
+    pub uploads: UploadSettings,
+}
+
+pub struct UploadSettings {
+    pub rules: UploadRules,
+    /// `POST /v1/files` bodies above this must use a resumable session.
+    pub max_single_bytes: u64,
+    /// Bytes of live files one account may keep at Gemini.
+    pub quota_bytes: u64,
+    /// A session without a chunk this long is abandoned (and cancelled upstream).
+    pub idle_ms: u64,
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
@@ -62,6 +74,7 @@ impl Settings {
         };
         let estimate_defaults = EstimateRules::default();
         let limit_defaults = ledger::Limits::default();
+        let upload_defaults = UploadRules::default();
         Settings {
             gemini: GeminiConfig {
                 base_url: var(env, "GEMINI_API_BASE").unwrap_or(gemini_defaults.base_url),
@@ -97,6 +110,20 @@ impl Settings {
                     "MAX_SUBMITS_PER_MINUTE",
                     limit_defaults.max_submits_per_minute,
                 ),
+            },
+            uploads: UploadSettings {
+                rules: UploadRules {
+                    mime_types: var(env, "UPLOAD_MIME_TYPES")
+                        .map(|v| {
+                            v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect()
+                        })
+                        .unwrap_or(upload_defaults.mime_types),
+                    max_chunk: num(env, "MAX_UPLOAD_CHUNK_BYTES", upload_defaults.max_chunk),
+                    ..upload_defaults
+                },
+                max_single_bytes: num(env, "MAX_SINGLE_UPLOAD_BYTES", 100 * 1024 * 1024),
+                quota_bytes: num(env, "STORAGE_QUOTA_BYTES", 10 * 1024 * 1024 * 1024),
+                idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
             },
         }
     }

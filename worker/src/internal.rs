@@ -47,6 +47,26 @@ pub async fn call(
     stub.fetch_with_request(Request::new_with_init(&format!("https://object{path}"), &init)?).await
 }
 
+/// Forward a streamed body (an upload chunk) to an object's route as
+/// `account`, with the given headers.
+pub async fn call_stream(
+    stub: &Stub,
+    method: Method,
+    path: &str,
+    account: &str,
+    headers: &[(&str, String)],
+    body: Option<wasm_bindgen::JsValue>,
+) -> Result<Response> {
+    let h = Headers::new();
+    h.set(ACCOUNT_HEADER, account)?;
+    for (k, v) in headers {
+        h.set(k, v)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method).with_headers(h).with_body(body);
+    stub.fetch_with_request(Request::new_with_init(&format!("https://object{path}"), &init)?).await
+}
+
 /// Call and decode a 200 answer; a 404 from the object is `None`.
 pub async fn call_json<T: for<'de> Deserialize<'de>>(
     stub: &Stub,

@@ -13,6 +13,7 @@ mod config;
 mod cors;
 mod errors;
 mod estimate;
+mod files_api;
 mod gemini;
 mod internal;
 mod job_object;
@@ -21,9 +22,12 @@ mod ledger_store;
 mod results;
 mod steps;
 mod submit;
+mod upload_object;
+mod uploads;
 
 pub use account_object::AccountObject;
 pub use job_object::JobObject;
+pub use upload_object::UploadObject;
 
 use batchgate_core::ledger;
 use errors::ApiError;
@@ -93,6 +97,22 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             let query = req.url()?.query().unwrap_or_default().to_string();
             Ok(Response::from_json(&accounts::list(env, &account, &query).await?)?)
         }
+        (Method::Post, ["v1", "files"]) => {
+            let account = account(&req, env)?;
+            uploads::single(req, env, &account).await
+        }
+        (Method::Get, ["v1", "files"]) => uploads::list(env, &account(&req, env)?).await,
+        (Method::Get, ["v1", "files", id]) => uploads::get(env, &account(&req, env)?, id).await,
+        (Method::Delete, ["v1", "files", id]) => uploads::delete(env, &account(&req, env)?, id).await,
+        (Method::Post, ["v1", "uploads"]) => {
+            let account = account(&req, env)?;
+            uploads::open(req, env, &account).await
+        }
+        (Method::Put, ["v1", "uploads", id]) => {
+            let account = account(&req, env)?;
+            uploads::chunk(req, env, &account, id).await
+        }
+        (Method::Get, ["v1", "uploads", id]) => uploads::status(env, &account(&req, env)?, id).await,
         (Method::Post, ["v1", "estimate"]) => {
             let account = account(&req, env)?;
             estimate::handle(req, env, &account).await
@@ -134,7 +154,8 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             let stub = submit::job_stub(env, id)?;
             results::one(env, &stub, &account, id, &percent_decode(key)).await
         }
-        (_, ["v1", "jobs" | "account" | "estimate" | "admin", ..]) | (_, ["healthz"]) => {
+        (_, ["v1", "jobs" | "account" | "estimate" | "admin" | "files" | "uploads", ..])
+        | (_, ["healthz"]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method:?} is not allowed on {path}")))
         }
         _ => Err(ApiError::not_found(format!("no route for {method:?} {path}"))),

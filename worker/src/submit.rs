@@ -199,10 +199,13 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
     let quote = submission.price.quote(&submission.summary.tokens);
     let reservation =
         ReserveRequest { job: job_id.clone(), amount: quote.batch, limits: settings.account_limits };
-    let refusal = match accounts::reserve(env, account, &reservation).await {
-        Ok(ReserveAnswer::Reserved { .. }) => None,
-        Ok(refused) => Some(refused_error(refused, &quote)),
+    let refusal = match check_files(env, account, &submission.summary.files).await {
         Err(e) => Some(e),
+        Ok(()) => match accounts::reserve(env, account, &reservation).await {
+            Ok(ReserveAnswer::Reserved { .. }) => None,
+            Ok(refused) => Some(refused_error(refused, &quote)),
+            Err(e) => Some(e),
+        },
     };
     if let Some(e) = refusal {
         // Nothing else happens: the stored input goes too.
@@ -245,6 +248,29 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
         }
     }
     accepted(&serde_json::to_value(&created.view).unwrap_or_default(), &job_id)
+}
+
+/// Requests may reference (`fileData.fileUri`) only files this account uploaded.
+async fn check_files(env: &Env, account: &str, files: &[(u64, String)]) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = files.iter().map(|(_, f)| f.clone()).collect();
+    names.sort();
+    names.dedup();
+    let missing = accounts::not_owned(env, account, &names).await?;
+    let errors: Vec<LineError> = files
+        .iter()
+        .filter(|(_, f)| missing.contains(f))
+        .map(|(line, f)| LineError {
+            line: *line,
+            message: format!("{f} is not one of this account's files (upload it with POST /v1/files)"),
+        })
+        .collect();
+    match errors.len() as u64 {
+        0 => Ok(()),
+        n => Err(invalid(n, errors.into_iter().take(50).collect())),
+    }
 }
 
 fn refused_error(answer: ReserveAnswer, quote: &Quote) -> ApiError {

@@ -47,7 +47,7 @@ fn conformance() -> Result<(), String> {
 }
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:
-/// the job lifecycle, then accounts and credits.
+/// the job lifecycle, accounts and credits, media uploads.
 fn worker_e2e() -> Result<(), String> {
     worker::build_worker(&[])?;
     step(
@@ -61,6 +61,8 @@ fn worker_e2e() -> Result<(), String> {
                 "worker_e2e",
                 "--test",
                 "accounts_e2e",
+                "--test",
+                "uploads_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",

@@ -65,15 +65,30 @@ impl GeminiConfig {
 
     /// Start a resumable upload of `size` bytes of JSONL.
     pub fn upload_start(&self, size: u64, display_name: &str) -> Call {
+        self.upload_start_typed(size, &self.jsonl_mime, display_name)
+    }
+
+    /// Start a resumable upload of `size` bytes of `mime` (media).
+    pub fn upload_start_typed(&self, size: u64, mime: &str, display_name: &str) -> Call {
         let mut c = Call::new("POST", format!("{}/upload/{}/files", self.base(), self.api_version))
             .json(json!({"file": {"displayName": display_name}}));
         c.headers.extend([
             ("x-goog-upload-protocol", "resumable".into()),
             ("x-goog-upload-command", "start".into()),
             ("x-goog-upload-header-content-length", size.to_string()),
-            ("x-goog-upload-header-content-type", self.jsonl_mime.clone()),
+            ("x-goog-upload-header-content-type", mime.to_string()),
         ]);
         c
+    }
+
+    /// Abandon an upload session (an idle one expiring).
+    pub fn upload_cancel(&self, session_url: &str) -> Call {
+        Call {
+            method: "POST",
+            url: session_url.to_string(),
+            headers: vec![("x-goog-upload-command", "cancel".into())],
+            body: None,
+        }
     }
 
     /// The session URL to use, per the rewrite policy.
