@@ -10,7 +10,7 @@ use wasm_bindgen::JsValue;
 /// Where a session stands after a chunk or a query.
 pub enum Received {
     Partial(u64),
-    Final(File),
+    Final(Box<File>),
 }
 
 /// A new session: its URL, and the chunk granularity Gemini announced.
@@ -45,7 +45,7 @@ pub async fn send_chunk(
     let received =
         resp.headers().get("x-goog-upload-size-received").ok().flatten().and_then(|v| v.parse::<u64>().ok());
     match (resp.status_code(), last) {
-        (200, true) => Ok(Received::Final(finalized_file(&text)?)),
+        (200, true) => Ok(Received::Final(Box::new(finalized_file(&text)?))),
         (200, false) => Ok(Received::Partial(offset + len)),
         (400, _) if received.is_some_and(|r| r != offset) => {
             Ok(Received::Partial(received.unwrap_or(offset)))
@@ -65,7 +65,7 @@ pub async fn query(gemini: &Gemini, session_url: &str) -> Result<Received, Failu
         return Err(failure(resp.status_code(), &text));
     }
     if status == "final" {
-        return Ok(Received::Final(finalized_file(&text)?));
+        return Ok(Received::Final(Box::new(finalized_file(&text)?)));
     }
     Ok(Received::Partial(received.unwrap_or(0)))
 }
