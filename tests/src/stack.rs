@@ -162,6 +162,24 @@ impl Stack {
         self.start_worker();
     }
 
+    /// The workerd processes serving the worker (children of the Node launcher).
+    pub fn workerd_pids(&self) -> Vec<u32> {
+        let Some(root) = self.worker.as_ref().map(|w| w.child.id()) else { return vec![] };
+        let mut pids = vec![];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if ppid == Some(root) && stat.contains("(workerd)") {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.worker.as_ref().map(|w| w.url.as_str()).unwrap_or_default())
     }

@@ -23,7 +23,7 @@ async fn main() {
     let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
 
     let lines: usize = arg("--lines").and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    // `--only a,b` runs a subset (names: scanner, ingest, emulator).
+    // `--only a,b` runs a subset (names: scanner, ingest, uploads, emulator).
     let only = arg("--only");
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w == name));
     let mut sections = Vec::new();
@@ -32,6 +32,9 @@ async fn main() {
     }
     if wanted("ingest") {
         sections.push(bench::ingest::run(lines, reps).await);
+    }
+    if wanted("uploads") {
+        sections.push(bench::uploads::run(size_mb, reps).await);
     }
     if wanted("emulator") {
         sections.push(bench::emulator_io::run(size_mb, reps, &me).await);

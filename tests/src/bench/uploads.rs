@@ -1,0 +1,125 @@
+//! Media uploads through the worker (resumable session, 64 MiB chunks
+//! streamed through workerd into the emulator's Files API) against the same
+//! chunks sent straight to the emulator; and how much workerd's memory grows
+//! over idle while it moves them (it must stream, not buffer).
+
+use super::{Row, Section, mb_per_s, median};
+use crate::process::memory_kib;
+use crate::stack::{GEMINI_KEY, Stack};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const CHUNK: u64 = 64 * 1024 * 1024;
+
+async fn through_worker(s: &Stack, size: u64, chunk: &Bytes) -> Duration {
+    let r = s
+        .http
+        .post(s.url("/v1/uploads"))
+        .json(&json!({"size": size, "mimeType": "video/mp4"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let session: Value = r.json().await.unwrap_or_default();
+    let id = session["id"].as_str().unwrap_or_else(|| panic!("no session: {session}")).to_string();
+    let t = Instant::now();
+    let mut at = 0;
+    while at < size {
+        let len = CHUNK.min(size - at);
+        let r = s
+            .http
+            .put(s.url(&format!("/v1/uploads/{id}")))
+            .header("content-range", format!("bytes {at}-{}/{size}", at + len - 1))
+            .body(chunk.slice(..len as usize))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status().is_success(), "chunk at {at}: {}", r.text().await.unwrap_or_default());
+        at += len;
+    }
+    t.elapsed()
+}
+
+async fn straight(s: &Stack, size: u64, chunk: &Bytes) -> Duration {
+    let r = s
+        .http
+        .post(s.emu("/upload/v1beta/files"))
+        .header("x-goog-api-key", GEMINI_KEY)
+        .header("x-goog-upload-protocol", "resumable")
+        .header("x-goog-upload-command", "start")
+        .header("x-goog-upload-header-content-length", size.to_string())
+        .header("x-goog-upload-header-content-type", "video/mp4")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url =
+        r.headers().get("x-goog-upload-url").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let t = Instant::now();
+    let mut at = 0;
+    while at < size {
+        let len = CHUNK.min(size - at);
+        let last = at + len == size;
+        let r = s
+            .http
+            .post(&url)
+            .header("x-goog-upload-command", if last { "upload, finalize" } else { "upload" })
+            .header("x-goog-upload-offset", at.to_string())
+            .body(chunk.slice(..len as usize))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status().is_success(), "chunk at {at}: {}", r.status());
+        at += len;
+    }
+    t.elapsed()
+}
+
+fn workerd_kib(s: &Stack, pick: impl Fn((u64, u64)) -> u64) -> u64 {
+    s.workerd_pids().into_iter().filter_map(memory_kib).map(pick).sum()
+}
+
+pub async fn run(size_mb: u64, reps: usize) -> Section {
+    let s = Stack::start(json!({}), &[("STORAGE_QUOTA_BYTES", "1099511627776")]);
+    let size = size_mb * 1024 * 1024;
+    let chunk = Bytes::from((0..CHUNK).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    // Warm the worker (first requests compile the wasm), then take idle memory.
+    let _ = s.get("/v1/files").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_rss = workerd_kib(&s, |(_, rss)| rss);
+    let (mut via, mut direct) = (vec![], vec![]);
+    for _ in 0..reps {
+        direct.push(mb_per_s(size, straight(&s, size, &chunk).await));
+        via.push(mb_per_s(size, through_worker(&s, size, &chunk).await));
+    }
+    let peak = workerd_kib(&s, |(hwm, _)| hwm);
+    let growth_mib = peak.saturating_sub(idle_rss) as f64 / 1024.0;
+    let (via, direct) = (median(via), median(direct));
+    let ratio = via / direct;
+    Section {
+        title: format!("Uploads: {size_mb} MiB through the worker"),
+        how: format!(
+            "A resumable session through the worker (`POST /v1/uploads`, then 64 MiB `PUT`s with \
+             `Content-Range`, each streamed by an UploadObject into the emulator's Files API) against the same \
+             chunks sent straight to the emulator's resumable upload. Median of {reps} alternating runs. Memory: \
+             workerd's peak resident set (`VmHWM`, all its processes) minus its resident set when idle \
+             ({:.0} MiB) before the uploads.",
+            idle_rss as f64 / 1024.0
+        ),
+        rows: vec![
+            Row {
+                metric: "upload MB/s".into(),
+                value: format!("{via:.0}"),
+                baseline: format!("{direct:.0}"),
+                ratio: Some(ratio),
+                target: Some(("≥ 0.7".into(), ratio >= 0.7)),
+            },
+            Row {
+                metric: "workerd peak RSS growth".into(),
+                value: format!("{growth_mib:.0} MiB"),
+                baseline: format!("{:.0} MiB idle", idle_rss as f64 / 1024.0),
+                ratio: None,
+                target: Some(("< 150 MiB".into(), growth_mib < 150.0)),
+            },
+        ],
+    }
+}
