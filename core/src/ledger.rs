@@ -242,16 +242,7 @@ pub fn grant(event: &str, amount: i64, note: &str) -> Result<Entry, String> {
     if amount <= 0 {
         return Err("a grant must be a positive number of micro-credits".into());
     }
-    Ok(Entry {
-        kind: Kind::Grant,
-        job: String::new(),
-        event: event.into(),
-        amount,
-        balance_delta: amount,
-        held_delta: 0,
-        standard: 0,
-        note: note.into(),
-    })
+    Ok(operator_entry(Kind::Grant, event, amount, note))
 }
 
 /// An operator's correction, positive or negative, unique per `event`.
@@ -259,8 +250,12 @@ pub fn adjust(event: &str, amount: i64, note: &str) -> Result<Entry, String> {
     if amount == 0 {
         return Err("an adjustment must not be zero".into());
     }
-    Ok(Entry {
-        kind: Kind::Adjust,
+    Ok(operator_entry(Kind::Adjust, event, amount, note))
+}
+
+fn operator_entry(kind: Kind, event: &str, amount: i64, note: &str) -> Entry {
+    Entry {
+        kind,
         job: String::new(),
         event: event.into(),
         amount,
@@ -268,7 +263,7 @@ pub fn adjust(event: &str, amount: i64, note: &str) -> Result<Entry, String> {
         held_delta: 0,
         standard: 0,
         note: note.into(),
-    })
+    }
 }
 
 #[cfg(test)]
