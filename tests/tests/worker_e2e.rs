@@ -285,3 +285,58 @@ async fn listing_etags_idempotency_and_delete() {
     assert_eq!(s.results(&a, "").await.0, 404);
     assert_eq!(s.get("/v1/jobs").await.1["jobs"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn watchers_see_every_change_up_to_the_end_over_a_websocket() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = Stack::start(json!({"stickNewBatches": true}), &[]);
+    let (_, job) = s.submit(submission(4), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let ws_url = |token: &str| {
+        format!("{}?token={token}", s.url(&format!("/v1/jobs/{id}/watch")).replacen("http", "ws", 1))
+    };
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(ws_url(&batchgate_e2e::stack::token(batchgate_e2e::stack::ACCOUNT)))
+            .await
+            .expect("the owner can watch");
+    let first: Value = match socket.next().await {
+        Some(Ok(Message::Text(t))) => serde_json::from_str(&t).unwrap(),
+        other => panic!("no first view: {other:?}"),
+    };
+    assert_eq!(first["id"], id.as_str());
+    let batch = s.the_gemini_batch().await;
+    s.control(&format!("/batches/{batch}/release"), json!({})).await;
+    let mut states = vec![first["state"].as_str().unwrap().to_string()];
+    let mut last = first;
+    while let Some(msg) = tokio::time::timeout(std::time::Duration::from_secs(60), socket.next())
+        .await
+        .expect("a view within 60 s")
+    {
+        match msg {
+            Ok(Message::Text(t)) => {
+                last = serde_json::from_str(&t).unwrap();
+                states.push(last["state"].as_str().unwrap().to_string());
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let order = ["accepted", "uploading", "pending", "running", "ingesting", "succeeded"];
+    let ranks: Vec<usize> = states.iter().map(|st| order.iter().position(|o| o == st).unwrap()).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "states went backwards: {states:?}");
+    assert_eq!(last["state"], "succeeded", "{states:?}");
+    assert_eq!(last["counts"]["succeeded"], 4);
+    assert!(last["cost"]["charged"].is_i64(), "the socket closes once the job is charged: {last}");
+
+    // Another account's socket is refused like any route, and a plain GET is told to upgrade.
+    let refused =
+        tokio_tungstenite::connect_async(ws_url(&batchgate_e2e::stack::token("someone-else"))).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 404),
+        other => panic!("another account could watch: {other:?}"),
+    }
+    let (status, body) = s.get(&format!("/v1/jobs/{id}/watch")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (426, Some("upgrade_required")));
+}

@@ -28,8 +28,23 @@ fn not_configured(name: &str) -> ApiError {
 /// The account a user request acts for.
 pub fn account(req: &Request, env: &Env) -> Result<String, ApiError> {
     let token = bearer(req).ok_or_else(|| unauthorized(TokenError::Missing))?;
+    verify_user(&token, env)
+}
+
+/// The same for a WebSocket: browsers cannot set headers on one, so the
+/// token may come as `?token=` instead.
+pub fn socket_account(req: &Request, env: &Env) -> Result<String, ApiError> {
+    let from_query = || {
+        let url = req.url().ok()?;
+        url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
+    };
+    let token = bearer(req).or_else(from_query).ok_or_else(|| unauthorized(TokenError::Missing))?;
+    verify_user(&token, env)
+}
+
+fn verify_user(token: &str, env: &Env) -> Result<String, ApiError> {
     let secret = secret(env, "JWT_SECRET").ok_or_else(|| not_configured("JWT_SECRET"))?;
-    verify(&token, secret.as_bytes(), now_ms() / 1000).map(|c| c.account).map_err(unauthorized)
+    verify(token, secret.as_bytes(), now_ms() / 1000).map(|c| c.account).map_err(unauthorized)
 }
 
 /// Admin routes: the operator's `ADMIN_TOKEN`.

@@ -15,7 +15,11 @@ use batchgate_core::job::{Action, Job, Outcome};
 use batchgate_core::pricing::Price;
 use batchgate_core::view::{JobMeta, JobView};
 use serde::Deserialize;
-use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
+use std::cell::RefCell;
+use worker::{
+    DurableObject, Env, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair,
+    durable_object,
+};
 
 /// How long one alarm keeps stepping before it hands over to a fresh alarm.
 const ALARM_BUDGET_MS: u64 = 20_000;
@@ -26,6 +30,8 @@ const OVERDUE_MS: i64 = 30_000;
 pub struct JobObject {
     state: State,
     env: Env,
+    /// What watchers last got (in memory: after hibernation, one repeat at most).
+    last_broadcast: RefCell<String>,
 }
 
 pub fn now_ms() -> u64 {
@@ -88,6 +94,48 @@ impl JobObject {
     async fn view(&self, store: &Store, job: &Job) -> Result<JobView> {
         let _ = self;
         Ok(JobView::of(job, &store.meta()?))
+    }
+
+    /// Send the job's view to every watcher if it changed in a way users see
+    /// (not just a poll), and close the sockets once the job is done.
+    fn broadcast(&self, store: &Store, job: &Job) -> Result<()> {
+        let sockets = self.state.get_websockets();
+        if sockets.is_empty() {
+            return Ok(());
+        }
+        let view = JobView::of(job, &store.meta()?);
+        let seen = serde_json::json!([
+            view.state,
+            view.counts,
+            view.usage,
+            view.cost,
+            view.results_ready,
+            view.error
+        ])
+        .to_string();
+        if *self.last_broadcast.borrow() != seen {
+            let text = serde_json::to_string(&view)?;
+            for ws in &sockets {
+                let _ = ws.send_with_str(&text);
+            }
+            self.last_broadcast.replace(seen);
+        }
+        if job.is_done() {
+            for ws in &sockets {
+                let _ = ws.close(Some(1000), Some("the job has ended"));
+            }
+        }
+        Ok(())
+    }
+
+    fn watch(&self, view: &JobView, done: bool) -> Result<Response> {
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        pair.server.send_with_str(serde_json::to_string(view)?)?;
+        if done {
+            pair.server.close(Some(1000), Some("the job has ended"))?;
+        }
+        Response::from_websocket(pair.client)
     }
 
     async fn init(&self, store: &Store, init: Init) -> Result<Response> {
@@ -156,6 +204,7 @@ impl JobObject {
                 store.put("meta", &meta)?;
             }
             store.save_job(&fresh)?;
+            self.broadcast(&store, &fresh)?;
             if fresh.state() != state_before
                 && let Some(account) = store.get::<String>("account")?
             {
@@ -188,10 +237,12 @@ impl JobObject {
         let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         match path.as_str() {
             "/view" => internal::json(&self.view(&store, &job).await?),
+            "/watch" => self.watch(&self.view(&store, &job).await?, job.is_done()),
             "/cancel" => {
                 let mut job = job;
                 job.request_cancel(now_ms());
                 store.save_job(&job)?;
+                self.broadcast(&store, &job)?;
                 self.state.storage().set_alarm(0).await?;
                 let view = self.view(&store, &job).await?;
                 if let Some(account) = store.get::<String>("account")? {
@@ -214,6 +265,9 @@ impl JobObject {
                 }
                 store.clear()?;
                 let _ = self.state.storage().delete_alarm().await;
+                for ws in self.state.get_websockets() {
+                    let _ = ws.close(Some(1000), Some("the job was deleted"));
+                }
                 internal::json(&serde_json::json!({"id": job.id, "deleted": true}))
             }
             "/locate" => {
@@ -244,7 +298,31 @@ impl JobObject {
 
 impl DurableObject for JobObject {
     fn new(state: State, env: Env) -> Self {
-        JobObject { state, env }
+        JobObject { state, env, last_broadcast: RefCell::new(String::new()) }
+    }
+
+    /// Any message from a watcher asks for the current view.
+    async fn websocket_message(&self, ws: WebSocket, _message: WebSocketIncomingMessage) -> Result<()> {
+        let store = self.store()?;
+        if let Some(job) = store.job()? {
+            ws.send_with_str(serde_json::to_string(&self.view(&store, &job).await?)?)?;
+        }
+        Ok(())
+    }
+
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
+        let _ = ws.close(Some(1000), Some("closed"));
+        Ok(())
+    }
+
+    async fn websocket_error(&self, _ws: WebSocket, _error: worker::Error) -> Result<()> {
+        Ok(())
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {

@@ -43,6 +43,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Ok(r) => r,
         Err(e) => e.into_response()?,
     };
+    if resp.status_code() == 101 {
+        // A WebSocket: CORS does not apply, and its response must pass as is.
+        return Ok(resp);
+    }
     cors::decorate(resp, origin.as_deref())
 }
 
@@ -140,6 +144,7 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             Ok(Response::from_json(&accounts::summary(env, &id).await?)?)
         }
         (Method::Get, ["v1", "jobs", id]) => view(&req, env, id).await,
+        (Method::Get, ["v1", "jobs", id, "watch"]) => watch(&req, env, id).await,
         (Method::Post, ["v1", "jobs", id, "cancel"]) => {
             job_call(&req, env, id, Method::Post, "/cancel").await
         }
@@ -175,6 +180,30 @@ async fn job_call(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
     Ok(Response::from_json(&v)?)
+}
+
+/// `GET /v1/jobs/:id/watch`: a WebSocket held by the job's object, which sends
+/// the job view now and on every change, and closes once the job is done.
+async fn watch(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
+    let account = auth::socket_account(req, env)?;
+    let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Err(ApiError::new(426, "upgrade_required", "connect with a WebSocket (Upgrade: websocket)"));
+    }
+    let stub = submit::job_stub(env, id)?;
+    let resp = internal::call_stream(
+        &stub,
+        Method::Get,
+        "/watch",
+        &account,
+        &[("upgrade", "websocket".into())],
+        None,
+    )
+    .await?;
+    match resp.status_code() {
+        101 => Ok(resp),
+        _ => Err(ApiError::not_found(format!("no job {id}"))),
+    }
 }
 
 /// `GET /v1/jobs/:id` with `ETag` / `If-None-Match`.
