@@ -9,13 +9,18 @@
 // until workerd fails with "Too many open files". Production has no inspector.
 //
 // Usage: node worker/serve.mjs [--ip IP] [--port N] [--persist-to DIR]
-//                              [--log-level LEVEL] [--watch true] [--var NAME:VALUE]...
-import { unstable_startWorker } from "wrangler";
+//                              [--log-level LEVEL] [--watch true] [--direct true]
+//                              [--var NAME:VALUE]...
+//
+// `--direct true` prints (and tests and benchmarks use) the URL of workerd's
+// own socket instead of wrangler's proxy in front of it: the proxy only keeps
+// a stable port across reloads, and costs a hop on every request body.
+import { unstable_DevEnv } from "wrangler";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const opts = { ip: "127.0.0.1", port: 8787, persistTo: path.join(root, ".wrangler/state"), logLevel: "log", watch: false };
+const opts = { ip: "127.0.0.1", port: 8787, persistTo: path.join(root, ".wrangler/state"), logLevel: "log", watch: false, direct: false };
 const vars = {};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
@@ -26,6 +31,7 @@ for (let i = 0; i < argv.length; i += 2) {
   else if (flag === "--persist-to") opts.persistTo = value;
   else if (flag === "--log-level") opts.logLevel = value;
   else if (flag === "--watch") opts.watch = value === "true";
+  else if (flag === "--direct") opts.direct = value === "true";
   else if (flag === "--var") {
     const at = value.indexOf(":");
     if (at < 1) fail(`--var wants NAME:VALUE, got ${value}`);
@@ -38,7 +44,20 @@ function fail(message) {
   process.exit(2);
 }
 
-const worker = await unstable_startWorker({
+// Learn workerd's own address from the runtime's reload events.
+const devEnv = new unstable_DevEnv();
+let reloaded;
+const direct = new Promise((resolve) => (reloaded = resolve));
+const dispatch = devEnv.dispatch.bind(devEnv);
+devEnv.dispatch = (event) => {
+  if (event.type === "reloadComplete") {
+    const u = event.proxyData.userWorkerUrl;
+    reloaded(`${u.protocol}//${u.hostname}:${u.port}/`);
+  }
+  dispatch(event);
+};
+
+const worker = await devEnv.startWorker({
   config: path.join(root, "wrangler.toml"),
   // wrangler builds once from the config either way; without --watch, no build
   // watcher either: it would rebuild and reload the worker right after start,
@@ -55,7 +74,8 @@ const worker = await unstable_startWorker({
   },
 });
 await worker.ready;
-console.log(`worker ready on ${await worker.url}`);
+const url = opts.direct ? await direct : (await worker.url).href;
+console.log(`worker ready on ${url}`);
 
 const stop = async () => {
   await worker.dispose().catch(() => {});

@@ -15,7 +15,7 @@ pub const JWT_SECRET: &str = "e2e-jwt-secret";
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 /// The account `Stack::http` acts for; it starts with [`STARTING_CREDITS`].
 pub const ACCOUNT: &str = "e2e";
-pub const STARTING_CREDITS: i64 = 1_000_000_000_000;
+pub const STARTING_CREDITS: i64 = 1_000_000_000_000_000;
 
 /// A user token for `account`, valid for a day.
 pub fn token(account: &str) -> String {
@@ -110,6 +110,7 @@ impl Stack {
     }
 
     fn start_worker(&mut self) {
+        // The dev proxy's port (unused by the tests, which talk to workerd directly).
         let port = free_port();
         // Logs go under target/ so a failed start can still be read after the test.
         let logs = workspace_root().join("target/e2e-logs");
@@ -121,7 +122,7 @@ impl Stack {
         cmd.arg(workspace_root().join("worker/serve.mjs"))
             .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(self.state.path().join("state"))
-            .args(["--log-level", "warn"])
+            .args(["--log-level", "warn", "--direct", "true"])
             .env("WRANGLER_SEND_METRICS", "false")
             .current_dir(workspace_root())
             .stdin(Stdio::null())
@@ -133,14 +134,20 @@ impl Stack {
         }
         let child =
             cmd.spawn().unwrap_or_else(|e| panic!("cannot start wrangler (run `cargo xtask setup`): {e}"));
-        let url = format!("http://127.0.0.1:{port}");
-        let worker = Worker { child, url: url.clone(), log: log_path.clone() };
+        // workerd's own address (no dev proxy in front), as serve.mjs prints it.
+        let mut worker = Worker { child, url: String::new(), log: log_path.clone() };
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
-            if healthy(&format!("{url}/healthz")) {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let printed =
+                log.lines().find_map(|l| l.strip_prefix("worker ready on ")).map(|u| u.trim_end_matches('/'));
+            if let Some(url) = printed
+                && healthy(&format!("{url}/healthz"))
+            {
+                worker.url = url.to_string();
                 break;
             }
-            assert!(Instant::now() < deadline, "wrangler dev did not come up; see {}", log_path.display());
+            assert!(Instant::now() < deadline, "the worker did not come up; see {}", log_path.display());
             std::thread::sleep(Duration::from_millis(200));
         }
         self.worker = Some(worker);

@@ -114,11 +114,14 @@ async fn a_single_upload_lands_whole_and_belongs_to_its_account() {
         .http
         .post(s.url("/v1/files"))
         .header("content-type", "image/png")
+        .header("content-length", "0")
         .body(Vec::<u8>::new())
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.status().as_u16(), 400, "an empty file");
+    let r = s.http.post(s.url("/v1/files")).header("content-type", "image/png").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 411, "no Content-Length");
 
     let (status, deleted) =
         json_of(s.http.delete(s.url(&format!("/v1/files/{id}"))).send().await.unwrap()).await;

@@ -1,9 +1,11 @@
 //! `UploadObject`: one Durable Object per resumable upload session. It keeps
-//! the Gemini session URL and how many bytes Gemini holds, checks each chunk
-//! with core's rules, and streams the chunk's body to Gemini without holding
-//! it. A broken chunk is resynchronised by asking Gemini; a session is only
-//! `done` once Gemini has finalized the file and the account has recorded it.
-//! Idle sessions expire on the object's alarm and are cancelled upstream.
+//! the Gemini session URL and how many bytes Gemini holds, and admits each
+//! chunk with core's rules, lending the session to the worker that streams the
+//! chunk's body straight to Gemini (the bytes never pass through the object)
+//! and then commits the outcome. A chunk whose outcome is unknown is
+//! resynchronised by asking Gemini; a session is only `done` once Gemini has
+//! finalized the file and the account has recorded it. Idle sessions expire on
+//! the object's alarm and are cancelled upstream.
 
 use crate::accounts;
 use crate::config::{Settings, gemini_key};
@@ -12,12 +14,10 @@ use crate::files_api::{self, Received};
 use crate::gemini::Gemini;
 use crate::internal;
 use crate::job_object::now_ms;
-use crate::uploads::drain;
 use batchgate_core::gemini::timestamp::format_nanos;
 use batchgate_core::upload::{ContentRange, OwnedFile, UploadError, UploadRules};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::cell::Cell;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,14 +45,35 @@ pub struct Session {
     pub recorded: bool,
     pub last_ms: u64,
     pub idle_ms: u64,
+    /// A chunk is lent to a worker streaming it to Gemini until then (0: none).
+    #[serde(default)]
+    pub sending_until_ms: u64,
+}
+
+/// What `/admit` lends: where the chunk goes at Gemini.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lease {
+    pub session_url: String,
+    pub offset: u64,
+    pub len: u64,
+    pub last: bool,
+}
+
+/// What the worker reports after streaming a lent chunk.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Commit {
+    pub received: Option<u64>,
+    pub file: Option<OwnedFile>,
 }
 
 impl Session {
     /// What the API shows (never the Gemini session URL). `sending`: a chunk
     /// is still streaming (or breaking off); `received` is final once it is false.
-    pub fn view(&self, max_chunk: u64, sending: bool) -> serde_json::Value {
+    pub fn view(&self, max_chunk: u64) -> serde_json::Value {
         json!({
-            "sending": sending,
+            "sending": self.sending_until_ms > now_ms(),
             "id": self.id,
             "state": self.state,
             "size": self.size,
@@ -67,14 +88,6 @@ impl Session {
     }
 }
 
-/// Refuse a chunk. Its body is read to the end first: answering while the
-/// client is still sending breaks the connection under it, and the client
-/// would see a network error instead of where to resume.
-async fn refuse(req: &mut Request, e: ApiError, received: u64) -> Result<Response> {
-    drain(req).await;
-    e.with_details(json!({"received": received})).into_response()
-}
-
 fn rule(e: UploadError) -> ApiError {
     ApiError::new(e.status(), e.code(), e.message())
 }
@@ -83,8 +96,6 @@ fn rule(e: UploadError) -> ApiError {
 pub struct UploadObject {
     state: State,
     env: Env,
-    /// A chunk is streaming to Gemini (in memory: a restarted object has none).
-    busy: Cell<bool>,
 }
 
 const KEY: &str = "session";
@@ -114,15 +125,25 @@ impl UploadObject {
         Ok(())
     }
 
-    async fn chunk(&self, req: &mut Request, mut s: Session, settings: &Settings) -> Result<Response> {
-        let max_chunk = settings.uploads.rules.max_chunk;
-        if s.state != SessionState::Open {
-            return refuse(req, rule(UploadError::Ended), s.received).await;
+    /// May this chunk go to Gemini now? Yes: the object lends the caller the
+    /// session (URL, offset) until `lease_ms`, and the caller streams the body
+    /// straight to Gemini, then commits. The chunk's bytes never pass through
+    /// the object.
+    async fn admit(&self, req: &Request, mut s: Session, settings: &Settings) -> Result<Response> {
+        let refuse =
+            |e: ApiError, received: u64| e.with_details(json!({"received": received})).into_response();
+        if s.state != SessionState::Open || s.file.is_some() {
+            return refuse(rule(UploadError::Ended), s.received);
         }
-        if self.busy.get() {
+        let now = now_ms();
+        if s.sending_until_ms > now {
             let e =
                 ApiError::new(409, "chunk_in_progress", "another chunk of this upload is still being sent");
-            return refuse(req, e, s.received).await;
+            return refuse(e, s.received);
+        }
+        if s.sending_until_ms > 0 {
+            // A lent chunk was never committed (its worker died): ask Gemini what it holds.
+            self.resync(&mut s, settings).await;
         }
         let range = req.headers().get("content-range")?.unwrap_or_default();
         let body_len = req.headers().get("content-length")?.and_then(|v| v.parse().ok());
@@ -131,44 +152,55 @@ impl UploadObject {
             ContentRange::parse(&range).and_then(|r| rules.check_chunk(r, body_len, s.size, s.received));
         let chunk = match checked {
             Ok(c) => c,
-            Err(e) => return refuse(req, rule(e), s.received).await,
+            Err(e) => {
+                self.save(&s).await?;
+                return refuse(rule(e), s.received);
+            }
         };
-        let Some(body) = req.inner().body() else {
-            return refuse(req, rule(UploadError::Length { range: chunk.len, body: 0 }), s.received).await;
-        };
-        let gemini = self.gemini(settings);
-        self.busy.set(true);
-        let sent =
-            files_api::send_chunk(&gemini, &s.session_url, chunk.offset, chunk.len, chunk.last, body.into())
-                .await;
-        let outcome = match sent {
-            Ok(r) => Ok(r),
-            // The chunk broke off (the client's connection, or Gemini): ask what Gemini kept.
-            Err(e) => files_api::query(&gemini, &s.session_url).await.map_err(|_| e),
-        };
-        self.busy.set(false);
-        s.last_ms = now_ms();
-        match outcome {
+        s.sending_until_ms = now + settings.gemini_timeout_ms + 10_000;
+        s.last_ms = now;
+        self.save(&s).await?;
+        internal::json(&Lease {
+            session_url: s.session_url.clone(),
+            offset: chunk.offset,
+            len: chunk.len,
+            last: chunk.last,
+        })
+    }
+
+    /// Ask Gemini what the session holds (after a chunk whose outcome is unknown).
+    async fn resync(&self, s: &mut Session, settings: &Settings) {
+        match files_api::query(&self.gemini(settings), &s.session_url).await {
             Ok(Received::Partial(n)) => s.received = n,
             Ok(Received::Final(file)) => {
                 s.received = s.size;
                 s.file = Some(OwnedFile::from_gemini(&file, now_ms()));
             }
-            Err(e) => {
-                self.save(&s).await?;
-                return ApiError::new(
-                    502,
-                    "upstream_failed",
-                    format!("sending the chunk to Gemini failed: {e:?}"),
-                )
-                .with_details(json!({"received": s.received}))
-                .into_response();
-            }
+            Err(_) => {}
         }
+        s.sending_until_ms = 0;
+    }
+
+    /// The lent chunk's outcome: Gemini's received count or the finished file,
+    /// or (`failed`) nothing known, which is asked of Gemini.
+    async fn commit(&self, c: Commit, mut s: Session, settings: &Settings) -> Result<Response> {
+        match (c.file, c.received) {
+            (Some(file), _) => {
+                s.received = s.size;
+                s.file = Some(file);
+                s.sending_until_ms = 0;
+            }
+            (None, Some(n)) => {
+                s.received = n;
+                s.sending_until_ms = 0;
+            }
+            (None, None) => self.resync(&mut s, settings).await,
+        }
+        s.last_ms = now_ms();
         self.save(&s).await?;
         self.finish(&mut s).await?;
         let status = if s.state == SessionState::Done { 201 } else { 200 };
-        Ok(Response::from_json(&s.view(max_chunk, false))?.with_status(status))
+        Ok(Response::from_json(&s.view(settings.uploads.rules.max_chunk))?.with_status(status))
     }
 
     async fn route(&self, mut req: Request) -> Result<Response> {
@@ -187,10 +219,14 @@ impl UploadObject {
             return ApiError::not_found("no such upload").into_response();
         };
         match path.as_str() {
-            "/chunk" => self.chunk(&mut req, s, &settings).await,
+            "/admit" => self.admit(&req, s, &settings).await,
+            "/commit" => {
+                let c: Commit = req.json().await?;
+                self.commit(c, s, &settings).await
+            }
             "/status" => {
                 self.finish(&mut s).await?;
-                internal::json(&s.view(settings.uploads.rules.max_chunk, self.busy.get()))
+                internal::json(&s.view(settings.uploads.rules.max_chunk))
             }
             _ => ApiError::not_found(format!("no internal route {path}")).into_response(),
         }
@@ -199,7 +235,7 @@ impl UploadObject {
 
 impl DurableObject for UploadObject {
     fn new(state: State, env: Env) -> Self {
-        UploadObject { state, env, busy: Cell::new(false) }
+        UploadObject { state, env }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {

@@ -11,7 +11,7 @@ use crate::files_api::{self, Received};
 use crate::gemini::Gemini;
 use crate::internal;
 use crate::job_object::now_ms;
-use crate::upload_object::{Session, SessionState};
+use crate::upload_object::{Commit, Lease, Session, SessionState};
 use batchgate_core::upload::{OwnedFile, UploadError};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -143,6 +143,7 @@ pub async fn open(mut req: Request, env: &Env, account: &str) -> Result<Response
         recorded: false,
         last_ms: now_ms(),
         idle_ms: settings.uploads.idle_ms,
+        sending_until_ms: 0,
     };
     let init = serde_json::to_string(&session).map_err(|e| ApiError::internal(e.to_string()))?;
     if let Err(e) =
@@ -152,7 +153,7 @@ pub async fn open(mut req: Request, env: &Env, account: &str) -> Result<Response
         let _ = files_api::cancel(&g, &session_url).await;
         return Err(e);
     }
-    let resp = Response::from_json(&session.view(settings.uploads.rules.max_chunk, false))?.with_status(201);
+    let resp = Response::from_json(&session.view(settings.uploads.rules.max_chunk))?.with_status(201);
     resp.headers().set("location", &format!("/v1/uploads/{}", session.id))?;
     Ok(resp)
 }
@@ -166,8 +167,10 @@ fn upload_stub(env: &Env, id: &str) -> Result<worker::Stub> {
     env.durable_object("UPLOADS")?.id_from_string(id).and_then(|i| i.get_stub()).map_err(|_| not_found())
 }
 
-/// `PUT /v1/uploads/:id` with `Content-Range`: one chunk, streamed through.
-pub async fn chunk(req: Request, env: &Env, account: &str, id: &str) -> Result<Response> {
+/// `PUT /v1/uploads/:id` with `Content-Range`: the session's object admits the
+/// chunk, this worker streams it straight to Gemini, and the object records
+/// the outcome. A refused chunk's body is read to the end before answering.
+pub async fn chunk(mut req: Request, env: &Env, account: &str, id: &str) -> Result<Response> {
     let stub = upload_stub(env, id)?;
     let mut headers = vec![];
     for name in ["content-range", "content-length"] {
@@ -175,8 +178,43 @@ pub async fn chunk(req: Request, env: &Env, account: &str, id: &str) -> Result<R
             headers.push((name, v));
         }
     }
-    let body = req.inner().body().map(Into::into);
-    Ok(internal::call_stream(&stub, Method::Put, "/chunk", account, &headers, body).await?)
+    let mut admitted = internal::call_stream(&stub, Method::Post, "/admit", account, &headers, None).await?;
+    if admitted.status_code() != 200 {
+        drain(&mut req).await;
+        return Ok(admitted);
+    }
+    let lease: Lease = admitted.json().await?;
+    let Some(body) = req.inner().body() else {
+        return Err(refuse(UploadError::Length { range: lease.len, body: 0 }));
+    };
+    let settings = Settings::from_env(env);
+    let sent = files_api::send_chunk(
+        &gemini(env, &settings),
+        &lease.session_url,
+        lease.offset,
+        lease.len,
+        lease.last,
+        body.into(),
+    )
+    .await;
+    let commit = match &sent {
+        Ok(Received::Partial(n)) => Commit { received: Some(*n), file: None },
+        Ok(Received::Final(f)) => Commit { received: None, file: Some(OwnedFile::from_gemini(f, now_ms())) },
+        // Broken off (the client's connection, or Gemini): the object asks Gemini what it kept.
+        Err(_) => Commit { received: None, file: None },
+    };
+    let body = serde_json::to_string(&commit).map_err(|e| ApiError::internal(e.to_string()))?;
+    let committed =
+        internal::call_stream(&stub, Method::Post, "/commit", account, &[], Some(body.into())).await?;
+    match sent {
+        Ok(_) => Ok(committed),
+        Err(e) => {
+            let mut committed = committed;
+            let view: serde_json::Value = committed.json().await.unwrap_or_default();
+            Err(ApiError::new(502, "upstream_failed", format!("sending the chunk to Gemini failed: {e:?}"))
+                .with_details(json!({"received": view.get("received")})))
+        }
+    }
 }
 
 /// `GET /v1/uploads/:id`: bytes received (where to resume) and the file once done.

@@ -7,11 +7,13 @@
 //! - `cargo xtask bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `cargo xtask setup`: only the installs.
 //! - `cargo xtask build-worker`: the worker wasm (what `wrangler dev/deploy` run).
+//! - `cargo xtask build-sdk`: the npm package `batchgate` (sdk/pkg).
 
 mod bench;
 mod dev;
 mod local_http;
 mod run;
+mod sdk;
 mod setup;
 mod test;
 mod worker;
@@ -25,7 +27,8 @@ const USAGE: &str = "usage: cargo xtask <dev|test|bench|setup> [options]
                        run the benchmarks and write BENCHMARKS.md
   setup                install the tools the other commands need
   build-worker [--force]
-                       build the worker wasm (wrangler's build command)";
+                       build the worker wasm (wrangler's build command)
+  build-sdk [--force]  build the npm package `batchgate` into sdk/pkg";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::bench(rest),
         Some("setup") => setup::all().map(|_| ()),
         Some("build-worker") => worker::build_worker(rest),
+        Some("build-sdk") => sdk::build_sdk(rest),
         _ => Err(USAGE.to_string()),
     };
     match result {

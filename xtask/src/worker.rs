@@ -29,7 +29,7 @@ pub fn build_worker(args: &[String]) -> Result<(), String> {
     )
 }
 
-fn newest(path: &Path) -> Option<SystemTime> {
+pub fn newest(path: &Path) -> Option<SystemTime> {
     let meta = std::fs::metadata(path).ok()?;
     if meta.is_file() {
         return meta.modified().ok();

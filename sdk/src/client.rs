@@ -1,0 +1,252 @@
+//! The `Batchgate` class: one per endpoint and user. Every call carries the
+//! user's token (a string, or a function called again when the token expires),
+//! and every failure is a `BatchgateError`: `status` and `code` from the API,
+//! or `status` 0 and `network_error` when the request never got an answer.
+
+use crate::js::{error, global_fetch};
+use crate::quote;
+use batchgate_core::pricing::{EstimateRules, PriceTable};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, Request, RequestInit, Response};
+
+enum Token {
+    Fixed(String),
+    /// Called for a token, and again after a 401 (an expired token).
+    Provider(js_sys::Function),
+}
+
+/// What every call needs; shared with the iterators a client hands out.
+pub(crate) struct Inner {
+    pub(crate) endpoint: String,
+    token: Token,
+    cached: RefCell<Option<String>>,
+}
+
+#[wasm_bindgen]
+pub struct Batchgate {
+    inner: Rc<Inner>,
+    prices: PriceTable,
+    rules: EstimateRules,
+}
+
+pub(crate) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| error(0, "invalid_value", &e.to_string(), JsValue::UNDEFINED))
+}
+
+fn from_js(v: JsValue) -> Result<Value, JsValue> {
+    if v.is_undefined() || v.is_null() {
+        return Ok(Value::Null);
+    }
+    serde_wasm_bindgen::from_value(v)
+        .map_err(|e| error(0, "invalid_argument", &format!("not a JSON value: {e}"), JsValue::UNDEFINED))
+}
+
+fn bad_argument(message: &str) -> JsValue {
+    error(0, "invalid_argument", message, JsValue::UNDEFINED)
+}
+
+pub(crate) fn network(e: JsValue) -> JsValue {
+    let message = e.as_string().or_else(|| js_sys::Error::from(e).message().as_string()).unwrap_or_default();
+    error(0, "network_error", &format!("the request got no answer: {message}"), JsValue::UNDEFINED)
+}
+
+/// `encodeURIComponent`, for ids and keys in paths.
+pub(crate) fn enc(s: &str) -> String {
+    js_sys::encode_uri_component(s).as_string().unwrap_or_default()
+}
+
+fn random_key() -> String {
+    (0..4).map(|_| format!("{:08x}", (js_sys::Math::random() * f64::from(u32::MAX)) as u32)).collect()
+}
+
+impl Inner {
+    pub(crate) async fn token(&self, refresh: bool) -> Result<String, JsValue> {
+        match &self.token {
+            Token::Fixed(t) => Ok(t.clone()),
+            Token::Provider(f) => {
+                if !refresh && let Some(t) = self.cached.borrow().clone() {
+                    return Ok(t);
+                }
+                let mut v = f.call0(&JsValue::NULL)?;
+                if v.has_type::<js_sys::Promise>() {
+                    v = JsFuture::from(js_sys::Promise::from(v)).await?;
+                }
+                let t =
+                    v.as_string().ok_or_else(|| bad_argument("the token function must return a string"))?;
+                self.cached.replace(Some(t.clone()));
+                Ok(t)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+        token: &str,
+    ) -> Result<Response, JsValue> {
+        let h = Headers::new()?;
+        h.set("authorization", &format!("Bearer {token}"))?;
+        if body.is_some() {
+            h.set("content-type", "application/json")?;
+        }
+        for (k, v) in headers {
+            h.set(k, v)?;
+        }
+        let init = RequestInit::new();
+        init.set_method(method);
+        init.set_headers(&h);
+        if let Some(b) = body {
+            init.set_body(&JsValue::from_str(b));
+        }
+        let url = format!("{}{path}", self.endpoint);
+        let req = Request::new_with_str_and_init(&url, &init).map_err(network)?;
+        let resp = JsFuture::from(global_fetch(&req)).await.map_err(network)?;
+        Ok(resp.unchecked_into())
+    }
+
+    /// A call whose answer is JSON; a refused token is renewed once (token functions).
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Value, JsValue> {
+        let body = body.map(Value::to_string);
+        let mut resp = self.send(method, path, body.as_deref(), headers, &self.token(false).await?).await?;
+        if resp.status() == 401 && matches!(self.token, Token::Provider(_)) {
+            resp = self.send(method, path, body.as_deref(), headers, &self.token(true).await?).await?;
+        }
+        let status = resp.status();
+        let text = JsFuture::from(resp.text()?).await.map_err(network)?.as_string().unwrap_or_default();
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return Ok(v);
+        }
+        let e = &v["error"];
+        let message = e["message"].as_str().map_or_else(|| format!("HTTP {status}: {text}"), String::from);
+        let details = to_js(&e["details"]).unwrap_or(JsValue::UNDEFINED);
+        Err(error(status, e["code"].as_str().unwrap_or("http_error"), &message, details))
+    }
+
+    async fn get(&self, path: &str) -> Result<JsValue, JsValue> {
+        to_js(&self.call("GET", path, None, &[]).await?)
+    }
+}
+
+#[wasm_bindgen]
+impl Batchgate {
+    /// `new Batchgate({ endpoint, token, prices? })`: `token` is a string or a
+    /// (possibly async) function returning one; `prices` is the operator's
+    /// `PRICES` table when it is not Google's default.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> Result<Batchgate, JsValue> {
+        let get =
+            |k: &str| js_sys::Reflect::get(&options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        let endpoint =
+            get("endpoint").as_string().ok_or_else(|| bad_argument("endpoint must be a URL string"))?;
+        let token = match get("token") {
+            t if t.is_function() => Token::Provider(t.unchecked_into()),
+            t => Token::Fixed(
+                t.as_string().ok_or_else(|| bad_argument("token must be a string or a function"))?,
+            ),
+        };
+        let prices = match from_js(get("prices"))? {
+            Value::Null => PriceTable::default(),
+            table => PriceTable::from_json(&table.to_string()).map_err(|e| bad_argument(&e))?,
+        };
+        let inner =
+            Inner { endpoint: endpoint.trim_end_matches('/').to_string(), token, cached: RefCell::new(None) };
+        Ok(Batchgate { inner: Rc::new(inner), prices, rules: EstimateRules::default() })
+    }
+
+    /// A local quote `{tokens, standard, batch, savings}` in micro-credits,
+    /// computed as the worker computes it. Throws naming the first bad request.
+    pub fn estimate(&self, input: JsValue) -> Result<JsValue, JsValue> {
+        let input = from_js(input)?;
+        let model = input["model"].as_str().ok_or_else(|| bad_argument("model is required"))?;
+        let requests =
+            input["requests"].as_array().cloned().ok_or_else(|| bad_argument("requests must be an array"))?;
+        let q = quote::estimate(&self.prices, self.rules, model, requests)
+            .map_err(|e| error(400, "invalid_requests", &e, JsValue::UNDEFINED))?;
+        to_js(&q)
+    }
+
+    /// Submit `{model, requests, displayName?, metadata?, idempotencyKey?}`.
+    /// The balance is checked against the local quote first (a 402
+    /// `BatchgateError` without a round trip to submit); a retried call with
+    /// the same `idempotencyKey` returns the same job.
+    pub async fn submit(&self, input: JsValue) -> Result<JsValue, JsValue> {
+        let mut input = from_js(input)?;
+        let quote = self.estimate(to_js(&input)?)?;
+        let quote: Value = from_js(quote)?;
+        let balance =
+            self.inner.call("GET", "/v1/account", None, &[]).await?["balance"].as_i64().unwrap_or(0);
+        let needed = quote["batch"].as_i64().unwrap_or(0);
+        if balance < needed {
+            let details = to_js(&json!({"quote": quote, "balance": balance, "needed": needed}))?;
+            let message = format!("the job needs {needed} micro-credits and the balance is {balance}");
+            return Err(error(402, "insufficient_credits", &message, details));
+        }
+        let key = match input.as_object_mut().and_then(|o| o.remove("idempotencyKey")) {
+            Some(Value::String(k)) => k,
+            _ => random_key(),
+        };
+        to_js(&self.inner.call("POST", "/v1/jobs", Some(&input), &[("idempotency-key", &key)]).await?)
+    }
+
+    /// The job's current view.
+    pub async fn job(&self, id: String) -> Result<JsValue, JsValue> {
+        self.inner.get(&format!("/v1/jobs/{}", enc(&id))).await
+    }
+
+    /// `{jobs, nextCursor}`, newest first; options `{state?, limit?, cursor?}`.
+    pub async fn list(&self, options: JsValue) -> Result<JsValue, JsValue> {
+        let o = from_js(options)?;
+        let mut q = vec![];
+        for k in ["state", "limit", "cursor"] {
+            match &o[k] {
+                Value::String(v) => q.push(format!("{k}={}", enc(v))),
+                Value::Number(n) => q.push(format!("{k}={n}")),
+                _ => {}
+            }
+        }
+        self.inner.get(&format!("/v1/jobs?{}", q.join("&"))).await
+    }
+
+    pub async fn cancel(&self, id: String) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.call("POST", &format!("/v1/jobs/{}/cancel", enc(&id)), None, &[]).await?)
+    }
+
+    #[wasm_bindgen(js_name = deleteJob)]
+    pub async fn delete_job(&self, id: String) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.call("DELETE", &format!("/v1/jobs/{}", enc(&id)), None, &[]).await?)
+    }
+
+    /// One result line `{key, response}` or `{key, error}`.
+    pub async fn result(&self, id: String, key: String) -> Result<JsValue, JsValue> {
+        self.inner.get(&format!("/v1/jobs/{}/results/{}", enc(&id), enc(&key))).await
+    }
+
+    /// `{account, balance, reserved, granted, spent, saved, openJobs}` in micro-credits.
+    pub async fn account(&self) -> Result<JsValue, JsValue> {
+        self.inner.get("/v1/account").await
+    }
+
+    /// `{entries, nextCursor}`; options `{limit?, cursor?}`.
+    pub async fn ledger(&self, options: JsValue) -> Result<JsValue, JsValue> {
+        let o = from_js(options)?;
+        let limit = o["limit"].as_u64().unwrap_or(50);
+        let cursor = o["cursor"].as_str().map(|c| format!("&cursor={}", enc(c))).unwrap_or_default();
+        self.inner.get(&format!("/v1/account/ledger?limit={limit}{cursor}")).await
+    }
+}

@@ -1,0 +1,65 @@
+// The packed `batchgate` package, installed into a fresh project, against a
+// running worker and the Gemini emulator. Run by tests/tests/sdk_e2e.rs, which
+// starts both and passes BATCHGATE_URL, BATCHGATE_TOKEN and POOR_TOKEN.
+import assert from "node:assert/strict";
+import { Batchgate, BatchgateError, version } from "batchgate";
+
+const endpoint = process.env.BATCHGATE_URL;
+let tokenCalls = 0;
+const bg = new Batchgate({
+  endpoint,
+  token: async () => {
+    tokenCalls += 1;
+    return process.env.BATCHGATE_TOKEN;
+  },
+});
+assert.match(version(), /^\d+\.\d+\.\d+$/);
+
+const requests = Array.from({ length: 5 }, (_, i) => ({
+  key: `q${i}`,
+  request: { contents: [{ parts: [{ text: `question ${i}: what is ${i} squared?` }] }] },
+}));
+const model = "gemini-2.5-flash";
+
+// A local quote, then the server's: the same figures.
+const quote = bg.estimate({ model, requests });
+assert.ok(quote.batch > 0 && quote.standard >= 2 * quote.batch - 1 && quote.savings === quote.standard - quote.batch);
+assert.throws(() => bg.estimate({ model, requests: [{ request: {} }] }), (e) => e instanceof BatchgateError && /line 1/.test(e.message));
+
+const before = await bg.account();
+const job = await bg.submit({ model, requests, displayName: "sdk e2e", idempotencyKey: "sdk-e2e-1" });
+assert.equal(job.cost.reserved, quote.batch, "the local quote is the server's reservation");
+const again = await bg.submit({ model, requests, idempotencyKey: "sdk-e2e-1" });
+assert.equal(again.id, job.id, "the same idempotency key is the same job");
+
+let done = job;
+for (let i = 0; i < 600 && typeof done.cost?.charged !== "number"; i++) {
+  await new Promise((r) => setTimeout(r, 100));
+  done = await bg.job(job.id);
+}
+assert.equal(done.state, "succeeded", JSON.stringify(done));
+assert.equal(done.counts.succeeded, 5);
+for (const r of requests) {
+  const line = await bg.result(job.id, r.key);
+  assert.equal(line.key, r.key);
+  assert.ok(line.response.usageMetadata.totalTokenCount > 0);
+}
+const after = await bg.account();
+assert.equal(before.balance - after.balance, done.cost.charged, "the balance dropped by exactly the charge");
+const listed = await bg.list({ limit: 5 });
+assert.equal(listed.jobs[0].id, job.id);
+const ledger = await bg.ledger({ limit: 10 });
+assert.deepEqual(ledger.entries.slice(0, 3).map((e) => e.kind), ["release", "settle", "reserve"]);
+assert.equal(tokenCalls, 1, "the token function is called once and cached");
+
+// Errors: the API's, by code; the local balance check; the network's.
+await assert.rejects(bg.job("0".repeat(64)), (e) => e instanceof BatchgateError && e.status === 404 && e.code === "not_found");
+const poor = new Batchgate({ endpoint, token: process.env.POOR_TOKEN });
+await assert.rejects(poor.submit({ model, requests }), (e) => e.status === 402 && e.code === "insufficient_credits" && e.details.quote.batch === quote.batch);
+const forged = new Batchgate({ endpoint, token: "not.a.jwt" });
+await assert.rejects(forged.account(), (e) => e.status === 401 && e.code === "malformed_token" && !e.isNetworkError);
+const offline = new Batchgate({ endpoint: "http://127.0.0.1:9", token: "t" });
+await assert.rejects(offline.account(), (e) => e instanceof BatchgateError && e.isNetworkError && e.code === "network_error");
+assert.throws(() => new Batchgate({ token: "t" }), (e) => e.code === "invalid_argument");
+
+console.log("sdk e2e: ok");

@@ -1,0 +1,54 @@
+//! The npm package as users get it: `npm pack` of `sdk/pkg`, installed into a
+//! fresh project, driven from Node against the real worker and the emulator
+//! (`sdk/tests/e2e.mjs`). Run by `cargo xtask test` after `cargo xtask build-sdk`.
+
+use batchgate_e2e::process::workspace_root;
+use batchgate_e2e::stack::{ACCOUNT, Stack, token};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Pack the package and install the tarball into a new project in `dir`.
+fn install_packed(dir: &Path) {
+    let packed = run(Command::new("npm")
+        .args(["pack", "--pack-destination"])
+        .arg(dir)
+        .current_dir(workspace_root().join("sdk/pkg")));
+    let tarball = packed
+        .lines()
+        .rev()
+        .find(|l| l.ends_with(".tgz"))
+        .unwrap_or_else(|| panic!("no tarball in:\n{packed}"));
+    std::fs::write(dir.join("package.json"), r#"{"name": "sdk-e2e-app", "private": true, "type": "module"}"#)
+        .unwrap();
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--offline"])
+        .arg(dir.join(tarball.trim()))
+        .current_dir(dir));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the built worker and SDK: run through `cargo xtask test`"]
+async fn the_packed_sdk_works_from_node() {
+    let app = tempfile::tempdir().unwrap();
+    install_packed(app.path());
+    std::fs::copy(workspace_root().join("sdk/tests/e2e.mjs"), app.path().join("e2e.mjs")).unwrap();
+    let s = Stack::start(json!({}), &[]);
+    let out = Command::new("node")
+        .arg("e2e.mjs")
+        .env("BATCHGATE_URL", s.url(""))
+        .env("BATCHGATE_TOKEN", token(ACCOUNT))
+        .env("POOR_TOKEN", token("poor"))
+        .current_dir(app.path())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("sdk e2e: ok"), "{text}");
+}
