@@ -1,4 +1,4 @@
-// Browser entry: fetch and instantiate the wasm next to this file, once.
-import init from "./batchgate.js";
-await init({ module_or_path: new URL("./batchgate_bg.wasm", import.meta.url) });
+// Browser entry: the wasm is fetched and instantiated (init-web.js) before
+// api.js runs, because imports evaluate in order.
+import "./init-web.js";
 export * from "./api.js";

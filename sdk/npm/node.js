@@ -1,5 +1,3 @@
-// Node entry (≥ 20): Node's fetch cannot read file: URLs, so the wasm is read from disk.
-import { readFileSync } from "node:fs";
-import { initSync } from "./batchgate.js";
-initSync({ module: readFileSync(new URL("./batchgate_bg.wasm", import.meta.url)) });
+// Node entry (≥ 20): the wasm is read from disk (init-node.js) before api.js runs.
+import "./init-node.js";
 export * from "./api.js";

@@ -34,17 +34,19 @@ pub struct Batchgate {
     rules: EstimateRules,
 }
 
+/// Values cross between JS and Rust as JSON text (the platform's own
+/// `JSON.parse`/`stringify`): smaller than a serde bridge, and the API is JSON.
 pub(crate) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| error(0, "invalid_value", &e.to_string(), JsValue::UNDEFINED))
+    let text = serde_json::to_string(v).map_err(|e| bad_argument(&e.to_string()))?;
+    js_sys::JSON::parse(&text)
 }
 
 fn from_js(v: JsValue) -> Result<Value, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(Value::Null);
     }
-    serde_wasm_bindgen::from_value(v)
-        .map_err(|e| error(0, "invalid_argument", &format!("not a JSON value: {e}"), JsValue::UNDEFINED))
+    let text: String = js_sys::JSON::stringify(&v)?.into();
+    serde_json::from_str(&text).map_err(|e| bad_argument(&format!("not a JSON value: {e}")))
 }
 
 fn bad_argument(message: &str) -> JsValue {

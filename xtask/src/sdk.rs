@@ -43,10 +43,7 @@ pub fn build_sdk(args: &[String]) -> Result<(), String> {
             .args(["--target", "web", "--out-name", "batchgate", "--out-dir"])
             .arg(&pkg),
     )?;
-    step(
-        "wasm-opt -Oz the SDK",
-        Command::new(&tools.wasm_opt).arg(&wasm).args(["-Oz", "--all-features", "-o"]).arg(&wasm),
-    )?;
+    step("wasm-opt -Oz the SDK", Command::new(&tools.wasm_opt).arg(&wasm).args(["-Oz", "-o"]).arg(&wasm))?;
     for entry in std::fs::read_dir(root().join("sdk/npm")).map_err(|e| e.to_string())? {
         let path = entry.map_err(|e| e.to_string())?.path();
         if let Some(name) = path.file_name() {

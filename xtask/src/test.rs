@@ -47,9 +47,10 @@ fn conformance() -> Result<(), String> {
 }
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:
-/// the job lifecycle, accounts and credits, media uploads.
+/// the job lifecycle, accounts and credits, media uploads, and the packed SDK from Node.
 fn worker_e2e() -> Result<(), String> {
     worker::build_worker(&[])?;
+    crate::sdk::build_sdk(&[])?;
     step(
         "worker end to end (workerd + emulator)",
         cargo()
@@ -63,6 +64,8 @@ fn worker_e2e() -> Result<(), String> {
                 "accounts_e2e",
                 "--test",
                 "uploads_e2e",
+                "--test",
+                "sdk_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",
