@@ -5,6 +5,7 @@
 
 use crate::js::{error, global_fetch};
 use crate::quote;
+use crate::watch::{JobWatch, ResultLines};
 use batchgate_core::pricing::{EstimateRules, PriceTable};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -41,7 +42,7 @@ pub(crate) fn to_js<T: Serialize>(v: &T) -> Result<JsValue, JsValue> {
     js_sys::JSON::parse(&text)
 }
 
-fn from_js(v: JsValue) -> Result<Value, JsValue> {
+pub(crate) fn from_js(v: JsValue) -> Result<Value, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Ok(Value::Null);
     }
@@ -115,7 +116,22 @@ impl Inner {
         Ok(resp.unchecked_into())
     }
 
-    /// A call whose answer is JSON; a refused token is renewed once (token functions).
+    /// Send with the token; a refused token is renewed once (token functions).
+    pub(crate) async fn fetch(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Response, JsValue> {
+        let resp = self.send(method, path, body, headers, &self.token(false).await?).await?;
+        if resp.status() == 401 && matches!(self.token, Token::Provider(_)) {
+            return self.send(method, path, body, headers, &self.token(true).await?).await;
+        }
+        Ok(resp)
+    }
+
+    /// A call whose answer is JSON; anything but a 2xx is a `BatchgateError`.
     pub(crate) async fn call(
         &self,
         method: &str,
@@ -124,25 +140,26 @@ impl Inner {
         headers: &[(&str, &str)],
     ) -> Result<Value, JsValue> {
         let body = body.map(Value::to_string);
-        let mut resp = self.send(method, path, body.as_deref(), headers, &self.token(false).await?).await?;
-        if resp.status() == 401 && matches!(self.token, Token::Provider(_)) {
-            resp = self.send(method, path, body.as_deref(), headers, &self.token(true).await?).await?;
-        }
-        let status = resp.status();
-        let text = JsFuture::from(resp.text()?).await.map_err(network)?.as_string().unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return Ok(v);
-        }
-        let e = &v["error"];
-        let message = e["message"].as_str().map_or_else(|| format!("HTTP {status}: {text}"), String::from);
-        let details = to_js(&e["details"]).unwrap_or(JsValue::UNDEFINED);
-        Err(error(status, e["code"].as_str().unwrap_or("http_error"), &message, details))
+        json_of(self.fetch(method, path, body.as_deref(), headers).await?).await
     }
 
     async fn get(&self, path: &str) -> Result<JsValue, JsValue> {
         to_js(&self.call("GET", path, None, &[]).await?)
     }
+}
+
+/// The JSON of a 2xx answer, or the API's error as a `BatchgateError`.
+pub(crate) async fn json_of(resp: Response) -> Result<Value, JsValue> {
+    let status = resp.status();
+    let text = JsFuture::from(resp.text()?).await.map_err(network)?.as_string().unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if (200..300).contains(&status) {
+        return Ok(v);
+    }
+    let e = &v["error"];
+    let message = e["message"].as_str().map_or_else(|| format!("HTTP {status}: {text}"), String::from);
+    let details = to_js(&e["details"]).unwrap_or(JsValue::UNDEFINED);
+    Err(error(status, e["code"].as_str().unwrap_or("http_error"), &message, details))
 }
 
 #[wasm_bindgen]
@@ -242,6 +259,32 @@ impl Batchgate {
     /// `{account, balance, reserved, granted, spent, saved, openJobs}` in micro-credits.
     pub async fn account(&self) -> Result<JsValue, JsValue> {
         self.inner.get("/v1/account").await
+    }
+
+    /// An async iterator of the job's views as they change; it ends after
+    /// the view in which the job ended and was charged. Options `{intervalMs?}`
+    /// (polling, when there is no WebSocket; 1000 by default).
+    pub fn watch(&self, id: String, options: JsValue) -> Result<JobWatch, JsValue> {
+        let interval = from_js(options)?["intervalMs"].as_u64().unwrap_or(1000).clamp(50, 60_000) as u32;
+        Ok(JobWatch::new(self.inner.clone(), id, interval))
+    }
+
+    /// Wait for the job to end (and be charged); `onProgress(job)` gets every
+    /// change, `signal` (an `AbortSignal`) stops waiting. Resolves to the final job.
+    pub async fn wait(&self, id: String, options: JsValue) -> Result<JsValue, JsValue> {
+        let get =
+            |k: &str| js_sys::Reflect::get(&options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        let on_progress = Some(get("onProgress")).filter(JsValue::is_function).map(JsCast::unchecked_into);
+        let signal = Some(get("signal")).filter(|s| s.is_object()).map(JsCast::unchecked_into);
+        let interval = get("intervalMs").as_f64().unwrap_or(1000.0).clamp(50.0, 60_000.0) as u32;
+        let watch = JobWatch::new(self.inner.clone(), id, interval);
+        crate::watch::wait(&watch, on_progress, signal).await
+    }
+
+    /// An async iterator of the job's result lines (`{only: "failed"}` for failures).
+    pub fn results(&self, id: String, options: JsValue) -> Result<ResultLines, JsValue> {
+        let only_failed = from_js(options)?["only"].as_str() == Some("failed");
+        Ok(ResultLines::new(self.inner.clone(), &id, only_failed))
     }
 
     /// `{entries, nextCursor}`; options `{limit?, cursor?}`.

@@ -19,6 +19,7 @@ export function makeError(message, code, status, details) {
 }
 export function errorCtor() { return BatchgateError; }
 export function globalFetch(request) { return fetch(request); }
+export function sleep(ms) { return new Promise((resolve) => setTimeout(resolve, ms)); }
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = makeError)]
@@ -29,6 +30,8 @@ extern "C" {
 
     #[wasm_bindgen(js_name = globalFetch)]
     pub fn global_fetch(request: &web_sys::Request) -> js_sys::Promise;
+
+    pub fn sleep(ms: u32) -> js_sys::Promise;
 }
 
 /// The `BatchgateError` class, for the package to export (`instanceof` checks).

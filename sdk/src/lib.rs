@@ -6,13 +6,17 @@
 //! - `client.rs` — the `Batchgate` class: tokens, calls, every API error as one
 //!   `BatchgateError` (`code`, `status`, `details`), network errors apart.
 //! - `quote.rs` — `estimate`, computed locally with core's validator and prices.
+//! - `watch.rs` — `watch` (WebSocket, falling back to `ETag` polling), `wait`,
+//!   and `results` as async iterators.
 //! - `js.rs` — the few things only JavaScript can say (the error class, fetch).
 
 mod client;
 mod js;
 mod quote;
+mod watch;
 
 pub use client::Batchgate;
+pub use watch::{JobWatch, ResultLines};
 
 use wasm_bindgen::prelude::*;
 

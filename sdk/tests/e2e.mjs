@@ -32,24 +32,46 @@ assert.equal(job.cost.reserved, quote.batch, "the local quote is the server's re
 const again = await bg.submit({ model, requests, idempotencyKey: "sdk-e2e-1" });
 assert.equal(again.id, job.id, "the same idempotency key is the same job");
 
-let done = job;
-for (let i = 0; i < 600 && typeof done.cost?.charged !== "number"; i++) {
-  await new Promise((r) => setTimeout(r, 100));
-  done = await bg.job(job.id);
-}
+// wait() reports progress and resolves once the job ended and was charged.
+const seen = [];
+const done = await bg.wait(job.id, { onProgress: (j) => seen.push(j.state), intervalMs: 100 });
 assert.equal(done.state, "succeeded", JSON.stringify(done));
+assert.equal(typeof done.cost.charged, "number");
+assert.ok(seen.length >= 1 && seen.at(-1) === "succeeded", `progress: ${seen}`);
 assert.equal(done.counts.succeeded, 5);
 for (const r of requests) {
   const line = await bg.result(job.id, r.key);
   assert.equal(line.key, r.key);
   assert.ok(line.response.usageMetadata.totalTokenCount > 0);
 }
+let streamed = 0;
+for await (const line of bg.results(job.id)) {
+  assert.ok(requests.some((r) => r.key === line.key) && line.response, JSON.stringify(line));
+  streamed += 1;
+}
+assert.equal(streamed, 5);
+for await (const line of bg.results(job.id, { only: "failed" })) assert.fail(`no line failed: ${JSON.stringify(line)}`);
+
+// watch(): every change, in order, ending with the charged job (a WebSocket
+// where the platform has one, ETag polling where it does not).
+const second = await bg.submit({ model, requests: requests.slice(0, 2) });
+const states = [];
+for await (const view of bg.watch(second.id, { intervalMs: 100 })) states.push(view.state);
+const order = ["accepted", "uploading", "pending", "running", "ingesting", "succeeded"];
+assert.ok(states.every((st, i) => i === 0 || order.indexOf(states[i - 1]) <= order.indexOf(st)), `states: ${states}`);
+assert.equal(states.at(-1), "succeeded");
+const secondDone = await bg.job(second.id);
+// An aborted wait rejects at once.
+const controller = new AbortController();
+controller.abort();
+await assert.rejects(bg.wait(second.id, { signal: controller.signal }), (e) => e instanceof BatchgateError && e.code === "aborted");
+
 const after = await bg.account();
-assert.equal(before.balance - after.balance, done.cost.charged, "the balance dropped by exactly the charge");
+assert.equal(before.balance - after.balance, done.cost.charged + secondDone.cost.charged, "the balance dropped by exactly the charges");
 const listed = await bg.list({ limit: 5 });
-assert.equal(listed.jobs[0].id, job.id);
+assert.equal(listed.jobs[1].id, job.id);
 const ledger = await bg.ledger({ limit: 10 });
-assert.deepEqual(ledger.entries.slice(0, 3).map((e) => e.kind), ["release", "settle", "reserve"]);
+assert.deepEqual(ledger.entries.slice(0, 2).map((e) => e.kind), ["release", "settle"]);
 assert.equal(tokenCalls, 1, "the token function is called once and cached");
 
 // Errors: the API's, by code; the local balance check; the network's.
@@ -62,4 +84,4 @@ const offline = new Batchgate({ endpoint: "http://127.0.0.1:9", token: "t" });
 await assert.rejects(offline.account(), (e) => e instanceof BatchgateError && e.isNetworkError && e.code === "network_error");
 assert.throws(() => new Batchgate({ token: "t" }), (e) => e.code === "invalid_argument");
 
-console.log("sdk e2e: ok");
+console.log(`sdk e2e: ok (${typeof WebSocket === "function" ? "websocket" : "polling"})`);

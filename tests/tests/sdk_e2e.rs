@@ -41,15 +41,20 @@ async fn the_packed_sdk_works_from_node() {
     let app = tempfile::tempdir().unwrap();
     install_packed(app.path());
     std::fs::copy(workspace_root().join("sdk/tests/e2e.mjs"), app.path().join("e2e.mjs")).unwrap();
-    let s = Stack::start(json!({}), &[]);
-    let out = Command::new("node")
-        .arg("e2e.mjs")
-        .env("BATCHGATE_URL", s.url(""))
-        .env("BATCHGATE_TOKEN", token(ACCOUNT))
-        .env("POOR_TOKEN", token("poor"))
-        .current_dir(app.path())
-        .output()
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains("sdk e2e: ok"), "{text}");
+    // Node 20 has no WebSocket (watch polls); with the flag it has one (watch listens).
+    for (flags, mode) in [(vec![], "polling"), (vec!["--experimental-websocket"], "websocket")] {
+        let s = Stack::start(json!({}), &[]);
+        let out = Command::new("node")
+            .args(&flags)
+            .arg("e2e.mjs")
+            .env("BATCHGATE_URL", s.url(""))
+            .env("BATCHGATE_TOKEN", token(ACCOUNT))
+            .env("POOR_TOKEN", token("poor"))
+            .current_dir(app.path())
+            .output()
+            .unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains(&format!("sdk e2e: ok ({mode})")), "{mode}: {text}");
+    }
 }
