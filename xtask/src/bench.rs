@@ -6,6 +6,7 @@ use std::process::Command;
 
 pub fn bench(args: &[String]) -> Result<(), String> {
     crate::worker::build_worker(&[])?;
+    crate::sdk::build_sdk(&[])?;
     step(
         "release build",
         cargo().args(["build", "--release", "--quiet", "-p", "gemini-emulator", "-p", "batchgate-e2e"]),

@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod emulator_io;
 pub mod ingest;
 pub mod scanner;
+pub mod sizes;
 pub mod uploads;
 
 use std::fmt::Write;
