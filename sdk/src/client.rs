@@ -3,7 +3,7 @@
 //! and every failure is a `BatchgateError`: `status` and `code` from the API,
 //! or `status` 0 and `network_error` when the request never got an answer.
 
-use crate::js::{error, global_fetch};
+use crate::js::{callback, error, field, global_fetch, signal};
 use crate::quote;
 use crate::watch::{JobWatch, ResultLines};
 use batchgate_core::pricing::{EstimateRules, PriceTable};
@@ -92,13 +92,13 @@ impl Inner {
         &self,
         method: &str,
         path: &str,
-        body: Option<&str>,
+        body: Option<&JsValue>,
         headers: &[(&str, &str)],
         token: &str,
     ) -> Result<Response, JsValue> {
         let h = Headers::new()?;
         h.set("authorization", &format!("Bearer {token}"))?;
-        if body.is_some() {
+        if body.is_some_and(JsValue::is_string) {
             h.set("content-type", "application/json")?;
         }
         for (k, v) in headers {
@@ -108,7 +108,7 @@ impl Inner {
         init.set_method(method);
         init.set_headers(&h);
         if let Some(b) = body {
-            init.set_body(&JsValue::from_str(b));
+            init.set_body(b);
         }
         let url = format!("{}{path}", self.endpoint);
         let req = Request::new_with_str_and_init(&url, &init).map_err(network)?;
@@ -121,7 +121,7 @@ impl Inner {
         &self,
         method: &str,
         path: &str,
-        body: Option<&str>,
+        body: Option<&JsValue>,
         headers: &[(&str, &str)],
     ) -> Result<Response, JsValue> {
         let resp = self.send(method, path, body, headers, &self.token(false).await?).await?;
@@ -139,8 +139,8 @@ impl Inner {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<Value, JsValue> {
-        let body = body.map(Value::to_string);
-        json_of(self.fetch(method, path, body.as_deref(), headers).await?).await
+        let body = body.map(|b| JsValue::from_str(&b.to_string()));
+        json_of(self.fetch(method, path, body.as_ref(), headers).await?).await
     }
 
     async fn get(&self, path: &str) -> Result<JsValue, JsValue> {
@@ -169,8 +169,7 @@ impl Batchgate {
     /// `PRICES` table when it is not Google's default.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<Batchgate, JsValue> {
-        let get =
-            |k: &str| js_sys::Reflect::get(&options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
+        let get = |k: &str| field(&options, k);
         let endpoint =
             get("endpoint").as_string().ok_or_else(|| bad_argument("endpoint must be a URL string"))?;
         let token = match get("token") {
@@ -272,19 +271,24 @@ impl Batchgate {
     /// Wait for the job to end (and be charged); `onProgress(job)` gets every
     /// change, `signal` (an `AbortSignal`) stops waiting. Resolves to the final job.
     pub async fn wait(&self, id: String, options: JsValue) -> Result<JsValue, JsValue> {
-        let get =
-            |k: &str| js_sys::Reflect::get(&options, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED);
-        let on_progress = Some(get("onProgress")).filter(JsValue::is_function).map(JsCast::unchecked_into);
-        let signal = Some(get("signal")).filter(|s| s.is_object()).map(JsCast::unchecked_into);
-        let interval = get("intervalMs").as_f64().unwrap_or(1000.0).clamp(50.0, 60_000.0) as u32;
+        let interval = field(&options, "intervalMs").as_f64().unwrap_or(1000.0).clamp(50.0, 60_000.0) as u32;
         let watch = JobWatch::new(self.inner.clone(), id, interval);
-        crate::watch::wait(&watch, on_progress, signal).await
+        crate::watch::wait(&watch, callback(&options, "onProgress"), signal(&options)).await
     }
 
     /// An async iterator of the job's result lines (`{only: "failed"}` for failures).
     pub fn results(&self, id: String, options: JsValue) -> Result<ResultLines, JsValue> {
         let only_failed = from_js(options)?["only"].as_str() == Some("failed");
         Ok(ResultLines::new(self.inner.clone(), &id, only_failed))
+    }
+
+    /// Upload a `Blob` (or `File`) for requests to reference as
+    /// `fileData.fileUri`, resumably: `{mimeType?, displayName?, uploadId?,
+    /// onProgress?, signal?}`; `onProgress({uploadId, received, size})` after
+    /// each chunk (keep `uploadId` to resume in a later session). Resolves to
+    /// `{name, uri, mimeType, sizeBytes, expiresAt}`.
+    pub async fn upload(&self, blob: web_sys::Blob, options: JsValue) -> Result<JsValue, JsValue> {
+        crate::upload::upload(&self.inner, blob, crate::upload::Options::from_js(&options)).await
     }
 
     /// `{entries, nextCursor}`; options `{limit?, cursor?}`.

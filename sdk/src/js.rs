@@ -44,3 +44,18 @@ pub fn error_class() -> JsValue {
 pub fn error(status: u16, code: &str, message: &str, details: JsValue) -> JsValue {
     make_error(message, code, status, details)
 }
+
+/// `o[k]`, or `undefined` when `o` is not an object (options are optional).
+pub fn field(o: &JsValue, k: &str) -> JsValue {
+    js_sys::Reflect::get(o, &JsValue::from_str(k)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// `o[k]` when it is a function: the callbacks in options.
+pub fn callback(o: &JsValue, k: &str) -> Option<js_sys::Function> {
+    Some(field(o, k)).filter(JsValue::is_function).map(JsCast::unchecked_into)
+}
+
+/// `o.signal` when it is given.
+pub fn signal(o: &JsValue) -> Option<web_sys::AbortSignal> {
+    Some(field(o, "signal")).filter(JsValue::is_object).map(JsCast::unchecked_into)
+}

@@ -8,11 +8,13 @@
 //! - `quote.rs` — `estimate`, computed locally with core's validator and prices.
 //! - `watch.rs` — `watch` (WebSocket, falling back to `ETag` polling), `wait`,
 //!   and `results` as async iterators.
+//! - `upload.rs` — resumable uploads that resume by themselves after a drop.
 //! - `js.rs` — the few things only JavaScript can say (the error class, fetch).
 
 mod client;
 mod js;
 mod quote;
+mod upload;
 mod watch;
 
 pub use client::Batchgate;

@@ -67,12 +67,47 @@ controller.abort();
 await assert.rejects(bg.wait(second.id, { signal: controller.signal }), (e) => e instanceof BatchgateError && e.code === "aborted");
 
 const after = await bg.account();
-assert.equal(before.balance - after.balance, done.cost.charged + secondDone.cost.charged, "the balance dropped by exactly the charges");
+assert.equal(
+  before.balance - after.balance,
+  done.cost.charged + secondDone.cost.charged,
+  "the balance dropped by exactly the charges",
+);
 const listed = await bg.list({ limit: 5 });
 assert.equal(listed.jobs[1].id, job.id);
 const ledger = await bg.ledger({ limit: 10 });
 assert.deepEqual(ledger.entries.slice(0, 2).map((e) => e.kind), ["release", "settle"]);
 assert.equal(tokenCalls, 1, "the token function is called once and cached");
+
+// upload(): resumable, in server-sized chunks, with progress; interrupted
+// (an AbortSignal after the first chunk) and resumed by its uploadId.
+const bytes = new Uint8Array(20 * 1024 * 1024).map((_, i) => (i * 31 + (i >> 12)) % 251);
+const blob = new Blob([bytes], { type: "application/pdf" });
+const stop = new AbortController();
+let uploadId;
+const progress = [];
+await assert.rejects(
+  bg.upload(blob, {
+    displayName: "report.pdf",
+    signal: stop.signal,
+    onProgress: (p) => {
+      uploadId = p.uploadId;
+      progress.push(p.received);
+      if (p.received > 0) stop.abort();
+    },
+  }),
+  (e) => e instanceof BatchgateError && e.code === "aborted",
+);
+assert.ok(uploadId && progress.at(-1) > 0, `progress: ${progress}`);
+const file = await bg.upload(blob, { uploadId, onProgress: (p) => progress.push(p.received) });
+assert.equal(file.sizeBytes, blob.size);
+assert.equal(file.mimeType, "application/pdf");
+assert.ok(progress.includes(blob.size), `progress: ${progress}`);
+const withPdf = await bg.submit({
+  model,
+  requests: [{ key: "pdf", request: { contents: [{ parts: [{ fileData: { mimeType: "application/pdf", fileUri: file.uri } }, { text: "Summarise." }] }] } }],
+});
+const pdfDone = await bg.wait(withPdf.id, { intervalMs: 100 });
+assert.equal(pdfDone.state, "succeeded");
 
 // Errors: the API's, by code; the local balance check; the network's.
 await assert.rejects(bg.job("0".repeat(64)), (e) => e instanceof BatchgateError && e.status === 404 && e.code === "not_found");
