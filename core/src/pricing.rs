@@ -83,6 +83,7 @@ impl PriceTable {
 }
 
 /// Tokens, as estimated before a job runs or as Gemini reported them.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tokens {
@@ -139,6 +140,7 @@ impl Price {
 }
 
 /// What a set of requests costs, in micro-credits.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Quote {

@@ -168,7 +168,9 @@ impl Batchgate {
     /// (possibly async) function returning one; `prices` is the operator's
     /// `PRICES` table when it is not Google's default.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue) -> Result<Batchgate, JsValue> {
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "BatchgateOptions")] options: JsValue,
+    ) -> Result<Batchgate, JsValue> {
         let get = |k: &str| field(&options, k);
         let endpoint =
             get("endpoint").as_string().ok_or_else(|| bad_argument("endpoint must be a URL string"))?;
@@ -189,7 +191,11 @@ impl Batchgate {
 
     /// A local quote `{tokens, standard, batch, savings}` in micro-credits,
     /// computed as the worker computes it. Throws naming the first bad request.
-    pub fn estimate(&self, input: JsValue) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "Quote")]
+    pub fn estimate(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "EstimateInput")] input: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let input = from_js(input)?;
         let model = input["model"].as_str().ok_or_else(|| bad_argument("model is required"))?;
         let requests =
@@ -203,7 +209,11 @@ impl Batchgate {
     /// The balance is checked against the local quote first (a 402
     /// `BatchgateError` without a round trip to submit); a retried call with
     /// the same `idempotencyKey` returns the same job.
-    pub async fn submit(&self, input: JsValue) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "JobView")]
+    pub async fn submit(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "SubmitInput")] input: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let mut input = from_js(input)?;
         let quote = self.estimate(to_js(&input)?)?;
         let quote: Value = from_js(quote)?;
@@ -223,12 +233,17 @@ impl Batchgate {
     }
 
     /// The job's current view.
+    #[wasm_bindgen(unchecked_return_type = "JobView")]
     pub async fn job(&self, id: String) -> Result<JsValue, JsValue> {
         self.inner.get(&format!("/v1/jobs/{}", enc(&id))).await
     }
 
     /// `{jobs, nextCursor}`, newest first; options `{state?, limit?, cursor?}`.
-    pub async fn list(&self, options: JsValue) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "JobPage")]
+    pub async fn list(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let o = from_js(options)?;
         let mut q = vec![];
         for k in ["state", "limit", "cursor"] {
@@ -241,21 +256,26 @@ impl Batchgate {
         self.inner.get(&format!("/v1/jobs?{}", q.join("&"))).await
     }
 
+    /// Cancel the job; the results Gemini delivered so far are kept (and charged).
+    #[wasm_bindgen(unchecked_return_type = "JobView")]
     pub async fn cancel(&self, id: String) -> Result<JsValue, JsValue> {
         to_js(&self.inner.call("POST", &format!("/v1/jobs/{}/cancel", enc(&id)), None, &[]).await?)
     }
 
+    /// Delete the job and its stored results (a running job is cancelled and settled first).
     #[wasm_bindgen(js_name = deleteJob)]
     pub async fn delete_job(&self, id: String) -> Result<JsValue, JsValue> {
         to_js(&self.inner.call("DELETE", &format!("/v1/jobs/{}", enc(&id)), None, &[]).await?)
     }
 
     /// One result line `{key, response}` or `{key, error}`.
+    #[wasm_bindgen(unchecked_return_type = "ResultLine")]
     pub async fn result(&self, id: String, key: String) -> Result<JsValue, JsValue> {
         self.inner.get(&format!("/v1/jobs/{}/results/{}", enc(&id), enc(&key))).await
     }
 
     /// `{account, balance, reserved, granted, spent, saved, openJobs}` in micro-credits.
+    #[wasm_bindgen(unchecked_return_type = "Account")]
     pub async fn account(&self) -> Result<JsValue, JsValue> {
         self.inner.get("/v1/account").await
     }
@@ -263,21 +283,34 @@ impl Batchgate {
     /// An async iterator of the job's views as they change; it ends after
     /// the view in which the job ended and was charged. Options `{intervalMs?}`
     /// (polling, when there is no WebSocket; 1000 by default).
-    pub fn watch(&self, id: String, options: JsValue) -> Result<JobWatch, JsValue> {
+    pub fn watch(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "WatchOptions")] options: JsValue,
+    ) -> Result<JobWatch, JsValue> {
         let interval = from_js(options)?["intervalMs"].as_u64().unwrap_or(1000).clamp(50, 60_000) as u32;
         Ok(JobWatch::new(self.inner.clone(), id, interval))
     }
 
     /// Wait for the job to end (and be charged); `onProgress(job)` gets every
     /// change, `signal` (an `AbortSignal`) stops waiting. Resolves to the final job.
-    pub async fn wait(&self, id: String, options: JsValue) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "JobView")]
+    pub async fn wait(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "WaitOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let interval = field(&options, "intervalMs").as_f64().unwrap_or(1000.0).clamp(50.0, 60_000.0) as u32;
         let watch = JobWatch::new(self.inner.clone(), id, interval);
         crate::watch::wait(&watch, callback(&options, "onProgress"), signal(&options)).await
     }
 
     /// An async iterator of the job's result lines (`{only: "failed"}` for failures).
-    pub fn results(&self, id: String, options: JsValue) -> Result<ResultLines, JsValue> {
+    pub fn results(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "ResultsOptions")] options: JsValue,
+    ) -> Result<ResultLines, JsValue> {
         let only_failed = from_js(options)?["only"].as_str() == Some("failed");
         Ok(ResultLines::new(self.inner.clone(), &id, only_failed))
     }
@@ -287,12 +320,21 @@ impl Batchgate {
     /// onProgress?, signal?}`; `onProgress({uploadId, received, size})` after
     /// each chunk (keep `uploadId` to resume in a later session). Resolves to
     /// `{name, uri, mimeType, sizeBytes, expiresAt}`.
-    pub async fn upload(&self, blob: web_sys::Blob, options: JsValue) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "UploadedFile")]
+    pub async fn upload(
+        &self,
+        blob: web_sys::Blob,
+        #[wasm_bindgen(unchecked_optional_param_type = "UploadOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
         crate::upload::upload(&self.inner, blob, crate::upload::Options::from_js(&options)).await
     }
 
     /// `{entries, nextCursor}`; options `{limit?, cursor?}`.
-    pub async fn ledger(&self, options: JsValue) -> Result<JsValue, JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "LedgerPage")]
+    pub async fn ledger(
+        &self,
+        #[wasm_bindgen(unchecked_optional_param_type = "LedgerOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let o = from_js(options)?;
         let limit = o["limit"].as_u64().unwrap_or(50);
         let cursor = o["cursor"].as_str().map(|c| format!("&cursor={}", enc(c))).unwrap_or_default();

@@ -14,6 +14,7 @@
 mod client;
 mod js;
 mod quote;
+mod types;
 mod upload;
 mod watch;
 

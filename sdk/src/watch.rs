@@ -150,6 +150,7 @@ impl JobWatch {
 #[wasm_bindgen]
 impl JobWatch {
     /// `{value: job, done: false}` for each change, then `{done: true}`.
+    #[wasm_bindgen(unchecked_return_type = "IteratorResult<JobView, undefined>")]
     pub async fn next(&self) -> Result<JsValue, JsValue> {
         while !self.finished.get() {
             let view = if self.socket_failures.get() < MAX_SOCKET_FAILURES {
@@ -210,6 +211,7 @@ impl ResultLines {
 
 #[wasm_bindgen]
 impl ResultLines {
+    #[wasm_bindgen(unchecked_return_type = "IteratorResult<ResultLine, undefined>")]
     pub async fn next(&self) -> Result<JsValue, JsValue> {
         loop {
             let line = self.lines.borrow_mut().pop_front();

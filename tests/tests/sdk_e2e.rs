@@ -59,3 +59,16 @@ async fn the_packed_sdk_works_from_node() {
         assert!(out.status.success() && text.contains(&format!("sdk e2e: ok ({mode})")), "{mode}: {text}");
     }
 }
+
+#[test]
+#[ignore = "needs the built SDK: run through `cargo xtask test`"]
+fn the_packed_sdk_declares_its_api_to_typescript() {
+    let app = tempfile::tempdir().unwrap();
+    install_packed(app.path());
+    std::fs::copy(workspace_root().join("sdk/tests/types.ts"), app.path().join("types.ts")).unwrap();
+    let tsc = workspace_root().join("node_modules/.bin/tsc");
+    run(Command::new(tsc)
+        .args(["--strict", "--noEmit", "--target", "es2022", "--module", "nodenext"])
+        .args(["--moduleResolution", "nodenext", "--lib", "es2022,dom,dom.asynciterable", "types.ts"])
+        .current_dir(app.path()));
+}

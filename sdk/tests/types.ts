@@ -1,0 +1,36 @@
+// Compiled with `tsc --strict --noEmit` against the installed package: the
+// declarations must describe the API as e2e.mjs uses it, and misuse must fail
+// (each @ts-expect-error line is an error tsc has to find).
+import { Batchgate, BatchgateError, type JobView, type Quote, type ResultLine, type UploadedFile } from "batchgate";
+
+export async function use(blob: Blob): Promise<number> {
+  const bg = new Batchgate({ endpoint: "http://localhost:8787", token: async () => "t" });
+  const requests = [{ key: "a", request: { contents: [{ parts: [{ text: "hi" }] }] } }];
+  const quote: Quote = bg.estimate({ model: "gemini-2.5-flash", requests });
+  const job: JobView = await bg.submit({ model: "gemini-2.5-flash", requests, displayName: "x" });
+  for await (const view of bg.watch(job.id)) {
+    const done: number = view.counts.succeeded + view.counts.failed;
+    if (view.state === "succeeded") return done;
+  }
+  const final = await bg.wait(job.id, { onProgress: (j) => j.requestCount, signal: AbortSignal.timeout(1000) });
+  for await (const line of bg.results(final.id, { only: "failed" })) {
+    const l: ResultLine = line;
+    if (l.error) break;
+  }
+  const file: UploadedFile = await bg.upload(blob, { onProgress: (p) => p.received / p.size });
+  const page = await bg.list({ state: "running", limit: 5 });
+  const account = await bg.account();
+  const ledger = await bg.ledger();
+  try {
+    await bg.cancel(page.jobs[0]?.id ?? file.name);
+  } catch (e) {
+    if (e instanceof BatchgateError && e.isNetworkError) return e.status;
+  }
+  // @ts-expect-error: states are a closed set
+  await bg.list({ state: "done" });
+  // @ts-expect-error: requests need a request
+  bg.estimate({ model: "m", requests: [{ key: "a" }] });
+  // @ts-expect-error: the endpoint is required
+  new Batchgate({ token: "t" });
+  return quote.batch + account.balance + (ledger.entries[0]?.amount ?? 0);
+}
