@@ -19,6 +19,7 @@ mod upload;
 mod watch;
 
 pub use client::Batchgate;
+pub use js::error_class;
 pub use watch::{JobWatch, ResultLines};
 
 use wasm_bindgen::prelude::*;

@@ -128,3 +128,36 @@ pub fn python_venv() -> Result<PathBuf, String> {
     std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
     Ok(python)
 }
+
+/// Debian's Chromium and its WebDriver, for the browser tests.
+pub struct Browser {
+    pub chromium: PathBuf,
+    pub chromedriver: PathBuf,
+}
+
+/// `apt-get install chromium chromium-driver` unless both are present (as root,
+/// or through sudo when not).
+pub fn chromium() -> Result<Browser, String> {
+    let browser = Browser {
+        chromium: PathBuf::from("/usr/bin/chromium"),
+        chromedriver: PathBuf::from("/usr/bin/chromedriver"),
+    };
+    if browser.chromium.exists() && browser.chromedriver.exists() {
+        return Ok(browser);
+    }
+    let root_user = output(Command::new("id").arg("-u")).is_some_and(|u| u.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root_user { Command::new("apt-get") } else { Command::new("sudo") };
+        if !root_user {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    step("apt-get update", &mut apt(&["update", "-qq"]))?;
+    step(
+        "install chromium and chromium-driver",
+        &mut apt(&["install", "-y", "-qq", "--no-install-recommends", "chromium", "chromium-driver"]),
+    )?;
+    Ok(browser)
+}

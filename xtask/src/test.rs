@@ -21,6 +21,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
         ("cargo test", step("unit, property and HTTP tests", cargo().args(["test", "--workspace"]))),
         ("google-genai conformance", conformance()),
     ];
+    results.push(("sdk in wasm (Node, Chromium)", sdk_wasm()));
     results.push(("worker e2e", worker_e2e()));
 
     let failed: Vec<&str> = results.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| *n).collect();
@@ -44,6 +45,24 @@ fn conformance() -> Result<(), String> {
             .env("GEMINI_EMULATOR_BIN", root().join("target/debug/gemini-emulator"))
             .current_dir(root()),
     )
+}
+
+/// The SDK's wasm-bindgen tests, in Node and in headless Chromium.
+fn sdk_wasm() -> Result<(), String> {
+    let tools = setup::worker_tools()?;
+    let browser = setup::chromium()?;
+    let runner = tools.wasm_bindgen.with_file_name("wasm-bindgen-test-runner");
+    let run = |name: &str, browser_env: Option<&setup::Browser>| {
+        let mut cmd = cargo();
+        cmd.args(["test", "-p", "batchgate-sdk", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner);
+        if let Some(b) = browser_env {
+            cmd.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", &b.chromedriver);
+        }
+        step(name, &mut cmd)
+    };
+    run("sdk wasm tests in Node", None)?;
+    run("sdk wasm tests in headless Chromium", Some(&browser))
 }
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:
