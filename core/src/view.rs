@@ -60,6 +60,9 @@ pub struct JobView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobError>,
     pub cancel_requested: bool,
+    /// The job whose failed and missing lines this job retries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
     /// Results can be read (all of them, or as many as Gemini returned).
     pub results_ready: bool,
     pub version: u64,
@@ -72,6 +75,9 @@ pub struct JobMeta {
     pub display_name: Option<String>,
     pub metadata: Option<Value>,
     pub missing: u64,
+    /// The job whose failed lines this one retries.
+    #[serde(default)]
+    pub retry_of: Option<String>,
 }
 
 fn ts(ms: u64) -> String {
@@ -119,6 +125,7 @@ impl JobView {
             finished_at: job.finished_ms.map(ts),
             error: job.error.clone(),
             cancel_requested: job.cancel_requested,
+            retry_of: meta.retry_of.clone(),
             results_ready: ingested,
             version: job.version,
         }

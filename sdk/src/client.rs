@@ -262,6 +262,14 @@ impl Batchgate {
         to_js(&self.inner.call("POST", &format!("/v1/jobs/{}/cancel", enc(&id)), None, &[]).await?)
     }
 
+    /// A new job of the lines of an ended job that failed or that Gemini
+    /// returned nothing for, linked by `retryOf`; charged like any job.
+    /// Calling it again for the same job returns the same child.
+    #[wasm_bindgen(js_name = retryFailed, unchecked_return_type = "JobView")]
+    pub async fn retry_failed(&self, id: String) -> Result<JsValue, JsValue> {
+        to_js(&self.inner.call("POST", &format!("/v1/jobs/{}/retry", enc(&id)), None, &[]).await?)
+    }
+
     /// Delete the job and its stored results (a running job is cancelled and settled first).
     #[wasm_bindgen(js_name = deleteJob)]
     pub async fn delete_job(&self, id: String) -> Result<JsValue, JsValue> {

@@ -109,6 +109,19 @@ const withPdf = await bg.submit({
 const pdfDone = await bg.wait(withPdf.id, { intervalMs: 100 });
 assert.equal(pdfDone.state, "succeeded");
 
+// retryFailed(): a child job of the lines that failed ("flaky" always fails here).
+const mixed = await bg.submit({ model, requests: [requests[0], { key: "flaky", request: requests[1].request }] });
+const mixedDone = await bg.wait(mixed.id, { intervalMs: 100 });
+assert.deepEqual([mixedDone.counts.succeeded, mixedDone.counts.failed], [1, 1]);
+const retried = await bg.retryFailed(mixed.id);
+assert.equal(retried.retryOf, mixed.id);
+assert.equal(retried.requestCount, 1);
+assert.equal((await bg.retryFailed(mixed.id)).id, retried.id, "one child per job");
+const retriedDone = await bg.wait(retried.id, { intervalMs: 100 });
+const retriedKeys = [];
+for await (const line of bg.results(retried.id)) retriedKeys.push(line.key);
+assert.deepEqual(retriedKeys, ["flaky"], JSON.stringify(retriedDone));
+
 // Errors: the API's, by code; the local balance check; the network's.
 await assert.rejects(bg.job("0".repeat(64)), (e) => e instanceof BatchgateError && e.status === 404 && e.code === "not_found");
 const poor = new Batchgate({ endpoint, token: process.env.POOR_TOKEN });

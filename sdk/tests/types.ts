@@ -18,6 +18,8 @@ export async function use(blob: Blob): Promise<number> {
     if (l.error) break;
   }
   const file: UploadedFile = await bg.upload(blob, { onProgress: (p) => p.received / p.size });
+  const child: JobView = await bg.retryFailed(job.id);
+  if (child.retryOf !== job.id) return -1;
   const page = await bg.list({ state: "running", limit: 5 });
   const account = await bg.account();
   const ledger = await bg.ledger();

@@ -340,3 +340,54 @@ async fn watchers_see_every_change_up_to_the_end_over_a_websocket() {
     let (status, body) = s.get(&format!("/v1/jobs/{id}/watch")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (426, Some("upgrade_required")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn retry_makes_a_linked_child_job_of_the_lines_that_did_not_succeed() {
+    let s = Stack::start(json!({"failKeys": ["k3", "k17"]}), &[]);
+    let (_, job) = s.submit(submission(20), None).await;
+    let parent = job["id"].as_str().unwrap().to_string();
+    s.wait_state(&parent, "succeeded", 60).await;
+    // Gemini would now answer them: the child should succeed.
+    s.control("/config", json!({"failKeys": []})).await;
+    let retry = |id: String| {
+        let req = s.http.post(s.url(&format!("/v1/jobs/{id}/retry")));
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, child) = retry(parent.clone()).await;
+    assert_eq!(status, 202, "{child}");
+    assert_eq!(child["retryOf"], parent.as_str());
+    assert_eq!(child["requestCount"], 2);
+    assert_eq!(child["model"], "gemini-2.5-flash");
+    let child_id = child["id"].as_str().unwrap().to_string();
+    let (_, again) = retry(parent.clone()).await;
+    assert_eq!(again["id"], child_id.as_str(), "retrying twice gives the same child");
+    let done = s.wait_state(&child_id, "succeeded", 60).await;
+    assert_eq!(done["counts"]["succeeded"], 2, "{done}");
+    let (_, lines) = s.results(&child_id, "").await;
+    assert_eq!(keys(&lines), ["k17", "k3"].map(String::from).into_iter().collect());
+    for line in &lines {
+        let key = line["key"].as_str().unwrap();
+        let text = line["response"]["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap();
+        assert!(text.contains(&format!("question {}:", &key[1..])), "{key} was resent as it was: {text}");
+    }
+    let (status, nothing) = retry(child_id.clone()).await;
+    assert_eq!((status, nothing["error"]["code"].as_str()), (409, Some("nothing_to_retry")), "{nothing}");
+
+    // A batch that failed outright: every line is missing, so every line is retried.
+    s.control("/reset", json!({})).await;
+    s.control("/config", json!({"stickNewBatches": true})).await;
+    let (_, job) = s.submit(submission(4), None).await;
+    let failed = job["id"].as_str().unwrap().to_string();
+    let (status, early) = retry(failed.clone()).await;
+    assert_eq!((status, early["error"]["code"].as_str()), (409, Some("job_not_finished")), "{early}");
+    let batch = s.the_gemini_batch().await;
+    s.wait_state(&failed, "pending", 30).await;
+    s.control(&format!("/batches/{batch}/state"), json!({"state": "FAILED"})).await;
+    s.wait_state(&failed, "failed", 30).await;
+    let (status, child) = retry(failed).await;
+    assert_eq!((status, child["requestCount"].as_u64()), (202, Some(4)), "{child}");
+}

@@ -19,6 +19,19 @@ pub struct Created {
     pub view: JobView,
 }
 
+/// What `POST /v1/jobs/:id/retry` needs from the parent JobObject.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPlan {
+    pub done: bool,
+    pub model: String,
+    pub input_key: Option<String>,
+    pub display_name: Option<String>,
+    pub metadata: Option<serde_json::Value>,
+    /// Input keys without a successful result, in input order.
+    pub keys: Vec<String>,
+}
+
 #[derive(Serialize, Deserialize)]
 pub struct Located {
     pub ready: bool,

@@ -56,6 +56,8 @@ pub struct Init {
     pub keys: Vec<String>,
     pub price: Price,
     pub reserved: i64,
+    #[serde(default)]
+    pub retry_of: Option<String>,
 }
 
 /// Names of the R2 objects a job owns.
@@ -147,7 +149,12 @@ impl JobObject {
         let job =
             Job::new(init.id.clone(), init.model.clone(), init.request_count, init.input_bytes, now_ms())
                 .with_billing(init.price, init.reserved);
-        let meta = JobMeta { display_name: init.display_name, metadata: init.metadata, missing: 0 };
+        let meta = JobMeta {
+            display_name: init.display_name,
+            metadata: init.metadata,
+            missing: 0,
+            retry_of: init.retry_of,
+        };
         store.insert_inputs(&init.keys)?;
         store.put("account", &init.account)?;
         store.put("inputKey", &init.input_key)?;
@@ -284,6 +291,19 @@ impl JobObject {
                 internal::json(&internal::Page {
                     ready: JobView::of(&job, &store.meta()?).results_ready,
                     lines: store.page(after, limit, failed)?,
+                })
+            }
+            "/retry-plan" => {
+                let meta = store.meta()?;
+                // Ended (results ingested), even if Gemini's files are still being cleaned up.
+                let ended = job.state().is_terminal();
+                internal::json(&internal::RetryPlan {
+                    done: ended,
+                    model: job.model.clone(),
+                    input_key: store.get("inputKey")?,
+                    display_name: meta.display_name,
+                    metadata: meta.metadata,
+                    keys: if ended { store.unsucceeded_keys()? } else { vec![] },
                 })
             }
             "/missing" => {

@@ -164,6 +164,23 @@ impl Store {
         Ok(rows.first().map_or(0, |c| c.n.max(0) as u64))
     }
 
+    /// The keys a retry resubmits: every input line without a successful result.
+    pub fn unsucceeded_keys(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Row {
+            rkey: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT rkey FROM inputs WHERE rkey NOT IN \
+                 (SELECT rkey FROM results WHERE ok = 1 AND rkey IS NOT NULL) ORDER BY line",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| r.rkey).collect())
+    }
+
     pub fn missing_keys(&self, after_line: u64, limit: u64) -> Result<Vec<(u64, String)>> {
         #[derive(Deserialize)]
         struct Row {

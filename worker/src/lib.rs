@@ -20,6 +20,7 @@ mod job_object;
 mod job_store;
 mod ledger_store;
 mod results;
+mod retry;
 mod steps;
 mod submit;
 mod upload_object;
@@ -148,6 +149,7 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         (Method::Post, ["v1", "jobs", id, "cancel"]) => {
             job_call(&req, env, id, Method::Post, "/cancel").await
         }
+        (Method::Post, ["v1", "jobs", id, "retry"]) => retry::handle(env, &account(&req, env)?, id).await,
         (Method::Delete, ["v1", "jobs", id]) => job_call(&req, env, id, Method::Post, "/delete").await,
         (Method::Get, ["v1", "jobs", id, "results"]) => {
             let account = account(&req, env)?;

@@ -20,7 +20,7 @@ use worker::{Bucket, Env, Method, MultipartUpload, ObjectNamespace, Request, Res
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// The normalized input, written as R2 multipart parts of exactly `part_bytes`.
-struct InputWriter {
+pub struct InputWriter {
     bucket: Bucket,
     key: String,
     part_bytes: usize,
@@ -35,13 +35,29 @@ fn r2(e: worker::Error) -> ApiError {
 }
 
 impl InputWriter {
-    fn push(&mut self, line: &[u8]) {
+    /// A new input object for job `job_id` (a fresh key per attempt: a racing
+    /// retry never overwrites the input a job uses).
+    pub fn new(env: &Env, settings: &Settings, job_id: &str) -> Result<InputWriter> {
+        let bucket = env.bucket(BUCKET).map_err(|e| ApiError::internal(e.to_string()))?;
+        let nonce = format!("{:x}", (js_sys::Math::random() * u64::MAX as f64) as u64);
+        Ok(InputWriter {
+            bucket,
+            key: format!("jobs/{job_id}/input-{nonce}.jsonl"),
+            part_bytes: usize::try_from(settings.part_bytes).unwrap_or(8 << 20),
+            pending: Vec::new(),
+            upload: None,
+            parts: Vec::new(),
+            total: 0,
+        })
+    }
+
+    pub fn push(&mut self, line: &[u8]) {
         self.pending.extend_from_slice(line);
         self.total += line.len() as u64;
     }
 
     /// Store every full part waiting in `pending`.
-    async fn flush(&mut self) -> Result<()> {
+    pub async fn flush(&mut self) -> Result<()> {
         while self.pending.len() >= self.part_bytes {
             let rest = self.pending.split_off(self.part_bytes);
             let part = std::mem::replace(&mut self.pending, rest);
@@ -141,13 +157,15 @@ pub struct JsonSubmission {
     pub metadata: Option<Value>,
 }
 
-struct Submission {
+/// A validated input, stored in R2 under `input_key`, not yet a job.
+pub struct Submission {
     model: String,
     price: Price,
     display_name: Option<String>,
     metadata: Option<Value>,
     summary: Summary,
     bytes: u64,
+    input_key: String,
 }
 
 pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Response> {
@@ -172,19 +190,7 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
     {
         return accepted(&view, &job_id);
     }
-    let bucket = env.bucket(BUCKET).map_err(|e| ApiError::internal(e.to_string()))?;
-    // A fresh object per attempt: a racing retry never overwrites the input a job uses.
-    let nonce = format!("{:x}", (js_sys::Math::random() * u64::MAX as f64) as u64);
-    let input_key = format!("jobs/{job_id}/input-{nonce}.jsonl");
-    let writer = InputWriter {
-        bucket,
-        key: input_key.clone(),
-        part_bytes: usize::try_from(settings.part_bytes).unwrap_or(8 << 20),
-        pending: Vec::new(),
-        upload: None,
-        parts: Vec::new(),
-        total: 0,
-    };
+    let writer = InputWriter::new(env, &settings, &job_id)?;
     let is_ndjson = req
         .headers()
         .get("content-type")
@@ -196,6 +202,21 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
     } else {
         read_json(&mut req, &settings, writer).await?
     };
+    open(env, &settings, account, (&job_id, &stub), submission, None).await
+}
+
+/// Make a stored submission a job: check its files, reserve its quote, and
+/// init its JobObject. Any refusal deletes the input; nothing is left behind.
+pub async fn open(
+    env: &Env,
+    settings: &Settings,
+    account: &str,
+    (job_id, stub): (&str, &worker::Stub),
+    submission: Submission,
+    retry_of: Option<&str>,
+) -> Result<Response> {
+    let input_key = submission.input_key.clone();
+    let job_id = job_id.to_string();
     let quote = submission.price.quote(&submission.summary.tokens);
     let reservation =
         ReserveRequest { job: job_id.clone(), amount: quote.batch, limits: settings.account_limits };
@@ -226,9 +247,10 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
         "keys": submission.summary.keys,
         "price": submission.price,
         "reserved": quote.batch,
+        "retryOf": retry_of,
     });
     let created =
-        internal::call_json::<Created>(&stub, Method::Post, "/init", account, Some(init.to_string()))
+        internal::call_json::<Created>(stub, Method::Post, "/init", account, Some(init.to_string()))
             .await
             .and_then(|c| c.ok_or_else(|| ApiError::internal("the job object refused its init")));
     let created = match created {
@@ -299,7 +321,7 @@ fn refused_error(answer: ReserveAnswer, quote: &Quote) -> ApiError {
     }
 }
 
-fn accepted(view: &Value, id: &str) -> Result<Response> {
+pub fn accepted(view: &Value, id: &str) -> Result<Response> {
     let resp = Response::from_json(view).map_err(|e| ApiError::internal(e.to_string()))?.with_status(202);
     let _ = resp.headers().set("location", &format!("/v1/jobs/{id}"));
     Ok(resp)
@@ -401,7 +423,7 @@ async fn read_json(req: &mut Request, settings: &Settings, mut writer: InputWrit
     conclude(validator, writer, failed, model, body.display_name, body.metadata).await
 }
 
-async fn conclude(
+pub async fn conclude(
     validator: Validator,
     writer: InputWriter,
     failed: Option<ApiError>,
@@ -414,8 +436,9 @@ async fn conclude(
         (_, Err((count, errors))) => Some(invalid(count, errors)),
         (Some(e), _) => Some(e),
         (None, Ok(summary)) => {
+            let input_key = writer.key.clone();
             let bytes = writer.finish().await?;
-            return Ok(Submission { model, price, display_name, metadata, summary, bytes });
+            return Ok(Submission { model, price, display_name, metadata, summary, bytes, input_key });
         }
     };
     writer.abort().await;

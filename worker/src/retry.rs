@@ -1,0 +1,96 @@
+//! `POST /v1/jobs/:id/retry`: a child job holding the lines of an ended job
+//! that did not succeed (failed, or missing from Gemini's results), linked by
+//! `retryOf`. The child's input is streamed from the parent's stored input and
+//! validated, priced and reserved like any submission. Retrying a job again
+//! returns the same child (its id is derived from the parent's).
+
+use crate::config::Settings;
+use crate::errors::ApiError;
+use crate::internal::{self, RetryPlan};
+use crate::steps::BUCKET;
+use crate::submit::{self, InputWriter};
+use batchgate_core::jsonl::LineSplitter;
+use batchgate_core::submit::Validator;
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::collections::HashSet;
+use worker::{Env, Method, Response};
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+pub async fn handle(env: &Env, account: &str, parent: &str) -> Result<Response> {
+    let settings = Settings::from_env(env);
+    let parent_stub = submit::job_stub(env, parent)?;
+    let plan: RetryPlan = internal::call_json(&parent_stub, Method::Get, "/retry-plan", account, None)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job {parent}")))?;
+    if !plan.done {
+        return Err(ApiError::new(
+            409,
+            "job_not_finished",
+            "the job is still running; retry its failed lines once it has ended",
+        ));
+    }
+    if plan.keys.is_empty() {
+        return Err(ApiError::new(409, "nothing_to_retry", "every request of this job succeeded"));
+    }
+    let jobs = env.durable_object("JOBS").map_err(|e| ApiError::internal(e.to_string()))?;
+    let id = jobs
+        .id_from_name(&format!("{account}\nretry\n{parent}"))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let child = id.to_string();
+    let stub = id.get_stub().map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(view) = internal::call_json::<Value>(&stub, Method::Get, "/view", account, None).await? {
+        return submit::accepted(&view, &child);
+    }
+    let input_key = plan
+        .input_key
+        .clone()
+        .ok_or_else(|| ApiError::new(410, "input_gone", "the job's input is no longer stored"))?;
+    let mut writer = InputWriter::new(env, &settings, &child)?;
+    let model = submit::priced_model(&plan.model, &settings)?;
+    let wanted: HashSet<String> = plan.keys.into_iter().collect();
+    let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
+    let failed = copy_lines(env, &input_key, &wanted, &mut validator, &mut writer).await.err();
+    let submission =
+        submit::conclude(validator, writer, failed, model, plan.display_name, plan.metadata).await?;
+    submit::open(env, &settings, account, (&child, &stub), submission, Some(parent)).await
+}
+
+/// Feed the parent's input lines whose key is `wanted` to the validator, and
+/// the valid ones to the child's input (line numbers are the child's).
+async fn copy_lines(
+    env: &Env,
+    input_key: &str,
+    wanted: &HashSet<String>,
+    validator: &mut Validator,
+    writer: &mut InputWriter,
+) -> Result<()> {
+    let gone = || ApiError::new(410, "input_gone", "the job's input is no longer stored");
+    let bucket = env.bucket(BUCKET).map_err(|e| ApiError::internal(e.to_string()))?;
+    let object = bucket.get(input_key).execute().await?.ok_or_else(gone)?;
+    let mut body = object.body().ok_or_else(gone)?.stream()?;
+    let mut splitter = LineSplitter::new(usize::MAX / 2);
+    let mut number = 0u64;
+    let mut keep = |writer: &mut InputWriter, line: &[u8]| {
+        let Ok(item) = serde_json::from_slice::<Value>(line) else { return };
+        if item.get("key").and_then(Value::as_str).is_some_and(|k| wanted.contains(k)) {
+            number += 1;
+            if let Some(normalized) = validator.item(number, item) {
+                writer.push(&normalized);
+            }
+        }
+    };
+    while let Some(chunk) = body.next().await {
+        let _ = splitter.feed(&chunk?, |_, line| {
+            keep(writer, line);
+            Ok::<(), std::convert::Infallible>(())
+        });
+        writer.flush().await?;
+    }
+    let _ = splitter.finish(|_, line| {
+        keep(writer, line);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    Ok(())
+}
