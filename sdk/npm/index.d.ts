@@ -6,7 +6,7 @@ export { Batchgate, JobWatch, ResultLines, version } from "./batchgate.js";
 // The shapes of everything the API takes and returns (generated with the wasm).
 export type {
   Account, BatchgateOptions, Content, Cost, Counts, EstimateInput, GenerateContentRequest, JobError, JobPage,
-  JobState, JobView, Kind, LedgerOptions, LedgerPage, LedgerRow, ListOptions, Part, Quote, RequestLine,
+  JobState, JobSummary, JobView, Kind, LedgerOptions, LedgerPage, LedgerRow, ListOptions, Part, Quote, RequestLine,
   ResultLine, ResultsOptions, SubmitInput, TokenSource, Tokens, UploadedFile, UploadOptions, UploadProgress,
   Usage, WaitOptions, WatchOptions,
 } from "./batchgate.js";

@@ -205,6 +205,25 @@ impl Batchgate {
         to_js(&q)
     }
 
+    /// The models the price table lists (what `estimate` and `submit` accept).
+    #[wasm_bindgen(unchecked_return_type = "string[]")]
+    pub fn models(&self) -> Result<JsValue, JsValue> {
+        to_js(&self.prices.models().map(|(m, _)| m).collect::<Vec<_>>())
+    }
+
+    /// What one result line cost, from its `usageMetadata`, counted as the
+    /// server counts a job's usage (`batch` for this line alone; a job's
+    /// charge rounds once over all its lines). An error line costs nothing.
+    #[wasm_bindgen(js_name = resultCost, unchecked_return_type = "Quote")]
+    pub fn result_cost(
+        &self,
+        model: String,
+        #[wasm_bindgen(unchecked_param_type = "ResultLine")] line: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let text = js_sys::JSON::stringify(&line).map(String::from).unwrap_or_default();
+        to_js(&quote::result_cost(&self.prices, &model, text.as_bytes()).map_err(|e| bad_argument(&e))?)
+    }
+
     /// Submit `{model, requests, displayName?, metadata?, idempotencyKey?}`.
     /// The balance is checked against the local quote first (a 402
     /// `BatchgateError` without a round trip to submit); a retried call with

@@ -1,7 +1,8 @@
 //! A quote computed in the browser, with the worker's own rules (core's
 //! validator, estimate and price table), so it matches `POST /v1/estimate`.
 
-use batchgate_core::pricing::{EstimateRules, PriceTable, Quote};
+use batchgate_core::pricing::{EstimateRules, PriceTable, Quote, Tokens};
+use batchgate_core::results::{Outcome, scan_line};
 use batchgate_core::submit::{Limits, Validator};
 use serde_json::Value;
 
@@ -25,6 +26,17 @@ pub fn estimate(
     Ok(price.quote(&summary.tokens))
 }
 
+/// The cost of one result line's usage (an error line's is zero).
+pub fn result_cost(prices: &PriceTable, model: &str, line: &[u8]) -> Result<Quote, String> {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    let price = prices.price(model).ok_or_else(|| format!("model {model:?} has no price"))?;
+    let usage = match scan_line(line).outcome {
+        Outcome::Success(u) => u,
+        _ => Default::default(),
+    };
+    Ok(price.quote(&Tokens::from(&usage)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +53,17 @@ mod tests {
         let bad = estimate(&prices, rules, "gemini-2.5-flash", vec![json!({"request": {}})]);
         assert!(bad.is_err_and(|e| e.contains("line 1")));
         assert!(estimate(&prices, rules, "gpt-4", vec![]).is_err());
+    }
+
+    #[test]
+    fn a_result_line_costs_its_usage_and_an_error_nothing() {
+        let prices = PriceTable::default();
+        let ok = br#"{"key":"a","response":{"usageMetadata":{"promptTokenCount":10,"cachedContentTokenCount":4,"candidatesTokenCount":3,"thoughtsTokenCount":2,"totalTokenCount":15}}}"#;
+        let q = result_cost(&prices, "models/gemini-2.5-flash", ok).unwrap_or_default();
+        // 6 input × 300 + 4 cached × 30 + 5 output × 2,500 = 14,420 standard.
+        assert_eq!((q.standard, q.batch), (14_420, 7_210));
+        let err = br#"{"key":"b","error":{"code":3,"message":"bad"}}"#;
+        assert_eq!(result_cost(&prices, "gemini-2.5-flash", err).map(|q| q.batch), Ok(0));
+        assert!(result_cost(&prices, "nope", ok).is_err());
     }
 }

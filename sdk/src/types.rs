@@ -42,7 +42,16 @@ export interface SubmitInput extends EstimateInput {
     idempotencyKey?: string;
 }
 export interface ListOptions { state?: JobState; limit?: number; cursor?: string }
-export interface JobPage { jobs: JobView[]; nextCursor?: string | null }
+/** A job as `list` shows it; `job(id)` has the whole view. */
+export interface JobSummary {
+    id: string;
+    state: JobState;
+    model: string;
+    displayName?: string;
+    createdAt: string;
+    updatedAt: string;
+}
+export interface JobPage { jobs: JobSummary[]; nextCursor?: string | null }
 export interface WatchOptions { intervalMs?: number }
 export interface WaitOptions extends WatchOptions {
     onProgress?: (job: JobView) => void;

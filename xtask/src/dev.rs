@@ -75,7 +75,8 @@ pub fn dev(args: &[String]) -> Result<(), String> {
     };
     let auth = "-H \"authorization: Bearer $BATCHGATE_TOKEN\"";
     println!(
-        "\nbatchgate: {url}   backed by {backend}\n\nDev account \"{DEV_ACCOUNT}\" ({} credits). Its token (30 days):\n  \
+        "\nbatchgate: {url}   backed by {backend}\n\nThe demo, signed in as the dev account:\n  {url}/#token={token}\n\n\
+         Dev account \"{DEV_ACCOUNT}\" ({} credits). Its token (30 days):\n  \
          export BATCHGATE_TOKEN={token}\n\nSubmit a job, then watch it, read its results and the account:\n  \
          curl -s {url}/v1/jobs {auth} -H 'content-type: application/json' -d '{{\"model\":\"gemini-2.5-flash\",\"requests\":[\
          {{\"key\":\"q1\",\"request\":{{\"contents\":[{{\"parts\":[{{\"text\":\"Why is the sky blue?\"}}]}}]}}}}]}}'\n  \

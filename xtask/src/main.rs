@@ -6,10 +6,12 @@
 //! - `cargo xtask test`: every test suite; exits non-zero if any fails.
 //! - `cargo xtask bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `cargo xtask setup`: only the installs.
-//! - `cargo xtask build-worker`: the worker wasm (what `wrangler dev/deploy` run).
+//! - `cargo xtask build-worker`: the worker wasm and the demo site it serves (what
+//!   `wrangler dev/deploy` run).
 //! - `cargo xtask build-sdk`: the npm package `batchgate` (sdk/pkg).
 
 mod bench;
+mod demo;
 mod dev;
 mod local_http;
 mod run;
@@ -27,7 +29,7 @@ const USAGE: &str = "usage: cargo xtask <dev|test|bench|setup> [options]
                        run the benchmarks and write BENCHMARKS.md
   setup                install the tools the other commands need
   build-worker [--force]
-                       build the worker wasm (wrangler's build command)
+                       build the worker wasm and its demo site (wrangler's build command)
   build-sdk [--force]  build the npm package `batchgate` into sdk/pkg";
 
 fn main() -> ExitCode {

@@ -66,10 +66,11 @@ fn sdk_wasm() -> Result<(), String> {
 }
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:
-/// the job lifecycle, accounts and credits, media uploads, and the packed SDK from Node.
+/// the job lifecycle, accounts and credits, media uploads, the packed SDK from Node,
+/// and the demo in headless Chromium.
 fn worker_e2e() -> Result<(), String> {
     worker::build_worker(&[])?;
-    crate::sdk::build_sdk(&[])?;
+    setup::chromium()?;
     step(
         "worker end to end (workerd + emulator)",
         cargo()
@@ -85,6 +86,8 @@ fn worker_e2e() -> Result<(), String> {
                 "uploads_e2e",
                 "--test",
                 "sdk_e2e",
+                "--test",
+                "demo_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",

@@ -13,6 +13,8 @@ pub const OUTPUT: &str = "worker/build/index_bg.wasm";
 pub fn build_worker(args: &[String]) -> Result<(), String> {
     let force = args.iter().any(|a| a == "--force");
     let tools = setup::worker_tools()?;
+    // The static assets wrangler serves beside the worker.
+    crate::demo::build_demo()?;
     let out = root().join(OUTPUT);
     if !force && is_fresh(&out) {
         eprintln!("worker build is up to date ({OUTPUT})");
