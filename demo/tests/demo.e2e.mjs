@@ -95,7 +95,7 @@ async function run() {
   await page.getByRole("button", { name: "Download results" }).click();
   assert.match((await download).suggestedFilename(), /^results-.*\.jsonl$/);
   await shot("succeeded");
-  await page.evaluate(() => document.querySelector("#compose-title").scrollIntoView());
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(artifacts, "demo-readme.png") });
 
   // Cancel: Gemini holds the batch; the user cancels; the job ends cancelled and costs nothing.
