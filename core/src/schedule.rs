@@ -20,13 +20,17 @@ pub struct PollPolicy {
     pub jitter_permille: u64,
 }
 
+/// The defaults were chosen with `cargo xtask bench` ("Polling efficiency"):
+/// over jobs of 1 minute to 24 hours (log-uniform), a tenth of the calls of
+/// polling every 15 s, with the median success seen within 2 % of the job's
+/// duration. A quick first look catches batches that fail at once.
 impl Default for PollPolicy {
     fn default() -> Self {
         PollPolicy {
             first_ms: 5_000,
-            growth_permille: 20,
-            min_ms: 5_000,
-            max_ms: 600_000,
+            growth_permille: 30,
+            min_ms: 30_000,
+            max_ms: 1_800_000,
             jitter_permille: 100,
         }
     }
@@ -87,9 +91,9 @@ mod tests {
     fn polls_start_fast_and_back_off_to_the_cap() {
         let p = PollPolicy { jitter_permille: 0, ..PollPolicy::default() };
         assert_eq!(p.next_delay_ms(0, 0), 5_000);
-        assert_eq!(p.next_delay_ms(60_000, 0), 5_000, "floor");
-        assert_eq!(p.next_delay_ms(3_600_000, 0), 72_000, "2 % of an hour");
-        assert_eq!(p.next_delay_ms(86_400_000, 0), 600_000, "cap");
+        assert_eq!(p.next_delay_ms(60_000, 0), 30_000, "floor");
+        assert_eq!(p.next_delay_ms(3_600_000, 0), 108_000, "3 % of an hour");
+        assert_eq!(p.next_delay_ms(86_400_000, 0), 1_800_000, "cap");
     }
 
     #[test]
@@ -111,7 +115,7 @@ mod tests {
         }
 
         /// Over a job of any length, polls number at most ~log-many and the
-        /// success is seen within 2 % of the job's age (or the floor).
+        /// success is seen within 3 % of the job's age (or the floor).
         #[test]
         fn detection_delay_is_bounded_by_the_growth(duration_ms in 60_000u64..86_400_000, rand: u64) {
             let p = PollPolicy { max_ms: u64::MAX, jitter_permille: 0, ..PollPolicy::default() };
@@ -121,7 +125,7 @@ mod tests {
                 polls += 1;
             }
             let delay = t - duration_ms;
-            prop_assert!(delay <= (duration_ms / 50).max(p.min_ms) + p.min_ms);
+            prop_assert!(delay <= (duration_ms * 3 / 100).max(p.min_ms) + p.min_ms);
             prop_assert!(polls < 600);
         }
     }

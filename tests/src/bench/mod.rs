@@ -5,6 +5,7 @@
 pub mod baseline;
 pub mod emulator_io;
 pub mod ingest;
+pub mod polling;
 pub mod scanner;
 pub mod sizes;
 pub mod uploads;
