@@ -4,6 +4,7 @@
 
 pub mod baseline;
 pub mod emulator_io;
+pub mod http;
 pub mod ingest;
 pub mod polling;
 pub mod scanner;

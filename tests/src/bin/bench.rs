@@ -23,7 +23,7 @@ async fn main() {
     let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
 
     let lines: usize = arg("--lines").and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    // `--only a,b` runs a subset (names: scanner, ingest, uploads, polling, sizes, emulator).
+    // `--only a,b` runs a subset (names: scanner, ingest, uploads, http, polling, sizes, emulator).
     let only = arg("--only");
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w == name));
     let mut sections = Vec::new();
@@ -35,6 +35,9 @@ async fn main() {
     }
     if wanted("uploads") {
         sections.push(bench::uploads::run(size_mb, reps).await);
+    }
+    if wanted("http") {
+        sections.push(bench::http::run().await);
     }
     if wanted("polling") {
         sections.push(bench::polling::run());

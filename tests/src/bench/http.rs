@@ -1,0 +1,110 @@
+//! The API under load: requests per second and p99 latency of `GET /v1/jobs/:id`
+//! and `POST /v1/jobs` (10 requests each), driven by this process (a second
+//! process beside workerd, on loopback) with a fixed number of concurrent
+//! clients, against `GET /healthz` of the same worker (routing and nothing else).
+
+use super::{Row, Section, median};
+use crate::api::requests;
+use crate::stack::Stack;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 16;
+const SECONDS: u64 = 5;
+
+struct Load {
+    per_sec: f64,
+    p99_ms: f64,
+    p50_ms: f64,
+}
+
+/// Run `CLIENTS` loops of `call` for `SECONDS`; every call must succeed.
+async fn load<F, Fut>(call: F) -> Load
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = u16> + Send,
+{
+    let call = Arc::new(call);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(SECONDS);
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut latencies = vec![];
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    let status = call().await;
+                    assert!((200..300).contains(&status), "status {status} under load");
+                    latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = vec![];
+    for t in tasks {
+        all.extend(t.await.unwrap_or_default());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let p99 = all.get((all.len() * 99 / 100).min(all.len().saturating_sub(1))).copied().unwrap_or(f64::NAN);
+    Load { per_sec: all.len() as f64 / elapsed, p99_ms: p99, p50_ms: median(all) }
+}
+
+pub async fn run() -> Section {
+    let s = Stack::start(
+        json!({}),
+        &[("MAX_OPEN_JOBS", "1000000"), ("MAX_SUBMITS_PER_MINUTE", "1000000"), ("POLL_FIRST_SECS", "3600")],
+    );
+    let (status, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests(10)}), None).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    let (http, base) = (s.http.clone(), s.url(""));
+    let get = |path: String| {
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        move || {
+            let (http, url) = (http.clone(), url.clone());
+            async move { http.get(url).send().await.map_or(0, |r| r.status().as_u16()) }
+        }
+    };
+    // Warm the isolate and the job's object before measuring.
+    for _ in 0..50 {
+        get(format!("/v1/jobs/{id}"))().await;
+    }
+    let trivial = load(get("/healthz".into())).await;
+    let view = load(get(format!("/v1/jobs/{id}"))).await;
+    let body = json!({"model": "gemini-2.5-flash", "requests": requests(10)}).to_string();
+    let (http2, url) = (http.clone(), format!("{base}/v1/jobs"));
+    let submit = load(move || {
+        let (http, url, body) = (http2.clone(), url.clone(), body.clone());
+        async move {
+            http.post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        }
+    })
+    .await;
+    let row = |metric: &str, l: &Load| Row {
+        metric: metric.into(),
+        value: format!("{:.0}/s, p50 {:.1} ms, p99 {:.1} ms", l.per_sec, l.p50_ms, l.p99_ms),
+        baseline: format!("{:.0}/s, p99 {:.1} ms", trivial.per_sec, trivial.p99_ms),
+        ratio: Some(l.per_sec / trivial.per_sec),
+        target: None,
+    };
+    Section {
+        title: "HTTP under load".into(),
+        how: format!(
+            "{CLIENTS} concurrent clients for {SECONDS} s per route, from the benchmark process over loopback \
+             (keep-alive), against the worker in workerd. `GET /v1/jobs/:id` is authenticated and answered by \
+             the job's Durable Object; `POST /v1/jobs` validates 10 requests, stores the input in R2, reserves \
+             credits in the account's object and creates the job's object (each job then runs on its own). \
+             Baseline: `GET /healthz` of the same worker. The ratio is requests/s over the baseline's."
+        ),
+        rows: vec![row("GET /v1/jobs/:id", &view), row("POST /v1/jobs (10 requests)", &submit)],
+    }
+}
