@@ -2,7 +2,7 @@
 //! validator, estimate and price table), so it matches `POST /v1/estimate`.
 
 use batchgate_core::pricing::{EstimateRules, PriceTable, Quote, Tokens};
-use batchgate_core::results::{Outcome, scan_line};
+use batchgate_core::results::{Outcome, scan_with_serde};
 use batchgate_core::submit::{Limits, Validator};
 use serde_json::Value;
 
@@ -30,7 +30,8 @@ pub fn estimate(
 pub fn result_cost(prices: &PriceTable, model: &str, line: &[u8]) -> Result<Quote, String> {
     let model = model.strip_prefix("models/").unwrap_or(model);
     let price = prices.price(model).ok_or_else(|| format!("model {model:?} has no price"))?;
-    let usage = match scan_line(line).outcome {
+    // The reference reader (serde), not the fast scanner: same answer, less wasm.
+    let usage = match scan_with_serde(line).outcome {
         Outcome::Success(u) => u,
         _ => Default::default(),
     };

@@ -15,7 +15,15 @@ pub fn build_sdk(args: &[String]) -> Result<(), String> {
     let tools = setup::worker_tools()?;
     let pkg = root().join(PKG);
     let wasm = pkg.join("batchgate_bg.wasm");
-    let inputs = ["sdk/src", "sdk/npm", "sdk/Cargo.toml", "sdk/README.md", "core/src", "Cargo.lock"];
+    let inputs = [
+        "sdk/src",
+        "sdk/npm",
+        "sdk/Cargo.toml",
+        "sdk/README.md",
+        "core/src",
+        "Cargo.lock",
+        ".cargo/config.toml",
+    ];
     let fresh = newest(&wasm)
         .is_some_and(|built| inputs.iter().filter_map(|p| newest(&root().join(p))).all(|t| t <= built));
     if fresh && !force {

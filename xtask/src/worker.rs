@@ -41,7 +41,14 @@ pub fn newest(path: &Path) -> Option<SystemTime> {
 
 fn is_fresh(out: &Path) -> bool {
     let Some(built) = newest(out) else { return false };
-    let inputs =
-        ["worker/src", "worker/Cargo.toml", "core/src", "core/Cargo.toml", "Cargo.lock", "Cargo.toml"];
+    let inputs = [
+        "worker/src",
+        "worker/Cargo.toml",
+        "core/src",
+        "core/Cargo.toml",
+        "Cargo.lock",
+        "Cargo.toml",
+        ".cargo/config.toml",
+    ];
     inputs.iter().filter_map(|p| newest(&root().join(p))).all(|t| t <= built)
 }
