@@ -28,6 +28,12 @@ pub fn build_worker(args: &[String]) -> Result<(), String> {
             .env("ESBUILD_BIN", &tools.esbuild)
             .env("WASM_OPT_BIN", &tools.wasm_opt)
             .current_dir(root().join("worker")),
+    )?;
+    // wasm-bindgen keeps the function-name section (a sixth of the module);
+    // workerd does not need it, and every cold start downloads and compiles it.
+    step(
+        "strip the worker's name section",
+        Command::new(&tools.wasm_opt).arg(&out).args(["--strip-debug", "--strip-producers", "-o"]).arg(&out),
     )
 }
 

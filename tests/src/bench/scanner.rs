@@ -64,7 +64,7 @@ pub fn run(lines: usize, reps: usize) -> Section {
              (key, outcome, usage; the response skipped, not built) against `serde_json::from_slice::<Value>` \
              of each whole line. Native: median of {reps} runs, single thread, same process. Wasm: the same \
              code compiled to wasm32 (`tests/wasm-scanner`, wasm-release profile) and run in Node over the \
-             first {} lines, both functions alternating, median of {reps} runs each.",
+             first {} lines already in wasm memory, both functions alternating, median of {reps} runs each.",
             bytes as f64 / 1e6,
             wasm_lines.len()
         ),
