@@ -228,6 +228,48 @@ mod fast {
         Some((serde_json::from_slice(b.get(start..end)?).ok()?, end))
     }
 
+    /// `usageMetadata` without serde (it is most of the work left per line):
+    /// the six counts as plain integers, every other member skipped. Anything
+    /// serde would refuse or read differently (a quoted or signed number, a
+    /// leading zero, a count given twice) gives up, and serde decides.
+    fn usage_metadata(b: &[u8], start: usize) -> Option<(RawUsage, usize)> {
+        let mut u = RawUsage::default();
+        let mut seen = 0u8;
+        let end = members(b, start, |name, at| {
+            let (bit, slot) = match name {
+                b"promptTokenCount" => (1, &mut u.prompt_token_count),
+                b"candidatesTokenCount" => (2, &mut u.candidates_token_count),
+                b"thoughtsTokenCount" => (4, &mut u.thoughts_token_count),
+                b"cachedContentTokenCount" => (8, &mut u.cached_content_token_count),
+                b"toolUsePromptTokenCount" => (16, &mut u.tool_use_prompt_token_count),
+                b"totalTokenCount" => (32, &mut u.total_token_count),
+                _ => return skip_value(b, at),
+            };
+            if seen & bit != 0 {
+                return None;
+            }
+            seen |= bit;
+            let (value, end) = integer(b, at)?;
+            *slot = value;
+            Some(end)
+        })?;
+        Some((u, end))
+    }
+
+    /// A JSON unsigned integer at `b[i]` (no sign, fraction, exponent or leading zero).
+    fn integer(b: &[u8], i: usize) -> Option<(u64, usize)> {
+        let mut j = i;
+        let mut value = 0u64;
+        while let Some(d) = b.get(j).filter(|c| c.is_ascii_digit()) {
+            value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            j += 1;
+        }
+        let digits = j - i;
+        let leading_zero = digits > 1 && b.get(i) == Some(&b'0');
+        let more = b.get(j).is_some_and(|c| matches!(c, b'.' | b'e' | b'E'));
+        (digits > 0 && !leading_zero && !more).then_some((value, j))
+    }
+
     pub fn scan(b: &[u8]) -> Option<ResultLine<'_>> {
         let mut key: Option<Cow<'_, str>> = None;
         let mut outcome: Option<Outcome> = None;
@@ -254,7 +296,7 @@ mod fast {
                 let mut usage = RawUsage::default();
                 let end = members(b, start, |n, s| {
                     if n == b"usageMetadata" {
-                        let (u, end) = take::<RawUsage>(b, s)?;
+                        let (u, end) = usage_metadata(b, s)?;
                         usage = u;
                         Some(end)
                     } else {
@@ -341,6 +383,15 @@ mod tests {
             br#"{"k\u0065y":"a","response":{}}"#,
             b"[1,2]",
             b"{",
+            // Counts serde reads differently or refuses: the fast path must not guess.
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":"12"}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":012}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":-1}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":1.0}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":1e3}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":99999999999999999999}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":1,"totalTokenCount":2}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":7,"promptTokensDetails":[{"tokenCount":3}]}}}"#,
         ] {
             assert_eq!(scan_line(line), scan_with_serde(line), "{}", String::from_utf8_lossy(line));
         }

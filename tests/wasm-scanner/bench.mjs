@@ -13,8 +13,11 @@ const mbps = (read) => {
   const secs = Number(process.hrtime.bigint() - t) / 1e9;
   return [corpus.len() / 1e6 / secs, total];
 };
-corpus.scan_total(); // warm up: compile both paths before timing
-corpus.serde_total();
+// Warm up until V8 has tiered both paths up (Liftoff first, TurboFan later).
+for (let i = 0; i < 3; i++) {
+  corpus.scan_total();
+  corpus.serde_total();
+}
 const out = { scan: [], serde: [], totals: [] };
 for (let i = 0; i < Number(reps); i++) {
   const [a, ta] = mbps(() => corpus.scan_total());

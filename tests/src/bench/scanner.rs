@@ -64,9 +64,10 @@ pub fn run(lines: usize, reps: usize) -> Section {
              (key, outcome, usage; the response skipped, not built) against `serde_json::from_slice::<Value>` \
              of each whole line. Native: median of {reps} runs, single thread, same process. Wasm: the same \
              code compiled to wasm32 (`tests/wasm-scanner`, wasm-release profile) and run in Node over the \
-             first {} lines already in wasm memory, both functions alternating, median of {reps} runs each.",
+             first {} lines already in wasm memory, after three warm-up runs, both functions alternating, median of {} runs each.",
             bytes as f64 / 1e6,
-            wasm_lines.len()
+            wasm_lines.len(),
+            reps.max(5)
         ),
         rows: vec![
             Row {
@@ -103,7 +104,7 @@ fn wasm_row(lines: &[String], reps: usize) -> Row {
         .arg(workspace_root().join("tests/wasm-scanner/bench.mjs"))
         .arg(&pkg)
         .arg(file.path())
-        .arg(reps.to_string())
+        .arg(reps.max(5).to_string())
         .output();
     let parsed: Option<serde_json::Value> =
         out.ok().filter(|o| o.status.success()).and_then(|o| serde_json::from_slice(&o.stdout).ok());
