@@ -14,5 +14,6 @@ pub mod pricing;
 pub mod results;
 pub mod schedule;
 pub mod submit;
+pub mod timeline;
 pub mod upload;
 pub mod view;

@@ -347,7 +347,32 @@ async fn retry_makes_a_linked_child_job_of_the_lines_that_did_not_succeed() {
     let s = Stack::start(json!({"failKeys": ["k3", "k17"]}), &[]);
     let (_, job) = s.submit(submission(20), None).await;
     let parent = job["id"].as_str().unwrap().to_string();
-    s.wait_state(&parent, "succeeded", 60).await;
+    s.wait_for(&parent, 60, |j| j["cost"]["charged"].is_number()).await;
+
+    // The timeline tells the job's story in order, charge included.
+    let (status, page) = s.get(&format!("/v1/jobs/{parent}/events?limit=1000")).await;
+    assert_eq!(status, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let position =
+        |k: &str| kinds.iter().position(|x| *x == k).unwrap_or_else(|| panic!("no {k} in {kinds:?}"));
+    assert!(position("submitted") < position("uploaded"));
+    assert!(position("uploaded") < position("batch_created"));
+    assert!(position("batch_created") < position("polled"));
+    assert!(position("polled") < position("ingested"));
+    assert!(position("ingested") < position("charged"));
+    let to: Vec<&str> =
+        events.iter().filter(|e| e["kind"] == "state").map(|e| e["detail"]["to"].as_str().unwrap()).collect();
+    assert_eq!(to.last(), Some(&"succeeded"), "{to:?}");
+    let charged = &events[position("charged")]["detail"]["amount"];
+    assert_eq!(charged, &s.job(&parent).await["cost"]["charged"]);
+    assert!(!page.to_string().contains("upload_id"), "no upload session URL in the timeline");
+    let (_, first) = s.get(&format!("/v1/jobs/{parent}/events?limit=2")).await;
+    let (_, rest) = s.get(&format!("/v1/jobs/{parent}/events?after={}", first["nextCursor"])).await;
+    assert_eq!(rest["events"][0]["seq"], events[2]["seq"], "pages continue where the cursor points");
+    let other = batchgate_e2e::stack::client_with(&batchgate_e2e::stack::token("someone-else"));
+    let r = other.get(s.url(&format!("/v1/jobs/{parent}/events"))).send().await.unwrap();
+    assert_eq!(r.status(), 404, "another account's timeline does not exist");
     // Gemini would now answer them: the child should succeed.
     s.control("/config", json!({"failKeys": []})).await;
     let retry = |id: String| {

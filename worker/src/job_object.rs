@@ -13,6 +13,7 @@ use crate::steps::{self, StepResult};
 use crate::{accounts, internal};
 use batchgate_core::job::{Action, Job, Outcome};
 use batchgate_core::pricing::Price;
+use batchgate_core::timeline::{self, Event};
 use batchgate_core::view::{JobMeta, JobView};
 use serde::Deserialize;
 use std::cell::RefCell;
@@ -160,6 +161,8 @@ impl JobObject {
         store.put("inputKey", &init.input_key)?;
         store.put("meta", &meta)?;
         store.save_job(&job)?;
+        let detail = serde_json::json!({"requests": init.request_count, "reserved": init.reserved, "retryOf": meta.retry_of});
+        store.add_event(now_ms(), &Event { kind: "submitted", detail })?;
         self.state.storage().set_alarm(0).await?;
         accounts::record(&self.env, &init.account, &job, &meta).await;
         let view = JobView::of(&job, &meta);
@@ -204,7 +207,11 @@ impl JobObject {
             if let Some(slice) = &result.slice {
                 store.record_slice(&slice.records, slice.part_number, &slice.etag)?;
             }
+            let step = timeline::of_outcome(&result.outcome);
             fresh.apply(result.outcome, now_ms(), rand(), &settings.policy);
+            for event in step.iter().chain(timeline::state_change(state_before, fresh.state()).iter()) {
+                store.add_event(now_ms(), event)?;
+            }
             if fresh.is_done() && fresh.state() != state_before {
                 let mut meta = store.meta()?;
                 meta.missing = store.missing_count()?;
@@ -249,6 +256,10 @@ impl JobObject {
                 let mut job = job;
                 job.request_cancel(now_ms());
                 store.save_job(&job)?;
+                store.add_event(
+                    now_ms(),
+                    &Event { kind: "cancel_requested", detail: serde_json::json!({}) },
+                )?;
                 self.broadcast(&store, &job)?;
                 self.state.storage().set_alarm(0).await?;
                 let view = self.view(&store, &job).await?;
@@ -305,6 +316,13 @@ impl JobObject {
                     metadata: meta.metadata,
                     keys: if ended { store.unsucceeded_keys()? } else { vec![] },
                 })
+            }
+            "/events" => {
+                let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let limit = q("limit").and_then(|v| v.parse().ok()).unwrap_or(100).clamp(1, 1000);
+                let events = store.events(after, limit)?;
+                let next = (events.len() as u64 == limit).then(|| events.last().map(|e| e["seq"].clone()));
+                internal::json(&serde_json::json!({"events": events, "nextCursor": next.flatten()}))
             }
             "/missing" => {
                 let after = q("after").and_then(|v| v.parse().ok()).unwrap_or(0);

@@ -7,6 +7,7 @@
 //! - `results(number, key, offset, len, ok, code, …)`: one row per result line,
 //!   where it sits in the R2 results object and what it says.
 //! - `parts(number, etag)`: stored parts of the results multipart upload.
+//! - `events(seq, at_ms, kind, detail)`: the job's timeline (core's `timeline`).
 
 use batchgate_core::ingest::LineRecord;
 use batchgate_core::job::Job;
@@ -54,6 +55,8 @@ impl Store {
              thoughts INTEGER, total INTEGER)",
             "CREATE INDEX IF NOT EXISTS results_rkey ON results (rkey)",
             "CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, \
+             kind TEXT NOT NULL, detail TEXT NOT NULL)",
         ] {
             sql.exec(ddl, None)?;
         }
@@ -162,6 +165,41 @@ impl Store {
             .exec("SELECT COUNT(*) AS n FROM inputs WHERE rkey NOT IN (SELECT rkey FROM results WHERE rkey IS NOT NULL)", None)?
             .to_array()?;
         Ok(rows.first().map_or(0, |c| c.n.max(0) as u64))
+    }
+
+    /// Append to the timeline (in the same synchronous run as the state it describes).
+    pub fn add_event(&self, at_ms: u64, event: &batchgate_core::timeline::Event) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO events (at_ms, kind, detail) VALUES (?, ?, ?)",
+            vec![int(at_ms), event.kind.into(), event.detail.to_string().into()],
+        )?;
+        Ok(())
+    }
+
+    /// Timeline entries after `after` (oldest first): `{seq, at, kind, detail}`.
+    pub fn events(&self, after: u64, limit: u64) -> Result<Vec<serde_json::Value>> {
+        #[derive(Deserialize)]
+        struct Row {
+            seq: i64,
+            at_ms: i64,
+            kind: String,
+            detail: String,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec(
+                "SELECT seq, at_ms, kind, detail FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![int(after), int(limit)],
+            )?
+            .to_array()?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let at = batchgate_core::gemini::timestamp::format_nanos(r.at_ms.saturating_mul(1_000_000));
+                let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
+                serde_json::json!({"seq": r.seq, "at": at, "kind": r.kind, "detail": detail})
+            })
+            .collect())
     }
 
     /// The keys a retry resubmits: every input line without a successful result.

@@ -149,6 +149,10 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         (Method::Post, ["v1", "jobs", id, "cancel"]) => {
             job_call(&req, env, id, Method::Post, "/cancel").await
         }
+        (Method::Get, ["v1", "jobs", id, "events"]) => {
+            let query = req.url()?.query().map(|q| format!("?{q}")).unwrap_or_default();
+            job_call(&req, env, id, Method::Get, &format!("/events{query}")).await
+        }
         (Method::Post, ["v1", "jobs", id, "retry"]) => retry::handle(env, &account(&req, env)?, id).await,
         (Method::Delete, ["v1", "jobs", id]) => job_call(&req, env, id, Method::Post, "/delete").await,
         (Method::Get, ["v1", "jobs", id, "results"]) => {

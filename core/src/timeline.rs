@@ -1,0 +1,109 @@
+//! A job's timeline (`GET /v1/jobs/:id/events`): each step the JobObject took
+//! and each change users can see, in their terms. Built from the state
+//! machine's outcomes, so the worker only stores what this returns. Nothing
+//! private to the worker appears (upload session URLs are capabilities).
+
+use crate::gemini::client::Failure;
+use crate::job::{JobState, Outcome};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One timeline entry: `kind` names it, `detail` says the rest.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub kind: &'static str,
+    pub detail: Value,
+}
+
+fn event(kind: &'static str, detail: Value) -> Option<Event> {
+    Some(Event { kind, detail })
+}
+
+/// URLs in a message become `<url>` (they may carry an upload session id).
+fn redact(message: &str) -> String {
+    let words: Vec<&str> = message.split(' ').map(|w| if w.contains("://") { "<url>" } else { w }).collect();
+    let text = words.join(" ");
+    match text.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", text.get(..cut).unwrap_or_default()),
+        None => text,
+    }
+}
+
+/// The entry for a step's outcome (none for bookkeeping users never see).
+pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
+    match outcome {
+        Outcome::UploadStarted { .. } => event("upload_started", json!({})),
+        Outcome::UploadProgress { offset } => event("upload_progress", json!({"bytes": offset})),
+        Outcome::Uploaded { file } => event("uploaded", json!({"file": file})),
+        Outcome::CreateSending => None,
+        Outcome::BatchFound { batch } => event("batch_found", json!({"batch": batch})),
+        Outcome::BatchAbsent => event("batch_absent", json!({})),
+        Outcome::Created { batch } => event("batch_created", json!({"batch": batch})),
+        Outcome::CancelSent => event("cancel_sent", json!({})),
+        Outcome::Polled { state, progress, error, .. } => event(
+            "polled",
+            json!({"geminiState": state, "succeeded": progress.succeeded, "failed": progress.failed,
+                   "pending": progress.pending, "error": error.as_deref().map(redact)}),
+        ),
+        Outcome::IngestProgress { cursor, size } => event(
+            "ingest_progress",
+            json!({"lines": cursor.lines, "bytes": cursor.scan_offset, "size": size}),
+        ),
+        Outcome::Ingested => event("ingested", json!({})),
+        Outcome::FilesDeleted => event("files_deleted", json!({})),
+        Outcome::Settled { charge } => event("charged", json!({"amount": charge})),
+        Outcome::Failed(Failure::Transient { message, retry_after_ms }) => {
+            event("step_retried", json!({"message": redact(message), "retryAfterMs": retry_after_ms}))
+        }
+        Outcome::Failed(Failure::Permanent { status, message }) => {
+            event("step_failed", json!({"status": status, "message": redact(message)}))
+        }
+    }
+}
+
+/// The entry for a visible state change.
+pub fn state_change(before: JobState, after: JobState) -> Option<Event> {
+    (before != after).then(|| Event { kind: "state", detail: json!({"from": before, "to": after}) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemini::BatchState;
+    use crate::job::Progress;
+
+    #[test]
+    fn polls_charges_and_state_changes_read_as_users_expect() {
+        let polled = Outcome::Polled {
+            state: BatchState::Running,
+            progress: Progress { succeeded: 3, failed: 1, pending: 6 },
+            results_file: None,
+            error: None,
+        };
+        let e = of_outcome(&polled).unwrap_or_else(|| panic!("a poll is an event"));
+        assert_eq!(e.kind, "polled");
+        assert_eq!(e.detail["succeeded"], 3);
+        assert_eq!(e.detail["geminiState"], "BATCH_STATE_RUNNING");
+        assert_eq!(
+            of_outcome(&Outcome::Settled { charge: 42 }).map(|e| e.detail["amount"].clone()),
+            Some(json!(42))
+        );
+        assert_eq!(of_outcome(&Outcome::CreateSending), None);
+        let s = state_change(JobState::Pending, JobState::Running).unwrap_or_else(|| panic!("a change"));
+        assert_eq!(s.detail, json!({"from": "pending", "to": "running"}));
+        assert_eq!(state_change(JobState::Running, JobState::Running), None);
+    }
+
+    #[test]
+    fn upload_session_urls_never_appear() {
+        let started = Outcome::UploadStarted { session_url: "https://x/upload?upload_id=SECRET".into() };
+        let failed = Outcome::Failed(Failure::Transient {
+            message: "error sending request for url (https://x/upload?upload_id=SECRET): reset".into(),
+            retry_after_ms: None,
+        });
+        for o in [started, failed] {
+            let e = of_outcome(&o).unwrap_or_else(|| panic!("an event"));
+            assert!(!e.detail.to_string().contains("SECRET"), "{}", e.detail);
+        }
+    }
+}
