@@ -5,9 +5,9 @@ import type { JobView, ResultLine } from "./batchgate.js";
 export { Batchgate, JobWatch, ResultLines, version } from "./batchgate.js";
 // The shapes of everything the API takes and returns (generated with the wasm).
 export type {
-  Account, BatchgateOptions, Content, Cost, Counts, EstimateInput, GenerateContentRequest, JobError, JobPage,
+  Account, BatchgateOptions, Content, Cost, Counts, EstimateInput, EventOptions, EventPage, GenerateContentRequest, JobError, JobPage,
   JobState, JobSummary, JobView, Kind, LedgerOptions, LedgerPage, LedgerRow, ListOptions, Part, Quote, RequestLine,
-  ResultLine, ResultsOptions, SubmitInput, TokenSource, Tokens, UploadedFile, UploadOptions, UploadProgress,
+  ResultLine, ResultsOptions, SubmitInput, TimelineEvent, TokenSource, Tokens, UploadedFile, UploadOptions, UploadProgress,
   Usage, WaitOptions, WatchOptions,
 } from "./batchgate.js";
 

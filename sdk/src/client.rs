@@ -356,6 +356,19 @@ impl Batchgate {
         crate::upload::upload(&self.inner, blob, crate::upload::Options::from_js(&options)).await
     }
 
+    /// The job's timeline, oldest first: `{events, nextCursor}`; options `{after?, limit?}`.
+    #[wasm_bindgen(unchecked_return_type = "EventPage")]
+    pub async fn events(
+        &self,
+        id: String,
+        #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
+    ) -> Result<JsValue, JsValue> {
+        let o = from_js(options)?;
+        let limit = o["limit"].as_u64().unwrap_or(100);
+        let after = o["after"].as_u64().map(|a| format!("&after={a}")).unwrap_or_default();
+        self.inner.get(&format!("/v1/jobs/{}/events?limit={limit}{after}", enc(&id))).await
+    }
+
     /// `{entries, nextCursor}`; options `{limit?, cursor?}`.
     #[wasm_bindgen(unchecked_return_type = "LedgerPage")]
     pub async fn ledger(

@@ -75,6 +75,10 @@ export interface Account {
     saved: number;
     openJobs: number;
 }
+/** One step or change in a job's life (`kind`: submitted, uploaded, batch_created, polled, state, ingested, charged, …). */
+export interface TimelineEvent { seq: number; at: string; kind: string; detail: Record<string, unknown> }
+export interface EventOptions { after?: number; limit?: number }
+export interface EventPage { events: TimelineEvent[]; nextCursor?: number | null }
 export interface LedgerOptions { limit?: number; cursor?: string }
 export interface LedgerRow {
     seq: number;

@@ -72,6 +72,9 @@ assert.equal(
   done.cost.charged + secondDone.cost.charged,
   "the balance dropped by exactly the charges",
 );
+const timeline = await bg.events(job.id, { limit: 1000 });
+const kinds = timeline.events.map((e) => e.kind);
+assert.ok(kinds[0] === "submitted" && kinds.includes("charged"), `timeline: ${kinds}`);
 const listed = await bg.list({ limit: 5 });
 assert.equal(listed.jobs[1].id, job.id);
 const ledger = await bg.ledger({ limit: 10 });

@@ -23,6 +23,8 @@ export async function use(blob: Blob): Promise<number> {
   const page = await bg.list({ state: "running", limit: 5 });
   const account = await bg.account();
   const ledger = await bg.ledger();
+  const steps = await bg.events(job.id, { limit: 10 });
+  if (steps.events[0]?.kind === "submitted") return steps.events.length;
   try {
     await bg.cancel(page.jobs[0]?.id ?? file.name);
   } catch (e) {
