@@ -17,3 +17,4 @@ pub mod submit;
 pub mod timeline;
 pub mod upload;
 pub mod view;
+pub mod webhook;
