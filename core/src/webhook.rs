@@ -94,9 +94,59 @@ impl Secret {
     }
 }
 
+/// Whether `url` may receive a job's webhook: `https://` with a host (or
+/// `http://` when the operator allows it, for local development), at most 2 KB,
+/// no whitespace. The error names the problem.
+pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
+    let rest = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(r), _) => r,
+        (None, Some(r)) if allow_http => r,
+        (None, Some(_)) => return Err("webhook.url must use https".into()),
+        _ => return Err("webhook.url must be an https:// URL".into()),
+    };
+    if url.len() > 2048 {
+        return Err("webhook.url is longer than 2048 characters".into());
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("webhook.url contains whitespace".into());
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains('@') {
+        return Err("webhook.url needs a host (and no credentials)".into());
+    }
+    Ok(())
+}
+
+/// The body of a job's webhook: `{type, timestamp, data}` with the final job view.
+pub fn payload(view: &crate::view::JobView, timestamp: &str) -> serde_json::Value {
+    let state = serde_json::to_value(view.state).unwrap_or_default();
+    serde_json::json!({
+        "type": format!("job.{}", state.as_str().unwrap_or("ended")),
+        "timestamp": timestamp,
+        "data": view,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn webhook_urls_are_https_with_a_host() {
+        assert_eq!(check_url("https://hooks.example.com/batchgate?x=1", false), Ok(()));
+        assert!(check_url("http://hooks.example.com/", false).is_err_and(|e| e.contains("https")));
+        assert_eq!(check_url("http://127.0.0.1:9000/hook", true), Ok(()));
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https:///path",
+            "https://user:pw@host/",
+            "https://a b/",
+            "hooks.example.com",
+        ] {
+            assert!(check_url(bad, true).is_err(), "{bad}");
+        }
+    }
 
     // The reference vector of the Standard Webhooks libraries.
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";

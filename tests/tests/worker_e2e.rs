@@ -416,3 +416,82 @@ async fn retry_makes_a_linked_child_job_of_the_lines_that_did_not_succeed() {
     let (status, child) = retry(failed).await;
     assert_eq!((status, child["requestCount"].as_u64()), (202, Some(4)), "{child}");
 }
+
+/// A receiver for webhooks: records every delivery, answers 500 to the first.
+async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>)
+{
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::default();
+    let seen = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let seen = seen.clone();
+            async move {
+                let mut all = seen.lock().unwrap();
+                all.push((headers, body));
+                if all.len() == 1 {
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn an_ended_job_calls_its_webhook_signed_and_retried_until_it_lands() {
+    use batchgate_core::webhook::Secret;
+    let s = Stack::start(json!({}), &[("WEBHOOK_ALLOW_HTTP", "true")]);
+    let (url, got) = webhook_receiver().await;
+    let mut body = submission(3);
+    body["webhook"] = json!({"url": "ftp://example.com/hook"});
+    let (status, refused) = s.submit(body.clone(), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_webhook")), "{refused}");
+    body["webhook"] = json!({"url": url});
+    let (status, job) = s.submit(body, None).await;
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().unwrap().to_string();
+    // The first delivery gets a 500; the retry (5 s later) lands.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while got.lock().unwrap().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let deliveries = got.lock().unwrap().clone();
+    assert_eq!(deliveries.len(), 2, "one failed delivery and its retry");
+    let (_, secret) = s.get("/v1/account/webhook-secret").await;
+    let secret = Secret::parse(secret["secret"].as_str().unwrap()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let header = |h: &axum::http::HeaderMap, k: &str| {
+        h.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    };
+    for (headers, body) in &deliveries {
+        let (wid, ts, sig) = (
+            header(headers, "webhook-id"),
+            header(headers, "webhook-timestamp"),
+            header(headers, "webhook-signature"),
+        );
+        assert_eq!(
+            secret.verify((&wid, &ts, &sig), body.as_bytes(), now, 300),
+            Ok(()),
+            "signed with the account's secret"
+        );
+        assert_eq!(wid, format!("{id}-succeeded"), "the same id on every attempt");
+        let payload: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(payload["type"], "job.succeeded");
+        assert_eq!(payload["data"]["id"], id.as_str());
+        assert!(payload["data"]["cost"]["charged"].is_number(), "sent once the job was charged: {payload}");
+    }
+    let (_, page) = s.get(&format!("/v1/jobs/{id}/events?limit=1000")).await;
+    let kinds: Vec<&str> =
+        page["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let failed = kinds.iter().position(|k| *k == "webhook_failed");
+    let delivered = kinds.iter().position(|k| *k == "webhook_delivered");
+    assert!(failed.is_some() && failed < delivered, "{kinds:?}");
+}

@@ -14,6 +14,7 @@ use crate::ledger_store;
 use batchgate_core::job::JobState;
 use batchgate_core::ledger::{self, Admission};
 use batchgate_core::upload::OwnedFile;
+use batchgate_core::webhook::Secret;
 use worker::{
     DurableObject, Env, Method, Request, Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
 };
@@ -88,6 +89,19 @@ impl AccountObject {
                 internal::json(&summary(&sql, account)?)
             }
             (Method::Get, "/summary") => internal::json(&summary(&sql, account)?),
+            (Method::Get, "/webhook-secret") => {
+                // Made on first use; the same secret signs every job's webhooks.
+                let storage = self.state.storage();
+                let secret = match storage.get::<String>("webhookSecret").await? {
+                    Some(s) => s,
+                    None => {
+                        let s = Secret::from_bytes(&crate::random::bytes(32)?).encode();
+                        storage.put("webhookSecret", &s).await?;
+                        s
+                    }
+                };
+                internal::json(&serde_json::json!({"secret": secret}))
+            }
             (Method::Post, "/files") => {
                 let f: OwnedFile = req.json().await?;
                 sql.exec(

@@ -210,6 +210,15 @@ pub async fn summary(env: &Env, account: &str) -> std::result::Result<Summary, A
     ledger_call(env, account, Method::Get, "/summary", None).await
 }
 
+/// The account's webhook signing secret (`whsec_…`), made on first use.
+pub async fn webhook_secret(env: &Env, account: &str) -> std::result::Result<String, ApiError> {
+    #[derive(Deserialize)]
+    struct Answer {
+        secret: String,
+    }
+    ledger_call::<Answer>(env, account, Method::Get, "/webhook-secret", None).await.map(|a| a.secret)
+}
+
 pub async fn ledger_page(
     env: &Env,
     account: &str,

@@ -30,6 +30,8 @@ pub struct Settings {
     pub estimate: EstimateRules,
     pub account_limits: ledger::Limits,
     pub uploads: UploadSettings,
+    /// `WEBHOOK_ALLOW_HTTP`: accept `http://` webhook URLs (local development only).
+    pub webhook_allow_http: bool,
 }
 
 pub struct UploadSettings {
@@ -125,6 +127,7 @@ impl Settings {
                 quota_bytes: num(env, "STORAGE_QUOTA_BYTES", 10 * 1024 * 1024 * 1024),
                 idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
             },
+            webhook_allow_http: var(env, "WEBHOOK_ALLOW_HTTP").is_some_and(|v| v == "true"),
         }
     }
 }

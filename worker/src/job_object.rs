@@ -10,7 +10,7 @@ use crate::errors::ApiError;
 use crate::gemini::Gemini;
 use crate::job_store::Store;
 use crate::steps::{self, StepResult};
-use crate::{accounts, internal};
+use crate::{accounts, internal, webhooks};
 use batchgate_core::job::{Action, Job, Outcome};
 use batchgate_core::pricing::Price;
 use batchgate_core::timeline::{self, Event};
@@ -59,6 +59,8 @@ pub struct Init {
     pub reserved: i64,
     #[serde(default)]
     pub retry_of: Option<String>,
+    #[serde(default)]
+    pub webhook_url: Option<String>,
 }
 
 /// Names of the R2 objects a job owns.
@@ -160,6 +162,9 @@ impl JobObject {
         store.put("account", &init.account)?;
         store.put("inputKey", &init.input_key)?;
         store.put("meta", &meta)?;
+        if let Some(url) = init.webhook_url {
+            store.put("webhook", &webhooks::Delivery::new(url))?;
+        }
         store.save_job(&job)?;
         let detail = serde_json::json!({"requests": init.request_count, "reserved": init.reserved, "retryOf": meta.retry_of});
         store.add_event(now_ms(), &Event { kind: "submitted", detail })?;
@@ -167,6 +172,17 @@ impl JobObject {
         accounts::record(&self.env, &init.account, &job, &meta).await;
         let view = JobView::of(&job, &meta);
         internal::json(&internal::Created { created: true, view })
+    }
+
+    /// Once the job has ended and been charged: its webhook, if it has one
+    /// still to deliver (the alarm comes back for retries).
+    async fn after_the_end(&self, store: &Store, job: &Job) -> Result<()> {
+        let Some(account) = store.get::<String>("account")? else { return Ok(()) };
+        let view = self.view(store, job).await?;
+        if let Some(next) = webhooks::run(&self.env, store, &account, &view, now_ms()).await? {
+            self.state.storage().set_alarm(next as i64 - now_ms() as i64).await?;
+        }
+        Ok(())
     }
 
     /// Step the job until it must wait, ends, or uses up this alarm's budget.
@@ -180,7 +196,7 @@ impl JobObject {
             let now = now_ms();
             let action = job.next_action(now);
             match action {
-                Action::Finished => return Ok(()),
+                Action::Finished => return self.after_the_end(&store, &job).await,
                 Action::Wait { until_ms } => {
                     self.state.storage().set_alarm(until_ms as i64 - now as i64).await?;
                     return Ok(());

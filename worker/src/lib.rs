@@ -19,12 +19,14 @@ mod internal;
 mod job_object;
 mod job_store;
 mod ledger_store;
+mod random;
 mod results;
 mod retry;
 mod steps;
 mod submit;
 mod upload_object;
 mod uploads;
+mod webhooks;
 
 pub use account_object::AccountObject;
 pub use job_object::JobObject;
@@ -125,6 +127,10 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         (Method::Get, ["v1", "account"]) => {
             let account = account(&req, env)?;
             Ok(Response::from_json(&accounts::summary(env, &account).await?)?)
+        }
+        (Method::Get, ["v1", "account", "webhook-secret"]) => {
+            let secret = accounts::webhook_secret(env, &account(&req, env)?).await?;
+            Ok(Response::from_json(&serde_json::json!({"secret": secret}))?)
         }
         (Method::Get, ["v1", "account", "ledger"]) => {
             let account = account(&req, env)?;

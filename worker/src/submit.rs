@@ -155,6 +155,23 @@ pub struct JsonSubmission {
     pub requests: Vec<Value>,
     #[serde(default)]
     pub metadata: Option<Value>,
+    /// `{url}`: POSTed the final job, signed with the account's webhook secret.
+    #[serde(default)]
+    pub webhook: Option<WebhookTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    pub url: String,
+}
+
+/// A webhook URL the job may call, or a 400 naming the problem.
+fn webhook_url(url: Option<String>, settings: &Settings) -> Result<Option<String>> {
+    let Some(url) = url else { return Ok(None) };
+    batchgate_core::webhook::check_url(&url, settings.webhook_allow_http)
+        .map_err(|e| ApiError::bad_request("invalid_webhook", e))?;
+    Ok(Some(url))
 }
 
 /// A validated input, stored in R2 under `input_key`, not yet a job.
@@ -166,6 +183,7 @@ pub struct Submission {
     summary: Summary,
     bytes: u64,
     input_key: String,
+    webhook: Option<String>,
 }
 
 pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Response> {
@@ -248,6 +266,7 @@ pub async fn open(
         "price": submission.price,
         "reserved": quote.batch,
         "retryOf": retry_of,
+        "webhookUrl": submission.webhook,
     });
     let created =
         internal::call_json::<Created>(stub, Method::Post, "/init", account, Some(init.to_string()))
@@ -341,6 +360,7 @@ async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWr
         settings,
     )?;
     let display_name = query(req, "displayName");
+    let webhook = webhook_url(query(req, "webhookUrl"), settings)?;
     let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
     let mut splitter = LineSplitter::new(usize::try_from(settings.max_line_bytes).unwrap_or(usize::MAX));
     let mut body = req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
@@ -383,7 +403,8 @@ async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWr
             Ok::<(), std::convert::Infallible>(())
         });
     }
-    conclude(validator, writer, failed, (model, price), display_name, None).await
+    let submission = conclude(validator, writer, failed, (model, price), display_name, None).await?;
+    Ok(Submission { webhook, ..submission })
 }
 
 /// `application/json`: `{model, displayName?, requests: [{key?, request}], metadata?}`.
@@ -413,6 +434,7 @@ async fn read_json(req: &mut Request, settings: &Settings, mut writer: InputWrit
     })?;
     drop(bytes);
     let model = priced_model(&body.model, settings)?;
+    let webhook = webhook_url(body.webhook.map(|w| w.url), settings)?;
     let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
     for (i, item) in body.requests.into_iter().enumerate() {
         if let Some(normalized) = validator.item(i as u64 + 1, item) {
@@ -420,7 +442,8 @@ async fn read_json(req: &mut Request, settings: &Settings, mut writer: InputWrit
         }
     }
     let failed = writer.flush().await.err();
-    conclude(validator, writer, failed, model, body.display_name, body.metadata).await
+    let submission = conclude(validator, writer, failed, model, body.display_name, body.metadata).await?;
+    Ok(Submission { webhook, ..submission })
 }
 
 pub async fn conclude(
@@ -438,7 +461,16 @@ pub async fn conclude(
         (None, Ok(summary)) => {
             let input_key = writer.key.clone();
             let bytes = writer.finish().await?;
-            return Ok(Submission { model, price, display_name, metadata, summary, bytes, input_key });
+            return Ok(Submission {
+                model,
+                price,
+                display_name,
+                metadata,
+                summary,
+                bytes,
+                input_key,
+                webhook: None,
+            });
         }
     };
     writer.abort().await;
