@@ -40,6 +40,8 @@ export interface SubmitInput extends EstimateInput {
     metadata?: Record<string, unknown>;
     /** Sent as `Idempotency-Key`; generated when absent. */
     idempotencyKey?: string;
+    /** POSTed the final, charged job, signed with the account's webhook secret (Standard Webhooks). */
+    webhook?: { url: string };
 }
 export interface ListOptions { state?: JobState; limit?: number; cursor?: string }
 /** A job as `list` shows it; `job(id)` has the whole view. */
