@@ -10,33 +10,24 @@
 //
 // Usage: node worker/serve.mjs [--ip IP] [--port N] [--persist-to DIR]
 //                              [--log-level LEVEL] [--watch true] [--direct true]
-//                              [--assets false] [--var NAME:VALUE]...
+//                              [--var NAME:VALUE]...
 //
 // `--direct true` prints (and tests and benchmarks use) the URL of workerd's
 // own socket instead of wrangler's proxy in front of it: the proxy only keeps
 // a stable port across reloads, and costs a hop on every request body.
-//
-// `--assets false` serves the API without the demo's static assets. With them,
-// wrangler's local engine puts an asset router in front of the worker, and
-// with two servers at once it resets large streamed uploads (never without the
-// router; production routes assets at Cloudflare's edge, not in this engine).
-// The API's suites run without it; the demo's suite with it.
 
 import { unstable_DevEnv } from "wrangler";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const opts = { assets: true, ip: "127.0.0.1", port: 8787, persistTo: path.join(root, ".wrangler/state"), logLevel: "log", watch: false, direct: false };
+const opts = { ip: "127.0.0.1", port: 8787, persistTo: path.join(root, ".wrangler/state"), logLevel: "log", watch: false, direct: false };
 const vars = {};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
   const [flag, value] = [argv[i], argv[i + 1]];
   if (value === undefined) fail(`${flag} needs a value`);
   if (flag === "--ip") opts.ip = value;
-  else if (flag === "--assets") opts.assets = value !== "false";
   else if (flag === "--port") opts.port = Number(value);
   else if (flag === "--persist-to") opts.persistTo = value;
   else if (flag === "--log-level") opts.logLevel = value;
@@ -68,7 +59,7 @@ devEnv.dispatch = (event) => {
 };
 
 const worker = await devEnv.startWorker({
-  config: opts.assets ? path.join(root, "wrangler.toml") : withoutAssets(),
+  config: path.join(root, "wrangler.toml"),
   // wrangler builds once from the config either way; without --watch, no build
   // watcher either: it would rebuild and reload the worker right after start,
   // failing any POST that arrives during the reload.
@@ -93,15 +84,3 @@ const stop = async () => {
 };
 process.on("SIGINT", stop);
 process.on("SIGTERM", stop);
-
-// wrangler.toml minus its [assets] table, in a file of this process's own
-// (wrangler reloads the worker when its config file changes, so servers must
-// not share one), with the worker's entry point made absolute.
-function withoutAssets() {
-  const text = readFileSync(path.join(root, "wrangler.toml"), "utf8")
-    .replace(/^\[assets\]\n(?:(?!\[).*\n)*/m, "")
-    .replace(/^main = "(.*)"$/m, (_, main) => `main = ${JSON.stringify(path.join(root, main))}`);
-  const file = path.join(tmpdir(), `batchgate-wrangler-${process.pid}.toml`);
-  writeFileSync(file, text);
-  return file;
-}

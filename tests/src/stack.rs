@@ -53,8 +53,6 @@ pub struct Stack {
     vars: Vec<(String, String)>,
     state: tempfile::TempDir,
     pub http: reqwest::Client,
-    /// Serve the demo's static assets too (see `--assets` in worker/serve.mjs).
-    demo: bool,
 }
 
 fn free_port() -> u16 {
@@ -76,15 +74,6 @@ pub fn fast_vars() -> Vec<(&'static str, &'static str)> {
 impl Stack {
     /// Start the emulator (`emulator_config` patches its config) and the worker.
     pub fn start(emulator_config: Value, extra_vars: &[(&str, &str)]) -> Stack {
-        Stack::launch(emulator_config, extra_vars, false)
-    }
-
-    /// The stack with the demo app served beside the API, as `cargo xtask dev` serves it.
-    pub fn start_with_demo(emulator_config: Value, extra_vars: &[(&str, &str)]) -> Stack {
-        Stack::launch(emulator_config, extra_vars, true)
-    }
-
-    fn launch(emulator_config: Value, extra_vars: &[(&str, &str)], demo: bool) -> Stack {
         let config = json!({"pendingSecs": 0.5, "runningSecs": 0.5}).as_object().cloned().unwrap_or_default();
         let mut merged = config;
         if let Some(o) = emulator_config.as_object() {
@@ -104,8 +93,7 @@ impl Stack {
         vars.push(("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
         let state =
             tempfile::Builder::new().prefix("batchgate-e2e-").tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let mut stack =
-            Stack { emulator, worker: None, vars, state, http: client_with(&token(ACCOUNT)), demo };
+        let mut stack = Stack { emulator, worker: None, vars, state, http: client_with(&token(ACCOUNT)) };
         stack.start_worker();
         let grant = json!({"amount": STARTING_CREDITS, "idempotencyKey": "e2e-start"}).to_string();
         let answer = raw_http(
@@ -134,7 +122,7 @@ impl Stack {
         cmd.arg(workspace_root().join("worker/serve.mjs"))
             .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(self.state.path().join("state"))
-            .args(["--log-level", "warn", "--direct", "true", "--assets", &self.demo.to_string()])
+            .args(["--log-level", "warn", "--direct", "true"])
             .env("WRANGLER_SEND_METRICS", "false")
             .current_dir(workspace_root())
             .stdin(Stdio::null())

@@ -13,7 +13,7 @@ use std::process::Command;
 async fn the_demo_runs_a_job_cancels_one_and_uploads_a_file_in_chromium() {
     let artifacts = workspace_root().join("artifacts/demo");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let s = Stack::start_with_demo(json!({}), &[]);
+    let s = Stack::start(json!({}), &[]);
     let out = Command::new("node")
         .arg(workspace_root().join("demo/tests/demo.e2e.mjs"))
         .env("DEMO_URL", s.url("/"))

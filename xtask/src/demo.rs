@@ -1,9 +1,15 @@
 //! The demo site the worker serves as static assets (`[assets]` in
 //! wrangler.toml): `demo/site` plus the npm package from `sdk/pkg` under
 //! `vendor/batchgate/` (the page imports it by name through an import map),
-//! assembled into `demo/dist`. Plain copies, so it is rebuilt every time.
+//! assembled into `demo/dist`.
+//!
+//! wrangler runs the build command each time a server starts, and watches the
+//! assets directory: a rebuild while another server runs would reload that
+//! server's worker mid-request. So an up-to-date `demo/dist` is left alone, and
+//! a new one is assembled beside it and renamed into place.
 
 use crate::run::root;
+use crate::worker::newest;
 use std::path::Path;
 
 pub const DIST: &str = "demo/dist";
@@ -11,9 +17,23 @@ pub const DIST: &str = "demo/dist";
 pub fn build_demo() -> Result<(), String> {
     crate::sdk::build_sdk(&[])?;
     let dist = root().join(DIST);
+    let sources = [root().join("demo/site"), root().join(crate::sdk::PKG)];
+    let built = std::fs::metadata(dist.join(".built")).and_then(|m| m.modified()).ok();
+    if built.is_some_and(|b| sources.iter().filter_map(|s| newest(s)).all(|t| t <= b)) {
+        return Ok(());
+    }
+    let next = root().join(format!("{DIST}.{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&next);
+    copy_dir(&root().join("demo/site"), &next)?;
+    copy_dir(&root().join(crate::sdk::PKG), &next.join("vendor/batchgate"))?;
+    std::fs::write(next.join(".built"), "").map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&dist);
-    copy_dir(&root().join("demo/site"), &dist)?;
-    copy_dir(&root().join(crate::sdk::PKG), &dist.join("vendor/batchgate"))
+    match std::fs::rename(&next, &dist) {
+        Ok(()) => Ok(()),
+        // Another build put its (identical) copy in place first.
+        Err(_) if dist.join(".built").exists() => std::fs::remove_dir_all(&next).map_err(|e| e.to_string()),
+        Err(e) => Err(format!("{}: {e}", dist.display())),
+    }
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
