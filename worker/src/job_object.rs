@@ -81,17 +81,23 @@ impl JobObject {
         Gemini::new(s.gemini.clone(), gemini_key(&self.env), s.gemini_timeout_ms)
     }
 
-    async fn ensure_alarm(&self, job: &Job) -> Result<()> {
-        if job.is_done() {
-            return Ok(());
-        }
+    async fn ensure_alarm(&self, store: &Store, job: &Job) -> Result<()> {
+        // A finished job may still owe its webhook a delivery.
+        let next_at_ms = if job.is_done() {
+            match store.get::<webhooks::Delivery>("webhook")? {
+                Some(d) if !d.done => d.next_at_ms,
+                _ => return Ok(()),
+            }
+        } else {
+            job.next_at_ms
+        };
         let storage = self.state.storage();
         let due = match storage.get_alarm().await? {
             None => true,
             Some(at) => at < now_ms() as i64 - OVERDUE_MS,
         };
         if due {
-            storage.set_alarm(job.next_at_ms.max(now_ms()) as i64 - now_ms() as i64).await?;
+            storage.set_alarm(next_at_ms.max(now_ms()) as i64 - now_ms() as i64).await?;
         }
         Ok(())
     }
@@ -262,7 +268,7 @@ impl JobObject {
         let Some(job) = self.owned(&store, &req).await? else {
             return ApiError::not_found("no such job").into_response();
         };
-        self.ensure_alarm(&job).await?;
+        self.ensure_alarm(&store, &job).await?;
         let url = req.url()?;
         let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
         match path.as_str() {
