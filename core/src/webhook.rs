@@ -119,17 +119,93 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
 
 /// The body of a job's webhook: `{type, timestamp, data}` with the final job view.
 pub fn payload(view: &crate::view::JobView, timestamp: &str) -> serde_json::Value {
-    let state = serde_json::to_value(view.state).unwrap_or_default();
     serde_json::json!({
-        "type": format!("job.{}", state.as_str().unwrap_or("ended")),
+        "type": format!("job.{}", state_name(view)),
         "timestamp": timestamp,
         "data": view,
     })
 }
 
+/// The `webhook-id` of a job's terminal event: the same on every attempt.
+pub fn message_id(view: &crate::view::JobView) -> String {
+    format!("{}-{}", view.id, state_name(view))
+}
+
+fn state_name(view: &crate::view::JobView) -> String {
+    let state = serde_json::to_value(view.state).unwrap_or_default();
+    state.as_str().unwrap_or("ended").to_string()
+}
+
+/// A job's webhook: where it goes and how its deliveries went.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub url: String,
+    pub attempts: u32,
+    /// When the next attempt is due; 0 until the job ends (then: at once).
+    pub next_at_ms: u64,
+    pub done: bool,
+}
+
+impl Delivery {
+    pub fn new(url: String) -> Delivery {
+        Delivery { url, attempts: 0, next_at_ms: 0, done: false }
+    }
+
+    /// When the next attempt is due, if one is owed (the job has ended).
+    pub fn due_at(&self, now_ms: u64) -> Option<u64> {
+        (!self.done).then_some(if self.next_at_ms == 0 { now_ms } else { self.next_at_ms })
+    }
+
+    /// Record an attempt: the receiver's status, or why there was none. A 2xx
+    /// ends it; anything else waits for the schedule's next delay, and after
+    /// the last one the delivery is abandoned. The timeline entry says which.
+    pub fn record(&mut self, answer: Result<u16, String>, now_ms: u64) -> crate::timeline::Event {
+        use crate::timeline::Event;
+        self.attempts += 1;
+        let detail = match &answer {
+            Ok(status) => serde_json::json!({"attempt": self.attempts, "status": status}),
+            Err(e) => serde_json::json!({"attempt": self.attempts, "error": e}),
+        };
+        if answer.as_ref().is_ok_and(|s| (200..300).contains(s)) {
+            self.done = true;
+            return Event { kind: "webhook_delivered", detail };
+        }
+        match RETRY_SCHEDULE_MS.get(self.attempts as usize) {
+            Some(delay) => {
+                self.next_at_ms = now_ms + delay;
+                Event { kind: "webhook_failed", detail }
+            }
+            None => {
+                self.done = true;
+                Event { kind: "webhook_abandoned", detail }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deliveries_end_on_a_2xx_and_give_up_after_the_schedule() {
+        let mut d = Delivery::new("https://x/hook".into());
+        assert_eq!(d.due_at(1_000), Some(1_000), "due as soon as the job has ended");
+        let e = d.record(Ok(500), 1_000);
+        assert_eq!((e.kind, d.due_at(2_000)), ("webhook_failed", Some(1_000 + RETRY_SCHEDULE_MS[1])));
+        let e = d.record(Err("refused".into()), 7_000);
+        assert_eq!((e.kind, e.detail["error"].as_str()), ("webhook_failed", Some("refused")));
+        let e = d.record(Ok(204), 400_000);
+        assert_eq!((e.kind, d.due_at(500_000), d.attempts), ("webhook_delivered", None, 3));
+
+        let mut d = Delivery::new("https://x/hook".into());
+        let kinds: Vec<&str> =
+            (0..RETRY_SCHEDULE_MS.len()).map(|i| d.record(Ok(503), i as u64).kind).collect();
+        assert_eq!(kinds.last(), Some(&"webhook_abandoned"));
+        assert_eq!(kinds.iter().filter(|k| **k == "webhook_failed").count(), RETRY_SCHEDULE_MS.len() - 1);
+        assert_eq!(d.due_at(0), None);
+    }
 
     #[test]
     fn webhook_urls_are_https_with_a_host() {

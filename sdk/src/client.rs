@@ -263,16 +263,8 @@ impl Batchgate {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "ListOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let o = from_js(options)?;
-        let mut q = vec![];
-        for k in ["state", "limit", "cursor"] {
-            match &o[k] {
-                Value::String(v) => q.push(format!("{k}={}", enc(v))),
-                Value::Number(n) => q.push(format!("{k}={n}")),
-                _ => {}
-            }
-        }
-        self.inner.get(&format!("/v1/jobs?{}", q.join("&"))).await
+        let q = query(&from_js(options)?, &["state", "limit", "cursor"]);
+        self.inner.get(&format!("/v1/jobs?{q}")).await
     }
 
     /// Cancel the job; the results Gemini delivered so far are kept (and charged).
@@ -363,10 +355,8 @@ impl Batchgate {
         id: String,
         #[wasm_bindgen(unchecked_optional_param_type = "EventOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let o = from_js(options)?;
-        let limit = o["limit"].as_u64().unwrap_or(100);
-        let after = o["after"].as_u64().map(|a| format!("&after={a}")).unwrap_or_default();
-        self.inner.get(&format!("/v1/jobs/{}/events?limit={limit}{after}", enc(&id))).await
+        let q = query(&from_js(options)?, &["after", "limit"]);
+        self.inner.get(&format!("/v1/jobs/{}/events?{q}", enc(&id))).await
     }
 
     /// `{entries, nextCursor}`; options `{limit?, cursor?}`.
@@ -375,9 +365,18 @@ impl Batchgate {
         &self,
         #[wasm_bindgen(unchecked_optional_param_type = "LedgerOptions")] options: JsValue,
     ) -> Result<JsValue, JsValue> {
-        let o = from_js(options)?;
-        let limit = o["limit"].as_u64().unwrap_or(50);
-        let cursor = o["cursor"].as_str().map(|c| format!("&cursor={}", enc(c))).unwrap_or_default();
-        self.inner.get(&format!("/v1/account/ledger?limit={limit}{cursor}")).await
+        let q = query(&from_js(options)?, &["limit", "cursor"]);
+        self.inner.get(&format!("/v1/account/ledger?{q}")).await
     }
+}
+
+/// The options named in `keys` that are strings or numbers, as a query string
+/// (absent ones are left to the server's defaults).
+fn query(options: &Value, keys: &[&str]) -> String {
+    let pairs = keys.iter().filter_map(|k| match &options[*k] {
+        Value::String(v) => Some(format!("{k}={}", enc(v))),
+        Value::Number(n) => Some(format!("{k}={n}")),
+        _ => None,
+    });
+    pairs.collect::<Vec<_>>().join("&")
 }

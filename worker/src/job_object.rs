@@ -15,6 +15,7 @@ use batchgate_core::job::{Action, Job, Outcome};
 use batchgate_core::pricing::Price;
 use batchgate_core::timeline::{self, Event};
 use batchgate_core::view::{JobMeta, JobView};
+use batchgate_core::webhook::Delivery;
 use serde::Deserialize;
 use std::cell::RefCell;
 use worker::{
@@ -84,9 +85,9 @@ impl JobObject {
     async fn ensure_alarm(&self, store: &Store, job: &Job) -> Result<()> {
         // A finished job may still owe its webhook a delivery.
         let next_at_ms = if job.is_done() {
-            match store.get::<webhooks::Delivery>("webhook")? {
-                Some(d) if !d.done => d.next_at_ms,
-                _ => return Ok(()),
+            match store.get::<Delivery>("webhook")?.and_then(|d| d.due_at(now_ms())) {
+                Some(due) => due,
+                None => return Ok(()),
             }
         } else {
             job.next_at_ms
@@ -169,7 +170,7 @@ impl JobObject {
         store.put("inputKey", &init.input_key)?;
         store.put("meta", &meta)?;
         if let Some(url) = init.webhook_url {
-            store.put("webhook", &webhooks::Delivery::new(url))?;
+            store.put("webhook", &Delivery::new(url))?;
         }
         store.save_job(&job)?;
         let detail = serde_json::json!({"requests": init.request_count, "reserved": init.reserved, "retryOf": meta.retry_of});

@@ -9,31 +9,12 @@ use crate::accounts;
 use crate::gemini::with_timeout;
 use crate::job_store::Store;
 use batchgate_core::gemini::timestamp::format_nanos;
-use batchgate_core::timeline::Event;
 use batchgate_core::view::JobView;
-use batchgate_core::webhook::{RETRY_SCHEDULE_MS, Secret, payload};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use batchgate_core::webhook::{Delivery, Secret, message_id, payload};
 use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit, Result};
 
 /// How long one delivery may take before it counts as failed.
 const TIMEOUT_MS: u64 = 15_000;
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Delivery {
-    pub url: String,
-    pub attempts: u32,
-    /// When the next attempt is due (0: not yet scheduled, the job is running).
-    pub next_at_ms: u64,
-    pub done: bool,
-}
-
-impl Delivery {
-    pub fn new(url: String) -> Delivery {
-        Delivery { url, attempts: 0, next_at_ms: 0, done: false }
-    }
-}
 
 /// Deliver the ended job's webhook if one is due; when the next attempt is due, if any.
 pub async fn run(
@@ -44,43 +25,15 @@ pub async fn run(
     now_ms: u64,
 ) -> Result<Option<u64>> {
     let Some(mut d) = store.get::<Delivery>("webhook")? else { return Ok(None) };
-    if d.done {
-        return Ok(None);
+    let Some(due) = d.due_at(now_ms) else { return Ok(None) };
+    if due > now_ms {
+        return Ok(Some(due));
     }
-    if d.next_at_ms == 0 {
-        d.next_at_ms = now_ms;
-    }
-    if d.next_at_ms > now_ms {
-        return Ok(Some(d.next_at_ms));
-    }
-    let id = format!("{}-{}", view.id, serde_json::to_value(view.state)?.as_str().unwrap_or("ended"));
-    let answer = send(env, account, &d.url, &id, view, now_ms).await;
-    d.attempts += 1;
-    let event = match &answer {
-        Ok(status) if (200..300).contains(status) => {
-            d.done = true;
-            Event { kind: "webhook_delivered", detail: json!({"attempt": d.attempts, "status": status}) }
-        }
-        _ => {
-            let detail = match &answer {
-                Ok(status) => json!({"attempt": d.attempts, "status": status}),
-                Err(e) => json!({"attempt": d.attempts, "error": e.to_string()}),
-            };
-            match RETRY_SCHEDULE_MS.get(d.attempts as usize) {
-                Some(delay) => {
-                    d.next_at_ms = now_ms + delay;
-                    Event { kind: "webhook_failed", detail }
-                }
-                None => {
-                    d.done = true;
-                    Event { kind: "webhook_abandoned", detail }
-                }
-            }
-        }
-    };
+    let answer = send(env, account, &d.url, &message_id(view), view, now_ms).await;
+    let event = d.record(answer.map_err(|e| e.to_string()), now_ms);
     store.put("webhook", &d)?;
     store.add_event(now_ms, &event)?;
-    Ok((!d.done).then_some(d.next_at_ms))
+    Ok(d.due_at(now_ms))
 }
 
 /// POST the signed payload; the receiver's status.
