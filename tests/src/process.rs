@@ -33,6 +33,9 @@ pub fn emulator_bin() -> PathBuf {
 pub struct Service {
     pub child: Child,
     pub url: String,
+    /// A data dir this process owns for the child: removed after the child is
+    /// killed, which the child, dying by SIGKILL, cannot do itself.
+    data_dir: Option<tempfile::TempDir>,
 }
 
 impl Service {
@@ -55,7 +58,7 @@ impl Service {
             }
         });
         match rx.recv_timeout(timeout) {
-            Ok(url) => Ok(Service { child, url }),
+            Ok(url) => Ok(Service { child, url, data_dir: None }),
             Err(_) => {
                 let _ = child.kill();
                 Err(format!("{} did not report a listening address", program.display()))
@@ -63,10 +66,23 @@ impl Service {
         }
     }
 
+    /// The emulator on a free port; its file bytes go to a temp dir owned
+    /// here unless `args` name a `--data-dir`.
     pub fn emulator(args: &[&str]) -> Result<Service, String> {
         let mut all = vec!["--port", "0"];
         all.extend_from_slice(args);
-        Service::spawn(&emulator_bin(), &all, Duration::from_secs(30))
+        let owned = if args.contains(&"--data-dir") {
+            None
+        } else {
+            Some(tempfile::Builder::new().prefix("gemini-emulator-").tempdir().map_err(|e| e.to_string())?)
+        };
+        let dir = owned.as_ref().map(|d| d.path().display().to_string());
+        if let Some(dir) = &dir {
+            all.extend(["--data-dir", dir]);
+        }
+        let mut service = Service::spawn(&emulator_bin(), &all, Duration::from_secs(30))?;
+        service.data_dir = owned;
+        Ok(service)
     }
 
     pub fn pid(&self) -> u32 {

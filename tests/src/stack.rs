@@ -109,14 +109,33 @@ impl Stack {
         stack
     }
 
+    /// Start workerd. A start can fail for reasons outside the worker (the
+    /// proxy port taken between `free_port` and wrangler binding it, a busy CI
+    /// machine): a launcher that exits or stays silent is killed and started
+    /// again on a fresh port, and the last attempt's log ends up in the panic.
     fn start_worker(&mut self) {
+        const ATTEMPTS: usize = 3;
+        let mut failures = vec![];
+        for _ in 0..ATTEMPTS {
+            match self.spawn_worker(Duration::from_secs(90)) {
+                Ok(worker) => {
+                    self.worker = Some(worker);
+                    return;
+                }
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("the worker did not come up in {ATTEMPTS} attempts:\n{}", failures.join("\n"));
+    }
+
+    fn spawn_worker(&self, patience: Duration) -> Result<Worker, String> {
         // The dev proxy's port (unused by the tests, which talk to workerd directly).
         let port = free_port();
         // Logs go under target/ so a failed start can still be read after the test.
         let logs = workspace_root().join("target/e2e-logs");
         let _ = std::fs::create_dir_all(&logs);
         let log_path = logs.join(format!("wrangler-{port}.log"));
-        let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("{e}"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         // wrangler's dev engine without the inspector: see worker/serve.mjs.
         let mut cmd = Command::new("node");
         cmd.arg(workspace_root().join("worker/serve.mjs"))
@@ -126,31 +145,44 @@ impl Stack {
             .env("WRANGLER_SEND_METRICS", "false")
             .current_dir(workspace_root())
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap_or_else(|e| panic!("{e}")))
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .process_group(0);
         for (k, v) in &self.vars {
             cmd.arg("--var").arg(format!("{k}:{v}"));
         }
-        let child =
-            cmd.spawn().unwrap_or_else(|e| panic!("cannot start wrangler (run `cargo xtask setup`): {e}"));
-        // workerd's own address (no dev proxy in front), as serve.mjs prints it.
+        let child = cmd.spawn().map_err(|e| format!("cannot start node (run `cargo xtask setup`): {e}"))?;
+        // Dropping `worker` on any failure below kills the process group.
         let mut worker = Worker { child, url: String::new(), log: log_path.clone() };
-        let deadline = Instant::now() + Duration::from_secs(180);
+        let deadline = Instant::now() + patience;
         loop {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            // workerd's own address (no dev proxy in front), as serve.mjs prints it.
             let printed =
                 log.lines().find_map(|l| l.strip_prefix("worker ready on ")).map(|u| u.trim_end_matches('/'));
             if let Some(url) = printed
                 && healthy(&format!("{url}/healthz"))
             {
                 worker.url = url.to_string();
-                break;
+                return Ok(worker);
             }
-            assert!(Instant::now() < deadline, "the worker did not come up; see {}", log_path.display());
+            let exited = worker.child.try_wait().ok().flatten();
+            if exited.is_some() || Instant::now() >= deadline {
+                let why =
+                    exited.map_or_else(|| format!("silent for {patience:?}"), |s| format!("exited ({s})"));
+                let tail: String = log
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n  ");
+                return Err(format!("- {} {why}; its log ends:\n  {tail}", log_path.display()));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
-        self.worker = Some(worker);
     }
 
     /// Where the wrangler logs of this run are kept (they outlive the test).
