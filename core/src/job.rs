@@ -11,6 +11,16 @@
 //! - ingestion advances by slices whose cursor is stored with their results;
 //! - a job that ends is charged once: [`Action::Settle`] repeats until the
 //!   account confirms, and the account ledger ignores a repeated settle.
+//!
+//! A job over Gemini's limits runs as several batches, one shard at a time
+//! (see [`crate::shard`]): each shard is admitted against the model's
+//! enqueued-token quota ([`Action::Admit`]), uploaded, created, polled and
+//! ingested, its Gemini files deleted, and the next shard starts. The quota is
+//! held from admission until the shard's batch has ended and released by its
+//! own step ([`Action::Release`]), so a lost release is repeated, not leaked.
+//! A shard stuck in PENDING past [`Policy::pending_limit_ms`] is cancelled and
+//! submitted again, and an EXPIRED one without results is submitted again,
+//! both at most [`Policy::max_resubmits`] times.
 
 use crate::gemini::BatchState;
 use crate::gemini::client::Failure;
@@ -18,6 +28,7 @@ use crate::ingest::Cursor;
 use crate::pricing::{Price, Tokens};
 use crate::results::{Tally, Usage};
 use crate::schedule::{PollPolicy, RetryPolicy};
+use crate::shard::ShardSpec;
 use serde::{Deserialize, Serialize};
 
 /// How a job ended.
@@ -34,6 +45,8 @@ pub enum End {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "camelCase")]
 pub enum Phase {
+    /// Waiting for the model's enqueued-token quota to admit the shard.
+    Queued,
     /// Sending the input JSONL to the Files API (resumable).
     #[serde(rename_all = "camelCase")]
     Uploading {
@@ -53,6 +66,11 @@ pub enum Phase {
     Submitted {
         batch: String,
     },
+    /// Cancelling a batch stuck in PENDING, to submit the shard again.
+    #[serde(rename_all = "camelCase")]
+    Abandoning {
+        batch: String,
+    },
     /// Copying the results file into R2.
     #[serde(rename_all = "camelCase")]
     Ingesting {
@@ -63,11 +81,14 @@ pub enum Phase {
         size: Option<u64>,
     },
     /// Deleting the Gemini files we made; `tries` bounds it (they expire anyway).
+    /// With `next_shard`, a shard is done and that one starts after.
     #[serde(rename_all = "camelCase")]
     Cleaning {
         end: End,
         files: Vec<String>,
         tries: u32,
+        #[serde(default)]
+        next_shard: Option<u64>,
     },
     Done {
         end: End,
@@ -164,6 +185,12 @@ pub struct Policy {
     pub deadline_ms: u64,
     /// Cleanup gives up after this many failed tries (Gemini deletes files at 48 h).
     pub cleanup_tries: u32,
+    /// A batch PENDING this long is cancelled and its shard submitted again.
+    pub pending_limit_ms: u64,
+    /// How often one shard may be submitted again (stuck or expired).
+    pub max_resubmits: u32,
+    /// How long a shard the quota refused waits before asking again.
+    pub quota_retry_ms: u64,
 }
 
 impl Default for Policy {
@@ -173,6 +200,9 @@ impl Default for Policy {
             retry: RetryPolicy::default(),
             deadline_ms: 72 * 3_600_000,
             cleanup_tries: 5,
+            pending_limit_ms: 24 * 3_600_000,
+            max_resubmits: 2,
+            quota_retry_ms: 60_000,
         }
     }
 }
@@ -216,6 +246,29 @@ pub struct Job {
     pub version: u64,
     #[serde(default)]
     pub billing: Billing,
+    /// The Gemini batches the job runs as (empty: one, the whole input).
+    #[serde(default)]
+    pub shards: Vec<ShardSpec>,
+    /// The shard in progress (0-based).
+    #[serde(default)]
+    pub shard: u64,
+    /// Times the current shard was submitted again.
+    #[serde(default)]
+    pub resubmits: u32,
+    /// When the current shard's batch was created (its age drives polling).
+    #[serde(default)]
+    pub batch_since_ms: Option<u64>,
+    /// The quota admitted the current shard and has not been told it ended.
+    #[serde(default)]
+    pub quota_held: bool,
+    /// Result lines and Gemini's counts of the shards already done.
+    #[serde(default)]
+    pub lines_done: u64,
+    #[serde(default)]
+    pub progress_done: Progress,
+    /// Files of abandoned attempts, deleted with the rest at the end.
+    #[serde(default)]
+    pub stale_files: Vec<String>,
 }
 
 /// The one thing to do now.
@@ -224,6 +277,12 @@ pub enum Action {
     Wait {
         until_ms: u64,
     },
+    /// Ask the model's quota to admit the current shard's tokens.
+    Admit {
+        tokens: u64,
+    },
+    /// Tell the quota the current shard's batch is no longer enqueued.
+    Release,
     StartUpload,
     ContinueUpload {
         session_url: String,
@@ -260,6 +319,10 @@ pub enum Action {
 /// What happened when an action was carried out.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {
+    Admitted,
+    /// The quota is full: ask again later.
+    QuotaFull,
+    Released,
     UploadStarted {
         session_url: String,
     },
@@ -308,7 +371,7 @@ impl Job {
             updated_ms: now_ms,
             submitted_ms: None,
             finished_ms: None,
-            phase: Phase::Uploading { session_url: None, offset: 0 },
+            phase: Phase::Queued,
             gemini_state: None,
             batch: None,
             input_file: None,
@@ -322,7 +385,42 @@ impl Job {
             next_at_ms: now_ms,
             version: 1,
             billing: Billing::default(),
+            shards: vec![],
+            shard: 0,
+            resubmits: 0,
+            batch_since_ms: None,
+            quota_held: false,
+            lines_done: 0,
+            progress_done: Progress::default(),
+            stale_files: vec![],
         }
+    }
+
+    /// Run as these batches (from the submission's shard plan).
+    pub fn with_shards(mut self, shards: Vec<ShardSpec>) -> Job {
+        self.shards = if shards.len() > 1 { shards } else { vec![] };
+        self
+    }
+
+    /// The shard in progress: its lines, bytes and tokens of the input.
+    pub fn shard_spec(&self) -> ShardSpec {
+        let whole = ShardSpec {
+            first_line: 0,
+            requests: self.request_count,
+            offset: 0,
+            bytes: self.input_bytes,
+            tokens: 0,
+        };
+        usize::try_from(self.shard).ok().and_then(|i| self.shards.get(i)).copied().unwrap_or(whole)
+    }
+
+    pub fn shard_count(&self) -> u64 {
+        (self.shards.len() as u64).max(1)
+    }
+
+    /// All results are stored (the job ended and its last shard was ingested).
+    pub fn results_complete(&self) -> bool {
+        matches!(self.phase, Phase::Cleaning { next_shard: None, .. } | Phase::Done { .. })
     }
 
     pub fn with_billing(mut self, price: Price, reserved: i64) -> Job {
@@ -340,27 +438,48 @@ impl Job {
         self.billing.charged.is_some()
     }
 
-    /// The unique display name given to the Gemini batch (how a lost create is found).
+    /// The unique display name given to the Gemini batch (how a lost create
+    /// is found): one per job, shard and attempt.
     pub fn gemini_display_name(&self) -> String {
-        format!("batchgate-{}", self.id)
+        match (self.shard, self.resubmits) {
+            (0, 0) => format!("batchgate-{}", self.id),
+            (s, r) => format!("batchgate-{}-{s}-{r}", self.id),
+        }
     }
 
     pub fn state(&self) -> JobState {
+        let later_shard = self.shard > 0;
         match &self.phase {
-            Phase::Uploading { session_url: None, offset: 0 } => JobState::Accepted,
+            // Later shards: the job as a whole is running.
+            Phase::Cleaning { next_shard: Some(_), .. } => JobState::Running,
+            _ if later_shard && !self.results_complete() => JobState::Running,
+            Phase::Queued | Phase::Uploading { session_url: None, offset: 0 } => JobState::Accepted,
             Phase::Uploading { .. } | Phase::Creating { .. } => JobState::Uploading,
             Phase::Submitted { .. } => match self.gemini_state {
                 Some(BatchState::Running) => JobState::Running,
                 _ => JobState::Pending,
             },
+            Phase::Abandoning { .. } => JobState::Pending,
+            Phase::Ingesting { .. } if self.shard + 1 < self.shard_count() => JobState::Running,
             Phase::Ingesting { .. } => JobState::Ingesting,
             Phase::Cleaning { end, .. } | Phase::Done { end } => JobState::from(*end),
         }
     }
 
-    /// Ended, cleaned up and charged: nothing left to do.
+    /// Ended, cleaned up, charged and its quota returned: nothing left to do.
     pub fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Done { .. }) && self.settled()
+        matches!(self.phase, Phase::Done { .. }) && self.settled() && !self.quota_held
+    }
+
+    /// Whether the current shard counts against the quota: from admission until its batch ended.
+    fn needs_quota(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Uploading { .. }
+                | Phase::Creating { .. }
+                | Phase::Submitted { .. }
+                | Phase::Abandoning { .. }
+        )
     }
 
     /// Usage delivered so far (what a charge is based on).
@@ -375,11 +494,15 @@ impl Job {
         if now_ms < self.next_at_ms {
             return Action::Wait { until_ms: self.next_at_ms };
         }
+        if self.quota_held && !self.needs_quota() {
+            return Action::Release;
+        }
         if self.state().is_terminal() && !self.settled() {
             let (charge, standard) = self.cost();
             return Action::Settle { charge, standard };
         }
         match &self.phase {
+            Phase::Queued => Action::Admit { tokens: self.shard_spec().tokens },
             Phase::Uploading { session_url: None, .. } => Action::StartUpload,
             Phase::Uploading { session_url: Some(u), offset } => {
                 Action::ContinueUpload { session_url: u.clone(), offset: *offset }
@@ -390,6 +513,7 @@ impl Job {
                 Action::CancelBatch { batch: batch.clone() }
             }
             Phase::Submitted { batch } => Action::PollBatch { batch: batch.clone() },
+            Phase::Abandoning { batch } => Action::CancelBatch { batch: batch.clone() },
             Phase::Ingesting { results, cursor, size, .. } => {
                 Action::Ingest { results: results.clone(), cursor: cursor.clone(), size: *size }
             }
@@ -407,10 +531,17 @@ impl Job {
         }
         self.cancel_requested = true;
         self.touch(now_ms);
-        match &self.phase {
-            Phase::Uploading { .. } | Phase::Creating { attempts: 0, .. } => {
+        match &mut self.phase {
+            Phase::Queued | Phase::Uploading { .. } | Phase::Creating { attempts: 0, .. } => {
                 let files = self.input_file.iter().cloned().collect();
                 self.finish(End::Cancelled, files, now_ms);
+            }
+            // Between shards: the next one never starts.
+            Phase::Cleaning { end, next_shard: next @ Some(_), .. } => {
+                *end = End::Cancelled;
+                *next = None;
+                self.finished_ms.get_or_insert(now_ms);
+                self.next_at_ms = now_ms;
             }
             _ => self.next_at_ms = now_ms,
         }
@@ -421,11 +552,70 @@ impl Job {
         self.version += 1;
     }
 
-    fn finish(&mut self, end: End, files: Vec<String>, now_ms: u64) {
+    fn finish(&mut self, end: End, mut files: Vec<String>, now_ms: u64) {
         self.finished_ms.get_or_insert(now_ms);
-        self.phase =
-            if files.is_empty() { Phase::Done { end } } else { Phase::Cleaning { end, files, tries: 0 } };
+        // Ending while queued: an admission whose answer was lost may be held.
+        // Releasing what is not held is a no-op, leaking it is not.
+        if matches!(self.phase, Phase::Queued) {
+            self.quota_held = true;
+        }
+        files.append(&mut self.stale_files);
+        self.phase = if files.is_empty() {
+            Phase::Done { end }
+        } else {
+            Phase::Cleaning { end, files, tries: 0, next_shard: None }
+        };
         self.next_at_ms = now_ms;
+    }
+
+    /// The current shard's results are in: the next shard starts once its
+    /// files are deleted, unless this was the last or the user cancelled.
+    fn shard_done(&mut self, end: End, files: Vec<String>, now_ms: u64) {
+        let next = self.shard + 1;
+        if end != End::Succeeded || next >= self.shard_count() || self.cancel_requested {
+            let end = if end == End::Succeeded && self.cancel_requested && next < self.shard_count() {
+                End::Cancelled
+            } else {
+                end
+            };
+            return self.finish(end, files, now_ms);
+        }
+        self.progress_done = self.progress;
+        self.phase = Phase::Cleaning { end, files, tries: 0, next_shard: Some(next) };
+        self.next_at_ms = now_ms;
+    }
+
+    fn start_shard(&mut self, shard: u64, now_ms: u64) {
+        self.shard = shard;
+        self.resubmits = 0;
+        self.batch = None;
+        self.input_file = None;
+        self.gemini_state = None;
+        self.batch_since_ms = None;
+        self.phase = Phase::Queued;
+        self.next_at_ms = now_ms;
+    }
+
+    /// Submit the current shard again from its upload (its Gemini file may
+    /// have expired with the batch); the old file is deleted at the end.
+    fn resubmit(&mut self, now_ms: u64) {
+        self.resubmits += 1;
+        self.stale_files.extend(self.input_file.take());
+        self.batch = None;
+        self.gemini_state = None;
+        self.batch_since_ms = None;
+        self.phase = Phase::Uploading { session_url: None, offset: 0 };
+        self.next_at_ms = now_ms;
+    }
+
+    /// The cleanup step is over (done, or given up): the next shard or the end.
+    fn cleaned(&mut self, now_ms: u64) {
+        if let Phase::Cleaning { end, next_shard, .. } = self.phase {
+            match next_shard {
+                Some(next) => self.start_shard(next, now_ms),
+                None => self.phase = Phase::Done { end },
+            }
+        }
     }
 
     fn fail(&mut self, code: &str, message: String, now_ms: u64) {
@@ -444,6 +634,18 @@ impl Job {
             self.retries = 0;
         }
         match outcome {
+            Outcome::Admitted => {
+                self.quota_held = true;
+                if matches!(self.phase, Phase::Queued) {
+                    self.phase = Phase::Uploading { session_url: None, offset: 0 };
+                }
+                self.next_at_ms = now_ms;
+            }
+            Outcome::QuotaFull => self.next_at_ms = now_ms + policy.quota_retry_ms,
+            Outcome::Released => {
+                self.quota_held = false;
+                self.next_at_ms = now_ms;
+            }
             Outcome::UploadStarted { session_url } => {
                 self.phase = Phase::Uploading { session_url: Some(session_url), offset: 0 };
                 self.next_at_ms = now_ms;
@@ -477,7 +679,8 @@ impl Job {
             }
             Outcome::BatchFound { batch } | Outcome::Created { batch } => {
                 self.batch = Some(batch.clone());
-                self.submitted_ms = Some(now_ms);
+                self.submitted_ms.get_or_insert(now_ms);
+                self.batch_since_ms = Some(now_ms);
                 self.gemini_state = Some(BatchState::Pending);
                 self.phase = Phase::Submitted { batch };
                 self.next_at_ms = now_ms + policy.poll.next_delay_ms(0, rand);
@@ -485,13 +688,18 @@ impl Job {
                     self.next_at_ms = now_ms;
                 }
             }
+            Outcome::CancelSent if matches!(self.phase, Phase::Abandoning { .. }) => self.resubmit(now_ms),
             Outcome::CancelSent => {
                 self.cancel_sent = true;
                 self.next_at_ms = now_ms + policy.poll.first_ms;
             }
             Outcome::Polled { state, progress, results_file, error } => {
                 self.polls += 1;
-                self.progress = progress;
+                let done = self.progress_done;
+                let (succeeded, failed) =
+                    (done.succeeded + progress.succeeded, done.failed + progress.failed);
+                let pending = self.request_count.saturating_sub(succeeded + failed);
+                self.progress = Progress { succeeded, failed, pending };
                 self.gemini_state = Some(state.clone());
                 self.on_polled(state, results_file, error, now_ms, rand, policy);
             }
@@ -504,18 +712,15 @@ impl Job {
                 self.next_at_ms = now_ms;
             }
             Outcome::Ingested => {
-                if let Phase::Ingesting { results, end, .. } = &self.phase {
+                if let Phase::Ingesting { results, end, cursor, .. } = &self.phase {
                     let mut files: Vec<String> = self.input_file.iter().cloned().collect();
                     files.push(results.clone());
                     let end = *end;
-                    self.finish(end, files, now_ms);
+                    self.lines_done = cursor.lines;
+                    self.shard_done(end, files, now_ms);
                 }
             }
-            Outcome::FilesDeleted => {
-                if let Phase::Cleaning { end, .. } = self.phase {
-                    self.phase = Phase::Done { end };
-                }
-            }
+            Outcome::FilesDeleted => self.cleaned(now_ms),
             Outcome::Settled { charge } => {
                 self.billing.charged = Some(charge);
                 self.next_at_ms = now_ms;
@@ -536,13 +741,20 @@ impl Job {
     ) {
         let Phase::Submitted { batch } = &self.phase else { return };
         let batch = batch.clone();
+        let age = now_ms.saturating_sub(self.batch_since_ms.or(self.submitted_ms).unwrap_or(now_ms));
+        let may_resubmit = self.resubmits < policy.max_resubmits && !self.cancel_requested;
         let end = match state {
             BatchState::Succeeded => End::Succeeded,
             BatchState::Failed => End::Failed,
+            BatchState::Expired if may_resubmit && results_file.is_none() => return self.resubmit(now_ms),
             BatchState::Expired => End::Expired,
             BatchState::Cancelled => End::Cancelled,
+            BatchState::Pending if may_resubmit && age >= policy.pending_limit_ms => {
+                self.phase = Phase::Abandoning { batch };
+                self.next_at_ms = now_ms;
+                return;
+            }
             _ => {
-                let age = now_ms.saturating_sub(self.submitted_ms.unwrap_or(now_ms));
                 self.next_at_ms = now_ms + policy.poll.next_delay_ms(age.max(1), rand);
                 return;
             }
@@ -553,12 +765,14 @@ impl Job {
         }
         match results_file {
             Some(results) => {
-                self.phase = Phase::Ingesting { batch, results, end, cursor: Cursor::default(), size: None };
+                // Line numbers and totals carry on from the shards before.
+                let cursor = Cursor { lines: self.lines_done, tally: self.tally, ..Cursor::default() };
+                self.phase = Phase::Ingesting { batch, results, end, cursor, size: None };
                 self.next_at_ms = now_ms;
             }
             None => {
                 let files = self.input_file.iter().cloned().collect();
-                self.finish(end, files, now_ms);
+                self.shard_done(end, files, now_ms);
             }
         }
     }
@@ -574,16 +788,21 @@ impl Job {
             Failure::Transient { retry_after_ms, .. } => {
                 self.retries += 1;
                 self.next_at_ms = now_ms + policy.retry.delay_ms(self.retries, retry_after_ms, rand);
-                if let Phase::Cleaning { tries, end, .. } = &mut self.phase {
+                if let Phase::Cleaning { tries, .. } = &mut self.phase {
                     *tries += 1;
                     if *tries >= policy.cleanup_tries {
-                        self.phase = Phase::Done { end: *end };
+                        self.cleaned(now_ms);
                     }
                 }
             }
             Failure::Permanent { status, message } => match &self.phase {
                 // A file we made is already gone: nothing left to clean.
-                Phase::Cleaning { end, .. } => self.phase = Phase::Done { end: *end },
+                Phase::Cleaning { .. } => self.cleaned(now_ms),
+                // Our own quota object does not refuse; whatever this was, ask again.
+                Phase::Queued | Phase::Abandoning { .. } => {
+                    self.retries += 1;
+                    self.next_at_ms = now_ms + policy.retry.delay_ms(self.retries, None, rand);
+                }
                 Phase::Uploading { .. } => self.fail("gemini_upload_refused", message, now_ms),
                 Phase::Creating { .. } => self.fail("gemini_create_refused", message, now_ms),
                 Phase::Submitted { .. } if status == 404 => self.fail(
@@ -608,13 +827,18 @@ impl Job {
             return;
         }
         match &self.phase {
-            Phase::Uploading { .. } | Phase::Creating { .. } => {
-                self.fail("deadline", "Gemini could not be reached before the job's deadline".into(), now_ms)
+            Phase::Queued | Phase::Uploading { .. } | Phase::Creating { .. } if self.shard == 0 => {
+                self.fail("deadline", "Gemini did not take the job before its deadline".into(), now_ms)
             }
-            Phase::Submitted { .. } => {
+            // Gemini has (or had) part of the job: it ends with what came back.
+            Phase::Queued
+            | Phase::Uploading { .. }
+            | Phase::Creating { .. }
+            | Phase::Submitted { .. }
+            | Phase::Abandoning { .. } => {
                 self.error = Some(JobError {
                     code: "deadline".into(),
-                    message: "the batch outlived the job's deadline".into(),
+                    message: "the job's deadline passed before Gemini finished it".into(),
                 });
                 let files = self.input_file.iter().cloned().collect();
                 self.finish(End::Expired, files, now_ms);

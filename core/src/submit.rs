@@ -5,6 +5,7 @@
 
 use crate::gemini::request;
 use crate::pricing::{EstimateRules, Tokens};
+use crate::shard::{Planner, ShardLimits, ShardSpec};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 
@@ -40,6 +41,7 @@ pub struct Validator {
     rules: EstimateRules,
     tokens: Tokens,
     files: Vec<(u64, String)>,
+    shards: Planner,
 }
 
 /// A valid submission's facts.
@@ -52,6 +54,8 @@ pub struct Summary {
     pub tokens: Tokens,
     /// Uploaded files the requests use, `(line, files/{id})`, to check ownership.
     pub files: Vec<(u64, String)>,
+    /// The Gemini batches the job is split into (one unless it is over a limit).
+    pub shards: Vec<ShardSpec>,
 }
 
 /// Key given to a line that has none.
@@ -71,7 +75,18 @@ impl Validator {
             rules: EstimateRules::default(),
             tokens: Tokens::default(),
             files: vec![],
+            shards: Planner::new(ShardLimits {
+                max_bytes: u64::MAX,
+                max_requests: u64::MAX,
+                max_tokens: u64::MAX,
+            }),
         }
+    }
+
+    /// Split the job into batches within these limits (one batch otherwise).
+    pub fn with_shards(mut self, limits: ShardLimits) -> Validator {
+        self.shards = Planner::new(limits);
+        self
     }
 
     /// Estimate tokens with these rules (the default otherwise).
@@ -148,10 +163,12 @@ impl Validator {
             self.refuse(line, e);
             return None;
         }
-        self.tokens.add(&self.rules.request(&req));
+        let tokens = self.rules.request(&req);
+        self.tokens.add(&tokens);
         self.files.extend(crate::upload::referenced_files(&req).into_iter().map(|f| (line, f)));
         let mut out = serde_json::to_vec(&json!({"key": key, "request": req})).ok()?;
         out.push(b'\n');
+        self.shards.push(out.len() as u64, tokens.input);
         self.order.push(key);
         Some(out)
     }
@@ -170,7 +187,13 @@ impl Validator {
         if self.error_count > 0 {
             return Err((self.error_count, self.errors));
         }
-        Ok(Summary { count: self.count, keys: self.order, tokens: self.tokens, files: self.files })
+        Ok(Summary {
+            count: self.count,
+            keys: self.order,
+            tokens: self.tokens,
+            files: self.files,
+            shards: self.shards.finish(),
+        })
     }
 }
 
@@ -209,6 +232,28 @@ mod tests {
         // "hi" is one token each; no maxOutputTokens, so the default cap each.
         let cap = EstimateRules::default().default_max_output_tokens;
         assert_eq!(summary.tokens, Tokens { input: 2, cached_input: 0, output: 2 * cap });
+    }
+
+    #[test]
+    fn shards_cover_the_emitted_input_byte_for_byte() {
+        let limits = ShardLimits { max_bytes: u64::MAX, max_requests: 3, max_tokens: u64::MAX };
+        let mut v = Validator::new(Limits::default()).with_shards(limits);
+        let mut input = vec![];
+        for n in 1..=7 {
+            input.extend(v.line(n, &ok_line(None)).unwrap());
+        }
+        let shards = v.finish().unwrap().shards;
+        assert_eq!(shards.iter().map(|s| s.requests).collect::<Vec<_>>(), vec![3, 3, 1]);
+        let last = shards.last().unwrap();
+        assert_eq!(last.offset + last.bytes, input.len() as u64);
+        // Each shard starts at a line boundary, with the line it claims.
+        for s in &shards {
+            let at = &input[s.offset as usize..];
+            assert_eq!(
+                key_of(at.split(|b| *b == b'\n').next().unwrap()),
+                Some(format!("line-{}", s.first_line + 1))
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! private to the worker appears (upload session URLs are capabilities).
 
 use crate::gemini::client::Failure;
-use crate::job::{JobState, Outcome};
+use crate::job::{Job, JobState, Outcome};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -32,6 +32,9 @@ fn redact(message: &str) -> String {
 /// The entry for a step's outcome (none for bookkeeping users never see).
 pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
     match outcome {
+        Outcome::Admitted => event("quota_admitted", json!({})),
+        Outcome::QuotaFull => event("quota_waiting", json!({})),
+        Outcome::Released => event("quota_released", json!({})),
         Outcome::UploadStarted { .. } => event("upload_started", json!({})),
         Outcome::UploadProgress { offset } => event("upload_progress", json!({"bytes": offset})),
         Outcome::Uploaded { file } => event("uploaded", json!({"file": file})),
@@ -58,6 +61,21 @@ pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
         Outcome::Failed(Failure::Permanent { status, message }) => {
             event("step_failed", json!({"status": status, "message": redact(message)}))
         }
+    }
+}
+
+/// The entry for a shard's start (a job over Gemini's limits runs as several
+/// batches) or its submission again after a stuck or expired batch.
+pub fn shard_change(before: &Job, after: &Job) -> Option<Event> {
+    let spec = after.shard_spec();
+    let detail = json!({"shard": after.shard, "of": after.shard_count(), "requests": spec.requests,
+                        "tokens": spec.tokens, "attempt": after.resubmits + 1});
+    if after.shard != before.shard {
+        event("shard_started", detail)
+    } else if after.resubmits != before.resubmits {
+        event("shard_resubmitted", detail)
+    } else {
+        None
     }
 }
 

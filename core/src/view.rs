@@ -2,7 +2,7 @@
 //! Shared with the SDK, so both sides agree on every field.
 
 use crate::gemini::timestamp::format_nanos;
-use crate::job::{Job, JobError, JobState, Phase};
+use crate::job::{Job, JobError, JobState};
 use crate::results::Usage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,6 +66,16 @@ pub struct JobView {
     /// Results can be read (all of them, or as many as Gemini returned).
     pub results_ready: bool,
     pub version: u64,
+    /// The Gemini batches the job runs as, one after another (1 unless it is
+    /// over Gemini's file size or enqueued-token limits), and the one in progress (0-based).
+    #[serde(default = "one")]
+    pub shards: u64,
+    #[serde(default)]
+    pub shard: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// Facts about a job kept beside its state machine.
@@ -87,8 +97,7 @@ fn ts(ms: u64) -> String {
 impl JobView {
     pub fn of(job: &Job, meta: &JobMeta) -> JobView {
         let state = job.state();
-        let ingested = matches!(job.phase, Phase::Cleaning { .. } | Phase::Done { .. })
-            && job.tally != Default::default();
+        let ingested = job.results_complete() && job.tally != Default::default();
         let counts = if ingested || state.is_terminal() {
             let failed = job.tally.failed + job.tally.malformed + meta.missing;
             let done = job.tally.succeeded + failed;
@@ -128,6 +137,8 @@ impl JobView {
             retry_of: meta.retry_of.clone(),
             results_ready: ingested,
             version: job.version,
+            shards: job.shard_count(),
+            shard: job.shard,
         }
     }
 

@@ -132,6 +132,10 @@ impl Emulator {
         };
         let op = entry.operation(now, &cfg, true);
         store.batches.insert(id, entry);
+        // The highest enqueued total each model reached (tests check a governor against it).
+        let total = enqueued + scan.prompt_tokens;
+        let peak = store.peak_enqueued.entry(model.to_string()).or_default();
+        *peak = (*peak).max(total);
         Ok(Json(op))
     }
 

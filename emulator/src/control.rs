@@ -101,6 +101,7 @@ async fn summary(State(emu): Emu) -> Json<Value> {
         "batches": store.batches.len(),
         "batchesByState": by_state,
         "enqueuedTokens": enqueued,
+        "peakEnqueuedTokens": store.peak_enqueued,
         "uploadSessions": lock(&emu.uploads.0).len(),
     }))
 }

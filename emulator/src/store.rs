@@ -230,6 +230,8 @@ impl BatchEntry {
 pub struct Store {
     pub files: BTreeMap<String, FileEntry>,
     pub batches: BTreeMap<String, BatchEntry>,
+    /// Per model, the most input tokens ever enqueued at once.
+    pub peak_enqueued: BTreeMap<String, u64>,
     seq: u64,
     rng: StdRng,
 }
@@ -238,7 +240,13 @@ const ID_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 
 impl Store {
     pub fn new(seed: u64) -> Store {
-        Store { files: BTreeMap::new(), batches: BTreeMap::new(), seq: 0, rng: StdRng::seed_from_u64(seed) }
+        Store {
+            files: BTreeMap::new(),
+            batches: BTreeMap::new(),
+            peak_enqueued: BTreeMap::new(),
+            seq: 0,
+            rng: StdRng::seed_from_u64(seed),
+        }
     }
 
     pub fn next_seq(&mut self) -> u64 {

@@ -139,6 +139,21 @@ impl Stack {
         v["operations"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Wait until Gemini has `n` batches and return the `n`th made (1-based; id without `batches/`).
+    pub async fn nth_gemini_batch(&self, n: usize) -> String {
+        for _ in 0..300 {
+            let batches = self.gemini_batches().await;
+            // Listed newest first.
+            if batches.len() >= n
+                && let Some(b) = batches.get(batches.len() - n)
+            {
+                return b["name"].as_str().unwrap_or_default().trim_start_matches("batches/").to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("Gemini never got batch number {n}");
+    }
+
     /// Wait until Gemini has exactly one batch and return its id (without `batches/`).
     pub async fn the_gemini_batch(&self) -> String {
         for _ in 0..200 {

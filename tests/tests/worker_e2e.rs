@@ -92,16 +92,20 @@ async fn shuffled_results_and_per_line_errors_are_joined_by_key() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
 async fn failed_expired_and_cancelled_batches_end_the_job_accordingly() {
-    let s = Stack::start(json!({"stickNewBatches": true}), &[]);
-    for (force, state) in [("FAILED", "failed"), ("EXPIRED", "expired")] {
+    // An expired batch without results is submitted again once, then the job expires.
+    let s = Stack::start(json!({"stickNewBatches": true}), &[("MAX_RESUBMITS", "1")]);
+    for (force, state, attempts) in [("FAILED", "failed", 1), ("EXPIRED", "expired", 2)] {
         s.control("/reset", json!({})).await;
         s.control("/config", json!({"stickNewBatches": true, "pendingSecs": 0.5, "runningSecs": 0.5})).await;
         let (_, job) = s.submit(submission(3), None).await;
         let id = job["id"].as_str().unwrap().to_string();
-        let batch = s.the_gemini_batch().await;
-        s.wait_state(&id, "pending", 30).await;
-        s.control(&format!("/batches/{batch}/state"), json!({"state": force})).await;
+        for attempt in 1..=attempts {
+            let batch = s.nth_gemini_batch(attempt).await;
+            s.wait_for(&id, 30, |v| v["state"] == "pending" || v["state"] == "running").await;
+            s.control(&format!("/batches/{batch}/state"), json!({"state": force})).await;
+        }
         let done = s.wait_state(&id, state, 30).await;
+        assert_eq!(s.gemini_batches().await.len(), attempts, "{done}");
         assert_eq!(done["resultsReady"], false, "{done}");
         assert!(done["error"]["message"].is_string(), "{done}");
         assert_eq!(s.results(&id, "").await.0, 409, "no results to read");
@@ -136,6 +140,111 @@ async fn a_batch_stuck_in_pending_finishes_when_gemini_gets_to_it() {
     assert_eq!(s.job(&id).await["state"], "pending", "{pending}");
     s.control(&format!("/batches/{batch}/release"), json!({})).await;
     s.wait_state(&id, "succeeded", 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_batch_pending_past_the_limit_is_cancelled_and_submitted_again() {
+    let s = Stack::start(json!({"stickNewBatches": true}), &[("PENDING_LIMIT_SECS", "2")]);
+    let (_, job) = s.submit(submission(5), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let first = s.nth_gemini_batch(1).await;
+    let second = s.nth_gemini_batch(2).await;
+    s.control("/config", json!({"stickNewBatches": false})).await;
+    s.control(&format!("/batches/{second}/release"), json!({})).await;
+    let done = s.wait_state(&id, "succeeded", 30).await;
+    assert_eq!(done["counts"]["succeeded"], 5, "{done}");
+    let states: Vec<(String, String)> = s
+        .gemini_batches()
+        .await
+        .iter()
+        .map(|b| {
+            (b["name"].as_str().unwrap().to_string(), b["metadata"]["state"].as_str().unwrap().to_string())
+        })
+        .collect();
+    assert!(states.contains(&(format!("batches/{first}"), "BATCH_STATE_CANCELLED".into())), "{states:?}");
+    let (_, events) = s.get(&format!("/v1/jobs/{id}/events?limit=1000")).await;
+    let kinds: Vec<&str> =
+        events["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"shard_resubmitted"), "{kinds:?}");
+}
+
+/// `n` requests of about `tokens` input tokens each (4 characters a token).
+fn sized_requests(prefix: &str, n: usize, tokens: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let text = format!("{prefix}{i:04} {}", "word ".repeat(tokens * 4 / 5));
+            json!({"key": format!("{prefix}{i}"), "request": {"contents": [{"parts": [{"text": text}]}]}})
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn jobs_over_the_token_quota_run_as_shards_that_share_the_cap() {
+    const CAP: u64 = 5_000;
+    let caps = format!("{{\"gemini-2.5-flash\": {CAP}}}");
+    let s = Stack::start(
+        json!({"enqueuedTokenCap": CAP}),
+        &[("ENQUEUED_TOKEN_CAPS", &caps), ("QUOTA_RETRY_SECS", "0.3")],
+    );
+    // Two jobs of ~10,000 tokens each under a 5,000-token cap: three shards each, sharing the quota.
+    let mut ids = vec![];
+    for prefix in ["a", "b"] {
+        let body = json!({"model": "gemini-2.5-flash", "requests": sized_requests(prefix, 100, 100)});
+        let (status, job) = s.submit(body, None).await;
+        assert_eq!(status, 202, "{job}");
+        assert_eq!(job["shards"], 3, "{job}");
+        ids.push(job["id"].as_str().unwrap().to_string());
+    }
+    for (id, prefix) in ids.iter().zip(["a", "b"]) {
+        let done = s.wait_state(id, "succeeded", 120).await;
+        assert_eq!(
+            done["counts"],
+            json!({"succeeded": 100, "failed": 0, "pending": 0, "missing": 0}),
+            "{done}"
+        );
+        assert_eq!(done["cost"]["charged"], done["cost"]["delivered"]);
+        // Whole, paged across shard boundaries, and by key in the last shard.
+        let (_, lines) = s.results(id, "").await;
+        let want: BTreeSet<String> = (0..100).map(|i| format!("{prefix}{i}")).collect();
+        assert_eq!(keys(&lines), want);
+        assert_eq!(lines.len(), 100);
+        let mut paged = vec![];
+        let mut cursor = String::new();
+        loop {
+            let r =
+                s.http.get(s.url(&format!("/v1/jobs/{id}/results?limit=30{cursor}"))).send().await.unwrap();
+            let next = r.headers().get("batchgate-next-cursor").map(|v| v.to_str().unwrap().to_string());
+            paged.extend(r.text().await.unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+            match next {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(keys(&paged), want);
+        let (status, last) = s.get(&format!("/v1/jobs/{id}/results/{prefix}99")).await;
+        assert_eq!((status, last["key"].as_str()), (200, Some(format!("{prefix}99").as_str())));
+        let (_, events) = s.get(&format!("/v1/jobs/{id}/events?limit=1000")).await;
+        let shards =
+            events["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "shard_started").count();
+        assert_eq!(shards, 2, "shards 1 and 2 started after shard 0");
+    }
+    let state: Value = s.http.get(s.emu("/_emulator/state")).send().await.unwrap().json().await.unwrap();
+    let peak = state["peakEnqueuedTokens"].as_object().unwrap().values().filter_map(Value::as_u64).max();
+    assert!(peak.is_some_and(|p| p <= CAP && p > CAP / 2), "peak enqueued {peak:?} (cap {CAP})");
+    assert_eq!(state["batches"], 6);
+    let refused = s.gemini_calls().await.into_iter().filter(|(_, _, status)| *status == 429).count();
+    assert_eq!(refused, 0, "the governor kept every create under the cap");
+    let admin = s
+        .http
+        .get(s.url("/v1/admin/quota/gemini-2.5-flash"))
+        .bearer_auth(batchgate_e2e::stack::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let quota: Value = admin.json().await.unwrap();
+    assert_eq!(quota["enqueued"], 0, "every hold was released: {quota}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

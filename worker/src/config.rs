@@ -4,6 +4,8 @@ use batchgate_core::gemini::client::GeminiConfig;
 use batchgate_core::job::Policy;
 use batchgate_core::ledger;
 use batchgate_core::pricing::{EstimateRules, PriceTable};
+use batchgate_core::quota::Caps;
+use batchgate_core::shard::ShardLimits;
 use batchgate_core::submit::Limits;
 use batchgate_core::upload::UploadRules;
 use worker::Env;
@@ -32,6 +34,25 @@ pub struct Settings {
     pub uploads: UploadSettings,
     /// `WEBHOOK_ALLOW_HTTP`: accept `http://` webhook URLs (local development only).
     pub webhook_allow_http: bool,
+    pub shards: ShardSettings,
+}
+
+/// How a job is cut into Gemini batches, and the quota they are admitted under.
+pub struct ShardSettings {
+    /// `MAX_BATCH_BYTES`: input file bytes per batch (Gemini: 2 GB).
+    pub max_bytes: u64,
+    /// `MAX_BATCH_REQUESTS`: requests per batch (Gemini states no limit).
+    pub max_requests: u64,
+    /// `SHARD_FILL_PERCENT`: share of a model's enqueued-token cap one shard may plan for.
+    pub fill_percent: u64,
+    /// `ENQUEUED_TOKEN_CAPS`: per-model caps (JSON), or Tier 1's figures.
+    pub caps: Caps,
+}
+
+impl ShardSettings {
+    pub fn limits(&self, model: &str) -> ShardLimits {
+        ShardLimits::for_cap(self.max_bytes, self.max_requests, self.caps.of(model), self.fill_percent)
+    }
 }
 
 pub struct UploadSettings {
@@ -68,6 +89,9 @@ impl Settings {
         policy.retry.base_ms = secs_ms(env, "RETRY_BASE_SECS", defaults.retry.base_ms);
         policy.retry.max_ms = secs_ms(env, "RETRY_MAX_SECS", defaults.retry.max_ms);
         policy.deadline_ms = secs_ms(env, "JOB_DEADLINE_SECS", defaults.deadline_ms);
+        policy.pending_limit_ms = secs_ms(env, "PENDING_LIMIT_SECS", defaults.pending_limit_ms);
+        policy.max_resubmits = num(env, "MAX_RESUBMITS", u64::from(defaults.max_resubmits)) as u32;
+        policy.quota_retry_ms = secs_ms(env, "QUOTA_RETRY_SECS", defaults.quota_retry_ms);
         let gemini_defaults = GeminiConfig::default();
         let (prices, prices_error) = match var(env, "PRICES").map(|p| PriceTable::from_json(&p)) {
             None => (PriceTable::default(), None),
@@ -128,6 +152,15 @@ impl Settings {
                 idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
             },
             webhook_allow_http: var(env, "WEBHOOK_ALLOW_HTTP").is_some_and(|v| v == "true"),
+            shards: ShardSettings {
+                max_bytes: num(env, "MAX_BATCH_BYTES", 2_000_000_000),
+                max_requests: num(env, "MAX_BATCH_REQUESTS", u64::MAX),
+                fill_percent: num(env, "SHARD_FILL_PERCENT", 90).clamp(1, 100),
+                // An unreadable table falls back to Tier 1's caps, the lowest: shards only get smaller.
+                caps: var(env, "ENQUEUED_TOKEN_CAPS")
+                    .and_then(|t| Caps::from_json(&t).ok())
+                    .unwrap_or_default(),
+            },
         }
     }
 }

@@ -6,7 +6,6 @@ use crate::accounts;
 use crate::config::Settings;
 use crate::errors::ApiError;
 use crate::submit::{JsonSubmission, invalid, priced_model};
-use batchgate_core::submit::Validator;
 use serde_json::json;
 use worker::{Env, Request, Response};
 
@@ -20,7 +19,7 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
         ApiError::bad_request("invalid_json", format!("the body is not a valid submission: {e}"))
     })?;
     let (model, price) = priced_model(&body.model, &settings)?;
-    let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
+    let mut validator = crate::submit::validator(&settings, &model);
     for (i, item) in body.requests.into_iter().enumerate() {
         validator.item(i as u64 + 1, item);
     }
@@ -30,6 +29,8 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
     Ok(Response::from_json(&json!({
         "model": model,
         "requestCount": summary.count,
+        // The Gemini batches it would run as (over the file size or token quota: several).
+        "shards": summary.shards.len(),
         "unit": "microcredits",
         "quote": quote,
         "balance": balance,

@@ -13,6 +13,7 @@ use crate::steps::{self, StepResult};
 use crate::{accounts, internal, webhooks};
 use batchgate_core::job::{Action, Job, Outcome};
 use batchgate_core::pricing::Price;
+use batchgate_core::shard::ShardSpec;
 use batchgate_core::timeline::{self, Event};
 use batchgate_core::view::{JobMeta, JobView};
 use batchgate_core::webhook::Delivery;
@@ -62,11 +63,16 @@ pub struct Init {
     pub retry_of: Option<String>,
     #[serde(default)]
     pub webhook_url: Option<String>,
+    #[serde(default)]
+    pub shards: Vec<ShardSpec>,
 }
 
-/// Names of the R2 objects a job owns.
-pub fn results_key(id: &str) -> String {
-    format!("jobs/{id}/results.jsonl")
+/// The R2 object holding shard `shard`'s results (one per Gemini batch).
+pub fn results_key(id: &str, shard: u64) -> String {
+    match shard {
+        0 => format!("jobs/{id}/results.jsonl"),
+        n => format!("jobs/{id}/results-{n}.jsonl"),
+    }
 }
 
 impl JobObject {
@@ -158,7 +164,8 @@ impl JobObject {
         }
         let job =
             Job::new(init.id.clone(), init.model.clone(), init.request_count, init.input_bytes, now_ms())
-                .with_billing(init.price, init.reserved);
+                .with_billing(init.price, init.reserved)
+                .with_shards(init.shards);
         let meta = JobMeta {
             display_name: init.display_name,
             metadata: init.metadata,
@@ -173,7 +180,8 @@ impl JobObject {
             store.put("webhook", &Delivery::new(url))?;
         }
         store.save_job(&job)?;
-        let detail = serde_json::json!({"requests": init.request_count, "reserved": init.reserved, "retryOf": meta.retry_of});
+        let detail = serde_json::json!({"requests": init.request_count, "reserved": init.reserved,
+                                         "retryOf": meta.retry_of, "shards": job.shard_count()});
         store.add_event(now_ms(), &Event { kind: "submitted", detail })?;
         self.state.storage().set_alarm(0).await?;
         accounts::record(&self.env, &init.account, &job, &meta).await;
@@ -228,11 +236,14 @@ impl JobObject {
                 continue;
             }
             if let Some(slice) = &result.slice {
-                store.record_slice(&slice.records, slice.part_number, &slice.etag)?;
+                store.record_slice(&slice.records, slice.shard, slice.part_number, &slice.etag)?;
             }
             let step = timeline::of_outcome(&result.outcome);
+            let before = fresh.clone();
             fresh.apply(result.outcome, now_ms(), rand(), &settings.policy);
-            for event in step.iter().chain(timeline::state_change(state_before, fresh.state()).iter()) {
+            let shard = timeline::shard_change(&before, &fresh);
+            let state = timeline::state_change(state_before, fresh.state());
+            for event in step.iter().chain(shard.iter()).chain(state.iter()) {
                 store.add_event(now_ms(), event)?;
             }
             if fresh.is_done() && fresh.state() != state_before {

@@ -4,9 +4,10 @@
 //! - `meta(k, v)`: the job's state machine (`job`), its extra facts (`meta`),
 //!   owner (`account`), R2 keys and the results multipart upload id.
 //! - `inputs(line, key)`: the submitted keys, to find the ones Gemini skipped.
-//! - `results(number, key, offset, len, ok, code, …)`: one row per result line,
-//!   where it sits in the R2 results object and what it says.
-//! - `parts(number, etag)`: stored parts of the results multipart upload.
+//! - `results(number, key, offset, len, ok, code, …, shard)`: one row per result
+//!   line, where it sits in its shard's R2 results object and what it says.
+//! - `parts(number, etag)`: stored parts of the results multipart uploads
+//!   (shard `s`'s part `n` is number `s × PARTS_PER_SHARD + n`).
 //! - `events(seq, at_ms, kind, detail)`: the job's timeline (core's `timeline`).
 
 use batchgate_core::ingest::LineRecord;
@@ -31,9 +32,15 @@ struct Count {
     n: i64,
 }
 
-/// Where one result line is in the stored object.
+/// Part numbers of one shard's multipart upload live in their own range.
+const PARTS_PER_SHARD: u64 = 100_000;
+
+/// Where one result line is in the stored objects.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Located {
+    /// Which shard's results object holds it.
+    #[serde(default)]
+    pub shard: i64,
     pub number: i64,
     pub rkey: Option<String>,
     pub pos: i64,
@@ -52,7 +59,7 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS inputs (line INTEGER PRIMARY KEY, rkey TEXT NOT NULL UNIQUE)",
             "CREATE TABLE IF NOT EXISTS results (number INTEGER PRIMARY KEY, rkey TEXT, pos INTEGER NOT NULL, \
              len INTEGER NOT NULL, ok INTEGER NOT NULL, code INTEGER, prompt INTEGER, candidates INTEGER, \
-             thoughts INTEGER, total INTEGER)",
+             thoughts INTEGER, total INTEGER, shard INTEGER NOT NULL DEFAULT 0)",
             "CREATE INDEX IF NOT EXISTS results_rkey ON results (rkey)",
             "CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, \
@@ -105,9 +112,15 @@ impl Store {
     }
 
     /// A slice's rows and its part, replacing any earlier attempt at the same
-    /// slice. Ten rows a statement: ten columns each fill SQLite's 100-parameter cap.
-    pub fn record_slice(&self, records: &[LineRecord], part_number: u64, etag: &str) -> Result<()> {
-        const COLUMNS: usize = 10;
+    /// slice. Nine rows a statement: eleven columns each stay under SQLite's 100-parameter cap.
+    pub fn record_slice(
+        &self,
+        records: &[LineRecord],
+        shard: u64,
+        part_number: u64,
+        etag: &str,
+    ) -> Result<()> {
+        const COLUMNS: usize = 11;
         const ROWS: usize = 100 / COLUMNS;
         for chunk in records.chunks(ROWS) {
             let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
@@ -129,33 +142,42 @@ impl Store {
                     opt(u.map(|u| u.candidates)),
                     opt(u.map(|u| u.thoughts)),
                     opt(u.map(|u| u.total)),
+                    int(shard),
                 ]);
             }
-            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+            let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
             self.sql.exec(
                 &format!(
-                    "INSERT OR REPLACE INTO results (number, rkey, pos, len, ok, code, prompt, candidates, thoughts, total) \
-                     VALUES {rows}"
+                    "INSERT OR REPLACE INTO results (number, rkey, pos, len, ok, code, prompt, candidates, thoughts, \
+                     total, shard) VALUES {rows}"
                 ),
                 params,
             )?;
         }
         self.sql.exec(
             "INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)",
-            vec![int(part_number), etag.into()],
+            vec![int(shard * PARTS_PER_SHARD + part_number), etag.into()],
         )?;
         Ok(())
     }
 
-    pub fn parts(&self) -> Result<Vec<(u16, String)>> {
+    /// The stored parts of `shard`'s results upload, by part number.
+    pub fn parts(&self, shard: u64) -> Result<Vec<(u16, String)>> {
         #[derive(Deserialize)]
         struct Part {
             number: i64,
             etag: String,
         }
-        let rows: Vec<Part> =
-            self.sql.exec("SELECT number, etag FROM parts ORDER BY number", None)?.to_array()?;
-        Ok(rows.into_iter().map(|p| (u16::try_from(p.number).unwrap_or(u16::MAX), p.etag)).collect())
+        let base = shard * PARTS_PER_SHARD;
+        let rows: Vec<Part> = self
+            .sql
+            .exec(
+                "SELECT number, etag FROM parts WHERE number >= ? AND number < ? ORDER BY number",
+                vec![int(base), int(base + PARTS_PER_SHARD)],
+            )?
+            .to_array()?;
+        let part = |n: i64| u16::try_from((n.max(0) as u64).saturating_sub(base)).unwrap_or(u16::MAX);
+        Ok(rows.into_iter().map(|p| (part(p.number), p.etag)).collect())
     }
 
     /// Submitted keys with no result line.
@@ -240,7 +262,7 @@ impl Store {
         let rows: Vec<Located> = self
             .sql
             .exec(
-                "SELECT number, rkey, pos, len, ok FROM results WHERE rkey = ? ORDER BY number LIMIT 1",
+                "SELECT shard, number, rkey, pos, len, ok FROM results WHERE rkey = ? ORDER BY number LIMIT 1",
                 vec![key.into()],
             )?
             .to_array()?;
@@ -252,7 +274,10 @@ impl Store {
         let filter = if failed_only { "AND ok = 0" } else { "" };
         self.sql
             .exec(
-                &format!("SELECT number, rkey, pos, len, ok FROM results WHERE number > ? {filter} ORDER BY number LIMIT ?"),
+                &format!(
+                    "SELECT shard, number, rkey, pos, len, ok FROM results WHERE number > ? {filter} \
+                     ORDER BY number LIMIT ?"
+                ),
                 vec![int(after), int(limit)],
             )?
             .to_array()

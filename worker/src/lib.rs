@@ -19,6 +19,7 @@ mod internal;
 mod job_object;
 mod job_store;
 mod ledger_store;
+mod quota_object;
 mod random;
 mod results;
 mod retry;
@@ -30,6 +31,7 @@ mod webhooks;
 
 pub use account_object::AccountObject;
 pub use job_object::JobObject;
+pub use quota_object::QuotaObject;
 pub use upload_object::UploadObject;
 
 use batchgate_core::ledger;
@@ -149,6 +151,14 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             auth::admin(&req, env)?;
             let id = admin_account_id(&percent_decode(id))?;
             Ok(Response::from_json(&accounts::summary(env, &id).await?)?)
+        }
+        // The enqueued-token holds of one model's quota: `{enqueued, holds: [{job, shard, tokens, sinceMs}]}`.
+        (Method::Get, ["v1", "admin", "quota", model]) => {
+            auth::admin(&req, env)?;
+            let stub = quota_object::stub(env, &percent_decode(model))?;
+            let holds: Option<serde_json::Value> =
+                internal::call_json(&stub, Method::Get, "/holds", "", None).await?;
+            Ok(Response::from_json(&holds.unwrap_or_default())?)
         }
         (Method::Get, ["v1", "jobs", id]) => view(&req, env, id).await,
         (Method::Get, ["v1", "jobs", id, "watch"]) => watch(&req, env, id).await,

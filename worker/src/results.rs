@@ -9,6 +9,7 @@ use crate::job_store;
 use crate::steps::BUCKET;
 use batchgate_core::jsonl::LineSplitter;
 use batchgate_core::results::{Outcome, scan_line};
+use futures_util::stream::LocalBoxStream;
 use futures_util::{StreamExt, stream};
 use serde_json::json;
 use worker::{ByteStream, Env, Method, Range, Request, Response, Stub};
@@ -60,7 +61,7 @@ pub async fn all(req: &Request, env: &Env, stub: &Stub, account: &str, id: &str)
     if !view.results_ready {
         return Err(not_ready());
     }
-    let body = object_stream(env, &results_key(id), None).await?;
+    let body = shards_stream(env, id, view.shards);
     if !failed_only {
         return ndjson(Response::from_stream(body)?);
     }
@@ -76,8 +77,27 @@ pub async fn all(req: &Request, env: &Env, stub: &Stub, account: &str, id: &str)
     ndjson(Response::from_stream(failed_lines(body).chain(stream::iter(tail)))?)
 }
 
+/// Every shard's results object, one after the other, read as they are sent
+/// (a shard whose batch returned no file has no object and adds nothing).
+fn shards_stream(env: &Env, id: &str, shards: u64) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
+    let (env, id) = (env.clone(), id.to_string());
+    let parts = stream::iter(0..shards.max(1)).then(move |shard| {
+        let (env, key) = (env.clone(), results_key(&id, shard));
+        async move {
+            match object_stream(&env, &key, None).await {
+                Ok(body) => body.boxed_local(),
+                Err(_) if shard > 0 => stream::empty().boxed_local(),
+                Err(e) => stream::once(async move { Err(worker::Error::RustError(e.message)) }).boxed_local(),
+            }
+        }
+    });
+    parts.flatten().boxed_local()
+}
+
 /// Keep the lines whose outcome is not a success (errors and malformed lines).
-fn failed_lines(body: ByteStream) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> {
+fn failed_lines(
+    body: LocalBoxStream<'static, worker::Result<Vec<u8>>>,
+) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> {
     let keep = |out: &mut Vec<u8>, line: &[u8]| {
         if !matches!(scan_line(line).outcome, Outcome::Success(_)) {
             out.extend_from_slice(line);
@@ -138,7 +158,7 @@ async fn page(
         let mut bytes = Vec::new();
         let mut s = object_stream(
             env,
-            &results_key(id),
+            &results_key(id, first.shard.max(0) as u64),
             Some(Range::OffsetWithLength { offset: start, length: len }),
         )
         .await?;
@@ -162,13 +182,13 @@ async fn page(
     Ok(resp)
 }
 
-/// Group lines that sit next to each other in the object (at most a `\r\n` apart).
+/// Group lines that sit next to each other in one object (at most a `\r\n` apart).
 fn runs(lines: &[job_store::Located]) -> Vec<&[job_store::Located]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=lines.len() {
         let split = match (lines.get(i - 1), lines.get(i)) {
-            (Some(a), Some(b)) => b.pos - (a.pos + a.len) > 2,
+            (Some(a), Some(b)) => a.shard != b.shard || b.pos - (a.pos + a.len) > 2,
             _ => true,
         };
         if split {
@@ -200,7 +220,7 @@ pub async fn one(env: &Env, stub: &Stub, account: &str, id: &str, key: &str) -> 
         .ok_or_else(|| ApiError::new(404, "result_not_found", format!("no result for key {key:?}")))?;
     let mut s = object_stream(
         env,
-        &results_key(id),
+        &results_key(id, line.shard.max(0) as u64),
         Some(Range::OffsetWithLength { offset: line.pos.max(0) as u64, length: line.len.max(0) as u64 }),
     )
     .await?;

@@ -50,7 +50,7 @@ pub async fn handle(env: &Env, account: &str, parent: &str) -> Result<Response> 
     let mut writer = InputWriter::new(env, &settings, &child)?;
     let model = submit::priced_model(&plan.model, &settings)?;
     let wanted: HashSet<String> = plan.keys.into_iter().collect();
-    let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
+    let mut validator = submit::validator(&settings, &model.0);
     let failed = copy_lines(env, &input_key, &wanted, &mut validator, &mut writer).await.err();
     let submission =
         submit::conclude(validator, writer, failed, model, plan.display_name, plan.metadata).await?;

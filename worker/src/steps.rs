@@ -7,10 +7,12 @@ use crate::config::Settings;
 use crate::gemini::{Gemini, with_timeout};
 use crate::job_object::results_key;
 use crate::job_store::Store;
+use crate::{internal, quota_object};
 use batchgate_core::gemini::client::{Failure, failure, finalized_file};
 use batchgate_core::gemini::{File, ListOperationsResponse, Operation};
 use batchgate_core::ingest::{Cursor, LineRecord, next_slice, scan_slice};
 use batchgate_core::job::{Action, Job, Outcome, Progress};
+use batchgate_core::quota::{Admission, AdmitRequest};
 use futures_util::StreamExt;
 use worker::{Bucket, Env, Range, ResponseBody, UploadedPart};
 
@@ -19,6 +21,7 @@ pub const BUCKET: &str = "BLOBS";
 /// A slice of ingestion to store atomically with the outcome.
 pub struct SliceWrite {
     pub records: Vec<LineRecord>,
+    pub shard: u64,
     pub part_number: u64,
     pub etag: String,
 }
@@ -56,6 +59,8 @@ pub async fn run(
     action: Action,
 ) -> StepResult {
     let result = match action {
+        Action::Admit { tokens } => admit(env, settings, job, tokens).await,
+        Action::Release => release(env, job).await,
         Action::StartUpload => start_upload(gemini, job).await,
         Action::ContinueUpload { session_url, offset } => {
             continue_upload(env, store, gemini, settings, job, &session_url, offset).await
@@ -74,8 +79,40 @@ pub async fn run(
     result.unwrap_or_else(fail)
 }
 
+/// Ask the model's QuotaObject for room for the current shard's tokens.
+async fn admit(env: &Env, settings: &Settings, job: &Job, tokens: u64) -> Result<StepResult, Failure> {
+    let ask = AdmitRequest {
+        job: job.id.clone(),
+        shard: job.shard,
+        tokens,
+        cap: settings.shards.caps.of(&job.model),
+    };
+    let answer: Admission = quota_call(env, &job.model, "/admit", &ask).await?;
+    Ok(if answer.admitted { Outcome::Admitted } else { Outcome::QuotaFull }.into())
+}
+
+async fn release(env: &Env, job: &Job) -> Result<StepResult, Failure> {
+    let release = quota_object::Release { job: job.id.clone(), shard: job.shard };
+    let _: serde_json::Value = quota_call(env, &job.model, "/release", &release).await?;
+    Ok(Outcome::Released.into())
+}
+
+async fn quota_call<T: serde::de::DeserializeOwned>(
+    env: &Env,
+    model: &str,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> Result<T, Failure> {
+    let stub = quota_object::stub(env, model).map_err(|e| Failure::network(format!("quota object: {e}")))?;
+    let body = serde_json::to_string(body).map_err(|e| Failure::network(e.to_string()))?;
+    internal::call_json::<T>(&stub, worker::Method::Post, path, "", Some(body))
+        .await
+        .map_err(|e| Failure::network(format!("quota object: {}", e.message)))?
+        .ok_or_else(|| Failure::network("quota object: no answer"))
+}
+
 async fn start_upload(gemini: &Gemini, job: &Job) -> Result<StepResult, Failure> {
-    let call = gemini.cfg.upload_start(job.input_bytes, &job.gemini_display_name());
+    let call = gemini.cfg.upload_start(job.shard_spec().bytes, &job.gemini_display_name());
     let (resp, _) = gemini.ok_text(&call, None).await?;
     let url = resp
         .headers()
@@ -113,7 +150,8 @@ async fn continue_upload(
             offset = n;
         }
     }
-    let total = job.input_bytes;
+    let shard = job.shard_spec();
+    let total = shard.bytes;
     let len = settings.upload_chunk_bytes.min(total.saturating_sub(offset));
     let finalize = offset + len >= total;
     let key: String = store
@@ -122,7 +160,7 @@ async fn continue_upload(
         .ok_or_else(|| Failure::Permanent { status: 0, message: "the job's input is not recorded".into() })?;
     let object = bucket(env)?
         .get(&key)
-        .range(Range::OffsetWithLength { offset, length: len })
+        .range(Range::OffsetWithLength { offset: shard.offset + offset, length: len })
         .execute()
         .await
         .map_err(|e| r2_failure("read of the input", e))?
@@ -221,11 +259,12 @@ async fn ingest(
         None => gemini.json::<File>(&gemini.cfg.get_file(results)).await?.size_bytes,
     };
     let bucket = bucket(env)?;
-    let key = results_key(&job.id);
+    let key = results_key(&job.id, job.shard);
     let Some(slice) = next_slice(&cursor, size, settings.part_bytes) else {
-        return complete(store, &bucket, &key).await;
+        return complete(store, &bucket, &key, job.shard).await;
     };
-    let upload_id = match store.get::<String>("uploadId").map_err(|e| Failure::network(e.to_string()))? {
+    let upload_key = upload_id_key(job.shard);
+    let upload_id = match store.get::<String>(&upload_key).map_err(|e| Failure::network(e.to_string()))? {
         Some(id) => id,
         None => {
             let up = bucket
@@ -234,7 +273,7 @@ async fn ingest(
                 .await
                 .map_err(|e| r2_failure("multipart start", e))?;
             let id = up.upload_id().await;
-            store.put("uploadId", &id).map_err(|e| Failure::network(e.to_string()))?;
+            store.put(&upload_key, &id).map_err(|e| Failure::network(e.to_string()))?;
             id
         }
     };
@@ -251,19 +290,33 @@ async fn ingest(
     let uploaded = upload.upload_part(part_number, part).await.map_err(|e| r2_failure("part upload", e))?;
     Ok(StepResult {
         outcome: Outcome::IngestProgress { cursor: next, size },
-        slice: Some(SliceWrite { records, part_number: slice.part_number, etag: uploaded.etag() }),
+        slice: Some(SliceWrite {
+            records,
+            shard: job.shard,
+            part_number: slice.part_number,
+            etag: uploaded.etag(),
+        }),
     })
 }
 
-async fn complete(store: &Store, bucket: &Bucket, key: &str) -> Result<StepResult, Failure> {
-    let upload_id: Option<String> = store.get("uploadId").map_err(|e| Failure::network(e.to_string()))?;
+/// Where the id of shard `shard`'s results multipart upload is kept.
+fn upload_id_key(shard: u64) -> String {
+    match shard {
+        0 => "uploadId".into(),
+        n => format!("uploadId-{n}"),
+    }
+}
+
+async fn complete(store: &Store, bucket: &Bucket, key: &str, shard: u64) -> Result<StepResult, Failure> {
+    let upload_id: Option<String> =
+        store.get(&upload_id_key(shard)).map_err(|e| Failure::network(e.to_string()))?;
     let Some(upload_id) = upload_id else {
         // An empty results file: nothing was uploaded.
         bucket.put(key, Vec::new()).execute().await.map_err(|e| r2_failure("put", e))?;
         return Ok(Outcome::Ingested.into());
     };
     let parts: Vec<UploadedPart> = store
-        .parts()
+        .parts(shard)
         .map_err(|e| Failure::network(e.to_string()))?
         .into_iter()
         .map(|(n, etag)| UploadedPart::new(n, etag))
@@ -362,19 +415,23 @@ pub async fn purge(env: &Env, store: &Store, gemini: &Gemini, job: &Job) {
     if let (Some(batch), false) = (&job.batch, job.state().is_terminal()) {
         let _ = cancel_batch(gemini, batch).await;
     }
-    let mut files: Vec<String> = job.input_file.iter().cloned().collect();
+    if job.quota_held || !job.state().is_terminal() {
+        let _ = release(env, job).await;
+    }
+    let mut files: Vec<String> = job.input_file.iter().chain(&job.stale_files).cloned().collect();
     if let batchgate_core::job::Phase::Ingesting { results, .. } = &job.phase {
         files.push(results.clone());
     }
     let _ = delete_files(gemini, &files).await;
     let Ok(bucket) = bucket(env) else { return };
-    let completed = bucket.head(results_key(&job.id)).await.map(|h| h.is_some());
-    if let (Ok(Some(upload_id)), Ok(false)) = (store.get::<String>("uploadId"), completed)
-        && let Ok(up) = bucket.resume_multipart_upload(results_key(&job.id), upload_id)
+    let current = results_key(&job.id, job.shard);
+    let completed = bucket.head(current.clone()).await.map(|h| h.is_some());
+    if let (Ok(Some(upload_id)), Ok(false)) = (store.get::<String>(&upload_id_key(job.shard)), completed)
+        && let Ok(up) = bucket.resume_multipart_upload(current, upload_id)
     {
         let _ = up.abort().await;
     }
-    let mut keys = vec![results_key(&job.id)];
+    let mut keys: Vec<String> = (0..=job.shard).map(|s| results_key(&job.id, s)).collect();
     if let Ok(Some(input)) = store.get::<String>("inputKey") {
         keys.push(input);
     }

@@ -174,6 +174,13 @@ fn webhook_url(url: Option<String>, settings: &Settings) -> Result<Option<String
     Ok(Some(url))
 }
 
+/// The checks a submission to `model` goes through, and the batches it will be cut into.
+pub fn validator(settings: &Settings, model: &str) -> Validator {
+    Validator::new(settings.limits.clone())
+        .with_estimate(settings.estimate)
+        .with_shards(settings.shards.limits(model))
+}
+
 /// A validated input, stored in R2 under `input_key`, not yet a job.
 pub struct Submission {
     model: String,
@@ -267,6 +274,7 @@ pub async fn open(
         "reserved": quote.batch,
         "retryOf": retry_of,
         "webhookUrl": submission.webhook,
+        "shards": submission.summary.shards,
     });
     let created =
         internal::call_json::<Created>(stub, Method::Post, "/init", account, Some(init.to_string()))
@@ -361,7 +369,7 @@ async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWr
     )?;
     let display_name = query(req, "displayName");
     let webhook = webhook_url(query(req, "webhookUrl"), settings)?;
-    let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
+    let mut validator = validator(settings, &model);
     let mut splitter = LineSplitter::new(usize::try_from(settings.max_line_bytes).unwrap_or(usize::MAX));
     let mut body = req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
     let mut failed: Option<ApiError> = None;
@@ -435,7 +443,7 @@ async fn read_json(req: &mut Request, settings: &Settings, mut writer: InputWrit
     drop(bytes);
     let model = priced_model(&body.model, settings)?;
     let webhook = webhook_url(body.webhook.map(|w| w.url), settings)?;
-    let mut validator = Validator::new(settings.limits.clone()).with_estimate(settings.estimate);
+    let mut validator = validator(settings, &model.0);
     for (i, item) in body.requests.into_iter().enumerate() {
         if let Some(normalized) = validator.item(i as u64 + 1, item) {
             writer.push(&normalized);

@@ -1,4 +1,5 @@
 use super::*;
+use crate::pricing::Price;
 use crate::results::Outcome as LineOutcome;
 use proptest::prelude::*;
 
@@ -12,6 +13,15 @@ struct FakeGemini {
     deleted: u32,
     /// Charges the account recorded (a repeat of a recorded settle is ignored there).
     charges: Vec<i64>,
+    /// Display names of batches that stay PENDING whatever happens.
+    stuck: Vec<String>,
+    /// Display names of batches that expire without results.
+    expire: Vec<String>,
+    abandoned: Vec<String>,
+    /// The quota: the shard holding it, and how many admissions it refuses first.
+    quota_holder: Option<u64>,
+    quota_refusals: u32,
+    admissions: Vec<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -43,8 +53,23 @@ fn drive(
     cancel_at: Option<usize>,
     policy: &Policy,
 ) -> usize {
+    drive_until(job, g, rolls, cancel_at, policy, &|_| false)
+}
+
+/// [`drive`], stopping early once `stop` holds.
+fn drive_until(
+    job: &mut Job,
+    g: &mut FakeGemini,
+    rolls: &[u64],
+    cancel_at: Option<usize>,
+    policy: &Policy,
+    stop: &dyn Fn(&Job) -> bool,
+) -> usize {
     let mut now = job.created_ms;
     for step in 0..2_000 {
+        if stop(job) {
+            return step;
+        }
         if cancel_at == Some(step) {
             job.request_cancel(now);
         }
@@ -57,12 +82,30 @@ fn drive(
                 now = until_ms;
                 continue;
             }
+            Action::Admit { .. } => {
+                if g.quota_refusals > 0 {
+                    g.quota_refusals -= 1;
+                    Outcome::QuotaFull
+                } else {
+                    // Idempotent per shard, as the QuotaObject is.
+                    assert!(g.quota_holder.is_none_or(|s| s == job.shard), "two shards hold the quota");
+                    if g.quota_holder.is_none() {
+                        g.admissions.push(job.shard);
+                    }
+                    g.quota_holder = Some(job.shard);
+                    Outcome::Admitted
+                }
+            }
+            Action::Release => {
+                g.quota_holder = None;
+                Outcome::Released
+            }
             Action::StartUpload => Outcome::UploadStarted { session_url: "s".into() },
             Action::ContinueUpload { .. } => Outcome::Uploaded { file: "files/in".into() },
             Action::FindBatch => {
                 let name = job.gemini_display_name();
                 match g.batches.iter().find(|b| **b == name) {
-                    Some(_) => Outcome::BatchFound { batch: "batches/b".into() },
+                    Some(_) => Outcome::BatchFound { batch: format!("batches/{name}") },
                     None => Outcome::BatchAbsent,
                 }
             }
@@ -77,17 +120,26 @@ fn drive(
                     }
                     Fate::Ok => {
                         g.batches.push(job.gemini_display_name());
-                        Outcome::Created { batch: "batches/b".into() }
+                        Outcome::Created { batch: format!("batches/{}", job.gemini_display_name()) }
                     }
                 }
             }
-            Action::CancelBatch { .. } => {
-                g.cancelled = true;
+            Action::CancelBatch { batch } => {
+                if matches!(job.phase, Phase::Abandoning { .. }) {
+                    g.abandoned.push(batch);
+                } else {
+                    g.cancelled = true;
+                }
                 Outcome::CancelSent
             }
-            Action::PollBatch { .. } => {
+            Action::PollBatch { batch } => {
+                let name = batch.trim_start_matches("batches/").to_string();
                 let state = if g.cancelled {
                     BatchState::Cancelled
+                } else if g.stuck.contains(&name) {
+                    BatchState::Pending
+                } else if g.expire.contains(&name) {
+                    BatchState::Expired
                 } else {
                     g.states.get(g.polls).cloned().unwrap_or(BatchState::Succeeded)
                 };
@@ -101,12 +153,13 @@ fn drive(
                 }
             }
             Action::Ingest { cursor, .. } => {
-                // Three lines per slice, until all lines are in.
-                if cursor.lines >= g.results_lines {
+                // Three lines per slice, until the shard's lines are all in.
+                let end = job.lines_done + g.results_lines.min(job.shard_spec().requests);
+                if cursor.lines >= end {
                     Outcome::Ingested
                 } else {
                     let mut next = cursor.clone();
-                    for _ in 0..3.min(g.results_lines - cursor.lines) {
+                    for _ in 0..3.min(end - cursor.lines) {
                         next.lines += 1;
                         next.tally.add(&LineOutcome::Success(Usage {
                             candidates: 10,
@@ -147,6 +200,12 @@ fn fake(states: Vec<BatchState>, lines: u64) -> FakeGemini {
         results_lines: lines,
         deleted: 0,
         charges: vec![],
+        stuck: vec![],
+        expire: vec![],
+        abandoned: vec![],
+        quota_holder: None,
+        quota_refusals: 0,
+        admissions: vec![],
     }
 }
 
@@ -172,6 +231,9 @@ fn cancel_before_gemini_has_the_batch_ends_at_once() {
     let mut job = Job::new("j".into(), "m".into(), 1, 1, 0);
     job.request_cancel(5);
     assert_eq!(job.state(), JobState::Cancelled);
+    // An admission may have been granted before the cancel: it is given back.
+    assert_eq!(job.next_action(5), Action::Release);
+    job.apply(Outcome::Released, 5, 0, &policy);
     // Nothing was delivered: the charge is zero, and settling it releases the reservation.
     assert_eq!(job.next_action(5), Action::Settle { charge: 0, standard: 0 });
     job.apply(Outcome::Settled { charge: 0 }, 5, 0, &policy);
@@ -232,16 +294,179 @@ proptest! {
         let mut g = fake(states, lines);
         let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
         prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.phase);
-        prop_assert!(g.batches.len() <= 1, "{} batches created", g.batches.len());
+        // One batch per attempt: a lost create was found, never made twice.
+        let attempts = 1 + policy.max_resubmits as usize;
+        prop_assert!(g.batches.len() <= attempts, "{} batches created", g.batches.len());
+        prop_assert!(g.batches.iter().all(|b| g.batches.iter().filter(|c| *c == b).count() == 1));
+        prop_assert!(g.quota_holder.is_none() && !job.quota_held, "the quota was not released");
         let ingested = job.tally.succeeded;
         prop_assert!(ingested == 0 || ingested == lines, "ingested {} of {}", ingested, lines);
         if job.state() == JobState::Succeeded {
             prop_assert_eq!(ingested, lines);
-            prop_assert!(!job.cancel_requested || g.batches.len() == 1);
+            prop_assert!(!job.cancel_requested || !g.batches.is_empty());
         }
         prop_assert!(job.state().is_terminal());
         // Charged once, for exactly the delivered usage (10 output tokens a line).
         prop_assert_eq!(&g.charges, &vec![ingested as i64 * 10 * 3]);
         prop_assert_eq!(job.billing.charged, Some(ingested as i64 * 10 * 3));
+    }
+}
+
+fn sharded(requests: &[u64]) -> Job {
+    let mut first_line = 0;
+    let shards = requests
+        .iter()
+        .map(|&r| {
+            let spec = ShardSpec {
+                first_line,
+                requests: r,
+                offset: first_line * 10,
+                bytes: r * 10,
+                tokens: r * 100,
+            };
+            first_line += r;
+            spec
+        })
+        .collect();
+    let price = Price { input: 1, output: 6, cached_input: 0 };
+    Job::new("big".into(), "m".into(), first_line, first_line * 10, 0)
+        .with_billing(price, 1_000_000)
+        .with_shards(shards)
+}
+
+#[test]
+fn a_sharded_job_runs_its_batches_one_after_another() {
+    let policy = Policy::default();
+    let mut job = sharded(&[4, 4, 2]);
+    let mut g = fake(vec![], 1_000);
+    drive(&mut job, &mut g, &[2], None, &policy);
+    assert_eq!(job.state(), JobState::Succeeded);
+    assert_eq!(job.tally.succeeded, 10, "every shard's lines, numbered on from the last");
+    assert_eq!(job.lines_done, 10);
+    assert_eq!(g.batches, vec!["batchgate-big", "batchgate-big-1-0", "batchgate-big-2-0"]);
+    assert_eq!(g.admissions, vec![0, 1, 2], "each shard admitted once, in order");
+    assert_eq!(g.deleted, 3, "each shard's files deleted before the next starts");
+    assert_eq!(g.charges, vec![10 * 10 * 3], "one charge for the whole job");
+}
+
+#[test]
+fn between_shards_the_job_is_running_and_its_results_not_ready() {
+    let policy = Policy::default();
+    let mut job = sharded(&[1, 1]);
+    for outcome in [
+        Outcome::Admitted,
+        Outcome::UploadStarted { session_url: "s".into() },
+        Outcome::Uploaded { file: "files/a".into() },
+        Outcome::CreateSending,
+        Outcome::Created { batch: "batches/a".into() },
+    ] {
+        job.apply(outcome, 0, 0, &policy);
+    }
+    let polled = Outcome::Polled {
+        state: BatchState::Succeeded,
+        progress: Progress { succeeded: 1, failed: 0, pending: 0 },
+        results_file: None,
+        error: None,
+    };
+    job.apply(polled, 0, 0, &policy);
+    assert_eq!(job.state(), JobState::Running);
+    assert_eq!(job.progress, Progress { succeeded: 1, failed: 0, pending: 1 }, "counts cover the whole job");
+    assert!(!job.results_complete());
+    assert_eq!(job.next_action(0), Action::Release, "the finished batch gives its quota back first");
+    job.apply(Outcome::Released, 0, 0, &policy);
+    assert_eq!(job.next_action(0), Action::DeleteFiles { files: vec!["files/a".into()] });
+    job.apply(Outcome::FilesDeleted, 0, 0, &policy);
+    assert_eq!((job.shard, job.phase.clone()), (1, Phase::Queued));
+    assert_eq!(job.next_action(0), Action::Admit { tokens: 100 });
+}
+
+#[test]
+fn a_full_quota_defers_the_shard_and_never_fails_it() {
+    let policy = Policy { quota_retry_ms: 60_000, ..Policy::default() };
+    let mut job = sharded(&[2, 2]);
+    let mut g = fake(vec![], 1_000);
+    g.quota_refusals = 30;
+    drive(&mut job, &mut g, &[2], None, &policy);
+    assert_eq!(job.state(), JobState::Succeeded);
+    assert_eq!(job.tally.succeeded, 4);
+    assert_eq!(g.quota_refusals, 0, "it asked again after every refusal");
+    assert!(job.finished_ms.unwrap_or(0) >= 60_000, "a refusal waits the quota retry time");
+}
+
+#[test]
+fn a_batch_stuck_in_pending_is_cancelled_and_submitted_again() {
+    let policy = Policy { pending_limit_ms: 3_600_000, ..Policy::default() };
+    let mut job = sharded(&[3, 3]);
+    let mut g = fake(vec![], 1_000);
+    g.stuck = vec!["batchgate-big-1-0".into()];
+    drive(&mut job, &mut g, &[2], None, &policy);
+    assert_eq!(job.state(), JobState::Succeeded);
+    assert_eq!(job.tally.succeeded, 6);
+    assert_eq!(g.abandoned, vec!["batches/batchgate-big-1-0"]);
+    assert_eq!(g.batches, vec!["batchgate-big", "batchgate-big-1-0", "batchgate-big-1-1"]);
+    // The abandoned attempt's input file went to the final cleanup.
+    assert!(job.stale_files.is_empty());
+}
+
+#[test]
+fn an_expired_batch_is_resubmitted_a_bounded_number_of_times_then_the_job_expires() {
+    let policy = Policy { max_resubmits: 2, ..Policy::default() };
+    let mut job = sharded(&[2, 2]);
+    let mut g = fake(vec![], 1_000);
+    g.expire = vec!["batchgate-big-1-0".into()];
+    drive(&mut job, &mut g, &[2], None, &policy);
+    assert_eq!(job.state(), JobState::Succeeded, "the second attempt went through");
+
+    let mut job = sharded(&[2, 2]);
+    let mut g = fake(vec![], 1_000);
+    g.expire = (0..3).map(|r| format!("batchgate-big-1-{r}")).collect();
+    drive(&mut job, &mut g, &[2], None, &policy);
+    assert_eq!(job.state(), JobState::Expired);
+    assert_eq!(g.batches.len(), 4, "the first shard, then the second three times");
+    assert_eq!(job.tally.succeeded, 2, "the first shard's results are kept");
+    assert_eq!(g.charges, vec![2 * 10 * 3], "and charged; nothing else");
+    assert!(!job.quota_held && g.quota_holder.is_none());
+}
+
+#[test]
+fn cancelling_between_shards_stops_before_the_next_one() {
+    let policy = Policy::default();
+    let mut job = sharded(&[1, 1, 1]);
+    let mut g = fake(vec![], 1_000);
+    let between = |j: &Job| matches!(j.phase, Phase::Cleaning { next_shard: Some(1), .. });
+    drive_until(&mut job, &mut g, &[2], None, &policy, &between);
+    assert!(between(&job));
+    job.request_cancel(job.updated_ms);
+    drive(&mut job, &mut g, &[2], None, &policy);
+    assert_eq!(job.state(), JobState::Cancelled);
+    assert_eq!(g.batches.len(), 1);
+    assert_eq!(job.tally.succeeded, 1);
+}
+
+proptest! {
+    /// A sharded job under any Gemini behaviour and lost answers: it ends,
+    /// results are whole shards in order, charged once, the quota returned.
+    #[test]
+    fn a_sharded_job_ends_with_whole_shards_charged_once(
+        sizes in proptest::collection::vec(1u64..6, 1..5),
+        states in proptest::collection::vec(arb_state(), 0..30),
+        rolls in proptest::collection::vec(any::<u64>(), 1..50),
+        cancel_at in proptest::option::of(0usize..200),
+    ) {
+        let policy = Policy::default();
+        let mut job = sharded(&sizes);
+        let mut g = fake(states, 1_000);
+        let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
+        prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.phase);
+        prop_assert!(job.state().is_terminal());
+        prop_assert!(g.quota_holder.is_none() && !job.quota_held, "the quota was not released");
+        prop_assert!(g.batches.iter().all(|b| g.batches.iter().filter(|c| *c == b).count() == 1));
+        let ingested = job.tally.succeeded;
+        let whole_shards: Vec<u64> = sizes.iter().scan(0, |sum, s| { *sum += s; Some(*sum) }).collect();
+        prop_assert!(ingested == 0 || whole_shards.contains(&ingested), "{} is not a prefix of {:?}", ingested, sizes);
+        if job.state() == JobState::Succeeded {
+            prop_assert_eq!(ingested, sizes.iter().sum::<u64>());
+        }
+        prop_assert_eq!(&g.charges, &vec![ingested as i64 * 10 * 3]);
     }
 }
