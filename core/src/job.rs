@@ -547,6 +547,16 @@ impl Job {
         }
     }
 
+    /// Gemini says `batch` changed (a webhook): poll it now rather than on
+    /// the schedule. Only the current batch of a job waiting on Gemini wakes it.
+    pub fn wake(&mut self, batch: &str, now_ms: u64) -> bool {
+        let waiting = matches!(&self.phase, Phase::Submitted { batch: b } if b == batch);
+        if waiting && self.next_at_ms > now_ms {
+            self.next_at_ms = now_ms;
+        }
+        waiting
+    }
+
     fn touch(&mut self, now_ms: u64) {
         self.updated_ms = now_ms;
         self.version += 1;

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod gemini;
+pub mod gemini_hook;
 pub mod ingest;
 pub mod job;
 pub mod jsonl;

@@ -611,3 +611,68 @@ async fn an_ended_job_calls_its_webhook_signed_and_retried_until_it_lands() {
     let delivered = kinds.iter().position(|k| *k == "webhook_delivered");
     assert!(failed.is_some() && failed < delivered, "{kinds:?}");
 }
+
+/// RFC 3339 to Unix milliseconds.
+fn millis(ts: &Value) -> i64 {
+    let text = ts.as_str().unwrap_or_else(|| panic!("not a timestamp: {ts}"));
+    batchgate_core::gemini::timestamp::parse_millis(text).unwrap_or_else(|| panic!("not RFC 3339: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_gemini_webhook_wakes_the_job_within_a_second_and_forgeries_are_refused() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    // Polling alone would take a minute to notice: only the webhook can be this quick.
+    let vars = [("GEMINI_WEBHOOK_SECRET", SECRET), ("POLL_FIRST_SECS", "60"), ("POLL_MIN_SECS", "60")];
+    let s = Stack::start(json!({"pendingSecs": 1, "runningSecs": 1}), &vars);
+    s.control("/config", json!({"webhook": {"url": s.url("/hooks/gemini"), "secret": SECRET}})).await;
+    let (_, job) = s.submit(submission(5), None).await;
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = s.wait_state(&id, "succeeded", 30).await;
+    assert_eq!(done["counts"]["succeeded"], 5);
+    let batch = s.gemini_batches().await.remove(0);
+    let (_, events) = s.get(&format!("/v1/jobs/{id}/events?limit=1000")).await;
+    let events = events["events"].as_array().unwrap().clone();
+    let seen = events
+        .iter()
+        .find(|e| e["kind"] == "polled" && e["detail"]["geminiState"] == "BATCH_STATE_SUCCEEDED")
+        .unwrap_or_else(|| panic!("no poll saw the end: {events:?}"));
+    let delay = millis(&seen["at"]) - millis(&batch["metadata"]["endTime"]);
+    eprintln!("webhook detection: the job saw the end {delay} ms after Gemini ended the batch");
+    assert!(delay <= 1_000, "detected {delay} ms after Gemini ended the batch");
+    assert!(
+        events.iter().any(|e| e["kind"] == "gemini_webhook" && e["detail"]["woken"] == true),
+        "{events:?}"
+    );
+
+    // Forgeries, stale messages and replays.
+    let secret = batchgate_core::webhook::Secret::parse(SECRET).unwrap();
+    let body = json!({"type": "batch.succeeded", "data": {"name": batch["name"], "displayName": format!("batchgate-{id}")}})
+        .to_string();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let post = |msg: &str, ts: i64, signature: String| {
+        s.http
+            .post(s.url("/hooks/gemini"))
+            .header("webhook-id", msg)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body.clone())
+            .send()
+    };
+    let forged = post("msg_1", now, "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".into()).await.unwrap();
+    assert_eq!(forged.status(), 401);
+    assert_eq!(forged.json::<Value>().await.unwrap()["error"]["code"], "invalid_signature");
+    let old = now - 3_600;
+    let stale = post("msg_2", old, secret.sign("msg_2", old, body.as_bytes())).await.unwrap();
+    assert_eq!(stale.status(), 401);
+    assert_eq!(stale.json::<Value>().await.unwrap()["error"]["code"], "stale_timestamp");
+    let first = post("msg_3", now, secret.sign("msg_3", now, body.as_bytes())).await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.json::<Value>().await.unwrap()["duplicate"], false);
+    let again = post("msg_3", now, secret.sign("msg_3", now, body.as_bytes())).await.unwrap();
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["duplicate"],
+        true,
+        "a replayed webhook-id is not acted on"
+    );
+}

@@ -69,7 +69,7 @@ fn var(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
 }
 
-fn num(env: &Env, name: &str, default: u64) -> u64 {
+pub(crate) fn num(env: &Env, name: &str, default: u64) -> u64 {
     var(env, name).and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 

@@ -67,6 +67,16 @@ pub struct Init {
     pub shards: Vec<ShardSpec>,
 }
 
+/// A Gemini webhook, verified by the worker (`gemini_hooks.rs`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wake {
+    pub webhook_id: String,
+    pub batch: String,
+    #[serde(default)]
+    pub kind: String,
+}
+
 /// The R2 object holding shard `shard`'s results (one per Gemini batch).
 pub fn results_key(id: &str, shard: u64) -> String {
     match shard {
@@ -189,6 +199,24 @@ impl JobObject {
         internal::json(&internal::Created { created: true, view })
     }
 
+    /// A verified Gemini webhook about `wake.batch`: poll now if the job waits on it.
+    async fn wake(&self, store: &Store, wake: Wake) -> Result<Response> {
+        let Some(mut job) = store.job()? else {
+            return internal::json(&serde_json::json!({"woken": false}));
+        };
+        if !store.first_sight_of_hook(&wake.webhook_id, now_ms())? {
+            return internal::json(&serde_json::json!({"woken": false, "duplicate": true}));
+        }
+        let woken = job.wake(&wake.batch, now_ms());
+        let detail = serde_json::json!({"batch": wake.batch, "type": wake.kind, "woken": woken});
+        store.add_event(now_ms(), &Event { kind: "gemini_webhook", detail })?;
+        if woken {
+            store.save_job(&job)?;
+            self.state.storage().set_alarm(0).await?;
+        }
+        internal::json(&serde_json::json!({"woken": woken, "duplicate": false}))
+    }
+
     /// Once the job has ended and been charged: its webhook, if it has one
     /// still to deliver (the alarm comes back for retries).
     async fn after_the_end(&self, store: &Store, job: &Job) -> Result<()> {
@@ -276,6 +304,10 @@ impl JobObject {
         if path == "/init" {
             let init: Init = req.json().await?;
             return self.init(&store, init).await;
+        }
+        if path == "/wake" {
+            let wake: Wake = req.json().await?;
+            return self.wake(&store, wake).await;
         }
         let Some(job) = self.owned(&store, &req).await? else {
             return ApiError::not_found("no such job").into_response();

@@ -9,6 +9,7 @@
 //! - `parts(number, etag)`: stored parts of the results multipart uploads
 //!   (shard `s`'s part `n` is number `s × PARTS_PER_SHARD + n`).
 //! - `events(seq, at_ms, kind, detail)`: the job's timeline (core's `timeline`).
+//! - `hooks(id, at_ms)`: `webhook-id`s of Gemini webhooks already acted on.
 
 use batchgate_core::ingest::LineRecord;
 use batchgate_core::job::Job;
@@ -64,6 +65,7 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, etag TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, \
              kind TEXT NOT NULL, detail TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS hooks (id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL)",
         ] {
             sql.exec(ddl, None)?;
         }
@@ -189,6 +191,17 @@ impl Store {
         Ok(rows.first().map_or(0, |c| c.n.max(0) as u64))
     }
 
+    /// Remember a Gemini `webhook-id`; false if it was seen before (a replay).
+    pub fn first_sight_of_hook(&self, id: &str, at_ms: u64) -> Result<bool> {
+        let rows: Vec<Count> =
+            self.sql.exec("SELECT COUNT(*) AS n FROM hooks WHERE id = ?", vec![id.into()])?.to_array()?;
+        if rows.first().is_some_and(|c| c.n > 0) {
+            return Ok(false);
+        }
+        self.sql.exec("INSERT INTO hooks (id, at_ms) VALUES (?, ?)", vec![id.into(), int(at_ms)])?;
+        Ok(true)
+    }
+
     /// Append to the timeline (in the same synchronous run as the state it describes).
     pub fn add_event(&self, at_ms: u64, event: &batchgate_core::timeline::Event) -> Result<()> {
         self.sql.exec(
@@ -284,7 +297,7 @@ impl Store {
     }
 
     pub fn clear(&self) -> Result<()> {
-        for t in ["meta", "inputs", "results", "parts"] {
+        for t in ["meta", "inputs", "results", "parts", "hooks"] {
             self.sql.exec(&format!("DELETE FROM {t}"), None)?;
         }
         Ok(())

@@ -15,6 +15,7 @@ mod errors;
 mod estimate;
 mod files_api;
 mod gemini;
+mod gemini_hooks;
 mod internal;
 mod job_object;
 mod job_store;
@@ -88,6 +89,7 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
     let method = req.method();
     match (method.clone(), segments.as_slice()) {
         (Method::Get, ["healthz"]) => Ok(Response::from_json(&serde_json::json!({"ok": true}))?),
+        (Method::Post, ["hooks", "gemini"]) => gemini_hooks::receive(req, env).await,
         (Method::Post, ["_bench", "copy"]) if bench_route::enabled(env) => {
             let file = req
                 .url()?

@@ -470,3 +470,23 @@ proptest! {
         prop_assert_eq!(&g.charges, &vec![ingested as i64 * 10 * 3]);
     }
 }
+
+#[test]
+fn a_gemini_webhook_wakes_only_the_batch_the_job_waits_on() {
+    let policy = Policy::default();
+    let mut job = sharded(&[1]);
+    for outcome in [
+        Outcome::Admitted,
+        Outcome::UploadStarted { session_url: "s".into() },
+        Outcome::Uploaded { file: "files/a".into() },
+        Outcome::CreateSending,
+        Outcome::Created { batch: "batches/a".into() },
+    ] {
+        job.apply(outcome, 0, 0, &policy);
+    }
+    assert!(job.next_at_ms > 1_000, "the first poll is scheduled later");
+    assert!(!job.wake("batches/old", 1_000));
+    assert!(job.next_at_ms > 1_000);
+    assert!(job.wake("batches/a", 1_000));
+    assert_eq!(job.next_action(1_000), Action::PollBatch { batch: "batches/a".into() });
+}
