@@ -44,6 +44,10 @@ pub struct FaultRule {
     pub method: String,
     /// Glob over the request path; `*` matches anything, `/` included.
     pub path: String,
+    /// Only calls with this `X-Goog-Upload-Command` (`start`, `upload`,
+    /// `upload, finalize`, `query`…): tells a resumable upload's steps apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_command: Option<String>,
     #[serde(flatten)]
     pub kind: FaultKind,
     /// Let this many matching calls through first.
@@ -96,12 +100,20 @@ impl Faults {
     /// The fault to apply to this call, if any; `finalize` selects only
     /// `FinalizeError` rules (which the upload handler asks for) and otherwise
     /// they are ignored.
-    pub fn take(&mut self, method: &str, path: &str, finalize: bool) -> Option<FaultKind> {
+    pub fn take(
+        &mut self,
+        method: &str,
+        path: &str,
+        command: Option<&str>,
+        finalize: bool,
+    ) -> Option<FaultKind> {
+        let words = |c: &str| c.split(',').map(|w| w.trim().to_ascii_lowercase()).collect::<Vec<_>>();
         for rule in &mut self.rules {
             let is_finalize = matches!(rule.kind, FaultKind::FinalizeError { .. });
             if is_finalize != finalize
                 || !(rule.method == "*" || rule.method.eq_ignore_ascii_case(method))
                 || !glob(&rule.path, path)
+                || rule.upload_command.as_deref().is_some_and(|want| command.map(words) != Some(words(want)))
             {
                 continue;
             }
@@ -160,14 +172,30 @@ mod tests {
             id: 0,
             method: "GET".into(),
             path: "/v1beta/batches/*".into(),
+            upload_command: None,
             kind: FaultKind::Status { status: 503, retry_delay_secs: None },
             skip: 1,
             times: Some(2),
             matched: 0,
             fired: 0,
         });
-        let hits: Vec<bool> = (0..5).map(|_| f.take("GET", "/v1beta/batches/x", false).is_some()).collect();
+        let hits: Vec<bool> =
+            (0..5).map(|_| f.take("GET", "/v1beta/batches/x", None, false).is_some()).collect();
         assert_eq!(hits, vec![false, true, true, false, false]);
-        assert!(f.take("POST", "/v1beta/batches/x", false).is_none());
+        assert!(f.take("POST", "/v1beta/batches/x", None, false).is_none());
+    }
+
+    #[test]
+    fn an_upload_command_tells_the_steps_of_an_upload_apart() {
+        let mut f = Faults::default();
+        let rule: FaultRule = serde_json::from_value(serde_json::json!({"method": "POST",
+            "path": "/upload/v1beta/files", "uploadCommand": "upload, finalize", "kind": "status", "status": 500}))
+        .unwrap();
+        f.add(rule);
+        let path = "/upload/v1beta/files";
+        assert!(f.take("POST", path, Some("start"), false).is_none());
+        assert!(f.take("POST", path, Some("upload"), false).is_none());
+        assert!(f.take("POST", path, None, false).is_none());
+        assert!(f.take("POST", path, Some("Upload,Finalize"), false).is_some());
     }
 }

@@ -85,17 +85,15 @@ pub async fn gate(State(emu): State<Arc<Emulator>>, req: Request, next: Next) ->
         *lock(&emu.observed_base) = Some(format!("http://{host}"));
     }
     let control = path.starts_with("/_emulator");
-    let fault = if control { None } else { lock(&emu.faults).take(&method, &path, false) };
+    let command = req.headers().get("x-goog-upload-command").and_then(|v| v.to_str().ok()).map(String::from);
+    let fault =
+        if control { None } else { lock(&emu.faults).take(&method, &path, command.as_deref(), false) };
     let seq = lock(&emu.log).push(LoggedRequest {
         seq: 0,
         method: method.clone(),
         path: path.clone(),
         query: query.clone(),
-        upload_command: req
-            .headers()
-            .get("x-goog-upload-command")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from),
+        upload_command: command,
         api_key: key.is_some(),
         status: None,
         fault: fault.as_ref().map(|f| format!("{f:?}")),

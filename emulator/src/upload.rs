@@ -346,7 +346,7 @@ impl Emulator {
             ));
             return Ok(with_status(e, "active", Some(s.received)));
         }
-        let injected = lock(&self.faults).take("POST", "/upload/v1beta/files", true);
+        let injected = lock(&self.faults).take("POST", "/upload/v1beta/files", None, true);
         let mime_refused = cfg.allowed_mime_types.as_ref().is_some_and(|l| !l.iter().any(|m| m == &s.mime));
         if injected.is_some() || mime_refused {
             // The real anomaly: HTTP 200, status final, and an error instead of a file.

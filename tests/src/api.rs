@@ -139,6 +139,23 @@ impl Stack {
         v["operations"].as_array().cloned().unwrap_or_default()
     }
 
+    /// The emulator's `/_emulator/state` counts.
+    pub async fn emulator_state(&self) -> Value {
+        match self.http.get(self.emu("/_emulator/state")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(e) => panic!("emulator state: {e}"),
+        }
+    }
+
+    /// How many times the emulator's fault rules have fired, in all.
+    pub async fn faults_fired(&self) -> u64 {
+        let v: Value = match self.http.get(self.emu("/_emulator/faults")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(e) => panic!("emulator faults: {e}"),
+        };
+        v["faults"].as_array().into_iter().flatten().filter_map(|f| f["fired"].as_u64()).sum()
+    }
+
     /// Wait until Gemini has `n` batches and return the `n`th made (1-based; id without `batches/`).
     pub async fn nth_gemini_batch(&self, n: usize) -> String {
         for _ in 0..300 {

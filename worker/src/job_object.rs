@@ -305,6 +305,12 @@ impl JobObject {
             let init: Init = req.json().await?;
             return self.init(&store, init).await;
         }
+        if path == "/kick" {
+            // What a (possibly duplicate) alarm delivery does, on request.
+            self.run().await?;
+            let Some(job) = store.job()? else { return ApiError::not_found("no such job").into_response() };
+            return internal::json(&self.view(&store, &job).await?);
+        }
         if path == "/wake" {
             let wake: Wake = req.json().await?;
             return self.wake(&store, wake).await;

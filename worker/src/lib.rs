@@ -154,6 +154,14 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             let id = admin_account_id(&percent_decode(id))?;
             Ok(Response::from_json(&accounts::summary(env, &id).await?)?)
         }
+        // Step a job now, as its alarm would (a stuck-looking job; tests deliver it twice at once).
+        (Method::Post, ["v1", "admin", "jobs", id, "kick"]) => {
+            auth::admin(&req, env)?;
+            let stub = submit::job_stub(env, id)?;
+            let view: Option<serde_json::Value> =
+                internal::call_json(&stub, Method::Post, "/kick", "", None).await?;
+            Ok(Response::from_json(&view.ok_or_else(|| ApiError::not_found(format!("no job {id}")))?)?)
+        }
         // The enqueued-token holds of one model's quota: `{enqueued, holds: [{job, shard, tokens, sinceMs}]}`.
         (Method::Get, ["v1", "admin", "quota", model]) => {
             auth::admin(&req, env)?;

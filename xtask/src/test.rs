@@ -88,6 +88,8 @@ fn worker_e2e() -> Result<(), String> {
                 "sdk_e2e",
                 "--test",
                 "demo_e2e",
+                "--test",
+                "fault_matrix",
                 "--",
                 "--ignored",
                 "--test-threads",

@@ -1,0 +1,364 @@
+//! The fault matrix: every Gemini call the worker makes × every way a call
+//! fails (429, 500, 503, a hang past the timeout, a body cut short), plus a
+//! duplicated alarm delivery and workerd killed at each stage of a job. In
+//! every case the job must end in its terminal state with complete results,
+//! Gemini must hold one batch (a lost create is found, never repeated), the
+//! fault must have fired, and the account's ledger must add up. Each test
+//! prints its rows of the matrix: cases run, cases passed.
+//! Run by `cargo xtask test` (they need wrangler: `cargo xtask setup`).
+
+use batchgate_e2e::api::requests;
+use batchgate_e2e::stack::{ADMIN_TOKEN, Stack};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// One Gemini call: how the emulator's fault rules pick it out.
+struct Call {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    upload_command: Option<&'static str>,
+}
+
+const CALLS: &[Call] = &[
+    Call {
+        name: "upload start",
+        method: "POST",
+        path: "/upload/v1beta/files",
+        upload_command: Some("start"),
+    },
+    Call {
+        name: "upload chunk",
+        method: "POST",
+        path: "/upload/v1beta/files",
+        upload_command: Some("upload"),
+    },
+    Call {
+        name: "upload finalize",
+        method: "POST",
+        path: "/upload/v1beta/files",
+        upload_command: Some("upload, finalize"),
+    },
+    Call { name: "create", method: "POST", path: "*:batchGenerateContent", upload_command: None },
+    Call { name: "get", method: "GET", path: "/v1beta/batches/*", upload_command: None },
+    Call { name: "download", method: "GET", path: "*:download", upload_command: None },
+    Call { name: "cancel", method: "POST", path: "/v1beta/batches/*:cancel", upload_command: None },
+    Call { name: "delete", method: "DELETE", path: "/v1beta/files/*", upload_command: None },
+];
+
+/// Each way a call fails, as an emulator fault rule. The hang outlasts the
+/// worker's Gemini timeout (`GEMINI_TIMEOUT_SECS`, 5 s in these tests).
+fn faults() -> Vec<(&'static str, Value)> {
+    vec![
+        ("429", json!({"kind": "status", "status": 429})),
+        ("500", json!({"kind": "status", "status": 500})),
+        ("503", json!({"kind": "status", "status": 503})),
+        ("hang", json!({"kind": "hang", "ms": 8_000})),
+        ("truncated", json!({"kind": "truncate", "bytes": 16})),
+    ]
+}
+
+/// A chunk that is not the last needs an input bigger than one upload chunk (8 MiB here).
+const CHUNK: u64 = 8 * 1024 * 1024;
+
+fn stack() -> Stack {
+    let chunk = CHUNK.to_string();
+    Stack::start(json!({"chunkGranularity": CHUNK}), &[("UPLOAD_CHUNK_BYTES", &chunk)])
+}
+
+fn big_requests() -> Vec<Value> {
+    // ~9.5 MB of input: two upload chunks.
+    let filler = "lorem ipsum ".repeat(700);
+    (0..1_100)
+        .map(|i| json!({"key": format!("k{i}"), "request": {"contents": [{"parts": [{"text": format!("{i} {filler}")}]}]}}))
+        .collect()
+}
+
+type Outcome = Result<(), String>;
+
+macro_rules! check {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            return Err(format!($($why)+));
+        }
+    };
+}
+
+/// Wait for the job to end, be charged, and have Gemini's files cleaned up.
+async fn settled(s: &Stack, id: &str, secs: u64) -> Result<Value, String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let view = s.job(id).await;
+        let ended =
+            ["succeeded", "failed", "expired", "cancelled"].contains(&view["state"].as_str().unwrap_or(""));
+        let files = s.emulator_state().await["files"].as_u64().unwrap_or(u64::MAX);
+        if ended && !view["cost"]["charged"].is_null() && files == 0 {
+            return Ok(view);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("not settled after {secs} s (Gemini holds {files} files): {view}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Credits add up: granted − spent − reserved = balance, and nothing is held once jobs end.
+async fn ledger_conserved(s: &Stack) -> Outcome {
+    let (_, a) = s.get("/v1/account").await;
+    let n = |k: &str| a[k].as_i64().unwrap_or(i64::MIN);
+    check!(n("granted") - n("spent") - n("reserved") == n("balance"), "ledger does not add up: {a}");
+    check!(n("reserved") == 0 && a["openJobs"] == 0, "credits still held after every job ended: {a}");
+    Ok(())
+}
+
+async fn fired_once(s: &Stack) -> Outcome {
+    let faults: Value = s
+        .http
+        .get(s.emu("/_emulator/faults"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    for f in faults["faults"].as_array().into_iter().flatten() {
+        check!(f["fired"] == 1, "the fault did not fire exactly once: {f}");
+    }
+    Ok(())
+}
+
+async fn add_fault(s: &Stack, call: &Call, fault: &Value) {
+    let mut rule = json!({"method": call.method, "path": call.path, "times": 1});
+    if let Some(c) = call.upload_command {
+        rule["uploadCommand"] = json!(c);
+    }
+    for (k, v) in fault.as_object().into_iter().flatten() {
+        rule[k] = v.clone();
+    }
+    s.control("/faults", rule).await;
+}
+
+/// A job through a fault on `call`: it succeeds with every result, one batch, charged what it delivered.
+async fn through_fault(s: &Stack, call: &Call, fault: &Value) -> Outcome {
+    s.control("/reset", json!({})).await;
+    add_fault(s, call, fault).await;
+    let requests = if call.upload_command == Some("upload") { big_requests() } else { requests(20) };
+    let n = requests.len();
+    let (status, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests}), None).await;
+    check!(status == 202, "submit answered {status}: {job}");
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    let done = settled(s, &id, 90).await?;
+    check!(done["state"] == "succeeded", "ended {}: {done}", done["state"]);
+    check!(done["counts"]["succeeded"] == n, "counts: {}", done["counts"]);
+    let (status, lines) = s.results(&id, "").await;
+    let keys: BTreeSet<&str> = lines.iter().filter_map(|l| l["key"].as_str()).collect();
+    check!(
+        status == 200 && keys.len() == n && lines.len() == n,
+        "results: {status}, {} lines, {} keys",
+        lines.len(),
+        keys.len()
+    );
+    check!(s.gemini_batches().await.len() == 1, "Gemini holds {} batches", s.gemini_batches().await.len());
+    check!(
+        done["cost"]["charged"] == done["cost"]["delivered"],
+        "charged {} for {}",
+        done["cost"]["charged"],
+        done["cost"]["delivered"]
+    );
+    fired_once(s).await?;
+    ledger_conserved(s).await
+}
+
+/// A cancel through a fault on the cancel call: the job ends cancelled and Gemini's batch too.
+async fn cancel_through_fault(s: &Stack, fault: &Value) -> Outcome {
+    s.control("/reset", json!({})).await;
+    s.control("/config", json!({"stickNewBatches": true})).await;
+    add_fault(s, &CALLS[6], fault).await;
+    let (_, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests(5)}), None).await;
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    s.wait_state(&id, "pending", 30).await;
+    let r = s.http.post(s.url(&format!("/v1/jobs/{id}/cancel"))).send().await.map_err(|e| e.to_string())?;
+    check!(r.status() == 200, "cancel answered {}", r.status());
+    let done = settled(s, &id, 90).await?;
+    check!(done["state"] == "cancelled", "ended {}: {done}", done["state"]);
+    let batches = s.gemini_batches().await;
+    check!(
+        batches.len() == 1 && batches[0]["metadata"]["state"] == "BATCH_STATE_CANCELLED",
+        "Gemini: {batches:?}"
+    );
+    check!(
+        done["cost"]["charged"] == 0,
+        "a cancelled job that delivered nothing is charged {}",
+        done["cost"]["charged"]
+    );
+    fired_once(s).await?;
+    ledger_conserved(s).await
+}
+
+type Case<'a> = (String, std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + 'a>>);
+type Row = (String, Outcome, Duration);
+
+/// Run the cases one after another (they share the emulator's fault rules).
+async fn run(cases: Vec<Case<'_>>) -> Vec<Row> {
+    let mut rows = vec![];
+    for (name, case) in cases {
+        let started = Instant::now();
+        let outcome = case.await;
+        rows.push((name, outcome, started.elapsed()));
+    }
+    rows
+}
+
+/// Print the matrix rows; fail if any case failed.
+fn report(title: &str, rows: &[Row]) {
+    let passed = rows.iter().filter(|r| r.1.is_ok()).count();
+    println!("\nfault matrix — {title}: {} cases run, {passed} passed", rows.len());
+    for (name, outcome, took) in rows {
+        match outcome {
+            Ok(()) => println!("  pass  {name:<40} {:>5.1} s", took.as_secs_f64()),
+            Err(why) => println!("  FAIL  {name:<40} {why}"),
+        }
+    }
+    assert_eq!(passed, rows.len(), "{title}: {} of {} cases failed", rows.len() - passed, rows.len());
+}
+
+fn fault_cases<'a>(s: &'a Stack, fault: &'static str, rule: Value) -> Vec<Case<'a>> {
+    CALLS
+        .iter()
+        .map(|call| {
+            let rule = rule.clone();
+            let case: std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + 'a>> =
+                if call.name == "cancel" {
+                    Box::pin(async move { cancel_through_fault(s, &rule).await })
+                } else {
+                    Box::pin(async move { through_fault(s, call, &rule).await })
+                };
+            (format!("{} × {fault}", call.name), case)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn every_gemini_call_answering_an_error_status() {
+    let s = stack();
+    let mut cases = vec![];
+    for (name, rule) in faults().into_iter().filter(|(n, _)| ["429", "500", "503"].contains(n)) {
+        cases.extend(fault_cases(&s, name, rule));
+    }
+    report("error statuses", &run(cases).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn every_gemini_call_hanging_or_cut_short() {
+    let s = stack();
+    let mut cases = vec![];
+    for (name, rule) in faults().into_iter().filter(|(n, _)| ["hang", "truncated"].contains(n)) {
+        cases.extend(fault_cases(&s, name, rule));
+    }
+    report("hangs and truncated bodies", &run(cases).await);
+}
+
+/// Alarms are delivered at least once: the same step run twice at once must
+/// still make one batch and count each result once.
+async fn duplicate_alarms(s: &Stack) -> Outcome {
+    s.control("/reset", json!({})).await;
+    let (_, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests(30)}), None).await;
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    let kick = || s.http.post(s.url(&format!("/v1/admin/jobs/{id}/kick"))).bearer_auth(ADMIN_TOKEN).send();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let (a, b, c) = tokio::join!(kick(), kick(), kick());
+        for r in [a, b, c] {
+            let r = r.map_err(|e| e.to_string())?;
+            check!(r.status() == 200, "kick answered {}", r.status());
+        }
+        if s.job(&id).await["cost"]["charged"].is_number() {
+            break;
+        }
+    }
+    let done = settled(s, &id, 60).await?;
+    check!(done["state"] == "succeeded" && done["counts"]["succeeded"] == 30, "{done}");
+    let (_, lines) = s.results(&id, "").await;
+    check!(lines.len() == 30, "{} result lines for 30 requests", lines.len());
+    check!(s.gemini_batches().await.len() == 1, "{} batches", s.gemini_batches().await.len());
+    ledger_conserved(s).await
+}
+
+/// Kill workerd while the job is parked at `stage` (the emulator holds it
+/// there), restart it on the same storage, and let the job go on.
+async fn killed_at(s: &mut Stack, stage: &str) -> Outcome {
+    s.control("/reset", json!({})).await;
+    let park = match stage {
+        "uploading" => Some(
+            json!({"method": "POST", "path": "/upload/v1beta/files", "uploadCommand": "upload, finalize", "kind": "hang", "ms": 60_000, "times": 1}),
+        ),
+        "ingesting" => {
+            Some(json!({"method": "GET", "path": "*:download", "kind": "hang", "ms": 60_000, "times": 1}))
+        }
+        "cleaning up" => Some(
+            json!({"method": "DELETE", "path": "/v1beta/files/*", "kind": "hang", "ms": 60_000, "times": 1}),
+        ),
+        _ => None,
+    };
+    if let Some(rule) = park {
+        s.control("/faults", rule).await;
+    }
+    if stage == "pending" || stage == "running" {
+        s.control("/config", json!({"stickNewBatches": true})).await;
+    }
+    let (_, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests(10)}), None).await;
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    // Wait until the job sits at the stage.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at_stage = match stage {
+            "pending" => s.job(&id).await["state"] == "pending",
+            "running" => {
+                if let Some(b) = s.gemini_batches().await.first() {
+                    let batch =
+                        b["name"].as_str().unwrap_or_default().trim_start_matches("batches/").to_string();
+                    s.control(&format!("/batches/{batch}/state"), json!({"state": "RUNNING"})).await;
+                    s.wait_state(&id, "running", 30).await;
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => s.faults_fired().await > 0,
+        };
+        if at_stage {
+            break;
+        }
+        check!(Instant::now() < deadline, "the job never reached {stage}: {}", s.job(&id).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.restart_worker();
+    if stage == "pending" || stage == "running" {
+        let batch = s.nth_gemini_batch(1).await;
+        s.control(&format!("/batches/{batch}/release"), json!({})).await;
+    }
+    let done = settled(s, &id, 90).await?;
+    check!(done["state"] == "succeeded" && done["counts"]["succeeded"] == 10, "{done}");
+    let (_, lines) = s.results(&id, "").await;
+    check!(lines.len() == 10, "{} result lines", lines.len());
+    check!(s.gemini_batches().await.len() == 1, "{} batches", s.gemini_batches().await.len());
+    ledger_conserved(s).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn duplicate_alarms_and_workerd_killed_at_every_stage() {
+    let mut s = stack();
+    let mut rows: Vec<Row> = vec![];
+    let started = Instant::now();
+    rows.push(("alarm delivered three times at once".into(), duplicate_alarms(&s).await, started.elapsed()));
+    for stage in ["uploading", "pending", "running", "ingesting", "cleaning up"] {
+        let started = Instant::now();
+        let outcome = killed_at(&mut s, stage).await;
+        rows.push((format!("workerd killed while {stage}"), outcome, started.elapsed()));
+    }
+    report("duplicate alarms and restarts", &rows);
+}
