@@ -7,6 +7,7 @@ pub mod emulator_io;
 pub mod http;
 pub mod ingest;
 pub mod polling;
+pub mod scale;
 pub mod scanner;
 pub mod sizes;
 pub mod uploads;

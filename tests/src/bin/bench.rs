@@ -1,6 +1,6 @@
 //! The benchmark driver behind `cargo xtask bench`.
 //!
-//! `bench [--only LIST] [--size-mb N] [--reps N] [--lines N] [--out FILE]` runs every benchmark and writes
+//! `bench [--only LIST] [--size-mb N] [--reps N] [--lines N] [--scale-requests N] [--out FILE]` runs every benchmark and writes
 //! the report; `bench --serve-baseline FILE` is the baseline server it spawns.
 
 use batchgate_e2e::bench;
@@ -23,7 +23,8 @@ async fn main() {
     let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
 
     let lines: usize = arg("--lines").and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    // `--only a,b` runs a subset (names: scanner, ingest, uploads, http, polling, sizes, emulator).
+    let scale_requests: usize = arg("--scale-requests").and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    // `--only a,b` runs a subset (names: scanner, ingest, uploads, http, polling, sizes, emulator, scale).
     let only = arg("--only");
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w == name));
     let mut sections = Vec::new();
@@ -47,6 +48,9 @@ async fn main() {
     }
     if wanted("emulator") {
         sections.push(bench::emulator_io::run(size_mb, reps, &me).await);
+    }
+    if wanted("scale") {
+        sections.push(bench::scale::run(scale_requests).await);
     }
 
     let mut report = format!(
