@@ -139,6 +139,40 @@ impl Stack {
         v["operations"].as_array().cloned().unwrap_or_default()
     }
 
+    /// How long after Gemini ended the job's (only) batch the worker's poll
+    /// saw it, in ms: the timeline's first poll of a terminal state against
+    /// the batch's `endTime`.
+    pub async fn detection_delay_ms(&self, id: &str) -> i64 {
+        let millis = |v: &Value| {
+            v.as_str()
+                .and_then(batchgate_core::gemini::timestamp::parse_millis)
+                .unwrap_or_else(|| panic!("not a timestamp: {v}"))
+        };
+        let (_, events) = self.get(&format!("/v1/jobs/{id}/events?limit=1000")).await;
+        let events = events["events"].as_array().cloned().unwrap_or_default();
+        let seen = events
+            .iter()
+            .find(|e| {
+                e["kind"] == "polled"
+                    && [
+                        "BATCH_STATE_SUCCEEDED",
+                        "BATCH_STATE_FAILED",
+                        "BATCH_STATE_CANCELLED",
+                        "BATCH_STATE_EXPIRED",
+                    ]
+                    .contains(&e["detail"]["geminiState"].as_str().unwrap_or_default())
+            })
+            .unwrap_or_else(|| panic!("no poll saw the end: {events:?}"));
+        let name = events
+            .iter()
+            .find_map(|e| e["detail"]["batch"].as_str().filter(|_| e["kind"] == "batch_created"))
+            .unwrap_or_else(|| panic!("no batch in the timeline: {events:?}"))
+            .to_string();
+        let batch = self.gemini_batches().await.into_iter().find(|b| b["name"] == name.as_str());
+        let batch = batch.unwrap_or_else(|| panic!("Gemini has no {name}"));
+        millis(&seen["at"]) - millis(&batch["metadata"]["endTime"])
+    }
+
     /// The emulator's `/_emulator/state` counts.
     pub async fn emulator_state(&self) -> Value {
         match self.http.get(self.emu("/_emulator/state")).send().await {

@@ -11,6 +11,7 @@ pub mod scale;
 pub mod scanner;
 pub mod sizes;
 pub mod uploads;
+pub mod webhooks;
 
 use std::fmt::Write;
 use std::time::Duration;
