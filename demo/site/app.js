@@ -312,8 +312,10 @@ function render(view) {
   bar.value = Math.min(done, total);
   const pct = Math.floor((100 * Math.min(done, total)) / total);
   bar.setAttribute("aria-valuetext", `${pct} %`);
+  // A job over Gemini's quota runs as several batches, one after another.
+  const shards = view.shards > 1 ? `; batch ${Math.min(view.shard + 1, view.shards)} of ${view.shards}` : "";
   $("progress-text").textContent =
-    `${done} of ${view.requestCount} done (${pct} %): ${view.counts.succeeded} succeeded, ${view.counts.failed} failed`;
+    `${done} of ${view.requestCount} done (${pct} %): ${view.counts.succeeded} succeeded, ${view.counts.failed} failed${shards}`;
   showMicro($("cost-reserved"), view.cost?.reserved);
   showMicro($("cost-charged"), view.cost?.charged);
   showMicro($("cost-saved"), view.cost ? view.cost.standard - view.cost.delivered : undefined);
