@@ -40,10 +40,33 @@ async fn through_worker(s: &Stack, size: u64, chunk: &Bytes) -> Duration {
     t.elapsed()
 }
 
+/// A plain TCP relay on loopback in front of `target` (`host:port`): the
+/// cheapest proxy there is, to tell a proxy hop's cost on this machine from
+/// the worker's own. Returns its base URL.
+async fn relay(target: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
 async fn straight(s: &Stack, size: u64, chunk: &Bytes) -> Duration {
+    straight_to(s, &s.emu(""), size, chunk).await
+}
+
+async fn straight_to(s: &Stack, base: &str, size: u64, chunk: &Bytes) -> Duration {
     let r = s
         .http
-        .post(s.emu("/upload/v1beta/files"))
+        .post(format!("{base}/upload/v1beta/files"))
         .header("x-goog-api-key", GEMINI_KEY)
         .header("x-goog-upload-protocol", "resumable")
         .header("x-goog-upload-command", "start")
@@ -86,26 +109,38 @@ pub async fn run(size_mb: u64, reps: usize) -> Section {
     let _ = s.get("/v1/files").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let idle_rss = workerd_kib(&s, |(_, rss)| rss);
-    let (mut via, mut direct) = (vec![], vec![]);
+    let relayed_base =
+        relay(s.emulator.url.trim_start_matches("http://").trim_end_matches('/').to_string()).await;
+    let (mut via, mut direct, mut relayed) = (vec![], vec![], vec![]);
     for _ in 0..reps {
         direct.push(mb_per_s(size, straight(&s, size, &chunk).await));
         via.push(mb_per_s(size, through_worker(&s, size, &chunk).await));
+        relayed.push(mb_per_s(size, straight_to(&s, &relayed_base, size, &chunk).await));
     }
     let peak = workerd_kib(&s, |(hwm, _)| hwm);
     let growth_mib = peak.saturating_sub(idle_rss) as f64 / 1024.0;
-    let (via, direct) = (median(via), median(direct));
+    let (via, direct, relayed) = (median(via), median(direct), median(relayed));
     let ratio = via / direct;
     Section {
         title: format!("Uploads: {size_mb} MiB through the worker"),
         how: format!(
             "A resumable session through the worker (`POST /v1/uploads`, then 64 MiB `PUT`s with \
              `Content-Range`, each streamed by an UploadObject into the emulator's Files API) against the same \
-             chunks sent straight to the emulator's resumable upload. Median of {reps} alternating runs. Memory: \
+             chunks sent straight to the emulator's resumable upload. A third run sends them straight through a \
+             plain TCP relay (tokio `copy_bidirectional`) on loopback: the cheapest possible proxy, so its ratio \
+             is what one extra hop costs on this machine. Median of {reps} alternating runs. Memory: \
              workerd's peak resident set (`VmHWM`, all its processes) minus its resident set when idle \
              ({:.0} MiB) before the uploads.",
             idle_rss as f64 / 1024.0
         ),
         rows: vec![
+            Row {
+                metric: "the cost of any proxy hop here: MB/s through a plain TCP relay".into(),
+                value: format!("{relayed:.0}"),
+                baseline: format!("{direct:.0}"),
+                ratio: Some(relayed / direct),
+                target: None,
+            },
             Row {
                 metric: "upload MB/s".into(),
                 value: format!("{via:.0}"),
