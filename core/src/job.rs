@@ -180,8 +180,9 @@ pub struct Progress {
 pub struct Policy {
     pub poll: PollPolicy,
     pub retry: RetryPolicy,
-    /// A job not finished this long after acceptance is ended (Gemini expires
-    /// batches at 48 h; this is the backstop for invariant 1).
+    /// A job (or, for a sharded job, a shard) not finished this long after it
+    /// started is ended (Gemini expires batches at 48 h; this is the backstop
+    /// for invariant 1).
     pub deadline_ms: u64,
     /// Cleanup gives up after this many failed tries (Gemini deletes files at 48 h).
     pub cleanup_tries: u32,
@@ -269,6 +270,9 @@ pub struct Job {
     /// Files of abandoned attempts, deleted with the rest at the end.
     #[serde(default)]
     pub stale_files: Vec<String>,
+    /// When the current shard started (queued for the quota); the deadline counts from here.
+    #[serde(default)]
+    pub shard_started_ms: Option<u64>,
 }
 
 /// The one thing to do now.
@@ -393,6 +397,7 @@ impl Job {
             lines_done: 0,
             progress_done: Progress::default(),
             stale_files: vec![],
+            shard_started_ms: None,
         }
     }
 
@@ -597,6 +602,7 @@ impl Job {
 
     fn start_shard(&mut self, shard: u64, now_ms: u64) {
         self.shard = shard;
+        self.shard_started_ms = Some(now_ms);
         self.resubmits = 0;
         self.batch = None;
         self.input_file = None;
@@ -833,7 +839,9 @@ impl Job {
     /// Invariant 1's backstop: past the deadline, a job ends even if Gemini
     /// never answered (as expired once Gemini had it, failed before).
     fn enforce_deadline(&mut self, now_ms: u64, policy: &Policy) {
-        if now_ms < self.created_ms.saturating_add(policy.deadline_ms) {
+        // Per shard: a job of 100 shards may rightly run for days, each of them may not.
+        let since = self.shard_started_ms.unwrap_or(self.created_ms);
+        if now_ms < since.saturating_add(policy.deadline_ms) {
             return;
         }
         match &self.phase {

@@ -490,3 +490,27 @@ fn a_gemini_webhook_wakes_only_the_batch_the_job_waits_on() {
     assert!(job.wake("batches/a", 1_000));
     assert_eq!(job.next_action(1_000), Action::PollBatch { batch: "batches/a".into() });
 }
+
+#[test]
+fn the_deadline_counts_per_shard_so_a_long_sharded_job_is_not_cut_short() {
+    // Each shard takes 20 h at Gemini; the job as a whole takes 60 h, past a 30 h deadline.
+    let policy = Policy { deadline_ms: 30 * 3_600_000, ..Policy::default() };
+    let mut job = sharded(&[1, 1, 1]);
+    let mut g = fake(vec![BatchState::Running; 10_000], 1_000);
+    let mut shard_end = 0;
+    for _ in 0..3 {
+        let shard = job.shard;
+        let running = |j: &Job| matches!(j.phase, Phase::Submitted { .. }) && j.shard == shard;
+        drive_until(&mut job, &mut g, &[2], None, &policy, &running);
+        // Gemini answers RUNNING until the shard has run 20 h, then SUCCEEDED.
+        let done_at = job.updated_ms.max(shard_end) + 20 * 3_600_000;
+        g.states.truncate(g.polls);
+        job.next_at_ms = done_at;
+        let to_end = |j: &Job| j.shard != shard || j.state().is_terminal();
+        drive_until(&mut job, &mut g, &[2], None, &policy, &to_end);
+        shard_end = done_at;
+    }
+    drive(&mut job, &mut g, &[2], None, &policy);
+    assert_eq!(job.state(), JobState::Succeeded, "{:?}", job.error);
+    assert!(job.finished_ms.unwrap_or(0) > 60 * 3_600_000);
+}
