@@ -666,3 +666,16 @@ async fn a_gemini_webhook_wakes_the_job_within_a_second_and_forgeries_are_refuse
         "a replayed webhook-id is not acted on"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn an_unreadable_quota_table_refuses_submits_and_names_the_variable() {
+    let s = Stack::start(json!({}), &[("ENQUEUED_TOKEN_CAPS", "{\"gemini-2.5-flash\": \"lots\"}")]);
+    let (status, body) = s.submit(submission(2), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "misconfigured");
+    assert!(body["error"]["message"].as_str().unwrap().contains("ENQUEUED_TOKEN_CAPS"), "{body}");
+    assert!(s.gemini_calls().await.is_empty(), "nothing reached Gemini");
+    let (_, jobs) = s.get("/v1/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(0), "nothing was stored: {jobs}");
+}

@@ -47,6 +47,9 @@ pub struct ShardSettings {
     pub fill_percent: u64,
     /// `ENQUEUED_TOKEN_CAPS`: per-model caps (JSON), or Tier 1's figures.
     pub caps: Caps,
+    /// Set when `ENQUEUED_TOKEN_CAPS` is present but unreadable: submits are
+    /// refused rather than sharded for a quota the operator did not set.
+    pub caps_error: Option<String>,
 }
 
 impl ShardSettings {
@@ -152,14 +155,20 @@ impl Settings {
                 idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
             },
             webhook_allow_http: var(env, "WEBHOOK_ALLOW_HTTP").is_some_and(|v| v == "true"),
-            shards: ShardSettings {
-                max_bytes: num(env, "MAX_BATCH_BYTES", 2_000_000_000),
-                max_requests: num(env, "MAX_BATCH_REQUESTS", u64::MAX),
-                fill_percent: num(env, "SHARD_FILL_PERCENT", 90).clamp(1, 100),
-                // An unreadable table falls back to Tier 1's caps, the lowest: shards only get smaller.
-                caps: var(env, "ENQUEUED_TOKEN_CAPS")
-                    .and_then(|t| Caps::from_json(&t).ok())
-                    .unwrap_or_default(),
+            shards: {
+                // Running jobs keep going on Tier 1's caps (the lowest) if the table is unreadable.
+                let (caps, caps_error) = match var(env, "ENQUEUED_TOKEN_CAPS").map(|t| Caps::from_json(&t)) {
+                    None => (Caps::default(), None),
+                    Some(Ok(caps)) => (caps, None),
+                    Some(Err(e)) => (Caps::default(), Some(e)),
+                };
+                ShardSettings {
+                    max_bytes: num(env, "MAX_BATCH_BYTES", 2_000_000_000),
+                    max_requests: num(env, "MAX_BATCH_REQUESTS", u64::MAX),
+                    fill_percent: num(env, "SHARD_FILL_PERCENT", 90).clamp(1, 100),
+                    caps,
+                    caps_error,
+                }
             },
         }
     }

@@ -136,6 +136,9 @@ pub fn priced_model(model: &str, settings: &Settings) -> Result<(String, Price)>
     if let Some(e) = &settings.prices_error {
         return Err(ApiError::new(503, "misconfigured", format!("the price table is unusable: {e}")));
     }
+    if let Some(e) = &settings.shards.caps_error {
+        return Err(ApiError::new(503, "misconfigured", e.clone()));
+    }
     let price = settings.prices.price(m).ok_or_else(|| {
         let known: Vec<&str> = settings.prices.models().map(|(m, _)| m).collect();
         ApiError::bad_request(
