@@ -245,6 +245,7 @@ impl Emulator {
             (b.input.clone(), rules, b.seq)
         };
         let shuffle = cfg.shuffle_results.then_some(cfg.seed ^ seq);
+        let omit_final_newline = cfg.omit_final_newline;
         let out_name = format!("batch-{id}");
         let out_path = self.files_dir().join(&out_name);
         let outcome = match input {
@@ -262,7 +263,11 @@ impl Emulator {
             Input::File { path, .. } => {
                 let dest = out_path.clone();
                 tokio::task::spawn_blocking(move || {
-                    results::write_file_results(&path, &dest, &rules, shuffle)
+                    let counts = results::write_file_results(&path, &dest, &rules, shuffle)?;
+                    if omit_final_newline {
+                        results::drop_final_newline(&dest)?;
+                    }
+                    Ok(counts)
                 })
                 .await
                 .map_err(std::io::Error::other)

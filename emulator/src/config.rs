@@ -26,6 +26,9 @@ pub struct Config {
     pub file_ttl_secs: f64,
     /// Write result lines in a shuffled order (real results can be out of order).
     pub shuffle_results: bool,
+    /// End a results file without a newline after its last line (Gemini does
+    /// not promise one either way).
+    pub omit_final_newline: bool,
     /// While RUNNING, move counts from pending to succeeded/failed as time passes.
     /// The real API keeps `pendingRequestCount` at the full count, so this is off.
     pub progress_stats: bool,
@@ -87,6 +90,7 @@ impl Default for Config {
             batch_expiry_secs: 48.0 * HOUR_SECS,
             file_ttl_secs: 48.0 * HOUR_SECS,
             shuffle_results: false,
+            omit_final_newline: false,
             progress_stats: false,
             line_error_rate: 0.0,
             seed: 0,

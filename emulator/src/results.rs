@@ -151,6 +151,22 @@ pub fn write_file_results(
     Ok(counts)
 }
 
+/// Cut the `\n` after a results file's last line, if it has one.
+pub fn drop_final_newline(path: &Path) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+    let len = f.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    f.seek(SeekFrom::Start(len - 1))?;
+    f.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        f.set_len(len - 1)?;
+    }
+    Ok(())
+}
+
 fn split_io(e: SplitError<std::io::Error>) -> std::io::Error {
     match e {
         SplitError::Handler { error, .. } => error,

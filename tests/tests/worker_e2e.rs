@@ -185,7 +185,8 @@ async fn jobs_over_the_token_quota_run_as_shards_that_share_the_cap() {
     const CAP: u64 = 5_000;
     let caps = format!("{{\"gemini-2.5-flash\": {CAP}}}");
     let s = Stack::start(
-        json!({"enqueuedTokenCap": CAP}),
+        // Results files without a final newline: shard objects must still read as separate lines.
+        json!({"enqueuedTokenCap": CAP, "omitFinalNewline": true}),
         &[("ENQUEUED_TOKEN_CAPS", &caps), ("QUOTA_RETRY_SECS", "0.3")],
     );
     // Two jobs of ~10,000 tokens each under a 5,000-token cap: three shards each, sharing the quota.
