@@ -57,6 +57,19 @@ pub fn next_slice(c: &Cursor, total: u64, part_bytes: u64) -> Option<Slice> {
     })
 }
 
+/// The bytes to store for `slice`, given the fetched `bytes` (= `slice.fetch`):
+/// the part's range, and a `\n` after the file's last line if Gemini sent
+/// none, so every stored object ends its lines and a job's shard objects read
+/// back to back never run two lines together. Line offsets are unchanged.
+pub fn stored_part(slice: &Slice, bytes: &[u8]) -> Vec<u8> {
+    let from = usize::try_from(slice.part.start.saturating_sub(slice.fetch.start)).unwrap_or(usize::MAX);
+    let mut part = bytes.get(from..).unwrap_or_default().to_vec();
+    if slice.last && bytes.last().is_some_and(|b| *b != b'\n') {
+        part.push(b'\n');
+    }
+    part
+}
+
 /// One indexed line: where it is in the stored object and what it says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LineRecord {
@@ -177,6 +190,30 @@ mod tests {
             let text = &file[r.offset as usize..(r.offset + r.len) as usize];
             assert!(text.contains(r.key.as_deref().unwrap()));
         }
+    }
+
+    #[test]
+    fn stored_parts_are_the_part_range_and_the_file_ends_with_a_newline() {
+        let file = b"{\"key\":\"a\"}\n{\"key\":\"b\"}";
+        let total = file.len() as u64;
+        let first = next_slice(&Cursor::default(), total, 8).unwrap();
+        let stored = stored_part(&first, &file[first.fetch.start as usize..first.fetch.end as usize]);
+        assert_eq!(stored, file[..8].to_vec(), "a middle part is stored as fetched");
+        let mut c = Cursor { parts_done: 2, scan_offset: 14, ..Cursor::default() };
+        let last = next_slice(&c, total, 8).unwrap();
+        assert!(last.last);
+        let fetched = &file[last.fetch.start as usize..];
+        assert_eq!(
+            stored_part(&last, fetched),
+            [&file[16..], b"\n"].concat(),
+            "the unterminated last line gets its newline"
+        );
+        c.parts_done = 0;
+        let whole = next_slice(&c, 0, 8).unwrap();
+        assert_eq!(stored_part(&whole, b""), Vec::<u8>::new(), "an empty file stays empty");
+        let ended = [&file[..], b"\n"].concat();
+        let one = next_slice(&Cursor::default(), ended.len() as u64, 64).unwrap();
+        assert_eq!(stored_part(&one, &ended), ended, "a terminated file is stored as is");
     }
 
     #[test]

@@ -65,14 +65,15 @@ pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
 }
 
 /// The entry for a shard's start (a job over Gemini's limits runs as several
-/// batches) or its submission again after a stuck or expired batch.
-pub fn shard_change(before: &Job, after: &Job) -> Option<Event> {
+/// batches) or its submission again after a stuck or expired batch, given
+/// the shard and resubmission count before the step.
+pub fn shard_change((shard, resubmits): (u64, u32), after: &Job) -> Option<Event> {
     let spec = after.shard_spec();
     let detail = json!({"shard": after.shard, "of": after.shard_count(), "requests": spec.requests,
                         "tokens": spec.tokens, "attempt": after.resubmits + 1});
-    if after.shard != before.shard {
+    if after.shard != shard {
         event("shard_started", detail)
-    } else if after.resubmits != before.resubmits {
+    } else if after.resubmits != resubmits {
         event("shard_resubmitted", detail)
     } else {
         None
@@ -123,5 +124,22 @@ mod tests {
             let e = of_outcome(&o).unwrap_or_else(|| panic!("an event"));
             assert!(!e.detail.to_string().contains("SECRET"), "{}", e.detail);
         }
+    }
+
+    #[test]
+    fn a_new_shard_and_a_resubmission_are_told_apart() {
+        use crate::shard::ShardSpec;
+        let spec =
+            |first_line| ShardSpec { first_line, requests: 1, offset: first_line, bytes: 1, tokens: 5 };
+        let mut job = Job::new("j".into(), "m".into(), 2, 2, 0).with_shards(vec![spec(0), spec(1)]);
+        assert_eq!(shard_change((0, 0), &job), None);
+        job.resubmits = 1;
+        assert_eq!(shard_change((0, 0), &job).map(|e| e.kind), Some("shard_resubmitted"));
+        job.shard = 1;
+        let started = shard_change((0, 1), &job).unwrap();
+        assert_eq!(
+            (started.kind, started.detail["of"].clone(), started.detail["tokens"].clone()),
+            ("shard_started", json!(2), json!(5))
+        );
     }
 }

@@ -20,7 +20,8 @@ impl Stack {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
-    pub async fn submit_ndjson(&self, model: &str, body: String) -> (u16, Value) {
+    /// Submit NDJSON (a string, or a stream for inputs too big to hold).
+    pub async fn submit_ndjson(&self, model: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let r = self
             .http
             .post(self.url(&format!("/v1/jobs?model={model}")))

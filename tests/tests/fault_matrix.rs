@@ -112,6 +112,17 @@ async fn ledger_conserved(s: &Stack) -> Outcome {
     Ok(())
 }
 
+/// The job settles within `secs` as succeeded with all `n` results, from one batch, and the ledger adds up.
+async fn succeeded_whole(s: &Stack, id: &str, n: usize, secs: u64) -> Outcome {
+    let done = settled(s, id, secs).await?;
+    check!(done["state"] == "succeeded" && done["counts"]["succeeded"] == n, "{done}");
+    let (_, lines) = s.results(id, "").await;
+    check!(lines.len() == n, "{} result lines for {n} requests", lines.len());
+    let batches = s.gemini_batches().await.len();
+    check!(batches == 1, "{batches} batches");
+    ledger_conserved(s).await
+}
+
 async fn fired_once(s: &Stack) -> Outcome {
     let faults: Value = s
         .http
@@ -159,7 +170,8 @@ async fn through_fault(s: &Stack, call: &Call, fault: &Value) -> Outcome {
         lines.len(),
         keys.len()
     );
-    check!(s.gemini_batches().await.len() == 1, "Gemini holds {} batches", s.gemini_batches().await.len());
+    let batches = s.gemini_batches().await.len();
+    check!(batches == 1, "Gemini holds {batches} batches");
     check!(
         done["cost"]["charged"] == done["cost"]["delivered"],
         "charged {} for {}",
@@ -279,12 +291,7 @@ async fn duplicate_alarms(s: &Stack) -> Outcome {
             break;
         }
     }
-    let done = settled(s, &id, 60).await?;
-    check!(done["state"] == "succeeded" && done["counts"]["succeeded"] == 30, "{done}");
-    let (_, lines) = s.results(&id, "").await;
-    check!(lines.len() == 30, "{} result lines for 30 requests", lines.len());
-    check!(s.gemini_batches().await.len() == 1, "{} batches", s.gemini_batches().await.len());
-    ledger_conserved(s).await
+    succeeded_whole(s, &id, 30, 60).await
 }
 
 /// Kill workerd while the job is parked at `stage` (the emulator holds it
@@ -340,12 +347,7 @@ async fn killed_at(s: &mut Stack, stage: &str) -> Outcome {
         let batch = s.nth_gemini_batch(1).await;
         s.control(&format!("/batches/{batch}/release"), json!({})).await;
     }
-    let done = settled(s, &id, 90).await?;
-    check!(done["state"] == "succeeded" && done["counts"]["succeeded"] == 10, "{done}");
-    let (_, lines) = s.results(&id, "").await;
-    check!(lines.len() == 10, "{} result lines", lines.len());
-    check!(s.gemini_batches().await.len() == 1, "{} batches", s.gemini_batches().await.len());
-    ledger_conserved(s).await
+    succeeded_whole(s, &id, 10, 90).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -349,7 +349,7 @@ async fn bad_input_is_refused_with_its_line_and_reaches_nothing() {
     let (got, answer) = s
         .submit_ndjson(
             "gemini-2.5-flash",
-            "{\"request\":{\"contents\":[{\"parts\":[{\"text\":\"a\"}]}]}}\nnot json\n".into(),
+            "{\"request\":{\"contents\":[{\"parts\":[{\"text\":\"a\"}]}]}}\nnot json\n",
         )
         .await;
     assert_eq!(got, 400);

@@ -267,9 +267,9 @@ impl JobObject {
                 store.record_slice(&slice.records, slice.shard, slice.part_number, &slice.etag)?;
             }
             let step = timeline::of_outcome(&result.outcome);
-            let before = fresh.clone();
+            let shard_before = (fresh.shard, fresh.resubmits);
             fresh.apply(result.outcome, now_ms(), rand(), &settings.policy);
-            let shard = timeline::shard_change(&before, &fresh);
+            let shard = timeline::shard_change(shard_before, &fresh);
             let state = timeline::state_change(state_before, fresh.state());
             for event in step.iter().chain(shard.iter()).chain(state.iter()) {
                 store.add_event(now_ms(), event)?;

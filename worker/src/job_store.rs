@@ -49,7 +49,8 @@ pub struct Located {
     pub ok: i64,
 }
 
-fn int(v: u64) -> SqlStorageValue {
+/// A count or time as an SQLite integer (saturating: SQLite's are signed).
+pub(crate) fn int(v: u64) -> SqlStorageValue {
     SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
 }
 

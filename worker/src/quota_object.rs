@@ -10,11 +10,10 @@
 use crate::errors::ApiError;
 use crate::internal;
 use crate::job_object::now_ms;
+use crate::job_store::int;
 use batchgate_core::quota::{self, AdmitRequest, Hold};
 use serde::{Deserialize, Serialize};
-use worker::{
-    DurableObject, Env, Request, Response, Result, SqlStorage, SqlStorageValue, State, durable_object,
-};
+use worker::{DurableObject, Env, Request, Response, Result, SqlStorage, State, durable_object};
 
 /// A hold older than this belongs to a job that vanished (the job deadline is 72 h).
 const STALE_MS: u64 = 96 * 3_600_000;
@@ -28,10 +27,6 @@ pub struct Release {
 #[durable_object]
 pub struct QuotaObject {
     state: State,
-}
-
-fn int(v: u64) -> SqlStorageValue {
-    SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 #[derive(Deserialize)]

@@ -78,33 +78,21 @@ pub async fn all(req: &Request, env: &Env, stub: &Stub, account: &str, id: &str)
 }
 
 /// Every shard's results object, one after the other, read as they are sent
-/// (a shard whose batch returned no file has no object and adds nothing).
+/// (a shard whose batch returned no file has no object and adds nothing;
+/// each object ends its last line, see `ingest::stored_part`).
 fn shards_stream(env: &Env, id: &str, shards: u64) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
     let (env, id) = (env.clone(), id.to_string());
     let parts = stream::iter(0..shards.max(1)).then(move |shard| {
         let (env, key) = (env.clone(), results_key(&id, shard));
         async move {
             match object_stream(&env, &key, None).await {
-                Ok(body) => newline_terminated(body).boxed_local(),
+                Ok(body) => body.boxed_local(),
                 Err(_) if shard > 0 => stream::empty().boxed_local(),
                 Err(e) => stream::once(async move { Err(worker::Error::RustError(e.message)) }).boxed_local(),
             }
         }
     });
     parts.flatten().boxed_local()
-}
-
-/// `body`, plus a `\n` at the end if its last line had none: Gemini does not
-/// promise a final newline, and the next shard's first line must not run on.
-fn newline_terminated(body: ByteStream) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> {
-    let last = std::rc::Rc::new(std::cell::Cell::new(b'\n'));
-    let seen = std::rc::Rc::clone(&last);
-    body.inspect(move |chunk| {
-        if let Some(&b) = chunk.as_ref().ok().and_then(|c| c.last()) {
-            seen.set(b);
-        }
-    })
-    .chain(stream::once(async move { Ok(if last.get() == b'\n' { vec![] } else { b"\n".to_vec() }) }))
 }
 
 /// Keep the lines whose outcome is not a success (errors and malformed lines).

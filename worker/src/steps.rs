@@ -10,7 +10,7 @@ use crate::job_store::Store;
 use crate::{internal, quota_object};
 use batchgate_core::gemini::client::{Failure, failure, finalized_file};
 use batchgate_core::gemini::{File, ListOperationsResponse, Operation};
-use batchgate_core::ingest::{Cursor, LineRecord, next_slice, scan_slice};
+use batchgate_core::ingest::{Cursor, LineRecord, next_slice, scan_slice, stored_part};
 use batchgate_core::job::{Action, Job, Outcome, Progress};
 use batchgate_core::quota::{Admission, AdmitRequest};
 use futures_util::StreamExt;
@@ -279,8 +279,7 @@ async fn ingest(
     };
     let bytes = download(gemini, results, slice.fetch.start, slice.fetch.end).await?;
     let (records, next) = scan_slice(&cursor, &slice, &bytes, settings.max_line_bytes);
-    let from = usize::try_from(slice.part.start - slice.fetch.start).unwrap_or(usize::MAX);
-    let part = bytes.get(from..).unwrap_or_default().to_vec();
+    let part = stored_part(&slice, &bytes);
     let upload =
         bucket.resume_multipart_upload(key, upload_id).map_err(|e| r2_failure("multipart resume", e))?;
     let part_number = u16::try_from(slice.part_number).map_err(|_| Failure::Permanent {

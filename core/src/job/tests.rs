@@ -334,6 +334,19 @@ fn sharded(requests: &[u64]) -> Job {
         .with_shards(shards)
 }
 
+/// Take a fresh job through admission, upload and create to `batches/a` (file `files/a`), at time 0.
+fn submit_first_batch(job: &mut Job, policy: &Policy) {
+    for outcome in [
+        Outcome::Admitted,
+        Outcome::UploadStarted { session_url: "s".into() },
+        Outcome::Uploaded { file: "files/a".into() },
+        Outcome::CreateSending,
+        Outcome::Created { batch: "batches/a".into() },
+    ] {
+        job.apply(outcome, 0, 0, policy);
+    }
+}
+
 #[test]
 fn a_sharded_job_runs_its_batches_one_after_another() {
     let policy = Policy::default();
@@ -353,15 +366,7 @@ fn a_sharded_job_runs_its_batches_one_after_another() {
 fn between_shards_the_job_is_running_and_its_results_not_ready() {
     let policy = Policy::default();
     let mut job = sharded(&[1, 1]);
-    for outcome in [
-        Outcome::Admitted,
-        Outcome::UploadStarted { session_url: "s".into() },
-        Outcome::Uploaded { file: "files/a".into() },
-        Outcome::CreateSending,
-        Outcome::Created { batch: "batches/a".into() },
-    ] {
-        job.apply(outcome, 0, 0, &policy);
-    }
+    submit_first_batch(&mut job, &policy);
     let polled = Outcome::Polled {
         state: BatchState::Succeeded,
         progress: Progress { succeeded: 1, failed: 0, pending: 0 },
@@ -475,15 +480,7 @@ proptest! {
 fn a_gemini_webhook_wakes_only_the_batch_the_job_waits_on() {
     let policy = Policy::default();
     let mut job = sharded(&[1]);
-    for outcome in [
-        Outcome::Admitted,
-        Outcome::UploadStarted { session_url: "s".into() },
-        Outcome::Uploaded { file: "files/a".into() },
-        Outcome::CreateSending,
-        Outcome::Created { batch: "batches/a".into() },
-    ] {
-        job.apply(outcome, 0, 0, &policy);
-    }
+    submit_first_batch(&mut job, &policy);
     assert!(job.next_at_ms > 1_000, "the first poll is scheduled later");
     assert!(!job.wake("batches/old", 1_000));
     assert!(job.next_at_ms > 1_000);

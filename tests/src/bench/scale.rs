@@ -45,6 +45,12 @@ fn kib_of(pids: &[u32]) -> u64 {
     pids.iter().filter_map(|p| memory_kib(*p)).map(|(hwm, _)| hwm).sum()
 }
 
+/// A Gemini call to the emulator with the key; its JSON answer.
+async fn gemini_json(call: reqwest::RequestBuilder) -> Value {
+    let answer = call.header("x-goog-api-key", GEMINI_KEY).send().await.unwrap_or_else(|e| panic!("{e}"));
+    answer.json().await.unwrap_or_default()
+}
+
 /// Upload the file straight to the emulator, run it as one batch, download the results.
 async fn baseline(s: &Stack, path: &Path, size: u64) -> (Duration, u64) {
     let http = &s.http;
@@ -90,28 +96,12 @@ async fn baseline(s: &Stack, path: &Path, size: u64) -> (Duration, u64) {
     let file_name =
         uploaded["file"]["name"].as_str().unwrap_or_else(|| panic!("no file: {uploaded}")).to_string();
     let create = json!({"batch": {"displayName": "baseline", "inputConfig": {"fileName": file_name}}});
-    let op: Value = http
-        .post(s.emu(&format!("/v1beta/models/{MODEL}:batchGenerateContent")))
-        .header("x-goog-api-key", GEMINI_KEY)
-        .json(&create)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_default();
+    let create = http.post(s.emu(&format!("/v1beta/models/{MODEL}:batchGenerateContent"))).json(&create);
+    let op = gemini_json(create).await;
     let name = op["name"].as_str().unwrap_or_else(|| panic!("no batch: {op}")).to_string();
     let results = loop {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let op: Value = http
-            .get(s.emu(&format!("/v1beta/{name}")))
-            .header("x-goog-api-key", GEMINI_KEY)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .json()
-            .await
-            .unwrap_or_default();
+        let op = gemini_json(http.get(s.emu(&format!("/v1beta/{name}")))).await;
         if let Some(f) = op["response"]["responsesFile"].as_str() {
             break f.to_string();
         }
@@ -135,15 +125,7 @@ async fn through_worker(s: &Stack, path: &Path) -> (Duration, Duration, Value) {
     let t = Instant::now();
     let file = tokio::fs::File::open(path).await.unwrap_or_else(|e| panic!("{e}"));
     let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-    let r = s
-        .http
-        .post(s.url(&format!("/v1/jobs?model={MODEL}")))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("submit: {e}"));
-    let job: Value = r.json().await.unwrap_or_default();
+    let (_, job) = s.submit_ndjson(MODEL, body).await;
     let submitted = t.elapsed();
     let id = job["id"].as_str().unwrap_or_else(|| panic!("not accepted: {job}")).to_string();
     let done = s
