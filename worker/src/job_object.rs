@@ -35,6 +35,19 @@ pub struct JobObject {
     env: Env,
     /// What watchers last got (in memory: after hibernation, one repeat at most).
     last_broadcast: RefCell<String>,
+    /// A `run` is under way. Alarms come at least once: a second delivery (or
+    /// a kick) while one runs must not step beside it, or both upload the same
+    /// results part and the etag kept can belong to the upload R2 replaced.
+    running: std::cell::Cell<bool>,
+}
+
+/// Clears `running` however `run` ends.
+struct Running<'a>(&'a std::cell::Cell<bool>);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -230,6 +243,11 @@ impl JobObject {
 
     /// Step the job until it must wait, ends, or uses up this alarm's budget.
     async fn run(&self) -> Result<()> {
+        if self.running.replace(true) {
+            // The run under way steps the job and sets the next alarm.
+            return Ok(());
+        }
+        let _running = Running(&self.running);
         let store = self.store()?;
         let settings = self.settings();
         let gemini = self.gemini(&settings);
@@ -408,7 +426,12 @@ impl JobObject {
 
 impl DurableObject for JobObject {
     fn new(state: State, env: Env) -> Self {
-        JobObject { state, env, last_broadcast: RefCell::new(String::new()) }
+        JobObject {
+            state,
+            env,
+            last_broadcast: RefCell::new(String::new()),
+            running: std::cell::Cell::new(false),
+        }
     }
 
     /// Any message from a watcher asks for the current view.
