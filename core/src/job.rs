@@ -41,8 +41,9 @@ pub enum End {
     Cancelled,
 }
 
-/// Where a job is. Serialized into the JobObject's storage.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Where a job is. Serialized into the JobObject's storage (read back by
+/// `phase_serde`, in the same format).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "phase", rename_all = "camelCase")]
 pub enum Phase {
     /// Waiting for the model's enqueued-token quota to admit the shard.
@@ -87,7 +88,6 @@ pub enum Phase {
         end: End,
         files: Vec<String>,
         tries: u32,
-        #[serde(default)]
         next_shard: Option<u64>,
     },
     Done {
@@ -865,6 +865,8 @@ impl Job {
         }
     }
 }
+
+mod phase_serde;
 
 #[cfg(test)]
 mod tests;

@@ -57,8 +57,8 @@ impl Default for PriceTable {
 impl PriceTable {
     /// The operator's table: `{"model": {"input": n, "output": n, "cachedInput": n}, ...}`.
     pub fn from_json(json: &str) -> Result<PriceTable, String> {
-        let prices: BTreeMap<String, Price> =
-            serde_json::from_str(json).map_err(|e| format!("PRICES is not a price table: {e}"))?;
+        let prices: BTreeMap<String, Price> = serde_json::from_slice(json.as_bytes())
+            .map_err(|e| format!("PRICES is not a price table: {e}"))?;
         if let Some((m, _)) = prices.iter().find(|(_, p)| p.input < 0 || p.output < 0 || p.cached_input < 0) {
             return Err(format!("PRICES: the price of {m} is negative"));
         }

@@ -34,7 +34,7 @@ impl Default for Caps {
 impl Caps {
     /// `{"model-prefix": tokens, …, "*": default}`; unlisted models keep the built-in figures.
     pub fn from_json(text: &str) -> Result<Caps, String> {
-        let map: std::collections::BTreeMap<String, u64> = serde_json::from_str(text)
+        let map: std::collections::BTreeMap<String, u64> = serde_json::from_slice(text.as_bytes())
             .map_err(|e| format!("ENQUEUED_TOKEN_CAPS must map model ids to token counts: {e}"))?;
         let mut caps = Caps::default();
         for (model, cap) in map {

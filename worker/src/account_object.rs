@@ -9,8 +9,11 @@ use crate::accounts::{
 };
 use crate::errors::ApiError;
 use crate::internal;
+use crate::internal::JsonBody;
 use crate::job_object::now_ms;
 use crate::ledger_store;
+use crate::query;
+use crate::sql_rows::rows;
 use batchgate_core::job::JobState;
 use batchgate_core::ledger::{self, Admission};
 use batchgate_core::upload::OwnedFile;
@@ -48,7 +51,7 @@ impl AccountObject {
         let account = req.headers().get(internal::ACCOUNT_HEADER)?.unwrap_or_default();
         match (req.method(), path.as_str()) {
             (Method::Post, "/reserve") => {
-                let r: ReserveRequest = req.json().await?;
+                let r: ReserveRequest = req.body_json().await?;
                 let now = now_ms();
                 let recent = ledger_store::recent_submits(&sql, now)?;
                 let admission = Admission {
@@ -69,14 +72,14 @@ impl AccountObject {
                 internal::json(&answer)
             }
             (Method::Post, "/settle") => {
-                let s: SettleRequest = req.json().await?;
+                let s: SettleRequest = req.body_json().await?;
                 let facts = ledger_store::job_facts(&sql, &s.job)?;
                 let entries = ledger::settle(&facts, &s.job, &s.event, s.charge, s.standard);
                 ledger_store::insert(&sql, &entries, now_ms())?;
                 internal::json(&ledger_store::totals(&sql)?)
             }
             (Method::Post, "/grant") => {
-                let g: GrantRequest = req.json().await?;
+                let g: GrantRequest = req.body_json().await?;
                 let entry = if g.adjust {
                     ledger::adjust(&g.event, g.amount, &g.note)
                 } else {
@@ -103,7 +106,7 @@ impl AccountObject {
                 internal::json(&serde_json::json!({"secret": secret}))
             }
             (Method::Post, "/files") => {
-                let f: OwnedFile = req.json().await?;
+                let f: OwnedFile = req.body_json().await?;
                 sql.exec(
                     "INSERT OR REPLACE INTO files (name, uri, mime_type, size_bytes, display_name, created_ms, expires_ms) \
                      VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -121,25 +124,19 @@ impl AccountObject {
             }
             (Method::Get, "/files") => internal::json(&serde_json::json!({"files": live_files(&sql)?})),
             (Method::Delete, "/files") => {
-                let url = req.url()?;
-                let name = url
-                    .query_pairs()
-                    .find(|(k, _)| k == "name")
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default();
+                let name = query::param(&req, "name").unwrap_or_default();
                 sql.exec("DELETE FROM files WHERE name = ?", vec![name.into()])?;
                 internal::json(&serde_json::json!({}))
             }
             (Method::Post, "/files/owned") => {
-                let names: Vec<String> = req.json().await?;
+                let names: Vec<String> = req.body_json().await?;
                 let owned: std::collections::HashSet<String> =
                     live_files(&sql)?.into_iter().map(|f| f.name).collect();
                 let missing: Vec<&String> = names.iter().filter(|n| !owned.contains(*n)).collect();
                 internal::json(&serde_json::json!({"missing": missing}))
             }
             (Method::Get, "/ledger") => {
-                let url = req.url()?;
-                let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+                let q = |name: &str| query::param(&req, name);
                 let limit = q("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 500);
                 let before = q("cursor").and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
                 let rows = ledger_store::page(&sql, before, limit + 1)?;
@@ -149,7 +146,7 @@ impl AccountObject {
                 internal::json(&serde_json::json!({"entries": rows, "nextCursor": next_cursor}))
             }
             (Method::Post, "/jobs") => {
-                let j: JobSummary = req.json().await?;
+                let j: JobSummary = req.body_json().await?;
                 sql.exec(
                     "INSERT INTO jobs (id, state, model, display_name, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?) \
                      ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms \
@@ -170,8 +167,7 @@ impl AccountObject {
                 Response::ok("")
             }
             (Method::Get, "/jobs") => {
-                let url = req.url()?;
-                let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+                let q = |name: &str| query::param(&req, name);
                 let limit = q("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 200);
                 let (cursor_ms, cursor_id) = q("cursor")
                     .and_then(|c| {
@@ -191,16 +187,25 @@ impl AccountObject {
                     params.push(s.into());
                 }
                 params.push(SqlStorageValue::Integer(limit + 1));
-                let mut jobs: Vec<JobSummary> = sql
-                    .exec(
-                        &format!(
-                            "SELECT id, state, model, display_name AS displayName, created_ms AS createdMs, \
-                             updated_ms AS updatedMs FROM jobs WHERE (created_ms < ? OR (created_ms = ? AND id < ?)){filter} \
-                             ORDER BY created_ms DESC, id DESC LIMIT ?"
-                        ),
-                        params,
-                    )?
-                    .to_array()?;
+                let rows = rows(sql.exec(
+                    &format!(
+                        "SELECT id, state, model, display_name, created_ms, updated_ms FROM jobs \
+                         WHERE (created_ms < ? OR (created_ms = ? AND id < ?)){filter} \
+                         ORDER BY created_ms DESC, id DESC LIMIT ?"
+                    ),
+                    params,
+                )?)?;
+                let mut jobs: Vec<JobSummary> = rows
+                    .into_iter()
+                    .map(|r| JobSummary {
+                        id: r.text(0),
+                        state: r.text(1),
+                        model: r.text(2),
+                        display_name: r.opt_text(3),
+                        created_ms: r.int(4),
+                        updated_ms: r.int(5),
+                    })
+                    .collect();
                 let more = jobs.len() as i64 > limit;
                 jobs.truncate(limit as usize);
                 let next_cursor =
@@ -230,12 +235,23 @@ impl DurableObject for AccountObject {
 
 /// The account's files Gemini still keeps, newest first.
 fn live_files(sql: &SqlStorage) -> Result<Vec<OwnedFile>> {
-    sql.exec(
-        "SELECT name, uri, mime_type AS mimeType, size_bytes AS sizeBytes, display_name AS displayName, \
-         created_ms AS createdMs, expires_ms AS expiresMs FROM files WHERE expires_ms > ? ORDER BY created_ms DESC",
+    let rows = rows(sql.exec(
+        "SELECT name, uri, mime_type, size_bytes, display_name, created_ms, expires_ms FROM files \
+         WHERE expires_ms > ? ORDER BY created_ms DESC",
         vec![SqlStorageValue::Integer(now_ms() as i64)],
-    )?
-    .to_array()
+    )?)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| OwnedFile {
+            name: r.text(0),
+            uri: r.text(1),
+            mime_type: r.text(2),
+            size_bytes: r.uint(3),
+            display_name: r.opt_text(4),
+            created_ms: r.uint(5),
+            expires_ms: r.uint(6),
+        })
+        .collect())
 }
 
 fn summary(sql: &SqlStorage, account: String) -> Result<Summary> {

@@ -110,9 +110,11 @@ pub struct ReserveRequest {
     pub limits: ledger::Limits,
 }
 
-/// The AccountObject's answer to a reservation.
+/// The AccountObject's answer to a reservation. Externally tagged (serde's
+/// default): an internally tagged enum is read through serde's `Content`
+/// buffer, code the worker's wasm need not carry for an internal message.
 #[derive(Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "outcome")]
+#[serde(rename_all = "camelCase")]
 pub enum ReserveAnswer {
     Reserved { totals: Totals },
     Insufficient { balance: i64, needed: i64 },

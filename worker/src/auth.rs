@@ -3,6 +3,7 @@
 
 use crate::config::secret;
 use crate::errors::ApiError;
+use crate::internal::JsonBody;
 use crate::job_object::now_ms;
 use batchgate_core::auth::{TokenError, same_secret, sign, valid_account, verify};
 use serde_json::json;
@@ -34,10 +35,7 @@ pub fn account(req: &Request, env: &Env) -> Result<String, ApiError> {
 /// The same for a WebSocket: browsers cannot set headers on one, so the
 /// token may come as `?token=` instead.
 pub fn socket_account(req: &Request, env: &Env) -> Result<String, ApiError> {
-    let from_query = || {
-        let url = req.url().ok()?;
-        url.query_pairs().find(|(k, _)| k == "token").map(|(_, v)| v.into_owned())
-    };
+    let from_query = || crate::query::param(req, "token");
     let token = bearer(req).or_else(from_query).ok_or_else(|| unauthorized(TokenError::Missing))?;
     verify_user(&token, env)
 }
@@ -69,7 +67,7 @@ pub async fn mint(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         ttl_secs: Option<u64>,
     }
     let body: Body = req
-        .json()
+        .body_json()
         .await
         .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{account, ttlSecs?}}: {e}")))?;
     if !valid_account(&body.account) {

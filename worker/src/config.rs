@@ -1,6 +1,7 @@
 //! Settings from `[vars]` and secrets, with defaults for everything optional.
 
 use batchgate_core::gemini::client::GeminiConfig;
+use batchgate_core::gemini::timestamp::seconds_to_ms;
 use batchgate_core::job::Policy;
 use batchgate_core::ledger;
 use batchgate_core::pricing::{EstimateRules, PriceTable};
@@ -78,7 +79,7 @@ pub(crate) fn num(env: &Env, name: &str, default: u64) -> u64 {
 
 /// Seconds as a decimal (`0.2`) to milliseconds.
 fn secs_ms(env: &Env, name: &str, default_ms: u64) -> u64 {
-    var(env, name).and_then(|v| v.parse::<f64>().ok()).map_or(default_ms, |s| (s * 1000.0).max(1.0) as u64)
+    var(env, name).and_then(|v| seconds_to_ms(v.trim())).map_or(default_ms, |ms| ms.max(1))
 }
 
 impl Settings {

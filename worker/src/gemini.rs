@@ -99,7 +99,8 @@ impl Gemini {
 
     pub async fn json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Failure> {
         let (_, text) = self.ok_text(call, None).await?;
-        serde_json::from_str(&text).map_err(|e| Failure::network(format!("unreadable Gemini answer: {e}")))
+        serde_json::from_slice(text.as_bytes())
+            .map_err(|e| Failure::network(format!("unreadable Gemini answer: {e}")))
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::errors::ApiError;
 use crate::job_store;
 use batchgate_core::view::JobView;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use worker::{Headers, Method, Request, RequestInit, Response, Result, Stub};
 
@@ -11,6 +12,26 @@ pub const ACCOUNT_HEADER: &str = "x-batchgate-account";
 
 pub fn json<T: Serialize>(v: &T) -> Result<Response> {
     Response::from_json(v)
+}
+
+/// A JSON body read by serde_json from its bytes, like every other JSON the
+/// worker reads. (`worker`'s `Request::json` decodes through serde-wasm-bindgen
+/// and `Response::json` from a `&str`: each a further copy of every type's
+/// deserializer in the wasm.)
+pub(crate) trait JsonBody {
+    async fn body_json<T: DeserializeOwned>(&mut self) -> Result<T>;
+}
+
+impl JsonBody for Request {
+    async fn body_json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.bytes().await?)?)
+    }
+}
+
+impl JsonBody for Response {
+    async fn body_json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        Ok(serde_json::from_slice(&self.bytes().await?)?)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -91,7 +112,7 @@ pub async fn call_json<T: for<'de> Deserialize<'de>>(
     let mut resp =
         call(stub, method, path, account, body).await.map_err(|e| ApiError::internal(e.to_string()))?;
     match resp.status_code() {
-        200 => resp.json().await.map(Some).map_err(|e| ApiError::internal(e.to_string())),
+        200 => resp.body_json().await.map(Some).map_err(|e| ApiError::internal(e.to_string())),
         404 => Ok(None),
         s => {
             let text = resp.text().await.unwrap_or_default();

@@ -8,6 +8,7 @@
 use crate::config::{Settings, gemini_key};
 use crate::errors::ApiError;
 use crate::gemini::Gemini;
+use crate::internal::JsonBody;
 use crate::job_store::Store;
 use crate::steps::{self, StepResult};
 use crate::{accounts, internal, webhooks};
@@ -320,7 +321,7 @@ impl JobObject {
         let store = self.store()?;
         let path = req.path();
         if path == "/init" {
-            let init: Init = req.json().await?;
+            let init: Init = req.body_json().await?;
             return self.init(&store, init).await;
         }
         if path == "/kick" {
@@ -330,15 +331,14 @@ impl JobObject {
             return internal::json(&self.view(&store, &job).await?);
         }
         if path == "/wake" {
-            let wake: Wake = req.json().await?;
+            let wake: Wake = req.body_json().await?;
             return self.wake(&store, wake).await;
         }
         let Some(job) = self.owned(&store, &req).await? else {
             return ApiError::not_found("no such job").into_response();
         };
         self.ensure_alarm(&store, &job).await?;
-        let url = req.url()?;
-        let q = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+        let q = |name: &str| crate::query::param(&req, name);
         match path.as_str() {
             "/view" => internal::json(&self.view(&store, &job).await?),
             "/watch" => self.watch(&self.view(&store, &job).await?, job.is_done()),

@@ -11,6 +11,7 @@
 //! - `events(seq, at_ms, kind, detail)`: the job's timeline (core's `timeline`).
 //! - `hooks(id, at_ms)`: `webhook-id`s of Gemini webhooks already acted on.
 
+use crate::sql_rows::{Row, first, rows};
 use batchgate_core::ingest::LineRecord;
 use batchgate_core::job::Job;
 use batchgate_core::results::Outcome;
@@ -23,20 +24,11 @@ pub struct Store {
     sql: SqlStorage,
 }
 
-#[derive(Deserialize)]
-struct Text {
-    v: String,
-}
-
-#[derive(Deserialize)]
-struct Count {
-    n: i64,
-}
-
 /// Part numbers of one shard's multipart upload live in their own range.
 const PARTS_PER_SHARD: u64 = 100_000;
 
 /// Where one result line is in the stored objects.
+/// It travels from the JobObject to the worker's results routes as JSON.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Located {
     /// Which shard's results object holds it.
@@ -47,6 +39,22 @@ pub struct Located {
     pub pos: i64,
     pub len: i64,
     pub ok: i64,
+}
+
+/// The columns `Located::from` reads, in its order.
+const LOCATED: &str = "SELECT shard, number, rkey, pos, len, ok FROM results";
+
+impl From<Row> for Located {
+    fn from(r: Row) -> Located {
+        Located {
+            shard: r.int(0),
+            number: r.int(1),
+            rkey: r.opt_text(2),
+            pos: r.int(3),
+            len: r.int(4),
+            ok: r.int(5),
+        }
+    }
 }
 
 /// A count or time as an SQLite integer (saturating: SQLite's are signed).
@@ -74,9 +82,8 @@ impl Store {
     }
 
     pub fn get<T: DeserializeOwned>(&self, k: &str) -> Result<Option<T>> {
-        let rows: Vec<Text> = self.sql.exec("SELECT v FROM meta WHERE k = ?", vec![k.into()])?.to_array()?;
-        match rows.into_iter().next() {
-            Some(t) => Ok(Some(serde_json::from_str(&t.v)?)),
+        match first(self.sql.exec("SELECT v FROM meta WHERE k = ?", vec![k.into()])?)? {
+            Some(row) => Ok(Some(serde_json::from_slice(row.text(0).as_bytes())?)),
             None => Ok(None),
         }
     }
@@ -166,37 +173,28 @@ impl Store {
 
     /// The stored parts of `shard`'s results upload, by part number.
     pub fn parts(&self, shard: u64) -> Result<Vec<(u16, String)>> {
-        #[derive(Deserialize)]
-        struct Part {
-            number: i64,
-            etag: String,
-        }
         let base = shard * PARTS_PER_SHARD;
-        let rows: Vec<Part> = self
-            .sql
-            .exec(
-                "SELECT number, etag FROM parts WHERE number >= ? AND number < ? ORDER BY number",
-                vec![int(base), int(base + PARTS_PER_SHARD)],
-            )?
-            .to_array()?;
-        let part = |n: i64| u16::try_from((n.max(0) as u64).saturating_sub(base)).unwrap_or(u16::MAX);
-        Ok(rows.into_iter().map(|p| (part(p.number), p.etag)).collect())
+        let rows = rows(self.sql.exec(
+            "SELECT number, etag FROM parts WHERE number >= ? AND number < ? ORDER BY number",
+            vec![int(base), int(base + PARTS_PER_SHARD)],
+        )?)?;
+        let part = |n: u64| u16::try_from(n.saturating_sub(base)).unwrap_or(u16::MAX);
+        Ok(rows.into_iter().map(|p| (part(p.uint(0)), p.text(1))).collect())
     }
 
     /// Submitted keys with no result line.
     pub fn missing_count(&self) -> Result<u64> {
-        let rows: Vec<Count> = self
-            .sql
-            .exec("SELECT COUNT(*) AS n FROM inputs WHERE rkey NOT IN (SELECT rkey FROM results WHERE rkey IS NOT NULL)", None)?
-            .to_array()?;
-        Ok(rows.first().map_or(0, |c| c.n.max(0) as u64))
+        let count = first(self.sql.exec(
+            "SELECT COUNT(*) FROM inputs WHERE rkey NOT IN (SELECT rkey FROM results WHERE rkey IS NOT NULL)",
+            None,
+        )?)?;
+        Ok(count.map_or(0, |c| c.uint(0)))
     }
 
     /// Remember a Gemini `webhook-id`; false if it was seen before (a replay).
     pub fn first_sight_of_hook(&self, id: &str, at_ms: u64) -> Result<bool> {
-        let rows: Vec<Count> =
-            self.sql.exec("SELECT COUNT(*) AS n FROM hooks WHERE id = ?", vec![id.into()])?.to_array()?;
-        if rows.first().is_some_and(|c| c.n > 0) {
+        let count = first(self.sql.exec("SELECT COUNT(*) FROM hooks WHERE id = ?", vec![id.into()])?)?;
+        if count.is_some_and(|c| c.int(0) > 0) {
             return Ok(false);
         }
         self.sql.exec("INSERT INTO hooks (id, at_ms) VALUES (?, ?)", vec![id.into(), int(at_ms)])?;
@@ -214,87 +212,55 @@ impl Store {
 
     /// Timeline entries after `after` (oldest first): `{seq, at, kind, detail}`.
     pub fn events(&self, after: u64, limit: u64) -> Result<Vec<serde_json::Value>> {
-        #[derive(Deserialize)]
-        struct Row {
-            seq: i64,
-            at_ms: i64,
-            kind: String,
-            detail: String,
-        }
-        let rows: Vec<Row> = self
-            .sql
-            .exec(
-                "SELECT seq, at_ms, kind, detail FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                vec![int(after), int(limit)],
-            )?
-            .to_array()?;
+        let rows = rows(self.sql.exec(
+            "SELECT seq, at_ms, kind, detail FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            vec![int(after), int(limit)],
+        )?)?;
         Ok(rows
             .into_iter()
             .map(|r| {
-                let at = batchgate_core::gemini::timestamp::format_nanos(r.at_ms.saturating_mul(1_000_000));
-                let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
-                serde_json::json!({"seq": r.seq, "at": at, "kind": r.kind, "detail": detail})
+                let at = batchgate_core::gemini::timestamp::format_nanos(r.int(1).saturating_mul(1_000_000));
+                let detail: serde_json::Value =
+                    serde_json::from_slice(r.text(3).as_bytes()).unwrap_or_default();
+                serde_json::json!({"seq": r.int(0), "at": at, "kind": r.text(2), "detail": detail})
             })
             .collect())
     }
 
     /// The keys a retry resubmits: every input line without a successful result.
     pub fn unsucceeded_keys(&self) -> Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct Row {
-            rkey: String,
-        }
-        let rows: Vec<Row> = self
-            .sql
-            .exec(
-                "SELECT rkey FROM inputs WHERE rkey NOT IN \
-                 (SELECT rkey FROM results WHERE ok = 1 AND rkey IS NOT NULL) ORDER BY line",
-                None,
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().map(|r| r.rkey).collect())
+        let rows = rows(self.sql.exec(
+            "SELECT rkey FROM inputs WHERE rkey NOT IN \
+             (SELECT rkey FROM results WHERE ok = 1 AND rkey IS NOT NULL) ORDER BY line",
+            None,
+        )?)?;
+        Ok(rows.into_iter().map(|r| r.text(0)).collect())
     }
 
     pub fn missing_keys(&self, after_line: u64, limit: u64) -> Result<Vec<(u64, String)>> {
-        #[derive(Deserialize)]
-        struct Row {
-            line: i64,
-            rkey: String,
-        }
-        let rows: Vec<Row> = self
-            .sql
-            .exec(
-                "SELECT line, rkey FROM inputs WHERE line > ? AND rkey NOT IN \
-                 (SELECT rkey FROM results WHERE rkey IS NOT NULL) ORDER BY line LIMIT ?",
-                vec![int(after_line), int(limit)],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().map(|r| (r.line.max(0) as u64, r.rkey)).collect())
+        let rows = rows(self.sql.exec(
+            "SELECT line, rkey FROM inputs WHERE line > ? AND rkey NOT IN \
+             (SELECT rkey FROM results WHERE rkey IS NOT NULL) ORDER BY line LIMIT ?",
+            vec![int(after_line), int(limit)],
+        )?)?;
+        Ok(rows.into_iter().map(|r| (r.uint(0), r.text(1))).collect())
     }
 
     pub fn by_key(&self, key: &str) -> Result<Option<Located>> {
-        let rows: Vec<Located> = self
-            .sql
-            .exec(
-                "SELECT shard, number, rkey, pos, len, ok FROM results WHERE rkey = ? ORDER BY number LIMIT 1",
-                vec![key.into()],
-            )?
-            .to_array()?;
-        Ok(rows.into_iter().next())
+        let row = first(
+            self.sql.exec(&format!("{LOCATED} WHERE rkey = ? ORDER BY number LIMIT 1"), vec![key.into()])?,
+        )?;
+        Ok(row.map(Located::from))
     }
 
     /// Lines after `after` in file order (`failed_only`: errors and malformed lines).
     pub fn page(&self, after: u64, limit: u64, failed_only: bool) -> Result<Vec<Located>> {
         let filter = if failed_only { "AND ok = 0" } else { "" };
-        self.sql
-            .exec(
-                &format!(
-                    "SELECT shard, number, rkey, pos, len, ok FROM results WHERE number > ? {filter} \
-                     ORDER BY number LIMIT ?"
-                ),
-                vec![int(after), int(limit)],
-            )?
-            .to_array()
+        let rows = rows(self.sql.exec(
+            &format!("{LOCATED} WHERE number > ? {filter} ORDER BY number LIMIT ?"),
+            vec![int(after), int(limit)],
+        )?)?;
+        Ok(rows.into_iter().map(Located::from).collect())
     }
 
     pub fn clear(&self) -> Result<()> {

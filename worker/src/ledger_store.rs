@@ -2,8 +2,9 @@
 //! [`Entry`]s, unique per (job, kind, event) so a replayed write is ignored;
 //! every figure is a `SUM` over them, never a stored copy.
 
+use crate::sql_rows::{first, rows};
 use batchgate_core::ledger::{Entry, JobFacts, Kind, MINUTE_MS, Totals};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 pub fn create(sql: &SqlStorage) -> Result<()> {
@@ -45,71 +46,55 @@ pub fn insert(sql: &SqlStorage, entries: &[Entry], now_ms: u64) -> Result<()> {
 }
 
 pub fn totals(sql: &SqlStorage) -> Result<Totals> {
-    let rows: Vec<Totals> = sql
-        .exec(
-            "SELECT COALESCE(SUM(balance_delta), 0) AS balance, COALESCE(SUM(held_delta), 0) AS held, \
-             COALESCE(SUM(CASE WHEN kind IN ('grant', 'adjust') THEN amount END), 0) AS granted, \
-             COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0) AS spent, \
-             COALESCE(SUM(CASE WHEN kind = 'settle' THEN standard - amount END), 0) AS saved FROM ledger",
-            None,
-        )?
-        .to_array()?;
-    Ok(rows.into_iter().next().unwrap_or_default())
-}
-
-#[derive(Deserialize)]
-struct KindAmount {
-    kind: String,
-    amount: i64,
+    let row = first(sql.exec(
+        "SELECT COALESCE(SUM(balance_delta), 0), COALESCE(SUM(held_delta), 0), \
+         COALESCE(SUM(CASE WHEN kind IN ('grant', 'adjust') THEN amount END), 0), \
+         COALESCE(SUM(CASE WHEN kind = 'settle' THEN amount END), 0), \
+         COALESCE(SUM(CASE WHEN kind = 'settle' THEN standard - amount END), 0) FROM ledger",
+        None,
+    )?)?;
+    Ok(row.map_or_else(Totals::default, |r| Totals {
+        balance: r.int(0),
+        held: r.int(1),
+        granted: r.int(2),
+        spent: r.int(3),
+        saved: r.int(4),
+    }))
 }
 
 pub fn job_facts(sql: &SqlStorage, job: &str) -> Result<JobFacts> {
-    let rows: Vec<KindAmount> =
-        sql.exec("SELECT kind, amount FROM ledger WHERE job = ?", vec![job.into()])?.to_array()?;
+    let rows = rows(sql.exec("SELECT kind, amount FROM ledger WHERE job = ?", vec![job.into()])?)?;
     let mut facts = JobFacts::default();
     for r in rows {
-        match Kind::parse(&r.kind) {
-            Some(Kind::Reserve) => facts.reserved = Some(r.amount),
-            Some(Kind::Settle) => facts.settled = Some(r.amount),
+        match Kind::parse(&r.text(0)) {
+            Some(Kind::Reserve) => facts.reserved = Some(r.int(1)),
+            Some(Kind::Settle) => facts.settled = Some(r.int(1)),
             _ => {}
         }
     }
     Ok(facts)
 }
 
-#[derive(Deserialize)]
-struct Count {
-    n: i64,
-}
-
 /// Jobs reserved and not yet settled.
 pub fn open_jobs(sql: &SqlStorage) -> Result<u64> {
-    let rows: Vec<Count> = sql
-        .exec(
-            "SELECT COUNT(*) AS n FROM ledger r WHERE r.kind = 'reserve' AND NOT EXISTS \
-             (SELECT 1 FROM ledger s WHERE s.job = r.job AND s.kind = 'settle')",
-            None,
-        )?
-        .to_array()?;
-    Ok(rows.first().map_or(0, |c| c.n.max(0) as u64))
-}
-
-#[derive(Deserialize)]
-struct At {
-    at_ms: i64,
+    let count = first(sql.exec(
+        "SELECT COUNT(*) FROM ledger r WHERE r.kind = 'reserve' AND NOT EXISTS \
+         (SELECT 1 FROM ledger s WHERE s.job = r.job AND s.kind = 'settle')",
+        None,
+    )?)?;
+    Ok(count.map_or(0, |c| c.uint(0)))
 }
 
 /// When this account's reservations of the last minute were made.
 pub fn recent_submits(sql: &SqlStorage, now_ms: u64) -> Result<Vec<u64>> {
     let since = now_ms.saturating_sub(MINUTE_MS) as i64;
-    let rows: Vec<At> = sql
-        .exec("SELECT at_ms FROM ledger WHERE kind = 'reserve' AND at_ms > ?", vec![int(since)])?
-        .to_array()?;
-    Ok(rows.into_iter().map(|r| r.at_ms.max(0) as u64).collect())
+    let rows =
+        rows(sql.exec("SELECT at_ms FROM ledger WHERE kind = 'reserve' AND at_ms > ?", vec![int(since)])?)?;
+    Ok(rows.into_iter().map(|r| r.uint(0)).collect())
 }
 
 /// A ledger row as users see it.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Row {
     pub seq: i64,
@@ -125,10 +110,23 @@ pub struct Row {
 
 /// Newest first, `limit` rows before `before` (a `seq`).
 pub fn page(sql: &SqlStorage, before: i64, limit: i64) -> Result<Vec<Row>> {
-    sql.exec(
-        "SELECT seq, at_ms AS atMs, kind, job, event, amount, balance_delta AS balanceDelta, \
-         held_delta AS heldDelta, note FROM ledger WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+    let rows = rows(sql.exec(
+        "SELECT seq, at_ms, kind, job, event, amount, balance_delta, held_delta, note FROM ledger \
+         WHERE seq < ? ORDER BY seq DESC LIMIT ?",
         vec![int(before), int(limit)],
-    )?
-    .to_array()
+    )?)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Row {
+            seq: r.int(0),
+            at_ms: r.int(1),
+            kind: r.text(2),
+            job: r.text(3),
+            event: r.text(4),
+            amount: r.int(5),
+            balance_delta: r.int(6),
+            held_delta: r.int(7),
+            note: r.text(8),
+        })
+        .collect())
 }

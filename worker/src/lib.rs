@@ -20,10 +20,12 @@ mod internal;
 mod job_object;
 mod job_store;
 mod ledger_store;
+mod query;
 mod quota_object;
 mod random;
 mod results;
 mod retry;
+mod sql_rows;
 mod steps;
 mod submit;
 mod upload_object;
@@ -37,6 +39,7 @@ pub use upload_object::UploadObject;
 
 use batchgate_core::ledger;
 use errors::ApiError;
+use internal::JsonBody;
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
@@ -91,12 +94,7 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         (Method::Get, ["healthz"]) => Ok(Response::from_json(&serde_json::json!({"ok": true}))?),
         (Method::Post, ["hooks", "gemini"]) => gemini_hooks::receive(req, env).await,
         (Method::Post, ["_bench", "copy"]) if bench_route::enabled(env) => {
-            let file = req
-                .url()?
-                .query_pairs()
-                .find(|(k, _)| k == "file")
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default();
+            let file = query::param(&req, "file").unwrap_or_default();
             bench_route::copy(env, &file).await
         }
         (Method::Post, ["v1", "jobs"]) => {
@@ -105,7 +103,7 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         }
         (Method::Get, ["v1", "jobs"]) => {
             let account = account(&req, env)?;
-            let query = req.url()?.query().unwrap_or_default().to_string();
+            let query = query::raw(&req);
             Ok(Response::from_json(&accounts::list(env, &account, &query).await?)?)
         }
         (Method::Post, ["v1", "files"]) => {
@@ -138,7 +136,7 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         }
         (Method::Get, ["v1", "account", "ledger"]) => {
             let account = account(&req, env)?;
-            let query = req.url()?.query().unwrap_or_default().to_string();
+            let query = query::raw(&req);
             Ok(Response::from_json(&accounts::ledger_page(env, &account, &query).await?)?)
         }
         (Method::Post, ["v1", "admin", "accounts", id, "grants"]) => {
@@ -176,7 +174,8 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             job_call(&req, env, id, Method::Post, "/cancel").await
         }
         (Method::Get, ["v1", "jobs", id, "events"]) => {
-            let query = req.url()?.query().map(|q| format!("?{q}")).unwrap_or_default();
+            let query =
+                Some(query::raw(&req)).filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default();
             job_call(&req, env, id, Method::Get, &format!("/events{query}")).await
         }
         (Method::Post, ["v1", "jobs", id, "retry"]) => retry::handle(env, &account(&req, env)?, id).await,
@@ -283,7 +282,7 @@ async fn admin_grant(mut req: Request, env: &Env, id: &str) -> std::result::Resu
     }
     let id = admin_account_id(id)?;
     let body: Body = req
-        .json()
+        .body_json()
         .await
         .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{amount, note?}}: {e}")))?;
     let header_key = req.headers().get("idempotency-key").ok().flatten();

@@ -9,8 +9,10 @@
 
 use crate::errors::ApiError;
 use crate::internal;
+use crate::internal::JsonBody;
 use crate::job_object::now_ms;
 use crate::job_store::int;
+use crate::sql_rows::rows;
 use batchgate_core::quota::{self, AdmitRequest, Hold};
 use serde::{Deserialize, Serialize};
 use worker::{DurableObject, Env, Request, Response, Result, SqlStorage, State, durable_object};
@@ -29,14 +31,6 @@ pub struct QuotaObject {
     state: State,
 }
 
-#[derive(Deserialize)]
-struct Row {
-    job: String,
-    shard: i64,
-    tokens: i64,
-    since_ms: i64,
-}
-
 impl QuotaObject {
     fn sql(&self) -> Result<SqlStorage> {
         let sql = self.state.storage().sql();
@@ -49,16 +43,10 @@ impl QuotaObject {
     }
 
     fn holds(sql: &SqlStorage) -> Result<Vec<Hold>> {
-        let rows: Vec<Row> =
-            sql.exec("SELECT job, shard, tokens, since_ms FROM holds ORDER BY since_ms", None)?.to_array()?;
+        let rows = rows(sql.exec("SELECT job, shard, tokens, since_ms FROM holds ORDER BY since_ms", None)?)?;
         Ok(rows
             .into_iter()
-            .map(|r| Hold {
-                job: r.job,
-                shard: r.shard.max(0) as u64,
-                tokens: r.tokens.max(0) as u64,
-                since_ms: r.since_ms.max(0) as u64,
-            })
+            .map(|r| Hold { job: r.text(0), shard: r.uint(1), tokens: r.uint(2), since_ms: r.uint(3) })
             .collect())
     }
 
@@ -71,7 +59,7 @@ impl QuotaObject {
         let sql = self.sql()?;
         match req.path().as_str() {
             "/admit" => {
-                let ask: AdmitRequest = req.json().await?;
+                let ask: AdmitRequest = req.body_json().await?;
                 let now = now_ms();
                 for (job, shard) in quota::stale(&Self::holds(&sql)?, now, STALE_MS) {
                     Self::release(&sql, &job, shard)?;
@@ -87,7 +75,7 @@ impl QuotaObject {
                 internal::json(&decision)
             }
             "/release" => {
-                let r: Release = req.json().await?;
+                let r: Release = req.body_json().await?;
                 Self::release(&sql, &r.job, r.shard)?;
                 internal::json(&serde_json::json!({"released": true}))
             }

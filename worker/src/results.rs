@@ -27,7 +27,7 @@ fn not_ready() -> ApiError {
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
-    req.url().ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    crate::query::param(req, name)
 }
 
 async fn object_stream(env: &Env, key: &str, range: Option<Range>) -> Result<ByteStream> {

@@ -358,7 +358,7 @@ pub fn accepted(view: &Value, id: &str) -> Result<Response> {
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
-    req.url().ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    crate::query::param(req, name)
 }
 
 /// `application/x-ndjson`: one `{key?, request}` per line; `?model=` (and

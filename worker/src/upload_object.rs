@@ -13,6 +13,7 @@ use crate::errors::ApiError;
 use crate::files_api::{self, Received};
 use crate::gemini::Gemini;
 use crate::internal;
+use crate::internal::JsonBody;
 use crate::job_object::now_ms;
 use batchgate_core::gemini::timestamp::format_nanos;
 use batchgate_core::upload::{ContentRange, OwnedFile, UploadError, UploadRules};
@@ -207,7 +208,7 @@ impl UploadObject {
         let settings = Settings::from_env(&self.env);
         let path = req.path();
         if path == "/init" {
-            let s: Session = req.json().await?;
+            let s: Session = req.body_json().await?;
             if self.load().await?.is_none() {
                 self.save(&s).await?;
                 self.state.storage().set_alarm(s.idle_ms as i64).await?;
@@ -221,7 +222,7 @@ impl UploadObject {
         match path.as_str() {
             "/admit" => self.admit(&req, s, &settings).await,
             "/commit" => {
-                let c: Commit = req.json().await?;
+                let c: Commit = req.body_json().await?;
                 self.commit(c, s, &settings).await
             }
             "/status" => {

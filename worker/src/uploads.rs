@@ -10,6 +10,7 @@ use crate::errors::ApiError;
 use crate::files_api::{self, Received};
 use crate::gemini::Gemini;
 use crate::internal;
+use crate::internal::JsonBody;
 use crate::job_object::now_ms;
 use crate::upload_object::{Commit, Lease, Session, SessionState};
 use batchgate_core::upload::{OwnedFile, UploadError};
@@ -33,7 +34,7 @@ fn gemini(env: &Env, settings: &Settings) -> Gemini {
 }
 
 fn query(req: &Request, name: &str) -> Option<String> {
-    req.url().ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    crate::query::param(req, name)
 }
 
 /// Refuse an upload that would take the account past its storage quota.
@@ -118,7 +119,7 @@ struct NewSession {
 /// `POST /v1/uploads` `{size, mimeType, displayName?}`: open a resumable session.
 pub async fn open(mut req: Request, env: &Env, account: &str) -> Result<Response> {
     let settings = Settings::from_env(env);
-    let body: NewSession = req.json().await.map_err(|e| {
+    let body: NewSession = req.body_json().await.map_err(|e| {
         ApiError::bad_request("invalid_json", format!("expected {{size, mimeType, displayName?}}: {e}"))
     })?;
     let mime = settings.uploads.rules.check_file(&body.mime_type, body.size).map_err(refuse)?;
@@ -183,7 +184,7 @@ pub async fn chunk(mut req: Request, env: &Env, account: &str, id: &str) -> Resu
         drain(&mut req).await;
         return Ok(admitted);
     }
-    let lease: Lease = admitted.json().await?;
+    let lease: Lease = admitted.body_json().await?;
     let Some(body) = req.inner().body() else {
         return Err(refuse(UploadError::Length { range: lease.len, body: 0 }));
     };
@@ -210,7 +211,7 @@ pub async fn chunk(mut req: Request, env: &Env, account: &str, id: &str) -> Resu
         Ok(_) => Ok(committed),
         Err(e) => {
             let mut committed = committed;
-            let view: serde_json::Value = committed.json().await.unwrap_or_default();
+            let view: serde_json::Value = committed.body_json().await.unwrap_or_default();
             Err(ApiError::new(502, "upstream_failed", format!("sending the chunk to Gemini failed: {e:?}"))
                 .with_details(json!({"received": view.get("received")})))
         }

@@ -197,7 +197,7 @@ impl Failure {
 
 /// Classify a non-200 answer, reading the Google error envelope when there is one.
 pub fn failure(status: u16, body: &str) -> Failure {
-    let envelope: Option<ErrorEnvelope> = serde_json::from_str(body).ok();
+    let envelope: Option<ErrorEnvelope> = serde_json::from_slice(body.as_bytes()).ok();
     let message = envelope
         .as_ref()
         .map(|e| format!("{} {}: {}", status, e.error.status.as_deref().unwrap_or(""), e.error.message))
@@ -218,7 +218,7 @@ pub fn finalized_file(body: &str) -> Result<File, Failure> {
         file: Option<File>,
         error: Option<super::status::Status>,
     }
-    match serde_json::from_str::<Reply>(body) {
+    match serde_json::from_slice::<Reply>(body.as_bytes()) {
         Ok(Reply { file: Some(f), error: None }) => Ok(f),
         Ok(Reply { error: Some(e), .. }) => Err(Failure::Permanent {
             status: 400,

@@ -27,29 +27,44 @@ pub mod opt_string {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-        Option::<StrOrNum>::deserialize(d)?.map(|v| v.into_u64()).transpose()
+        Ok(Option::<StrOrNum>::deserialize(d)?.map(|v| v.0))
     }
 }
 
 fn parse<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    StrOrNum::deserialize(d)?.into_u64()
+    StrOrNum::deserialize(d).map(|v| v.0)
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StrOrNum {
-    Num(u64),
-    Str(String),
+/// An int64 given as a JSON number or a decimal string. A hand-written
+/// visitor, not `#[serde(untagged)]`: that buffers every value into serde's
+/// `Content` first, code the worker's and the SDK's wasm would carry for each use.
+struct StrOrNum(u64);
+
+impl<'de> Deserialize<'de> for StrOrNum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<StrOrNum, D::Error> {
+        d.deserialize_any(Int64Visitor).map(StrOrNum)
+    }
 }
 
-impl StrOrNum {
-    fn into_u64<E: de::Error>(self) -> Result<u64, E> {
-        match self {
-            StrOrNum::Num(n) => Ok(n),
-            StrOrNum::Str(s) => {
-                s.trim().parse().map_err(|_| E::custom(format!("expected an int64, got {s:?}")))
-            }
-        }
+struct Int64Visitor;
+
+impl de::Visitor<'_> for Int64Visitor {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an int64 as a number or a string")
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        u64::try_from(v).map_err(|_| E::custom(format!("expected a count, got {v}")))
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
+        s.trim().parse().map_err(|_| E::custom(format!("expected an int64, got {s:?}")))
     }
 }
 

@@ -127,12 +127,33 @@ pub struct InlinedResponse {
 }
 
 /// The top-level `response` of a succeeded operation: `@type` plus the output.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct OutputEnvelope {
-    #[serde(rename = "@type", default)]
+    #[serde(rename = "@type")]
     pub type_url: String,
     #[serde(flatten)]
     pub output: BatchOutput,
+}
+
+/// Read field by field: serde's reader for `flatten` buffers the whole
+/// object into its `Content` tree first (code in every wasm that reads
+/// operations), and the output's two fields are all there is to it.
+impl<'de> Deserialize<'de> for OutputEnvelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<OutputEnvelope, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Flat {
+            #[serde(rename = "@type", default)]
+            type_url: String,
+            #[serde(default)]
+            responses_file: Option<String>,
+            #[serde(default)]
+            inlined_responses: Option<InlinedResponses>,
+        }
+        let f = Flat::deserialize(d)?;
+        let output = BatchOutput { responses_file: f.responses_file, inlined_responses: f.inlined_responses };
+        Ok(OutputEnvelope { type_url: f.type_url, output })
+    }
 }
 
 /// `GET /v1beta/batches` answer.

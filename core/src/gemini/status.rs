@@ -121,8 +121,7 @@ impl ErrorEnvelope {
             if !is_retry_info {
                 return None;
             }
-            let secs: f64 = delay.strip_suffix('s')?.parse().ok()?;
-            (secs.is_finite() && secs >= 0.0).then_some((secs * 1000.0) as u64)
+            crate::gemini::timestamp::seconds_to_ms(delay.strip_suffix('s')?)
         })
     }
 }

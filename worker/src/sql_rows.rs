@@ -1,0 +1,54 @@
+//! SQLite rows read by position (the cursor's `raw()` arrays) instead of
+//! through `SqlCursor::to_array`, whose serde-wasm-bindgen deserializer cost
+//! every row type its own copy of that library's code in the worker's wasm
+//! (BENCHMARKS.md, sizes). Columns are named by their place in the `SELECT`.
+
+use worker::{Result, SqlCursor, SqlStorageValue};
+
+/// One row's values, in `SELECT` order. A missing column or one of another
+/// type reads as the type's zero, as a NULL does: callers select what they read.
+pub struct Row(Vec<SqlStorageValue>);
+
+impl Row {
+    fn at(&self, column: usize) -> Option<&SqlStorageValue> {
+        self.0.get(column)
+    }
+
+    /// An INTEGER column (a REAL is truncated; SQLite sums may be either).
+    pub fn int(&self, column: usize) -> i64 {
+        match self.at(column) {
+            Some(SqlStorageValue::Integer(i)) => *i,
+            Some(SqlStorageValue::Float(f)) => *f as i64,
+            Some(SqlStorageValue::Boolean(b)) => i64::from(*b),
+            _ => 0,
+        }
+    }
+
+    /// A count or time that cannot be negative.
+    pub fn uint(&self, column: usize) -> u64 {
+        self.int(column).max(0) as u64
+    }
+
+    /// A TEXT column that may be NULL.
+    pub fn opt_text(&self, column: usize) -> Option<String> {
+        match self.at(column) {
+            Some(SqlStorageValue::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// A TEXT column ("" when NULL).
+    pub fn text(&self, column: usize) -> String {
+        self.opt_text(column).unwrap_or_default()
+    }
+}
+
+/// Every row of a statement's result.
+pub fn rows(cursor: SqlCursor) -> Result<Vec<Row>> {
+    cursor.raw().map(|r| r.map(Row)).collect()
+}
+
+/// The first row, if any.
+pub fn first(cursor: SqlCursor) -> Result<Option<Row>> {
+    cursor.raw().next().transpose().map(|r| r.map(Row))
+}
