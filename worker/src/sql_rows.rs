@@ -48,7 +48,11 @@ pub fn rows(cursor: SqlCursor) -> Result<Vec<Row>> {
     cursor.raw().map(|r| r.map(Row)).collect()
 }
 
-/// The first row, if any.
+/// The first row, if any. The cursor is read to its end all the same, so
+/// callers select one row (a key, `COUNT`, `LIMIT 1`): a cursor left open
+/// broke workerd under load (the 30,000-request scale run's Gemini uploads
+/// failed with "Network connection lost" and the isolate reset every client
+/// connection; reading each cursor whole, it runs clean).
 pub fn first(cursor: SqlCursor) -> Result<Option<Row>> {
-    cursor.raw().next().transpose().map(|r| r.map(Row))
+    Ok(rows(cursor)?.into_iter().next())
 }
