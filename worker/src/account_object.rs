@@ -8,8 +8,7 @@ use crate::accounts::{
     GrantRequest, JobList, JobSummary, Listed, ReserveAnswer, ReserveRequest, SettleRequest, Summary,
 };
 use crate::errors::ApiError;
-use crate::internal;
-use crate::internal::JsonBody;
+use crate::internal::{self, JsonBody};
 use crate::job_object::now_ms;
 use crate::ledger_store;
 use crate::query;

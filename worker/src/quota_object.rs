@@ -8,8 +8,7 @@
 //! (`AdmitRequest` → `Admission`), `POST /release` (`{job, shard}`), `GET /holds`.
 
 use crate::errors::ApiError;
-use crate::internal;
-use crate::internal::JsonBody;
+use crate::internal::{self, JsonBody};
 use crate::job_object::now_ms;
 use crate::job_store::int;
 use crate::sql_rows::rows;
