@@ -49,10 +49,11 @@ pub fn rows(cursor: SqlCursor) -> Result<Vec<Row>> {
 }
 
 /// The first row, if any. The cursor is read to its end all the same, so
-/// callers select one row (a key, `COUNT`, `LIMIT 1`): a cursor left open
-/// broke workerd under load (the 30,000-request scale run's Gemini uploads
-/// failed with "Network connection lost" and the isolate reset every client
-/// connection; reading each cursor whole, it runs clean).
+/// callers select one row (a key, `COUNT`, `LIMIT 1`): a SQLite statement left
+/// open holds locks the object's later writes and commits need (workerd issue
+/// 959, "unused SQL cursors lead to strange errors"). Here it broke the
+/// 30,000-request scale run: shard uploads lost their connection and the
+/// isolate reset every client connection; reading each cursor whole, it runs clean.
 pub fn first(cursor: SqlCursor) -> Result<Option<Row>> {
     Ok(rows(cursor)?.into_iter().next())
 }
