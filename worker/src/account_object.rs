@@ -11,7 +11,7 @@ use crate::errors::ApiError;
 use crate::internal::{self, JsonBody};
 use crate::job_object::now_ms;
 use crate::ledger_store;
-use crate::query;
+use crate::query::{self, Query};
 use crate::sql_rows::rows;
 use batchgate_core::job::JobState;
 use batchgate_core::ledger::{self, Admission};
@@ -135,9 +135,9 @@ impl AccountObject {
                 internal::json(&serde_json::json!({"missing": missing}))
             }
             (Method::Get, "/ledger") => {
-                let q = |name: &str| query::param(&req, name);
-                let limit = q("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 500);
-                let before = q("cursor").and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
+                let q = Query::of(&req);
+                let limit = q.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 500);
+                let before = q.get("cursor").and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
                 let rows = ledger_store::page(&sql, before, limit + 1)?;
                 let more = rows.len() as i64 > limit;
                 let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
@@ -166,15 +166,16 @@ impl AccountObject {
                 Response::ok("")
             }
             (Method::Get, "/jobs") => {
-                let q = |name: &str| query::param(&req, name);
-                let limit = q("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 200);
-                let (cursor_ms, cursor_id) = q("cursor")
+                let q = Query::of(&req);
+                let limit = q.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 200);
+                let (cursor_ms, cursor_id) = q
+                    .get("cursor")
                     .and_then(|c| {
                         let (ms, id) = c.split_once('.')?;
                         Some((ms.parse::<i64>().ok()?, id.to_string()))
                     })
                     .unwrap_or((i64::MAX, String::new()));
-                let state = q("state").filter(|s| JobState::parse(s).is_some());
+                let state = q.get("state").filter(|s| JobState::parse(s).is_some());
                 let mut params: Vec<SqlStorageValue> = vec![
                     SqlStorageValue::Integer(cursor_ms),
                     SqlStorageValue::Integer(cursor_ms),

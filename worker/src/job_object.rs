@@ -338,7 +338,8 @@ impl JobObject {
             return ApiError::not_found("no such job").into_response();
         };
         self.ensure_alarm(&store, &job).await?;
-        let q = |name: &str| crate::query::param(&req, name);
+        let query = crate::query::Query::of(&req);
+        let q = |name: &str| query.get(name);
         match path.as_str() {
             "/view" => internal::json(&self.view(&store, &job).await?),
             "/watch" => self.watch(&self.view(&store, &job).await?, job.is_done()),

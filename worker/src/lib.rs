@@ -103,8 +103,8 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         }
         (Method::Get, ["v1", "jobs"]) => {
             let account = account(&req, env)?;
-            let query = query::raw(&req);
-            Ok(Response::from_json(&accounts::list(env, &account, &query).await?)?)
+            let query = query::Query::of(&req);
+            Ok(Response::from_json(&accounts::list(env, &account, query.raw()).await?)?)
         }
         (Method::Post, ["v1", "files"]) => {
             let account = account(&req, env)?;
@@ -136,8 +136,8 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         }
         (Method::Get, ["v1", "account", "ledger"]) => {
             let account = account(&req, env)?;
-            let query = query::raw(&req);
-            Ok(Response::from_json(&accounts::ledger_page(env, &account, &query).await?)?)
+            let query = query::Query::of(&req);
+            Ok(Response::from_json(&accounts::ledger_page(env, &account, query.raw()).await?)?)
         }
         (Method::Post, ["v1", "admin", "accounts", id, "grants"]) => {
             auth::admin(&req, env)?;
@@ -174,9 +174,8 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
             job_call(&req, env, id, Method::Post, "/cancel").await
         }
         (Method::Get, ["v1", "jobs", id, "events"]) => {
-            let query =
-                Some(query::raw(&req)).filter(|q| !q.is_empty()).map(|q| format!("?{q}")).unwrap_or_default();
-            job_call(&req, env, id, Method::Get, &format!("/events{query}")).await
+            let query = query::Query::of(&req);
+            job_call(&req, env, id, Method::Get, &format!("/events?{}", query.raw())).await
         }
         (Method::Post, ["v1", "jobs", id, "retry"]) => retry::handle(env, &account(&req, env)?, id).await,
         (Method::Delete, ["v1", "jobs", id]) => job_call(&req, env, id, Method::Post, "/delete").await,

@@ -6,14 +6,55 @@
 
 use worker::Request;
 
-/// The raw query string: after the first `?`, before any `#`.
-pub fn raw(req: &Request) -> String {
-    let url = req.inner().url();
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    query.split('#').next().unwrap_or_default().to_string()
+/// The query string of a request, read from its URL once.
+pub struct Query(String);
+
+impl Query {
+    pub fn of(req: &Request) -> Query {
+        Query(query_part(&req.inner().url()).to_string())
+    }
+
+    /// The raw query string (no `?`), to forward as it came.
+    pub fn raw(&self) -> &str {
+        &self.0
+    }
+
+    /// The first value of `name`, decoded (`+` and `%XX` as browsers encode them).
+    pub fn get(&self, name: &str) -> Option<String> {
+        form_urlencoded::parse(self.0.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    }
 }
 
-/// The first value of `name`, decoded (`+` and `%XX` as browsers encode them).
+/// One parameter, for handlers that read a single one.
 pub fn param(req: &Request, name: &str) -> Option<String> {
-    form_urlencoded::parse(raw(req).as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    Query::of(req).get(name)
+}
+
+/// What follows the first `?` of a URL, up to any `#`.
+fn query_part(url: &str) -> &str {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    query.split_once('#').map_or(query, |(q, _)| q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_is_between_the_first_question_mark_and_the_fragment() {
+        for (url, query) in [
+            ("https://w/v1/jobs", ""),
+            ("https://w/v1/jobs?", ""),
+            ("https://w/v1/jobs?limit=5&cursor=a%3Fb", "limit=5&cursor=a%3Fb"),
+            ("https://w/x?a=1?b=2", "a=1?b=2"),
+            ("https://w/x?a=1#frag?b", "a=1"),
+        ] {
+            assert_eq!(query_part(url), query, "{url}");
+        }
+        let q = Query(query_part("https://w/x?name=a+b%2Fc&name=second&empty=").to_string());
+        assert_eq!(
+            (q.get("name"), q.get("empty"), q.get("none")),
+            (Some("a/b c".replace("/b c", " b/c")), Some(String::new()), None)
+        );
+    }
 }

@@ -6,6 +6,7 @@ use crate::errors::ApiError;
 use crate::internal::{self, Located, Page};
 use crate::job_object::results_key;
 use crate::job_store;
+use crate::query::Query;
 use crate::steps::BUCKET;
 use batchgate_core::jsonl::LineSplitter;
 use batchgate_core::results::{Outcome, scan_line};
@@ -26,10 +27,6 @@ fn not_ready() -> ApiError {
     )
 }
 
-fn query(req: &Request, name: &str) -> Option<String> {
-    crate::query::param(req, name)
-}
-
 async fn object_stream(env: &Env, key: &str, range: Option<Range>) -> Result<ByteStream> {
     let bucket = env.bucket(BUCKET)?;
     let mut get = bucket.get(key);
@@ -46,11 +43,13 @@ fn ndjson(resp: Response) -> Result<Response> {
 }
 
 pub async fn all(req: &Request, env: &Env, stub: &Stub, account: &str, id: &str) -> Result<Response> {
-    let failed_only = query(req, "only").as_deref() == Some("failed");
-    if let Some(limit) = query(req, "limit") {
+    let q = Query::of(req);
+    let failed_only = q.get("only").as_deref() == Some("failed");
+    if let Some(limit) = q.get("limit") {
         let limit: u64 =
             limit.parse().map_err(|_| ApiError::bad_request("invalid_limit", "limit must be a number"))?;
-        let after = query(req, "cursor")
+        let after = q
+            .get("cursor")
             .map_or(Ok(0), |c| c.parse::<u64>())
             .map_err(|_| ApiError::bad_request("invalid_cursor", "bad cursor"))?;
         return page(env, stub, account, id, after, limit.clamp(1, 1000), failed_only).await;

@@ -357,21 +357,18 @@ pub fn accepted(view: &Value, id: &str) -> Result<Response> {
     Ok(resp)
 }
 
-fn query(req: &Request, name: &str) -> Option<String> {
-    crate::query::param(req, name)
-}
-
 /// `application/x-ndjson`: one `{key?, request}` per line; `?model=` (and
 /// optionally `?displayName=`) in the query.
 async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWriter) -> Result<Submission> {
+    let q = crate::query::Query::of(req);
     let (model, price) = priced_model(
-        &query(req, "model").ok_or_else(|| {
+        &q.get("model").ok_or_else(|| {
             ApiError::bad_request("missing_model", "NDJSON submissions name the model in ?model=")
         })?,
         settings,
     )?;
-    let display_name = query(req, "displayName");
-    let webhook = webhook_url(query(req, "webhookUrl"), settings)?;
+    let display_name = q.get("displayName");
+    let webhook = webhook_url(q.get("webhookUrl"), settings)?;
     let mut validator = validator(settings, &model);
     let mut splitter = LineSplitter::new(usize::try_from(settings.max_line_bytes).unwrap_or(usize::MAX));
     let mut body = req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;

@@ -32,10 +32,6 @@ fn gemini(env: &Env, settings: &Settings) -> Gemini {
     Gemini::new(settings.gemini.clone(), gemini_key(env), settings.gemini_timeout_ms)
 }
 
-fn query(req: &Request, name: &str) -> Option<String> {
-    crate::query::param(req, name)
-}
-
 /// Refuse an upload that would take the account past its storage quota.
 async fn check_quota(env: &Env, settings: &Settings, account: &str, size: u64) -> Result<()> {
     let used: u64 = accounts::files(env, account).await?.iter().map(|f| f.size_bytes).sum();
@@ -87,7 +83,7 @@ async fn single_upload(req: &Request, env: &Env, account: &str) -> Result<Respon
         ));
     }
     check_quota(env, &settings, account, size).await?;
-    let display_name = query(req, "displayName").unwrap_or_default();
+    let display_name = crate::query::param(req, "displayName").unwrap_or_default();
     let body = req.inner().body().ok_or_else(|| refuse(UploadError::Size("the body is empty".into())))?;
     let g = gemini(env, &settings);
     let (session_url, _) = files_api::start(&g, size, &mime, &display_name).await.map_err(upstream)?;
