@@ -25,6 +25,22 @@ pub struct Price {
     pub cached_input: i64,
 }
 
+impl Price {
+    const FIELDS: [&str; 3] = ["input", "output", "cachedInput"];
+
+    /// `{"input": n, "output": n, "cachedInput": n}`, each an integer, nothing else.
+    fn from_value(v: &Value) -> Result<Price, String> {
+        let obj = v.as_object().ok_or("must be an object {input, output, cachedInput}")?;
+        if let Some(k) = obj.keys().find(|k| !Price::FIELDS.contains(&k.as_str())) {
+            return Err(format!("has an unknown field \"{k}\" (expected input, output, cachedInput)"));
+        }
+        let int = |k: &str| {
+            obj.get(k).and_then(Value::as_i64).ok_or_else(|| format!("needs \"{k}\" as an integer"))
+        };
+        Ok(Price { input: int("input")?, output: int("output")?, cached_input: int("cachedInput")? })
+    }
+}
+
 /// Batch jobs cost this fraction of the standard price (Gemini: 50 %).
 pub const BATCH_NUMERATOR: i64 = 1;
 pub const BATCH_DENOMINATOR: i64 = 2;
@@ -50,15 +66,34 @@ pub struct PriceTable {
 
 impl Default for PriceTable {
     fn default() -> Self {
-        PriceTable { prices: DEFAULT_PRICES.iter().map(|(m, p)| (m.to_string(), *p)).collect() }
+        // Inserted rather than collected: `collect` sorts first, and the sort's
+        // code would ship in the SDK's wasm for seven rows.
+        let mut prices = BTreeMap::new();
+        for (model, price) in DEFAULT_PRICES {
+            prices.insert(model.to_string(), *price);
+        }
+        PriceTable { prices }
     }
 }
 
 impl PriceTable {
     /// The operator's table: `{"model": {"input": n, "output": n, "cachedInput": n}, ...}`.
     pub fn from_json(json: &str) -> Result<PriceTable, String> {
-        let prices: BTreeMap<String, Price> = serde_json::from_slice(json.as_bytes())
-            .map_err(|e| format!("PRICES is not a price table: {e}"))?;
+        let table: Value =
+            serde_json::from_slice(json.as_bytes()).map_err(|e| format!("PRICES is not JSON: {e}"))?;
+        PriceTable::from_value(&table)
+    }
+
+    /// The table from parsed JSON. Read field by field rather than derived: a
+    /// typed serde read brings serde's error formatting (float printing with
+    /// it, ~20 KB) into the SDK's wasm, which reads the operator's table too.
+    pub fn from_value(table: &Value) -> Result<PriceTable, String> {
+        let models = table.as_object().ok_or("PRICES must be an object of model ids to prices")?;
+        let mut prices = BTreeMap::new();
+        for (model, price) in models {
+            let price = Price::from_value(price).map_err(|e| format!("PRICES: the price of {model} {e}"))?;
+            prices.insert(model.clone(), price);
+        }
         if let Some((m, _)) = prices.iter().find(|(_, p)| p.input < 0 || p.output < 0 || p.cached_input < 0) {
             return Err(format!("PRICES: the price of {m} is negative"));
         }

@@ -5,6 +5,9 @@
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
+mod of_value;
+pub use of_value::outcome_of;
+
 /// Token counts of one response, or sums of many.
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

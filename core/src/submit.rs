@@ -58,6 +58,14 @@ pub struct Summary {
     pub shards: Vec<ShardSpec>,
 }
 
+/// A request the validator accepted (its key is the last of the job's keys).
+#[derive(Debug)]
+pub struct Accepted {
+    pub request: Value,
+    /// Its estimated tokens (already added to the job's).
+    pub tokens: Tokens,
+}
+
 /// Key given to a line that has none.
 pub fn assigned_key(line: u64) -> String {
     format!("line-{line}")
@@ -116,6 +124,18 @@ impl Validator {
     /// One request object (a line, or an element of `requests` in a JSON body).
     /// Returns the normalized input line (with its newline) when valid.
     pub fn item(&mut self, line: u64, item: Value) -> Option<Vec<u8>> {
+        let Accepted { request, tokens } = self.check(line, item)?;
+        let key = self.order.last()?;
+        let mut out = serde_json::to_vec(&json!({"key": key, "request": request})).ok()?;
+        out.push(b'\n');
+        self.shards.push(out.len() as u64, tokens.input);
+        Some(out)
+    }
+
+    /// Check one request object and count it (its key, tokens and files),
+    /// without producing its input line: all a quote needs (the SDK's
+    /// `estimate`, whose wasm then carries no JSON writer).
+    pub fn check(&mut self, line: u64, item: Value) -> Option<Accepted> {
         self.count += 1;
         if self.count > self.limits.max_requests {
             if self.count == self.limits.max_requests + 1 {
@@ -166,11 +186,8 @@ impl Validator {
         let tokens = self.rules.request(&req);
         self.tokens.add(&tokens);
         self.files.extend(crate::upload::referenced_files(&req).into_iter().map(|f| (line, f)));
-        let mut out = serde_json::to_vec(&json!({"key": key, "request": req})).ok()?;
-        out.push(b'\n');
-        self.shards.push(out.len() as u64, tokens.input);
         self.order.push(key);
-        Some(out)
+        Some(Accepted { request: req, tokens })
     }
 
     /// A line the splitter refused (too long).

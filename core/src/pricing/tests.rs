@@ -33,6 +33,16 @@ fn an_operator_table_replaces_the_default_and_bad_ones_are_refused() {
     assert!(PriceTable::from_json(r#"{"m": {"input": 1, "output": 2, "cachedInput": 0, "x": 1}}"#).is_err());
     assert!(PriceTable::from_json("{}").is_err());
     assert!(PriceTable::from_json("[").is_err());
+    // Each refusal names the model and the field.
+    let missing = PriceTable::from_json(r#"{"m": {"input": 1, "output": 2}}"#).unwrap_err();
+    assert!(missing.contains("m") && missing.contains("cachedInput"), "{missing}");
+    let fraction =
+        PriceTable::from_json(r#"{"m": {"input": 1.5, "output": 2, "cachedInput": 0}}"#).unwrap_err();
+    assert!(fraction.contains("\"input\" as an integer"), "{fraction}");
+    let unknown =
+        PriceTable::from_json(r#"{"m": {"input": 1, "output": 2, "cachedInput": 0, "x": 1}}"#).unwrap_err();
+    assert!(unknown.contains("\"x\""), "{unknown}");
+    assert!(PriceTable::from_json(r#"{"m": 3}"#).unwrap_err().contains("must be an object"));
 }
 
 #[test]
