@@ -2,7 +2,7 @@
 //! validator, estimate and price table), so it matches `POST /v1/estimate`.
 
 use batchgate_core::pricing::{EstimateRules, PriceTable, Quote, Tokens};
-use batchgate_core::results::{Outcome, scan_with_serde};
+use batchgate_core::results::{Outcome, outcome_of};
 use batchgate_core::submit::{Limits, Validator};
 use serde_json::Value;
 
@@ -11,13 +11,17 @@ pub fn estimate(
     prices: &PriceTable,
     rules: EstimateRules,
     model: &str,
-    requests: Vec<Value>,
+    requests: &[u8],
 ) -> Result<Quote, String> {
     let model = model.strip_prefix("models/").unwrap_or(model);
-    let price = prices.price(model).ok_or_else(|| format!("model {model:?} has no price"))?;
+    let price = prices.price(model).ok_or_else(|| no_price(model))?;
     let mut validator = Validator::new(Limits::default()).with_estimate(rules);
+    // Parsed as a `Value`, never as a typed `Vec`: see `outcome_of` for why.
+    let Ok(Value::Array(requests)) = serde_json::from_slice(requests) else {
+        return Err("requests must be a JSON array".into());
+    };
     for (i, item) in requests.into_iter().enumerate() {
-        validator.item(i as u64 + 1, item);
+        validator.check(i as u64 + 1, item);
     }
     let summary = validator.finish().map_err(|(count, errors)| {
         let first = errors.first().map(|e| format!(" (line {}: {})", e.line, e.message)).unwrap_or_default();
@@ -26,12 +30,18 @@ pub fn estimate(
     Ok(price.quote(&summary.tokens))
 }
 
+/// `"model" has no price`, quoted by hand: `{:?}` would ship Unicode
+/// escaping tables in the wasm.
+fn no_price(model: &str) -> String {
+    format!("model \"{model}\" has no price")
+}
+
 /// The cost of one result line's usage (an error line's is zero).
 pub fn result_cost(prices: &PriceTable, model: &str, line: &[u8]) -> Result<Quote, String> {
     let model = model.strip_prefix("models/").unwrap_or(model);
-    let price = prices.price(model).ok_or_else(|| format!("model {model:?} has no price"))?;
-    // The reference reader (serde), not the fast scanner: same answer, less wasm.
-    let usage = match scan_with_serde(line).outcome {
+    let price = prices.price(model).ok_or_else(|| no_price(model))?;
+    let line: Value = serde_json::from_slice(line).map_err(|e| format!("a result line is JSON: {e}"))?;
+    let usage = match outcome_of(&line) {
         Outcome::Success(u) => u,
         _ => Default::default(),
     };
@@ -48,12 +58,16 @@ mod tests {
         let prices = PriceTable::default();
         let rules = EstimateRules::default();
         let req = json!({"request": {"contents": [{"parts": [{"text": "12345678"}]}], "generationConfig": {"maxOutputTokens": 10}}});
-        let q = estimate(&prices, rules, "gemini-2.5-flash", vec![req.clone(), req]).unwrap_or_default();
+        let two = serde_json::to_vec(&json!([req.clone(), req])).unwrap_or_default();
+        let q = estimate(&prices, rules, "gemini-2.5-flash", &two).unwrap_or_default();
         // 2 × (2 input × 300 + 10 output × 2,500) standard, halved for batch.
         assert_eq!((q.standard, q.batch, q.savings), (51_200, 25_600, 25_600));
-        let bad = estimate(&prices, rules, "gemini-2.5-flash", vec![json!({"request": {}})]);
+        let bad = estimate(&prices, rules, "gemini-2.5-flash", br#"[{"request": {}}]"#);
         assert!(bad.is_err_and(|e| e.contains("line 1")));
-        assert!(estimate(&prices, rules, "gpt-4", vec![]).is_err());
+        assert!(
+            estimate(&prices, rules, "gpt-4", b"[]").is_err_and(|e| e.contains("\"gpt-4\" has no price"))
+        );
+        assert!(estimate(&prices, rules, "gemini-2.5-flash", br#"{"request": {}}"#).is_err());
     }
 
     #[test]

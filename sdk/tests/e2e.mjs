@@ -105,6 +105,29 @@ const file = await bg.upload(blob, { uploadId, onProgress: (p) => progress.push(
 assert.equal(file.sizeBytes, blob.size);
 assert.equal(file.mimeType, "application/pdf");
 assert.ok(progress.includes(blob.size), `progress: ${progress}`);
+// A connection lost mid-upload costs a retry, not the upload: once before a
+// chunk reached the server, once after the last one did (its answer lost).
+const realFetch = globalThis.fetch;
+let puts = 0;
+globalThis.fetch = async (url, init) => {
+  if (init?.method !== "PUT") return realFetch(url, init);
+  puts += 1;
+  if (puts === 2) throw new TypeError("network connection lost");
+  const resp = await realFetch(url, init);
+  if (puts === 4) {
+    await resp.arrayBuffer();
+    throw new TypeError("network connection lost");
+  }
+  return resp;
+};
+const lossy = [];
+const resumed = await bg.upload(blob, { displayName: "lossy.pdf", onProgress: (p) => lossy.push(p.received) });
+globalThis.fetch = realFetch;
+assert.equal(resumed.sizeBytes, blob.size);
+assert.notEqual(resumed.name, file.name, "a new upload is a new file");
+assert.equal(puts, 4, "three chunks, one of them sent twice");
+assert.deepEqual(lossy, [0, 8 << 20, 8 << 20, 16 << 20, blob.size], `progress (a retried chunk twice): ${lossy}`);
+
 const withPdf = await bg.submit({
   model,
   requests: [{ key: "pdf", request: { contents: [{ parts: [{ fileData: { mimeType: "application/pdf", fileUri: file.uri } }, { text: "Summarise." }] }] } }],

@@ -1,0 +1,193 @@
+// The package's public API, written by hand beside the JavaScript it
+// describes (sdk/js/). The shapes the server serializes — jobs, quotes, usage,
+// costs, ledger kinds — are generated from core's Rust types into
+// batchgate.d.ts when the wasm is built, so they cannot drift from the worker.
+// batchgate.d.ts also declares the wasm's own class, which wasm-bindgen gives
+// a `[Symbol.dispose]()` (explicit resource management).
+/// <reference lib="esnext.disposable" />
+import type { JobState, JobView, Kind, Quote } from "./batchgate.js";
+
+export type { Cost, Counts, JobError, JobState, JobView, Kind, Quote, ShardSpec, Tokens, Totals, Usage } from "./batchgate.js";
+
+/** A Gemini `GenerateContentRequest` (https://ai.google.dev/api/generate-content). */
+export interface GenerateContentRequest {
+  contents: Content[];
+  systemInstruction?: Content;
+  generationConfig?: { maxOutputTokens?: number; [field: string]: unknown };
+  [field: string]: unknown;
+}
+export interface Content { role?: string; parts: Part[] }
+export type Part =
+  | { text: string }
+  | { inlineData: { mimeType: string; data: string } }
+  | { fileData: { mimeType?: string; fileUri: string } }
+  | Record<string, unknown>;
+
+/** One request of a job; a missing `key` is assigned by the server. */
+export interface RequestLine { key?: string; request: GenerateContentRequest }
+
+/** A token, or a (possibly async) function the SDK calls again after a 401. */
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface BatchgateOptions {
+  endpoint: string;
+  token: TokenSource;
+  /** The operator's `PRICES` table, when it is not Google's default. */
+  prices?: Record<string, unknown>;
+}
+export interface EstimateInput { model: string; requests: RequestLine[] }
+export interface SubmitInput extends EstimateInput {
+  displayName?: string;
+  metadata?: Record<string, unknown>;
+  /** Sent as `Idempotency-Key`; generated when absent. */
+  idempotencyKey?: string;
+  /** POSTed the final, charged job, signed with the account's webhook secret (Standard Webhooks). */
+  webhook?: { url: string };
+}
+export interface ListOptions { state?: JobState; limit?: number; cursor?: string }
+/** A job as `list` shows it; `job(id)` has the whole view. */
+export interface JobSummary {
+  id: string;
+  state: JobState;
+  model: string;
+  displayName?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+export interface JobPage { jobs: JobSummary[]; nextCursor?: string | null }
+export interface WatchOptions { intervalMs?: number }
+export interface WaitOptions extends WatchOptions {
+  onProgress?: (job: JobView) => void;
+  signal?: AbortSignal;
+}
+export interface ResultsOptions { only?: "failed" }
+/** A result line: Gemini's `response`, or the `error` that request ended with. */
+export interface ResultLine {
+  key: string;
+  response?: Record<string, unknown>;
+  error?: { code?: number; message?: string; status?: string; [field: string]: unknown };
+}
+/** Micro-credits (1 credit = 1,000,000). */
+export interface Account {
+  account: string;
+  unit: "microcredits";
+  balance: number;
+  reserved: number;
+  granted: number;
+  spent: number;
+  saved: number;
+  openJobs: number;
+}
+/** One step or change in a job's life (`kind`: submitted, uploaded, batch_created, polled, state, ingested, charged, …). */
+export interface TimelineEvent { seq: number; at: string; kind: string; detail: Record<string, unknown> }
+export interface EventOptions { after?: number; limit?: number }
+export interface EventPage { events: TimelineEvent[]; nextCursor?: number | null }
+export interface LedgerOptions { limit?: number; cursor?: string }
+export interface LedgerRow {
+  seq: number;
+  atMs: number;
+  kind: Kind;
+  job: string;
+  event: string;
+  amount: number;
+  balanceDelta: number;
+  heldDelta: number;
+  note: string;
+}
+export interface LedgerPage { entries: LedgerRow[]; nextCursor?: string | null }
+export interface UploadProgress { uploadId: string; received: number; size: number }
+export interface UploadOptions {
+  mimeType?: string;
+  displayName?: string;
+  /** Resume this session (from an earlier `onProgress`) instead of opening one. */
+  uploadId?: string;
+  onProgress?: (progress: UploadProgress) => void;
+  signal?: AbortSignal;
+}
+/** An uploaded file; reference it as `fileData.fileUri`. */
+export interface UploadedFile {
+  name: string;
+  uri: string;
+  mimeType: string;
+  sizeBytes: number;
+  displayName?: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** Every failure of the SDK: an API error (`status` > 0, `code` from the API),
+ *  a network error (`status` 0, `code` "network_error"), or a local refusal
+ *  (`invalid_argument`, `invalid_requests`, `insufficient_credits`, `aborted`). */
+export declare class BatchgateError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly details?: unknown;
+  /** The request never got an answer (offline, refused, dropped). */
+  readonly isNetworkError: boolean;
+}
+
+/** The job's views as they change (`for await`); it ends after the view in
+ *  which the job ended and was charged. */
+export interface JobWatch extends AsyncIterableIterator<JobView> {
+  next(): Promise<IteratorResult<JobView, undefined>>;
+  /** Stop watching (what `break` in a `for await` calls); a pending `next` ends. */
+  return(): Promise<IteratorResult<JobView, undefined>>;
+}
+
+export declare class Batchgate {
+  /** `token` is a string or a (possibly async) function returning one, called
+   *  again after a 401; `prices` is the operator's `PRICES` table when it is not
+   *  Google's default. Throws `invalid_argument` naming what is wrong. */
+  constructor(options: BatchgateOptions);
+  /** A local quote `{tokens, standard, batch, savings}` in micro-credits,
+   *  computed by the worker's own rules. Throws `invalid_requests` naming the
+   *  first bad request. */
+  estimate(input: EstimateInput): Quote;
+  /** The models the price table lists (what `estimate` and `submit` accept). */
+  models(): string[];
+  /** What one result line cost, from its `usageMetadata`, counted as the server
+   *  counts it (`batch` for this line alone; a job's charge rounds once over all
+   *  its lines). An error line costs nothing. */
+  resultCost(model: string, line: ResultLine): Quote;
+  /** Checks the balance against the local quote first (a 402
+   *  `insufficient_credits` without a round trip), then submits with an
+   *  `Idempotency-Key` (generated when absent): a retried call with the same
+   *  key returns the same job. */
+  submit(input: SubmitInput): Promise<JobView>;
+  /** The job's current view. */
+  job(id: string): Promise<JobView>;
+  /** `{jobs, nextCursor}`, newest first. */
+  list(options?: ListOptions): Promise<JobPage>;
+  /** Cancel the job; the results Gemini delivered so far are kept (and charged). */
+  cancel(id: string): Promise<JobView>;
+  /** A new job of the lines of an ended job that failed or that Gemini returned
+   *  nothing for, linked by `retryOf`; the same child on every call. */
+  retryFailed(id: string): Promise<JobView>;
+  /** Delete the job and its stored results (a running job is cancelled and settled first). */
+  deleteJob(id: string): Promise<unknown>;
+  /** One result line `{key, response}` or `{key, error}`. */
+  result(id: string, key: string): Promise<ResultLine>;
+  /** `{account, balance, reserved, granted, spent, saved, openJobs}` in micro-credits. */
+  account(): Promise<Account>;
+  /** `{entries, nextCursor}`, newest first. */
+  ledger(options?: LedgerOptions): Promise<LedgerPage>;
+  /** The job's timeline, oldest first. */
+  events(id: string, options?: EventOptions): Promise<EventPage>;
+  /** The job's views as they change: over a WebSocket where the platform has
+   *  one (reconnecting by itself), by `ETag` polling every `intervalMs` (1000)
+   *  otherwise. */
+  watch(id: string, options?: WatchOptions): JobWatch;
+  /** Resolves to the final (charged) job; `onProgress(job)` gets every change;
+   *  an aborted `signal` rejects at once with code `aborted`. */
+  wait(id: string, options?: WaitOptions): Promise<JobView>;
+  /** The job's result lines, streamed page by page (`{only: "failed"}` for failures). */
+  results(id: string, options?: ResultsOptions): AsyncGenerator<ResultLine, void, undefined>;
+  /** A `Blob` or `File` into the Gemini Files API through a resumable session,
+   *  in chunks the server sizes; a dropped connection is retried with backoff
+   *  from what the server holds. `onProgress({uploadId, received, size})` after
+   *  each chunk: keep `uploadId` to resume in a later session. */
+  upload(blob: Blob, options?: UploadOptions): Promise<UploadedFile>;
+}
+
+/** The SDK's version, as published. */
+export declare function version(): string;
