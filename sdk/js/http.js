@@ -15,11 +15,18 @@ export class Http {
     this.#source = token;
   }
 
-  /** The token; concurrent calls share one call of the token function. */
-  token(refresh = false) {
+  /** The token. Concurrent calls share one call of the token function, and a
+   *  `refused` token (a 401) is replaced once, however many calls it failed. */
+  async token(refused = undefined) {
     const source = this.#source;
-    if (typeof source === "string") return Promise.resolve(source);
-    if (refresh || !this.#pending) {
+    if (typeof source === "string") return source;
+    const current = this.#pending;
+    if (current && refused !== undefined) {
+      const stale = (await current.catch(() => undefined)) === refused;
+      // Unless another call already replaced it meanwhile.
+      if (stale && this.#pending === current) this.#pending = null;
+    }
+    if (!this.#pending) {
       const pending = Promise.resolve()
         .then(source)
         .then((t) => {
@@ -51,9 +58,10 @@ export class Http {
 
   /** The raw response; `body` is JSON-encoded unless it is a Blob. */
   async fetch(method, path, options = {}) {
-    const resp = await this.#send(method, path, options, await this.token());
+    const token = await this.token();
+    const resp = await this.#send(method, path, options, token);
     if (resp.status === 401 && typeof this.#source === "function") {
-      return this.#send(method, path, options, await this.token(true));
+      return this.#send(method, path, options, await this.token(token));
     }
     return resp;
   }

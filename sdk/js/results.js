@@ -26,7 +26,10 @@ function parse(line) {
 
 async function* lines(body) {
   if (!body) return;
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  // The body's own reader (not a piped TextDecoderStream): cancelling it
+  // cancels the download itself, at once.
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
   let partial = "";
   try {
     for (;;) {
@@ -36,19 +39,20 @@ async function* lines(body) {
       } catch (e) {
         throw networkError(e);
       }
-      if (chunk.done) break;
+      const text = chunk.done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
       // Only the new text is searched: a long line over many chunks stays linear.
-      const end = chunk.value.lastIndexOf("\n");
+      const end = text.lastIndexOf("\n");
       if (end < 0) {
-        partial += chunk.value;
-        continue;
+        partial += text;
+      } else {
+        const complete = partial + text.slice(0, end);
+        partial = text.slice(end + 1);
+        for (const line of complete.split("\n")) if (line.trim()) yield parse(line);
       }
-      const complete = partial + chunk.value.slice(0, end);
-      partial = chunk.value.slice(end + 1);
-      for (const line of complete.split("\n")) if (line.trim()) yield parse(line);
+      if (chunk.done) break;
     }
     if (partial.trim()) yield parse(partial);
   } finally {
-    reader.cancel().catch(() => {}); // a `break` leaves the rest of the page unread
+    await reader.cancel().catch(() => {}); // a `break` leaves the rest of the page unread
   }
 }

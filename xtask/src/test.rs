@@ -21,7 +21,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
         ("cargo test", step("unit, property and HTTP tests", cargo().args(["test", "--workspace"]))),
         ("google-genai conformance", conformance()),
     ];
-    results.push(("sdk in wasm (Node, Chromium)", sdk_wasm()));
+    results.push(("sdk (rules in wasm: Node, Chromium; client: Node)", sdk()));
     results.push(("worker e2e", worker_e2e()));
     results.push(("scale", scale()));
 
@@ -48,8 +48,9 @@ fn conformance() -> Result<(), String> {
     )
 }
 
-/// The SDK's wasm-bindgen tests, in Node and in headless Chromium.
-fn sdk_wasm() -> Result<(), String> {
+/// The SDK's rules compiled to wasm, in Node and headless Chromium
+/// (wasm-bindgen-test), and its JavaScript client's unit tests (`node --test`).
+fn sdk() -> Result<(), String> {
     let tools = setup::worker_tools()?;
     let browser = setup::chromium()?;
     let runner = tools.wasm_bindgen.with_file_name("wasm-bindgen-test-runner");
@@ -63,7 +64,11 @@ fn sdk_wasm() -> Result<(), String> {
         step(name, &mut cmd)
     };
     run("sdk wasm tests in Node", None)?;
-    run("sdk wasm tests in headless Chromium", Some(&browser))
+    run("sdk wasm tests in headless Chromium", Some(&browser))?;
+    step(
+        "sdk client unit tests (node --test)",
+        Command::new("node").args(["--test", "sdk/tests/client.test.mjs"]).current_dir(root()),
+    )
 }
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:
