@@ -1,6 +1,7 @@
 // The `Batchgate` class: one per endpoint and user. Quotes, validation and
 // result costs come from batchgate's core compiled to wasm (the worker's own
 // rules, to the micro-credit); everything else is a call to the worker's API.
+// Each method is documented where users read it: index.d.ts.
 
 import { Rules } from "batchgate-wasm";
 import { BatchgateError, invalidArgument } from "./errors.js";
@@ -29,15 +30,14 @@ function intervalOf(options) {
   return Number.isFinite(ms) ? Math.min(Math.max(ms, 50), 60_000) : 1000;
 }
 
-/** A wasm rule's answer (JSON text), or its refusal (a message) as a BatchgateError. */
-function ruled(rule, status, code) {
-  let answer;
+/** A wasm rule's answer, or its refusal (a message) as a BatchgateError;
+ *  anything else thrown (a trap) is a bug, passed on as it is. */
+function checked(rule, status, code) {
   try {
-    answer = rule();
-  } catch (message) {
-    throw new BatchgateError(String(message), code, status);
+    return rule();
+  } catch (refusal) {
+    throw typeof refusal === "string" ? new BatchgateError(refusal, code, status) : refusal;
   }
-  return JSON.parse(answer);
 }
 
 export class Batchgate {
@@ -51,18 +51,15 @@ export class Batchgate {
       throw invalidArgument("token must be a string or a function");
     }
     this.#http = new Http(endpoint, token);
-    try {
-      this.#rules = new Rules(prices == null ? undefined : JSON.stringify(prices));
-    } catch (message) {
-      throw invalidArgument(String(message));
-    }
+    const table = prices == null ? undefined : JSON.stringify(prices);
+    this.#rules = checked(() => new Rules(table), 0, "invalid_argument");
   }
 
   estimate(input) {
     const { model, requests } = input ?? {};
     if (typeof model !== "string") throw invalidArgument("model is required");
     if (!Array.isArray(requests)) throw invalidArgument("requests must be an array");
-    return ruled(() => this.#rules.estimate(model, JSON.stringify(requests)), 400, "invalid_requests");
+    return JSON.parse(checked(() => this.#rules.estimate(model, JSON.stringify(requests)), 400, "invalid_requests"));
   }
 
   models() {
@@ -70,7 +67,7 @@ export class Batchgate {
   }
 
   resultCost(model, line) {
-    return ruled(() => this.#rules.resultCost(String(model), JSON.stringify(line)), 0, "invalid_argument");
+    return JSON.parse(checked(() => this.#rules.resultCost(String(model), JSON.stringify(line)), 0, "invalid_argument"));
   }
 
   async submit(input) {
