@@ -11,7 +11,7 @@
 //! - `events(seq, at_ms, kind, detail)`: the job's timeline (core's `timeline`).
 //! - `hooks(id, at_ms)`: `webhook-id`s of Gemini webhooks already acted on.
 
-use crate::sql_rows::{Row, first, rows};
+use crate::sql_rows::{Row, first, int, rows};
 use batchgate_core::ingest::LineRecord;
 use batchgate_core::job::Job;
 use batchgate_core::results::Outcome;
@@ -55,11 +55,6 @@ impl From<Row> for Located {
             ok: r.int(5),
         }
     }
-}
-
-/// A count or time as an SQLite integer (saturating: SQLite's are signed).
-pub(crate) fn int(v: u64) -> SqlStorageValue {
-    SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
 }
 
 impl Store {

@@ -2,10 +2,10 @@
 //! [`Entry`]s, unique per (job, kind, event) so a replayed write is ignored;
 //! every figure is a `SUM` over them, never a stored copy.
 
-use crate::sql_rows::{first, rows};
+use crate::sql_rows::{first, int, rows};
 use batchgate_core::ledger::{Entry, JobFacts, Kind, MINUTE_MS, Totals};
 use serde::Serialize;
-use worker::{Result, SqlStorage, SqlStorageValue};
+use worker::{Result, SqlStorage};
 
 pub fn create(sql: &SqlStorage) -> Result<()> {
     sql.exec(
@@ -19,10 +19,6 @@ pub fn create(sql: &SqlStorage) -> Result<()> {
     Ok(())
 }
 
-fn int(v: i64) -> SqlStorageValue {
-    SqlStorageValue::Integer(v)
-}
-
 /// Write entries; ones already there (a replay) are skipped.
 pub fn insert(sql: &SqlStorage, entries: &[Entry], now_ms: u64) -> Result<()> {
     for e in entries {
@@ -30,14 +26,14 @@ pub fn insert(sql: &SqlStorage, entries: &[Entry], now_ms: u64) -> Result<()> {
             "INSERT OR IGNORE INTO ledger (at_ms, kind, job, event, amount, balance_delta, held_delta, standard, note) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
-                int(now_ms as i64),
+                int(now_ms),
                 e.kind.as_str().into(),
                 e.job.clone().into(),
                 e.event.clone().into(),
-                int(e.amount),
-                int(e.balance_delta),
-                int(e.held_delta),
-                int(e.standard),
+                e.amount.into(),
+                e.balance_delta.into(),
+                e.held_delta.into(),
+                e.standard.into(),
                 e.note.clone().into(),
             ],
         )?;
@@ -87,7 +83,7 @@ pub fn open_jobs(sql: &SqlStorage) -> Result<u64> {
 
 /// When this account's reservations of the last minute were made.
 pub fn recent_submits(sql: &SqlStorage, now_ms: u64) -> Result<Vec<u64>> {
-    let since = now_ms.saturating_sub(MINUTE_MS) as i64;
+    let since = now_ms.saturating_sub(MINUTE_MS);
     let rows =
         rows(sql.exec("SELECT at_ms FROM ledger WHERE kind = 'reserve' AND at_ms > ?", vec![int(since)])?)?;
     Ok(rows.into_iter().map(|r| r.uint(0)).collect())
@@ -113,7 +109,7 @@ pub fn page(sql: &SqlStorage, before: i64, limit: i64) -> Result<Vec<Row>> {
     let rows = rows(sql.exec(
         "SELECT seq, at_ms, kind, job, event, amount, balance_delta, held_delta, note FROM ledger \
          WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-        vec![int(before), int(limit)],
+        vec![before.into(), limit.into()],
     )?)?;
     Ok(rows
         .into_iter()

@@ -54,7 +54,7 @@ mod tests {
         let q = Query(query_part("https://w/x?name=a+b%2Fc&name=second&empty=").to_string());
         assert_eq!(
             (q.get("name"), q.get("empty"), q.get("none")),
-            (Some("a/b c".replace("/b c", " b/c")), Some(String::new()), None)
+            (Some("a b/c".to_string()), Some(String::new()), None)
         );
     }
 }

@@ -10,8 +10,7 @@
 use crate::errors::ApiError;
 use crate::internal::{self, JsonBody};
 use crate::job_object::now_ms;
-use crate::job_store::int;
-use crate::sql_rows::rows;
+use crate::sql_rows::{int, rows};
 use batchgate_core::quota::{self, AdmitRequest, Hold};
 use serde::{Deserialize, Serialize};
 use worker::{DurableObject, Env, Request, Response, Result, SqlStorage, State, durable_object};

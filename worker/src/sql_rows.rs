@@ -2,8 +2,14 @@
 //! through `SqlCursor::to_array`, whose serde-wasm-bindgen deserializer cost
 //! every row type its own copy of that library's code in the worker's wasm
 //! (BENCHMARKS.md, sizes). Columns are named by their place in the `SELECT`.
+//! Also the one conversion the other way that needs care: unsigned integers.
 
 use worker::{Result, SqlCursor, SqlStorageValue};
+
+/// A count or time as an SQLite integer (saturating: SQLite's are signed).
+pub fn int(v: u64) -> SqlStorageValue {
+    SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+}
 
 /// One row's values, in `SELECT` order. A missing column or one of another
 /// type reads as the type's zero, as a NULL does: callers select what they read.

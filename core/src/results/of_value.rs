@@ -17,15 +17,18 @@ const COUNTS: [&str; 6] = [
 ];
 
 /// A struct's fields as serde's derive reads them: from an object by name
-/// (others ignored), or from an array by position; a field that is missing or
-/// `null` is `None` (`Option`), as it is to serde.
-fn fields<'a, const N: usize>(v: &'a Value, names: [&str; N]) -> Option<[Option<&'a Value>; N]> {
-    let present = |f: Option<&'a Value>| f.filter(|f| !f.is_null());
+/// (others ignored), or from an array by position; `None` when missing.
+fn raw_fields<'a, const N: usize>(v: &'a Value, names: [&str; N]) -> Option<[Option<&'a Value>; N]> {
     match v {
-        Value::Object(o) => Some(names.map(|k| present(o.get(k)))),
-        Value::Array(a) if a.len() <= N => Some(std::array::from_fn(|i| present(a.get(i)))),
+        Value::Object(o) => Some(names.map(|k| o.get(k))),
+        Value::Array(a) if a.len() <= N => Some(std::array::from_fn(|i| a.get(i))),
         _ => None,
     }
+}
+
+/// The same for `Option` fields, which read `null` as absent.
+fn fields<'a, const N: usize>(v: &'a Value, names: [&str; N]) -> Option<[Option<&'a Value>; N]> {
+    raw_fields(v, names).map(|f| f.map(|f| f.filter(|f| !f.is_null())))
 }
 
 fn malformed(why: &str) -> Outcome {
@@ -56,11 +59,7 @@ fn usage(response: &Value) -> Option<Usage> {
     let [metadata] = fields(response, ["usageMetadata"])?;
     let Some(metadata) = metadata else { return Some(Usage::default()) };
     // Counts are plain integers; a `null` one is refused, as serde refuses it.
-    let counts: [Option<&Value>; 6] = match metadata {
-        Value::Object(o) => COUNTS.map(|k| o.get(k)),
-        Value::Array(a) if a.len() <= 6 => std::array::from_fn(|i| a.get(i)),
-        _ => return None,
-    };
+    let counts = raw_fields(metadata, COUNTS)?;
     let mut n = [0u64; 6];
     for (count, v) in n.iter_mut().zip(counts) {
         if let Some(v) = v {
@@ -72,11 +71,8 @@ fn usage(response: &Value) -> Option<Usage> {
 }
 
 fn error_of(error: &Value) -> Option<Outcome> {
-    let [code, message] = match error {
-        Value::Object(o) => ["code", "message"].map(|k| o.get(k)),
-        Value::Array(a) if a.len() <= 2 => std::array::from_fn(|i| a.get(i)),
-        _ => return None,
-    };
+    // Plain fields with defaults: missing is the default, `null` is refused.
+    let [code, message] = raw_fields(error, ["code", "message"])?;
     let code = match code {
         None => 0,
         Some(c) => i32::try_from(c.as_i64()?).ok()?,

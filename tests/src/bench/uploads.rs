@@ -49,16 +49,17 @@ async fn through_worker(s: &Stack, size: u64, chunk: &Bytes) -> Timed {
         let text = r.text().await.unwrap_or_default();
         assert!(status.is_success(), "chunk at {at}: {text}");
         if at + len == size {
-            name = file_name(&text, "/file/name");
+            name = file_name(&text);
         }
         at += len;
     }
     (t.elapsed(), name)
 }
 
-fn file_name(answer: &str, pointer: &str) -> String {
+/// The stored file's `files/…` name in the last chunk's answer.
+fn file_name(answer: &str) -> String {
     let v: Value = serde_json::from_str(answer).unwrap_or_default();
-    v.pointer(pointer)
+    v.pointer("/file/name")
         .and_then(Value::as_str)
         .unwrap_or_else(|| panic!("no file name in {answer}"))
         .to_string()
@@ -129,7 +130,7 @@ async fn straight_to(s: &Stack, base: &str, size: u64, chunk: &Bytes) -> Timed {
         let text = r.text().await.unwrap_or_default();
         assert!(status.is_success(), "chunk at {at}: {status}");
         if last {
-            name = file_name(&text, "/file/name");
+            name = file_name(&text);
         }
         at += len;
     }
