@@ -24,6 +24,15 @@ pub enum FaultKind {
     Delay { ms: u64 },
     /// Answer normally but cut the body after `bytes` and break the connection.
     Truncate { bytes: u64 },
+    /// Reset the connection (TCP RST) once this many bytes of the *request*
+    /// body have arrived (or the whole body, if shorter), before answering: a
+    /// peer that dies while the client is still sending (0: as soon as the
+    /// request head is read).
+    ResetRequest { bytes: u64 },
+    /// Answer, then reset the connection (TCP RST) after this many bytes of
+    /// the response body (or the whole body, if shorter): the client never
+    /// sees the answer end.
+    ResetResponse { bytes: u64 },
     /// Answer normally but send the body at most this fast.
     #[serde(rename_all = "camelCase")]
     Slow { bytes_per_sec: u64 },

@@ -2,11 +2,12 @@
 //! client sent), time is applied, an injected fault may take over, and the API
 //! key is checked the way Google checks it.
 
+use crate::conn::Reset;
 use crate::error::ApiError;
 use crate::faults::FaultKind;
 use crate::{Emulator, lock};
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use batchgate_core::gemini::Code;
@@ -101,7 +102,19 @@ pub async fn gate(State(emu): State<Arc<Emulator>>, req: Request, next: Next) ->
     if !control {
         emu.tick();
     }
-    let resp = serve(&emu, req, next, fault, key, &path, &query).await;
+    let reset = req.extensions().get::<ConnectInfo<Reset>>().map(|c| c.0.clone());
+    let req = match (&fault, reset.clone()) {
+        (Some(FaultKind::ResetRequest { bytes }), Some(reset)) => {
+            if *bytes == 0 {
+                reset.pull();
+                return std::future::pending().await;
+            }
+            let (parts, body) = req.into_parts();
+            Request::from_parts(parts, reset_after(body, *bytes, reset))
+        }
+        _ => req,
+    };
+    let resp = serve(&emu, req, next, (fault, reset), key, &path, &query).await;
     lock(&emu.log).set_status(seq, resp.status().as_u16());
     resp
 }
@@ -110,7 +123,7 @@ async fn serve(
     emu: &Arc<Emulator>,
     req: Request,
     next: Next,
-    fault: Option<FaultKind>,
+    (fault, reset): (Option<FaultKind>, Option<Reset>),
     key: Option<String>,
     path: &str,
     query: &str,
@@ -157,6 +170,11 @@ async fn serve(
     let resp = next.run(req).await;
     match fault {
         Some(FaultKind::Truncate { bytes }) => map_body(resp, |b| truncate(b, bytes)),
+        Some(FaultKind::ResetResponse { bytes }) => match reset {
+            Some(reset) => map_body(resp, |b| reset_after(b, bytes, reset)),
+            // Served without connection info (in-process router tests): a break is the nearest thing.
+            None => map_body(resp, |b| truncate(b, bytes)),
+        },
         Some(FaultKind::Slow { bytes_per_sec }) => map_body(resp, |b| slow(b, bytes_per_sec)),
         _ => resp,
     }
@@ -185,6 +203,31 @@ fn truncate(body: Body, limit: u64) -> Body {
         tokio::time::sleep(Duration::from_millis(50)).await;
         Err::<Bytes, _>(std::io::Error::other("injected truncation"))
     }));
+    Body::from_stream(s)
+}
+
+/// Pass `limit` bytes of `body` (or all of it, if shorter), then reset the
+/// connection (TCP RST) and never yield again: hyper drops the request when its
+/// socket fails, and the peer never sees a complete message. Used both ways: on
+/// a request body (the client is still sending) and on a response.
+fn reset_after(body: Body, limit: u64, reset: Reset) -> Body {
+    let s =
+        stream::unfold((body.into_data_stream(), 0u64, reset), move |(mut inner, sent, reset)| async move {
+            let next = if sent < limit { inner.next().await } else { None };
+            match next {
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), (inner, limit, reset))),
+                Some(Ok(chunk)) => {
+                    let take = (chunk.len() as u64).min(limit - sent) as usize;
+                    Some((Ok(chunk.slice(..take)), (inner, sent + take as u64, reset)))
+                }
+                None => {
+                    // Let what was passed reach the peer first, then break the connection.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    reset.pull();
+                    std::future::pending().await
+                }
+            }
+        });
     Body::from_stream(s)
 }
 

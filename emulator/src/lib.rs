@@ -7,6 +7,7 @@
 mod batches;
 pub mod clock;
 pub mod config;
+mod conn;
 mod control;
 pub mod error;
 pub mod faults;
@@ -183,7 +184,8 @@ pub async fn serve(emulator: Arc<Emulator>, listener: tokio::net::TcpListener) -
                 ticker.tick();
             }
         });
-        let _ = axum::serve(listener, app).await;
+        let listener = conn::ResettableListener(listener);
+        let _ = axum::serve(listener, app.into_make_service_with_connect_info::<conn::Reset>()).await;
         tick.abort();
     });
     Ok(Server { addr, emulator, task })
