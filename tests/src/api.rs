@@ -1,6 +1,6 @@
 //! Calls the e2e suites make: batchgate's HTTP API and the emulator's control API.
 
-use crate::stack::{GEMINI_KEY, Stack};
+use crate::stack::{CLOSE_AFTER, GEMINI_KEY, Stack};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ impl Stack {
             .http
             .post(self.url(&format!("/v1/jobs?model={model}")))
             .header("content-type", "application/x-ndjson")
+            .header(CLOSE_AFTER.0, CLOSE_AFTER.1)
             .body(body)
             .send()
             .await
@@ -215,5 +216,51 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("no batch reached Gemini");
+    }
+
+    /// POST a JSON body to the worker: (status, answer).
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The input lines Gemini got for its first batch, read from the emulator
+    /// (start it with `downloadUploadedFiles`, and `stickNewBatches` so the
+    /// file is still there; the batch is released afterwards).
+    pub async fn gemini_batch_input(&self) -> Vec<Value> {
+        let batch = self.the_gemini_batch().await;
+        let b: Value = self
+            .http
+            .get(self.emu(&format!("/v1beta/batches/{batch}")))
+            .header("x-goog-api-key", GEMINI_KEY)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_default();
+        let file =
+            b["metadata"]["inputConfig"]["fileName"].as_str().unwrap_or_else(|| panic!("no input file: {b}"));
+        let text = self
+            .http
+            .get(self.emu(&format!("/download/v1beta/{file}:download?alt=media")))
+            .header("x-goog-api-key", GEMINI_KEY)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .text()
+            .await
+            .unwrap_or_default();
+        self.control(&format!("/batches/{batch}/release"), json!({})).await;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+            .collect()
     }
 }

@@ -11,7 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const GEMINI_KEY: &str = "e2e-gemini-key";
-pub const JWT_SECRET: &str = "e2e-jwt-secret";
+/// At least 32 bytes: the worker refuses a shorter `JWT_SECRET` (503 misconfigured).
+pub const JWT_SECRET: &str = "e2e-jwt-secret-of-thirty-two-bytes-or-more";
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 /// The account `Stack::http` acts for; it starts with [`STARTING_CREDITS`].
 pub const ACCOUNT: &str = "e2e";
@@ -24,13 +25,42 @@ pub fn token(account: &str) -> String {
     batchgate_core::auth::sign(&json!({"sub": account, "exp": exp}), JWT_SECRET.as_bytes())
 }
 
-/// An HTTP client that sends `Authorization: Bearer {bearer}` on every call.
+/// How long a client keeps an idle connection for reuse. workerd closes a
+/// keep-alive connection after 5 s without a request (kj's HTTP pipeline
+/// timeout; measured: a probe's connection closed 5.0 s after its answer).
+/// reqwest keeps idle connections 90 s by default, so a call sent on one just as
+/// workerd closes it dies with "connection reset" before any answer. Under CPU
+/// load that race lost the scale run (issue 16): the poll after a long submit
+/// took the connection idle since before it. Idle connections go well before 5 s.
+pub const IDLE_CONNECTION: Duration = Duration::from_secs(2);
+
+/// Sent with a request whose body is large and streamed: its connection is not
+/// reused. workerd, serving HTTP itself (locally; in production Cloudflare's
+/// edge does), may drop a connection after answering such a request without
+/// saying `Connection: close`: kj's HttpServer gives up its bounded drain of
+/// the request stream after the response (capnproto PR 2831 describes it). The
+/// client then sends its next request on a dead connection and gets a reset.
+/// Measured (issue 16): the scale run's 322 MB submit answered `202` with
+/// `Content-Length` and no `Connection: close`; the first poll on the same
+/// connection was reset by workerd 7 ms later, workerd logging nothing.
+pub const CLOSE_AFTER: (&str, &str) = ("connection", "close");
+
+/// A client for the worker: idle connections dropped before workerd drops them.
+pub fn client() -> reqwest::Client {
+    client_builder().build().unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(IDLE_CONNECTION)
+}
+
+/// A client for the worker that sends `Authorization: Bearer {bearer}` on every call.
 pub fn client_with(bearer: &str) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {bearer}")) {
         headers.insert(reqwest::header::AUTHORIZATION, v);
     }
-    reqwest::Client::builder().default_headers(headers).build().unwrap_or_else(|e| panic!("{e}"))
+    client_builder().default_headers(headers).build().unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub struct Worker {
@@ -87,10 +117,17 @@ impl Stack {
             .chain(extra_vars.iter().copied())
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
-        vars.push(("GEMINI_API_BASE".into(), emulator.url.clone()));
-        vars.push(("GEMINI_API_KEY".into(), GEMINI_KEY.into()));
-        vars.push(("JWT_SECRET".into(), JWT_SECRET.into()));
-        vars.push(("ADMIN_TOKEN".into(), ADMIN_TOKEN.into()));
+        // The suite's defaults, unless the test sets its own.
+        for (k, v) in [
+            ("GEMINI_API_BASE", emulator.url.as_str()),
+            ("GEMINI_API_KEY", GEMINI_KEY),
+            ("JWT_SECRET", JWT_SECRET),
+            ("ADMIN_TOKEN", ADMIN_TOKEN),
+        ] {
+            if !vars.iter().any(|(name, _)| name == k) {
+                vars.push((k.into(), v.into()));
+            }
+        }
         let state =
             tempfile::Builder::new().prefix("batchgate-e2e-").tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut stack = Stack { emulator, worker: None, vars, state, http: client_with(&token(ACCOUNT)) };
@@ -141,7 +178,7 @@ impl Stack {
         cmd.arg(workspace_root().join("worker/serve.mjs"))
             .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--persist-to"])
             .arg(self.state.path().join("state"))
-            .args(["--log-level", "warn", "--direct", "true"])
+            .args(["--log-level", &log_level(), "--direct", "true"])
             .env("WRANGLER_SEND_METRICS", "false")
             .current_dir(workspace_root())
             .stdin(Stdio::null())
@@ -195,6 +232,13 @@ impl Stack {
         self.worker.as_ref().and_then(|w| std::fs::read_to_string(&w.log).ok()).unwrap_or_default()
     }
 
+    /// The lines of workerd's log that report an exception nothing handled: a
+    /// promise rejected with no handler, or an error thrown out of an event. One
+    /// of these in a Durable Object resets it and every request routed to it.
+    pub fn uncaught_exceptions(&self) -> Vec<String> {
+        uncaught_exceptions(&self.worker_log())
+    }
+
     /// Kill workerd (no goodbye) and start it again on the same state.
     pub fn restart_worker(&mut self) {
         self.worker = None;
@@ -228,6 +272,96 @@ impl Stack {
     }
 }
 
+/// workerd's log level: `BATCHGATE_E2E_LOG_LEVEL`, or `debug`: workerd's
+/// "uncaught exception" lines reach wrangler's log only at that level
+/// (measured with wrangler 4.86: absent at `warn` and `info`).
+fn log_level() -> String {
+    std::env::var("BATCHGATE_E2E_LOG_LEVEL").unwrap_or_else(|_| "debug".into())
+}
+
+/// The uncaught exceptions in a workerd log, less the ones workerd logs for
+/// its own socket I/O. workerd (1.2026) logs "uncaught exception; source =
+/// Uncaught (in promise) … Network connection lost" whenever a subrequest's
+/// socket is reset, while it sends the body or reads the answer, even when the
+/// `fetch()` promise was awaited and its rejection handled; the object is not
+/// reset (measured: a Durable Object that catches such a failure keeps its
+/// in-memory state and finishes its other requests; see ARCHITECTURE.md). That
+/// case is recognised by the socket failure (a kj `disconnected:` on a read,
+/// write, writev or splice) workerd logs just before it;
+/// the same failure may also be logged as a kj-level "uncaught exception;
+/// exception = kj/async-io-unix…: disconnected: ::write…", which only workerd's
+/// own socket I/O can raise (the worker's code is JavaScript and wasm). Every
+/// other uncaught exception is ours, and fails the suites.
+pub fn uncaught_exceptions(log: &str) -> Vec<String> {
+    let lines: Vec<&str> = log.lines().collect();
+    let mut found = vec![];
+    for (i, line) in lines.iter().enumerate() {
+        if !(line.contains("uncaught exception") || line.contains("Uncaught (in promise)")) {
+            continue;
+        }
+        if line.contains("uncaught exception; exception = kj/async-io-unix")
+            && (line.contains("disconnected: ::write") || line.contains("disconnected: ::writev"))
+        {
+            continue;
+        }
+        let lost_connection = line.contains("Network connection lost");
+        let after_failed_io = lines.get(i.saturating_sub(4)..i).unwrap_or_default().iter().any(|l| {
+            (l.contains("kj/async-io-unix.c++") && l.contains("disconnected:"))
+                || l.contains("uncaught exception; source = Uncaught (in promise); stack = Error: Network connection lost.")
+        });
+        if !(lost_connection && after_failed_io) {
+            found.push((*line).to_string());
+        }
+    }
+    found
+}
+
+/// The last `n` lines of `log`.
+pub fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines.get(lines.len().saturating_sub(n)..).unwrap_or_default().join("\n")
+}
+
+impl Drop for Stack {
+    /// A failing test gets the end of workerd's log with its panic, so the
+    /// next failure explains itself.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.worker_log();
+            eprintln!("--- the last 60 lines of workerd's log ---\n{}\n---", tail(&log, 60));
+            eprintln!("--- the emulator's last 40 requests ---\n{}\n---", self.emulator_requests_tail(40));
+        }
+    }
+}
+
+impl Stack {
+    /// The emulator's last `n` requests, a line each (blocking: used while panicking).
+    fn emulator_requests_tail(&self, n: usize) -> String {
+        let Some((_, answer)) = raw_http("GET", &self.emu("/_emulator/requests"), &[], "") else {
+            return "(the emulator did not answer)".into();
+        };
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let v: Value = serde_json::from_str(body).unwrap_or_default();
+        let all = v["requests"].as_array().cloned().unwrap_or_default();
+        all.get(all.len().saturating_sub(n)..)
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} {} [{}] -> {} {}",
+                    r["seq"],
+                    r["method"],
+                    r["path"].as_str().unwrap_or_default(),
+                    r["uploadCommand"].as_str().unwrap_or(""),
+                    r["status"],
+                    r["fault"].as_str().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
 /// Whether `url` answers 200 (used while waiting for workerd).
 fn healthy(url: &str) -> bool {
     raw_http("GET", url, &[], "").is_some_and(|(status, _)| status == 200)
@@ -250,4 +384,56 @@ fn raw_http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Op
     let _ = s.read_to_string(&mut buf);
     let status = buf.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()?;
     Some((status, buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uncaught_exceptions;
+
+    /// workerd's lines when a subrequest's body write meets a reset socket
+    /// (captured from workerd 1.2026 under wrangler 4.86, stacks shortened).
+    const BODY_PUMP: &str = "exception = kj/async-io-unix.c++:186: disconnected: ::write(fd, buffer.begin(), buffer.size()): Connection reset by peer
+stack: workerd@51faac1 workerd@51faa79
+uncaught exception; source = Uncaught (in promise); stack = Error: Network connection lost.
+uncaught exception; exception = workerd/jsg/_virtual_includes/iterator/workerd/jsg/value.h:1480: disconnected: jsg.Error: Network connection lost.
+stack: workerd@2f20430 workerd@2f2102c";
+
+    #[test]
+    fn workerds_own_body_pump_failure_is_not_ours() {
+        assert!(uncaught_exceptions(BODY_PUMP).is_empty());
+        let writev = BODY_PUMP
+            .replace("::write(fd, buffer.begin(), buffer.size())", "::writev(fd, iov.begin(), iov.size())");
+        assert!(uncaught_exceptions(&writev).is_empty());
+        let read = "exception = kj/async-io-unix.c++:568: disconnected: ::read(fd, buffer, maxBytes): Connection reset by peer
+uncaught exception; source = Uncaught (in promise); stack = Error: Network connection lost.";
+        assert!(
+            uncaught_exceptions(read).is_empty(),
+            "a reset while reading the answer (small body sent whole)"
+        );
+        let kj = "uncaught exception; exception = kj/async-io-unix.c++:186: disconnected: \
+                  ::write(fd, buffer.begin(), buffer.size()): Connection reset by peer";
+        assert!(uncaught_exceptions(kj).is_empty());
+    }
+
+    #[test]
+    fn any_other_uncaught_exception_is_found() {
+        // The same rejection with no failed socket write before it: a promise of ours.
+        let ours = "[wrangler:info] GET /v1/jobs 200 OK (3ms)\nuncaught exception; source = Uncaught (in promise); stack = Error: Network connection lost.";
+        assert_eq!(uncaught_exceptions(ours).len(), 1);
+        let thrown =
+            format!("{BODY_PUMP}\nuncaught exception; source = Uncaught; stack = RuntimeError: unreachable");
+        assert_eq!(
+            uncaught_exceptions(&thrown),
+            vec!["uncaught exception; source = Uncaught; stack = RuntimeError: unreachable"]
+        );
+        let later = format!(
+            "{BODY_PUMP}\n{}\n{}\n{}\n{}\nuncaught exception; source = Uncaught (in promise); stack = Error: Network connection lost.",
+            "a", "b", "c", "d"
+        );
+        assert_eq!(
+            uncaught_exceptions(&later).len(),
+            1,
+            "a rejection well after the failed write is not the pump's"
+        );
+    }
 }

@@ -293,7 +293,7 @@ async fn every_kind_of_bad_token_is_a_401_and_limits_answer_429() {
         (Some(format!("Bearer {none_alg}")), "unsupported_algorithm"),
         (Some(format!("Bearer {ADMIN_TOKEN}")), "malformed_token"),
     ];
-    let plain = reqwest::Client::new();
+    let plain = batchgate_e2e::stack::client();
     for (auth, code) in cases {
         for (method, path) in
             [("GET", "/v1/jobs"), ("POST", "/v1/jobs"), ("GET", "/v1/account"), ("POST", "/v1/estimate")]

@@ -1,14 +1,18 @@
 //! The fault matrix: every Gemini call the worker makes × every way a call
-//! fails (429, 500, 503, a hang past the timeout, a body cut short), plus a
-//! duplicated alarm delivery and workerd killed at each stage of a job. In
-//! every case the job must end in its terminal state with complete results,
-//! Gemini must hold one batch (a lost create is found, never repeated), the
-//! fault must have fired, and the account's ledger must add up. Each test
-//! prints its rows of the matrix: cases run, cases passed.
+//! fails (429, 500, 503, a hang past the timeout, a body cut short, the
+//! connection reset while the worker still sends its request body or reads the
+//! answer), plus a duplicated alarm delivery, workerd killed at each stage of a
+//! job, and users whose connection dies mid-submit, mid-upload and
+//! mid-download. In every case the job must end in its terminal state with
+//! complete results, Gemini must hold one batch (a lost create is found, never
+//! repeated), the fault must have fired, the account's ledger must add up, and
+//! workerd's log must show no uncaught exception (one resets a Durable Object
+//! and every request routed to it). Each test prints its rows of the matrix:
+//! cases run, cases passed.
 //! Run by `cargo xtask test` (they need wrangler: `cargo xtask setup`).
 
 use batchgate_e2e::api::requests;
-use batchgate_e2e::stack::{ADMIN_TOKEN, Stack};
+use batchgate_e2e::stack::{ACCOUNT, ADMIN_TOKEN, Stack, token, uncaught_exceptions};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -57,6 +61,20 @@ fn faults() -> Vec<(&'static str, Value)> {
         ("hang", json!({"kind": "hang", "ms": 8_000})),
         ("truncated", json!({"kind": "truncate", "bytes": 16})),
     ]
+}
+
+/// Where a reset cuts the request body of `call`: 1 MiB into the upload's
+/// chunks (mid-body for the 8 MiB chunk; the ~0.9 MiB last chunk arrives whole
+/// and the connection dies before the answer, leaving a session that holds
+/// every byte unfinalized), a few bytes into the JSON of the small calls, and
+/// right after the head for the cancel, which sends no body.
+fn reset_request_at(call: &Call) -> Option<u64> {
+    match (call.name, call.method) {
+        ("upload chunk" | "upload finalize", _) => Some(1024 * 1024),
+        ("cancel", _) => Some(0),
+        (_, "POST") => Some(16),
+        _ => None,
+    }
 }
 
 /// A chunk that is not the last needs an input bigger than one upload chunk (8 MiB here).
@@ -154,7 +172,10 @@ async fn add_fault(s: &Stack, call: &Call, fault: &Value) {
 async fn through_fault(s: &Stack, call: &Call, fault: &Value) -> Outcome {
     s.control("/reset", json!({})).await;
     add_fault(s, call, fault).await;
-    let requests = if call.upload_command == Some("upload") { big_requests() } else { requests(20) };
+    // The chunk calls need an input of two chunks; a reset mid-finalize needs a big last chunk.
+    let big = call.upload_command == Some("upload")
+        || (call.upload_command == Some("upload, finalize") && fault["kind"] == "resetRequest");
+    let requests = if big { big_requests() } else { requests(20) };
     let n = requests.len();
     let (status, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests}), None).await;
     check!(status == 202, "submit answered {status}: {job}");
@@ -212,14 +233,37 @@ type Case<'a> = (String, std::pin::Pin<Box<dyn std::future::Future<Output = Outc
 type Row = (String, Outcome, Duration);
 
 /// Run the cases one after another (they share the emulator's fault rules).
-async fn run(cases: Vec<Case<'_>>) -> Vec<Row> {
+async fn run(s: &Stack, cases: Vec<Case<'_>>) -> Vec<Row> {
     let mut rows = vec![];
     for (name, case) in cases {
         let started = Instant::now();
-        let outcome = case.await;
+        let mark = LogMark::of(s);
+        let outcome = case.await.and_then(|()| mark.no_uncaught_exception(s));
         rows.push((name, outcome, started.elapsed()));
     }
     rows
+}
+
+/// Where workerd's log stood before a case, so the case answers only for its own lines.
+struct LogMark {
+    path: Option<std::path::PathBuf>,
+    uncaught: usize,
+}
+
+impl LogMark {
+    fn of(s: &Stack) -> LogMark {
+        LogMark { path: s.worker.as_ref().map(|w| w.log.clone()), uncaught: s.uncaught_exceptions().len() }
+    }
+
+    /// Fails when workerd logged an uncaught exception since the mark (after a
+    /// restart, anywhere in the new worker's log).
+    fn no_uncaught_exception(&self, s: &Stack) -> Outcome {
+        let same_worker = self.path == s.worker.as_ref().map(|w| w.log.clone());
+        let all = uncaught_exceptions(&s.worker_log());
+        let new = all.get(if same_worker { self.uncaught } else { 0 }..).unwrap_or_default();
+        check!(new.is_empty(), "workerd logged an uncaught exception: {}", new.join(" | "));
+        Ok(())
+    }
 }
 
 /// Print the matrix rows; fail if any case failed.
@@ -259,7 +303,7 @@ async fn every_gemini_call_answering_an_error_status() {
     for (name, rule) in faults().into_iter().filter(|(n, _)| ["429", "500", "503"].contains(n)) {
         cases.extend(fault_cases(&s, name, rule));
     }
-    report("error statuses", &run(cases).await);
+    report("error statuses", &run(&s, cases).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -270,7 +314,7 @@ async fn every_gemini_call_hanging_or_cut_short() {
     for (name, rule) in faults().into_iter().filter(|(n, _)| ["hang", "truncated"].contains(n)) {
         cases.extend(fault_cases(&s, name, rule));
     }
-    report("hangs and truncated bodies", &run(cases).await);
+    report("hangs and truncated bodies", &run(&s, cases).await);
 }
 
 /// Alarms are delivered at least once: the same step run twice at once must
@@ -356,11 +400,188 @@ async fn duplicate_alarms_and_workerd_killed_at_every_stage() {
     let mut s = stack();
     let mut rows: Vec<Row> = vec![];
     let started = Instant::now();
-    rows.push(("alarm delivered three times at once".into(), duplicate_alarms(&s).await, started.elapsed()));
+    let mark = LogMark::of(&s);
+    let outcome = duplicate_alarms(&s).await.and_then(|()| mark.no_uncaught_exception(&s));
+    rows.push(("alarm delivered three times at once".into(), outcome, started.elapsed()));
     for stage in ["uploading", "pending", "running", "ingesting", "cleaning up"] {
         let started = Instant::now();
-        let outcome = killed_at(&mut s, stage).await;
+        let mark = LogMark::of(&s);
+        let outcome = killed_at(&mut s, stage).await.and_then(|()| mark.no_uncaught_exception(&s));
         rows.push((format!("workerd killed while {stage}"), outcome, started.elapsed()));
     }
     report("duplicate alarms and restarts", &rows);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn every_gemini_call_reset_mid_body() {
+    let stack = stack();
+    let s = &stack;
+    let mut cases: Vec<Case<'_>> = vec![];
+    for call in CALLS {
+        if let Some(bytes) = reset_request_at(call) {
+            let rule = json!({"kind": "resetRequest", "bytes": bytes});
+            let case: std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + '_>> =
+                if call.name == "cancel" {
+                    Box::pin(async move { cancel_through_fault(s, &rule).await })
+                } else {
+                    Box::pin(async move { through_fault(s, call, &rule).await })
+                };
+            cases.push((format!("{} × reset while sending", call.name), case));
+        }
+    }
+    // The last chunk cut mid-body too (the loop above sends it whole before the reset).
+    let finalize = CALLS.iter().find(|c| c.name == "upload finalize");
+    if let Some(call) = finalize {
+        let rule = json!({"kind": "resetRequest", "bytes": 256 * 1024});
+        cases.push((
+            "upload finalize × reset mid-body".into(),
+            Box::pin(async move { through_fault(s, call, &rule).await }),
+        ));
+    }
+    // Answers of the upload's start and chunks have no body: reset right after their head.
+    for call in CALLS {
+        let bytes = if matches!(call.upload_command, Some("start" | "upload")) { 0 } else { 16 };
+        let rule = json!({"kind": "resetResponse", "bytes": bytes});
+        let case: std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + '_>> =
+            if call.name == "cancel" {
+                Box::pin(async move { cancel_through_fault(s, &rule).await })
+            } else {
+                Box::pin(async move { through_fault(s, call, &rule).await })
+            };
+        cases.push((format!("{} × reset while answering", call.name), case));
+    }
+    report("connections reset mid-body", &run(s, cases).await);
+}
+
+/// Send `head` and `body_prefix` on a raw connection, read `read` bytes of the
+/// answer, then reset it (zero linger: an RST, as a crashed client's kernel or
+/// a dropped mobile link sends), and give the worker a moment to notice.
+async fn vanish(s: &Stack, head: &str, body_prefix: &[u8], read: usize) -> Outcome {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.url("").trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.map_err(|e| e.to_string())?;
+    c.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+    c.write_all(body_prefix).await.map_err(|e| e.to_string())?;
+    let mut got = 0;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < read {
+        match tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf)).await {
+            Ok(Ok(0)) => return Err(format!("the answer ended after {got} bytes, before {read}")),
+            Ok(Ok(n)) => got += n,
+            Ok(Err(e)) => return Err(format!("reading the answer: {e}")),
+            Err(_) => return Err(format!("no more of the answer after {got} bytes")),
+        }
+    }
+    c.set_zero_linger().map_err(|e| e.to_string())?;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(())
+}
+
+fn head(method: &str, path: &str, extra: &[(&str, String)], length: u64) -> String {
+    let mut h = format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\ncontent-length: {length}\r\n",
+        token(ACCOUNT)
+    );
+    for (k, v) in extra {
+        h.push_str(&format!("{k}: {v}\r\n"));
+    }
+    h + "\r\n"
+}
+
+/// A user reads a few bytes of a 10 MB results download and vanishes, three
+/// times; the job and its results stay whole and servable.
+async fn user_gone_mid_download(s: &Stack) -> Outcome {
+    s.control("/reset", json!({})).await;
+    s.control("/config", json!({"answerPadBytes": 50_000})).await;
+    let (_, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests(200)}), None).await;
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    settled(s, &id, 90).await?;
+    for _ in 0..3 {
+        vanish(s, &head("GET", &format!("/v1/jobs/{id}/results"), &[], 0), b"", 64 * 1024).await?;
+    }
+    s.control("/config", json!({"answerPadBytes": 0})).await;
+    let (status, lines) = s.results(&id, "").await;
+    check!(
+        status == 200 && lines.len() == 200,
+        "after the broken downloads: {status}, {} lines",
+        lines.len()
+    );
+    check!(s.job(&id).await["state"] == "succeeded", "the job changed");
+    ledger_conserved(s).await
+}
+
+/// A user's streamed submit dies 1 MB into 5 MB: no job, no reservation, nothing left.
+async fn user_gone_mid_submit(s: &Stack) -> Outcome {
+    let (_, before) = s.get("/v1/jobs?limit=200").await;
+    let line = json!({"request": {"contents": [{"parts": [{"text": "lorem ipsum ".repeat(80)}]}]}})
+        .to_string()
+        + "\n";
+    let prefix = line.repeat(1024 * 1024 / line.len() + 1);
+    let path = "/v1/jobs?model=gemini-2.5-flash";
+    let h = head("POST", path, &[("content-type", "application/x-ndjson".into())], 5 * 1024 * 1024);
+    vanish(s, &h, prefix.as_bytes(), 0).await?;
+    let (_, after) = s.get("/v1/jobs?limit=200").await;
+    check!(after["jobs"] == before["jobs"], "a broken submit left a job: {}", after["jobs"]);
+    ledger_conserved(s).await
+}
+
+/// A user's upload chunk dies 3 MiB into 16 MiB; the session resumes from what
+/// the server says it has and finishes.
+async fn user_gone_mid_upload(s: &Stack) -> Outcome {
+    const MIB: u64 = 1024 * 1024;
+    let total = 16 * MIB;
+    let r = s
+        .http
+        .post(s.url("/v1/uploads"))
+        .json(&json!({"size": total, "mimeType": "application/pdf", "displayName": "gone"}))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let session: Value = r.json().await.map_err(|e| e.to_string())?;
+    let id = session["id"].as_str().unwrap_or_default().to_string();
+    let range = ("content-range", format!("bytes 0-{}/{total}", total - 1));
+    let h = head(
+        "PUT",
+        &format!("/v1/uploads/{id}"),
+        &[range, ("content-type", "application/pdf".into())],
+        total,
+    );
+    vanish(s, &h, &vec![b'%'; (3 * MIB) as usize], 0).await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let received = loop {
+        let (_, st) = s.get(&format!("/v1/uploads/{id}")).await;
+        if st["sending"] == false {
+            break st["received"].as_u64().unwrap_or(u64::MAX);
+        }
+        check!(Instant::now() < deadline, "the broken chunk never settled: {st}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    check!(received <= 3 * MIB, "the server claims {received} bytes of 3 MiB sent");
+    let r = s
+        .http
+        .put(s.url(&format!("/v1/uploads/{id}")))
+        .header("content-range", format!("bytes {received}-{}/{total}", total - 1))
+        .body(vec![b'%'; (total - received) as usize])
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let done: Value = r.json().await.map_err(|e| e.to_string())?;
+    check!(status == 201 || status == 200, "resuming answered {status}: {done}");
+    check!(done["state"] == "done" && done["file"]["sizeBytes"] == total, "{done}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn users_whose_connection_dies_mid_body() {
+    let s = stack();
+    let cases: Vec<Case<'_>> = vec![
+        ("user gone mid-results-download".into(), Box::pin(user_gone_mid_download(&s))),
+        ("user gone mid-submit".into(), Box::pin(user_gone_mid_submit(&s))),
+        ("user gone mid-upload".into(), Box::pin(user_gone_mid_upload(&s))),
+    ];
+    report("users gone mid-body", &run(&s, cases).await);
 }

@@ -12,7 +12,7 @@ use crate::internal::{self, JsonBody};
 use crate::job_object::now_ms;
 use crate::ledger_store;
 use crate::query::{self, Query};
-use crate::sql_rows::rows;
+use crate::sql_rows::{self, rows};
 use batchgate_core::job::JobState;
 use batchgate_core::ledger::{self, Admission};
 use batchgate_core::upload::OwnedFile;
@@ -137,7 +137,8 @@ impl AccountObject {
             (Method::Get, "/ledger") => {
                 let q = Query::of(&req);
                 let limit = q.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 500);
-                let before = q.get("cursor").and_then(|c| c.parse::<i64>().ok()).unwrap_or(i64::MAX);
+                let before =
+                    q.get("cursor").and_then(|c| c.parse::<i64>().ok()).unwrap_or(sql_rows::MAX_SAFE);
                 let rows = ledger_store::page(&sql, before, limit + 1)?;
                 let more = rows.len() as i64 > limit;
                 let rows: Vec<_> = rows.into_iter().take(limit as usize).collect();
@@ -174,13 +175,10 @@ impl AccountObject {
                         let (ms, id) = c.split_once('.')?;
                         Some((ms.parse::<i64>().ok()?, id.to_string()))
                     })
-                    .unwrap_or((i64::MAX, String::new()));
+                    .unwrap_or((sql_rows::MAX_SAFE, String::new()));
                 let state = q.get("state").filter(|s| JobState::parse(s).is_some());
-                let mut params: Vec<SqlStorageValue> = vec![
-                    SqlStorageValue::Integer(cursor_ms),
-                    SqlStorageValue::Integer(cursor_ms),
-                    cursor_id.into(),
-                ];
+                let mut params: Vec<SqlStorageValue> =
+                    vec![sql_rows::bound(cursor_ms), sql_rows::bound(cursor_ms), cursor_id.into()];
                 let mut filter = String::new();
                 if let Some(s) = state {
                     filter.push_str(" AND state = ?");

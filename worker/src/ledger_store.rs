@@ -2,7 +2,7 @@
 //! [`Entry`]s, unique per (job, kind, event) so a replayed write is ignored;
 //! every figure is a `SUM` over them, never a stored copy.
 
-use crate::sql_rows::{first, int, rows};
+use crate::sql_rows::{self, first, int, rows};
 use batchgate_core::ledger::{Entry, JobFacts, Kind, MINUTE_MS, Totals};
 use serde::Serialize;
 use worker::{Result, SqlStorage};
@@ -109,7 +109,7 @@ pub fn page(sql: &SqlStorage, before: i64, limit: i64) -> Result<Vec<Row>> {
     let rows = rows(sql.exec(
         "SELECT seq, at_ms, kind, job, event, amount, balance_delta, held_delta, note FROM ledger \
          WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-        vec![before.into(), limit.into()],
+        vec![sql_rows::bound(before), limit.into()],
     )?)?;
     Ok(rows
         .into_iter()

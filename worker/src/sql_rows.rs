@@ -6,9 +6,20 @@
 
 use worker::{Result, SqlCursor, SqlStorageValue};
 
-/// A count or time as an SQLite integer (saturating: SQLite's are signed).
+/// The largest integer a bound parameter can carry: workers-rs hands SQL
+/// parameters to SQLite as JavaScript numbers, which hold integers exactly only
+/// up to 2^53 − 1 (`Number.MAX_SAFE_INTEGER`); past it workerd warns and the
+/// value is rounded. Times in ms and sequence numbers stay far below it.
+pub const MAX_SAFE: i64 = 9_007_199_254_740_991;
+
+/// A count or time as an SQLite integer, saturating at [`MAX_SAFE`].
 pub fn int(v: u64) -> SqlStorageValue {
-    SqlStorageValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+    SqlStorageValue::Integer(i64::try_from(v).unwrap_or(MAX_SAFE).min(MAX_SAFE))
+}
+
+/// A signed bound (a paging cursor, say) clamped into what a parameter carries exactly.
+pub fn bound(v: i64) -> SqlStorageValue {
+    SqlStorageValue::Integer(v.clamp(-MAX_SAFE, MAX_SAFE))
 }
 
 /// One row's values, in `SELECT` order. A missing column or one of another

@@ -154,25 +154,13 @@ async fn continue_upload(
     let total = shard.bytes;
     let len = settings.upload_chunk_bytes.min(total.saturating_sub(offset));
     let finalize = offset + len >= total;
-    let key: String = store
-        .get("inputKey")
-        .map_err(|e| Failure::network(e.to_string()))?
-        .ok_or_else(|| Failure::Permanent { status: 0, message: "the job's input is not recorded".into() })?;
-    let object = bucket(env)?
-        .get(&key)
-        .range(Range::OffsetWithLength { offset: shard.offset + offset, length: len })
-        .execute()
-        .await
-        .map_err(|e| r2_failure("read of the input", e))?
-        .ok_or_else(|| Failure::Permanent {
-            status: 0,
-            message: format!("the input {key} is gone from R2"),
-        })?;
-    let body = object.body().ok_or_else(|| Failure::network("R2 returned the input without a body"))?;
-    let stream = match body.response_body().map_err(|e| r2_failure("input body", e))? {
-        ResponseBody::Stream(s) => s.into(),
-        ResponseBody::Body(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
-        ResponseBody::Empty => js_sys::Uint8Array::new_with_length(0).into(),
+    let stream = if len == 0 {
+        // The session holds every byte but was never finalized (the connection
+        // broke after the last byte, before the answer): finalize with an empty
+        // chunk. R2 refuses an empty range at the object's end.
+        js_sys::Uint8Array::new_with_length(0).into()
+    } else {
+        input_range(env, store, shard.offset + offset, len).await?
     };
     let call = gemini.cfg.upload_chunk(session_url, offset, len, finalize);
     let mut resp = gemini.send(&call, Some(stream)).await?;
@@ -188,6 +176,35 @@ async fn continue_upload(
         }
         (status, _) => Err(failure(status, &text)),
     }
+}
+
+/// `length` (> 0) bytes of the job's input from `offset`, as a stream for a request body.
+async fn input_range(
+    env: &Env,
+    store: &Store,
+    offset: u64,
+    length: u64,
+) -> Result<wasm_bindgen::JsValue, Failure> {
+    let key: String = store
+        .get("inputKey")
+        .map_err(|e| Failure::network(e.to_string()))?
+        .ok_or_else(|| Failure::Permanent { status: 0, message: "the job's input is not recorded".into() })?;
+    let object = bucket(env)?
+        .get(&key)
+        .range(Range::OffsetWithLength { offset, length })
+        .execute()
+        .await
+        .map_err(|e| r2_failure("read of the input", e))?
+        .ok_or_else(|| Failure::Permanent {
+            status: 0,
+            message: format!("the input {key} is gone from R2"),
+        })?;
+    let body = object.body().ok_or_else(|| Failure::network("R2 returned the input without a body"))?;
+    Ok(match body.response_body().map_err(|e| r2_failure("input body", e))? {
+        ResponseBody::Stream(s) => s.into(),
+        ResponseBody::Body(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
+        ResponseBody::Empty => js_sys::Uint8Array::new_with_length(0).into(),
+    })
 }
 
 /// A create whose answer was lost may have made a batch: look for it by its unique display name.
