@@ -79,14 +79,16 @@ impl Totals {
     /// Fold entries (the store does the same with `SUM`).
     pub fn of<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Totals {
         let mut t = Totals::default();
+        // Saturating: with grants bounded (`MAX_GRANT`) no real ledger comes
+        // near the limit, and a sum must never wrap into a credit.
         for e in entries {
-            t.balance += e.balance_delta;
-            t.held += e.held_delta;
+            t.balance = t.balance.saturating_add(e.balance_delta);
+            t.held = t.held.saturating_add(e.held_delta);
             match e.kind {
-                Kind::Grant | Kind::Adjust => t.granted += e.amount,
+                Kind::Grant | Kind::Adjust => t.granted = t.granted.saturating_add(e.amount),
                 Kind::Settle => {
-                    t.spent += e.amount;
-                    t.saved += e.standard - e.amount;
+                    t.spent = t.spent.saturating_add(e.amount);
+                    t.saved = t.saved.saturating_add(e.standard.saturating_sub(e.amount));
                 }
                 Kind::Reserve | Kind::Release => {}
             }
@@ -152,6 +154,10 @@ pub enum Refusal {
     TooManyOpenJobs { limit: u64 },
     /// 429: too many submits in the last minute; retry after this many seconds.
     TooManySubmits { limit: u64, retry_after_secs: u64 },
+    /// The job id already has history (a reservation, open or settled): an id
+    /// makes one job, once. Answering "nothing to do" here let a deleted job's
+    /// id run a second, larger job with no reservation at all (issue 17).
+    Duplicate { settled: bool },
 }
 
 /// The account's state a submit is judged against.
@@ -167,11 +173,11 @@ pub struct Admission<'a> {
 
 pub const MINUTE_MS: u64 = 60_000;
 
-/// Reserve `amount` for `job`. A job that already has a reservation (a retried
-/// submit) or is settled gets nothing new and no refusal.
+/// Reserve `amount` for `job`. A job id with any history is refused
+/// ([`Refusal::Duplicate`]): the caller finds out what that id already is.
 pub fn reserve(a: &Admission, job: &str, amount: i64) -> Result<Vec<Entry>, Refusal> {
     if a.job.reserved.is_some() || a.job.settled.is_some() {
-        return Ok(vec![]);
+        return Err(Refusal::Duplicate { settled: a.job.settled.is_some() });
     }
     if a.open_jobs >= a.limits.max_open_jobs {
         return Err(Refusal::TooManyOpenJobs { limit: a.limits.max_open_jobs });
@@ -210,7 +216,7 @@ pub fn settle(facts: &JobFacts, job: &str, event: &str, charge: i64, standard: i
         return vec![];
     }
     let charge = charge.max(0);
-    let hold = facts.hold();
+    let hold = facts.hold().max(0);
     let from_hold = charge.min(hold);
     let over = charge - from_hold;
     let note = if over > 0 { format!("usage exceeded the reservation by {over}") } else { String::new() };
@@ -239,10 +245,17 @@ pub fn settle(facts: &JobFacts, job: &str, event: &str, charge: i64, standard: i
     out
 }
 
-/// Credits given by the operator (`amount > 0`), unique per `event`.
+/// The largest grant or adjustment, in micro-credits ($1M of credits): bounds
+/// every ledger sum far from `i64`'s limit.
+pub const MAX_GRANT: i64 = 1_000_000_000_000_000;
+
+/// Credits given by the operator (`0 < amount ≤ MAX_GRANT`), unique per `event`.
 pub fn grant(event: &str, amount: i64, note: &str) -> Result<Entry, String> {
     if amount <= 0 {
         return Err("a grant must be a positive number of micro-credits".into());
+    }
+    if amount > MAX_GRANT {
+        return Err(format!("a grant is at most {MAX_GRANT} micro-credits"));
     }
     Ok(operator_entry(Kind::Grant, event, amount, note))
 }
@@ -251,6 +264,9 @@ pub fn grant(event: &str, amount: i64, note: &str) -> Result<Entry, String> {
 pub fn adjust(event: &str, amount: i64, note: &str) -> Result<Entry, String> {
     if amount == 0 {
         return Err("an adjustment must not be zero".into());
+    }
+    if amount.checked_abs().is_none_or(|a| a > MAX_GRANT) {
+        return Err(format!("an adjustment is at most {MAX_GRANT} micro-credits either way"));
     }
     Ok(operator_entry(Kind::Adjust, event, amount, note))
 }

@@ -11,6 +11,8 @@ pub mod ingest;
 pub mod job;
 pub mod jsonl;
 pub mod ledger;
+pub mod model;
+pub mod netguard;
 pub mod pricing;
 pub mod quota;
 pub mod results;

@@ -57,8 +57,9 @@ const DEFAULT_PRICES: &[(&str, Price)] = &[
     ("gemini-2.0-flash-lite", Price { input: 75, output: 300, cached_input: 75 }),
 ];
 
-/// Prices by model id. A versioned id (`gemini-2.5-flash-preview-09-2025`)
-/// takes the price of the longest listed prefix (`gemini-2.5-flash`).
+/// Prices by model id. A versioned id (`gemini-2.5-flash-001`,
+/// `gemini-2.5-flash-preview-09-2025`) takes its model's price; a longer name of
+/// another model (`gemini-2.5-flash-image`) never does (`model::is_version_of`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PriceTable {
     prices: BTreeMap<String, Price>,
@@ -104,10 +105,9 @@ impl PriceTable {
     }
 
     pub fn price(&self, model: &str) -> Option<Price> {
-        let model = model.strip_prefix("models/").unwrap_or(model);
         self.prices
             .iter()
-            .filter(|(m, _)| model == m.as_str() || model.starts_with(&format!("{m}-")))
+            .filter(|(m, _)| crate::model::is_version_of(model, m))
             .max_by_key(|(m, _)| m.len())
             .map(|(_, p)| *p)
     }
@@ -148,29 +148,47 @@ impl From<&Usage> for Tokens {
     }
 }
 
-fn mul(tokens: u64, price: i64) -> i64 {
-    i64::try_from(tokens).unwrap_or(i64::MAX).saturating_mul(price)
+fn mul(tokens: u64, price: i64) -> Option<i64> {
+    i64::try_from(tokens).ok()?.checked_mul(price)
+}
+
+/// The batch share of a standard cost: × 1/2 rounded up, computed so that no
+/// cost, however large, wraps (`s / 2 + s % 2`, never `(s + 1) / 2`).
+fn batch_share(standard: i64) -> i64 {
+    let s = standard.max(0);
+    let rest = s % BATCH_DENOMINATOR * BATCH_NUMERATOR;
+    s / BATCH_DENOMINATOR * BATCH_NUMERATOR + (rest + BATCH_DENOMINATOR - 1) / BATCH_DENOMINATOR
 }
 
 impl Price {
-    /// Standard (interactive) cost of `t`.
+    /// Standard (interactive) cost of `t`, or `None` if it does not fit an
+    /// `i64` of micro-credits.
+    pub fn checked_standard(&self, t: &Tokens) -> Option<i64> {
+        mul(t.input, self.input)?
+            .checked_add(mul(t.cached_input, self.cached_input)?)?
+            .checked_add(mul(t.output, self.output)?)
+    }
+
+    /// Standard cost of tokens Gemini reported, saturating (a charge can only
+    /// be too large to hold, never wrap to a credit).
     pub fn standard(&self, t: &Tokens) -> i64 {
-        mul(t.input, self.input)
-            .saturating_add(mul(t.cached_input, self.cached_input))
-            .saturating_add(mul(t.output, self.output))
+        self.checked_standard(t).unwrap_or(i64::MAX)
     }
 
     /// Batch cost of `t`: the standard cost times 1/2, rounded up (the one
     /// rounding, applied once per job, never in the user's disfavour by more
     /// than one micro-credit).
     pub fn batch(&self, t: &Tokens) -> i64 {
-        let s = self.standard(t);
-        (s.saturating_mul(BATCH_NUMERATOR) + BATCH_DENOMINATOR - 1) / BATCH_DENOMINATOR
+        batch_share(self.standard(t))
     }
 
-    pub fn quote(&self, t: &Tokens) -> Quote {
-        let (standard, batch) = (self.standard(t), self.batch(t));
-        Quote { tokens: *t, standard, batch, savings: standard - batch }
+    /// What `t` costs, or `None` when an amount would not fit: such a job
+    /// cannot be reserved, so it is refused, never priced at a saturated or
+    /// wrapped figure.
+    pub fn quote(&self, t: &Tokens) -> Option<Quote> {
+        let standard = self.checked_standard(t)?;
+        let batch = batch_share(standard);
+        Some(Quote { tokens: *t, standard, batch, savings: standard - batch })
     }
 }
 
@@ -230,24 +248,32 @@ impl EstimateRules {
             let parts = field(content, "parts").and_then(Value::as_array).into_iter().flatten();
             for part in parts {
                 if let Some(t) = field(part, "text").and_then(Value::as_str) {
-                    chars += t.chars().count() as u64;
+                    chars = chars.saturating_add(t.chars().count() as u64);
                 }
                 let mime = field(part, "inlineData")
                     .or_else(|| field(part, "fileData"))
                     .map(|d| field(d, "mimeType").and_then(Value::as_str).unwrap_or_default());
                 if let Some(mime) = mime {
-                    media += self.media_part(mime);
+                    media = media.saturating_add(self.media_part(mime));
                 }
             }
         }
-        let max_output = field(request, "generationConfig")
+        // Function declarations are read as prompt text: count their names and strings.
+        if let Some(tools) = field(request, "tools") {
+            chars = chars.saturating_add(text_chars(tools));
+        }
+        let config = field(request, "generationConfig");
+        let max_output = config
             .and_then(|c| field(c, "maxOutputTokens"))
             .and_then(|m| m.as_u64().or_else(|| m.as_str().and_then(|s| s.parse().ok())))
             .unwrap_or(self.default_max_output_tokens);
+        // Each candidate may use the whole cap.
+        let candidates =
+            config.and_then(|c| field(c, "candidateCount")).and_then(Value::as_u64).unwrap_or(1).max(1);
         Tokens {
-            input: (chars.div_ceil(self.chars_per_token.max(1)) + media).max(1),
+            input: chars.div_ceil(self.chars_per_token.max(1)).saturating_add(media).max(1),
             cached_input: 0,
-            output: max_output,
+            output: max_output.saturating_mul(candidates),
         }
     }
 
@@ -259,6 +285,18 @@ impl EstimateRules {
         } else {
             self.media_tokens
         }
+    }
+}
+
+/// Characters of every key and string in `v`.
+fn text_chars(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.chars().count() as u64,
+        Value::Array(a) => a.iter().map(text_chars).fold(0, u64::saturating_add),
+        Value::Object(o) => {
+            o.iter().map(|(k, v)| (k.len() as u64).saturating_add(text_chars(v))).fold(0, u64::saturating_add)
+        }
+        _ => 1,
     }
 }
 

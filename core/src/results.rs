@@ -355,6 +355,39 @@ impl Tally {
     }
 }
 
+/// A page of results holds at most this many bytes of lines (a line alone may
+/// be larger: a page always carries at least one).
+pub const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// How many of the lines (their byte lengths, in order) fit one page of at
+/// most `max_bytes`; at least one when there is any, so paging always moves.
+pub fn lines_in_page(lens: impl IntoIterator<Item = u64>, max_bytes: u64) -> usize {
+    let mut total = 0u64;
+    let mut n = 0;
+    for len in lens {
+        total = total.saturating_add(len.saturating_add(1));
+        if n > 0 && total > max_bytes {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+#[cfg(test)]
+mod page_tests {
+    use super::lines_in_page;
+
+    #[test]
+    fn a_page_stops_at_its_byte_budget_but_always_moves() {
+        assert_eq!(lines_in_page([10, 10, 10], 100), 3);
+        assert_eq!(lines_in_page([40, 40, 40], 100), 2, "each line counts its newline");
+        assert_eq!(lines_in_page([8 << 20; 1000], 16 << 20), 1, "1,000 lines of 8 MiB: one a page");
+        assert_eq!(lines_in_page([500, 1], 100), 1, "a line over the budget goes alone");
+        assert_eq!(lines_in_page(std::iter::empty(), 100), 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,9 @@ pub struct Validator {
     errors: Vec<LineError>,
     error_count: u64,
     rules: EstimateRules,
+    /// The job's model (a line may not name another) and its output limit.
+    model: Option<String>,
+    output_limit: u64,
     tokens: Tokens,
     files: Vec<(u64, String)>,
     shards: Planner,
@@ -81,6 +84,8 @@ impl Validator {
             errors: vec![],
             error_count: 0,
             rules: EstimateRules::default(),
+            model: None,
+            output_limit: crate::model::DEFAULT_OUTPUT_LIMIT,
             tokens: Tokens::default(),
             files: vec![],
             shards: Planner::new(ShardLimits {
@@ -94,6 +99,14 @@ impl Validator {
     /// Split the job into batches within these limits (one batch otherwise).
     pub fn with_shards(mut self, limits: ShardLimits) -> Validator {
         self.shards = Planner::new(limits);
+        self
+    }
+
+    /// The job's model: a line's own `model` must be this one, and
+    /// `maxOutputTokens` may not pass its limit.
+    pub fn with_model(mut self, model: &str) -> Validator {
+        self.output_limit = crate::model::output_limit(model);
+        self.model = Some(model.strip_prefix("models/").unwrap_or(model).to_string());
         self
     }
 
@@ -179,7 +192,8 @@ impl Validator {
             self.refuse(line, "\"request\" is required".into());
             return None;
         };
-        if let Err(e) = request::validate(&req) {
+        let mut req = req;
+        if let Err(e) = request::validate(&req).and_then(|()| self.bound(&mut req)) {
             self.refuse(line, e);
             return None;
         }
@@ -188,6 +202,63 @@ impl Validator {
         self.files.extend(crate::upload::referenced_files(&req).into_iter().map(|f| (line, f)));
         self.order.push(key);
         Some(Accepted { request: req, tokens })
+    }
+
+    /// Make the reservation a ceiling on what the request can cost: it runs on
+    /// the job's model, uses no tool or cache that is billed beyond its tokens,
+    /// and carries `maxOutputTokens` (the user's, within the model's limit, or
+    /// the default cap written in), which bounds candidates and thinking
+    /// together at Gemini.
+    fn bound(&self, req: &mut Value) -> Result<(), String> {
+        if let (Some(own), Some(job)) = (request::field(req, "model"), &self.model) {
+            let own = own.as_str().ok_or("request.model must be a string")?;
+            if own.strip_prefix("models/").unwrap_or(own) != job {
+                return Err(format!(
+                    "model_mismatch: request.model {own:?} is not the job's model {job:?} (a job runs one model)"
+                ));
+            }
+        }
+        if request::field(req, "cachedContent").is_some() {
+            return Err("unpriced_field: request.cachedContent cannot be priced before it runs; send the content itself".into());
+        }
+        if let Some(tools) = request::field(req, "tools") {
+            let tools = tools.as_array().ok_or("request.tools must be an array")?;
+            for (i, tool) in tools.iter().enumerate() {
+                let obj = tool.as_object().ok_or_else(|| format!("request.tools[{i}] must be an object"))?;
+                if let Some(k) = request::unknown_field(obj, &["functionDeclarations"]) {
+                    return Err(format!(
+                        "unpriced_tool: request.tools[{i}].{k} is billed beyond its tokens and has no price here"
+                    ));
+                }
+            }
+        }
+        let limit = self.output_limit;
+        let model = self.model.as_deref().unwrap_or("this model");
+        let obj = req.as_object_mut().ok_or("request must be a JSON object")?;
+        let cfg_key =
+            if obj.contains_key("generation_config") { "generation_config" } else { "generationConfig" };
+        let cfg = obj.entry(cfg_key).or_insert_with(|| json!({}));
+        let cfg = cfg.as_object_mut().ok_or("generationConfig must be an object")?;
+        if let Some(n) = request::field_in(cfg, "candidateCount")
+            && !n.as_u64().is_some_and(|n| (1..=crate::model::MAX_CANDIDATES).contains(&n))
+        {
+            return Err(format!(
+                "generationConfig.candidateCount must be an integer from 1 to {}",
+                crate::model::MAX_CANDIDATES
+            ));
+        }
+        match request::field_in(cfg, "maxOutputTokens").map(|m| m.as_u64()) {
+            Some(Some(n)) if n > limit => Err(format!(
+                "generationConfig.maxOutputTokens {n} is above {model}'s output limit of {limit}"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                let key =
+                    if cfg_key == "generation_config" { "max_output_tokens" } else { "maxOutputTokens" };
+                cfg.insert(key.into(), json!(self.rules.default_max_output_tokens.min(limit)));
+                Ok(())
+            }
+        }
     }
 
     /// A line the splitter refused (too long).
@@ -305,5 +376,115 @@ mod tests {
         assert_eq!(count, 2, "the long key and the third request");
         assert_eq!(errors.len(), 1, "only max_reported_errors are listed");
         assert!(Validator::new(Limits::default()).finish().is_err(), "an empty job is refused");
+    }
+
+    fn one(v: &mut Validator, request: Value) -> Result<Value, String> {
+        let n = v.count + 1;
+        match v.item(n, json!({"request": request})) {
+            Some(line) => Ok(serde_json::from_slice::<Value>(&line).unwrap_or_default()["request"].clone()),
+            None => Err(v.errors.last().map(|e| e.message.clone()).unwrap_or_default()),
+        }
+    }
+
+    fn flash() -> Validator {
+        Validator::new(Limits::default()).with_model("models/gemini-2.5-flash")
+    }
+
+    /// Issue 17: `maxOutputTokens: i64::MAX` made the quote wrap negative.
+    #[test]
+    fn max_output_tokens_above_the_models_limit_is_refused_naming_it() {
+        let mut v = flash();
+        let e = one(&mut v, json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": i64::MAX}})).unwrap_err();
+        assert!(e.contains("maxOutputTokens 9223372036854775807") && e.contains("65536"), "{e}");
+        assert!(one(&mut v, json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": 65_536}})).is_ok());
+        let mut old = Validator::new(Limits::default()).with_model("gemini-2.0-flash-001");
+        assert!(one(&mut old, json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": 8_193}})).is_err());
+    }
+
+    /// Issue 17: a line without `maxOutputTokens` reserved 8,192 output tokens
+    /// but Gemini could produce up to the model's limit; now the cap it was
+    /// priced at is written into the request Gemini gets, in its own spelling.
+    #[test]
+    fn every_request_carries_the_output_cap_it_was_priced_at() {
+        let mut v = flash();
+        let cap = EstimateRules::default().default_max_output_tokens;
+        let sent = one(&mut v, json!({"contents": [{"parts": [{"text": "hi"}]}]})).unwrap_or_default();
+        assert_eq!(sent["generationConfig"]["maxOutputTokens"], cap);
+        let snake = one(
+            &mut v,
+            json!({"contents": [{"parts": [{"text": "hi"}]}], "generation_config": {"temperature": 0.5}}),
+        )
+        .unwrap_or_default();
+        assert_eq!(snake["generation_config"]["max_output_tokens"], cap);
+        assert!(snake.get("generationConfig").is_none(), "one spelling only: {snake}");
+        let own = one(
+            &mut v,
+            json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": 10}}),
+        )
+        .unwrap_or_default();
+        assert_eq!(own["generationConfig"]["maxOutputTokens"], 10);
+        let summary = v.finish().unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(summary.tokens.output, 2 * cap + 10);
+    }
+
+    /// Issue 17: `candidateCount` was ignored; each candidate may use the whole cap.
+    #[test]
+    fn each_candidate_is_reserved_the_whole_cap() {
+        let mut v = flash();
+        assert!(one(&mut v, json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": 100, "candidateCount": 3}})).is_ok());
+        for bad in [json!(0), json!(9), json!("2"), json!(1.5)] {
+            let e = one(&mut v, json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"candidateCount": bad}})).unwrap_err();
+            assert!(e.contains("candidateCount"), "{e}");
+        }
+        assert_eq!(v.finish().map_err(|e| e.0).map(|s| s.tokens.output), Err(4));
+        let mut ok = flash();
+        let _ = one(
+            &mut ok,
+            json!({"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"maxOutputTokens": 100, "candidateCount": 3}}),
+        );
+        assert_eq!(ok.finish().map(|s| s.tokens.output).ok(), Some(300));
+    }
+
+    /// Issue 17: a line's own `model` ran a costlier model at the job's price.
+    #[test]
+    fn a_line_may_not_name_another_model() {
+        let mut v = flash();
+        let e =
+            one(&mut v, json!({"model": "models/gemini-2.5-pro", "contents": [{"parts": [{"text": "hi"}]}]}))
+                .unwrap_err();
+        assert!(e.starts_with("model_mismatch") && e.contains("gemini-2.5-pro"), "{e}");
+        assert!(
+            one(
+                &mut v,
+                json!({"model": "models/gemini-2.5-flash", "contents": [{"parts": [{"text": "hi"}]}]})
+            )
+            .is_ok()
+        );
+        assert!(one(&mut v, json!({"model": 7, "contents": [{"parts": [{"text": "hi"}]}]})).is_err());
+    }
+
+    /// Issue 17: search grounding and code execution were never priced.
+    #[test]
+    fn tools_billed_beyond_tokens_are_refused_and_declarations_are_counted() {
+        let mut v = flash();
+        for tool in [json!({"googleSearch": {}}), json!({"code_execution": {}}), json!({"urlContext": {}})] {
+            let e =
+                one(&mut v, json!({"contents": [{"parts": [{"text": "hi"}]}], "tools": [tool]})).unwrap_err();
+            assert!(e.starts_with("unpriced_tool"), "{e}");
+        }
+        let e = one(
+            &mut v,
+            json!({"contents": [{"parts": [{"text": "hi"}]}], "cachedContent": "cachedContents/x"}),
+        )
+        .unwrap_err();
+        assert!(e.starts_with("unpriced_field"), "{e}");
+        let mut ok = flash();
+        let decl =
+            json!({"functionDeclarations": [{"name": "lookup_weather", "description": "x".repeat(400)}]});
+        assert!(one(&mut ok, json!({"contents": [{"parts": [{"text": "hi"}]}], "tools": [decl]})).is_ok());
+        assert!(
+            ok.finish().map(|s| s.tokens.input).unwrap_or_default() > 100,
+            "declarations count as prompt"
+        );
     }
 }

@@ -94,10 +94,13 @@ impl Secret {
     }
 }
 
-/// Whether `url` may receive a job's webhook: `https://` with a host (or
-/// `http://` when the operator allows it, for local development), at most 2 KB,
-/// no whitespace. The error names the problem.
-pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
+/// Whether `url` may receive a job's webhook: `https://` with a host outside
+/// every private network and not batchgate's own (`own_host`; see
+/// `netguard`), at most 2 KB, no whitespace. `local_dev` (`WEBHOOK_ALLOW_HTTP`,
+/// for local development only) also allows `http://` and loopback receivers.
+/// The error names the problem.
+pub fn check_url(url: &str, local_dev: bool, own_host: Option<&str>) -> Result<(), String> {
+    let allow_http = local_dev;
     let rest = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
         (Some(r), _) => r,
         (None, Some(r)) if allow_http => r,
@@ -110,11 +113,40 @@ pub fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("webhook.url contains whitespace".into());
     }
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if host.is_empty() || host.contains('@') {
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
         return Err("webhook.url needs a host (and no credentials)".into());
     }
-    Ok(())
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (inside, port) = v6.split_once(']').ok_or("webhook.url has an unclosed [IPv6] host")?;
+            check_port(port)?;
+            format!("[{inside}]")
+        }
+        None => match authority.rsplit_once(':') {
+            Some((h, port)) => {
+                check_port(&format!(":{port}"))?;
+                h.to_string()
+            }
+            None => authority.to_string(),
+        },
+    };
+    if local_dev && crate::netguard::is_loopback(&host) {
+        return Ok(());
+    }
+    match crate::netguard::refuse_host(&host, own_host) {
+        Some(why) => Err(format!("webhook.url {why}")),
+        None => Ok(()),
+    }
+}
+
+/// An authority's port part: empty, or `:` and 1 to 5 digits.
+fn check_port(port: &str) -> Result<(), String> {
+    match port.strip_prefix(':') {
+        None if port.is_empty() => Ok(()),
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err("webhook.url has an invalid port".into()),
+    }
 }
 
 /// The body of a job's webhook: `{type, timestamp, data}` with the final job view.
@@ -158,15 +190,19 @@ impl Delivery {
     }
 
     /// Record an attempt: the receiver's status, or why there was none. A 2xx
-    /// ends it; anything else waits for the schedule's next delay, and after
-    /// the last one the delivery is abandoned. The timeline entry says which.
+    /// ends it; anything else (a redirect included) waits for the schedule's
+    /// next delay, and after the last one the delivery is abandoned. The
+    /// timeline entry says which, and no more than the status class: the
+    /// exact status or error of a URL the user chose would let them probe what
+    /// answers where from batchgate's side.
     pub fn record(&mut self, answer: Result<u16, String>, now_ms: u64) -> crate::timeline::Event {
         use crate::timeline::Event;
         self.attempts += 1;
-        let detail = match &answer {
-            Ok(status) => serde_json::json!({"attempt": self.attempts, "status": status}),
-            Err(e) => serde_json::json!({"attempt": self.attempts, "error": e}),
+        let result = match &answer {
+            Ok(status) => format!("{}xx", status / 100),
+            Err(_) => "no answer".into(),
         };
+        let detail = serde_json::json!({"attempt": self.attempts, "result": result});
         if answer.as_ref().is_ok_and(|s| (200..300).contains(s)) {
             self.done = true;
             return Event { kind: "webhook_delivered", detail };
@@ -194,10 +230,16 @@ mod tests {
         assert_eq!(d.due_at(1_000), Some(1_000), "due as soon as the job has ended");
         let e = d.record(Ok(500), 1_000);
         assert_eq!((e.kind, d.due_at(2_000)), ("webhook_failed", Some(1_000 + RETRY_SCHEDULE_MS[1])));
-        let e = d.record(Err("refused".into()), 7_000);
-        assert_eq!((e.kind, e.detail["error"].as_str()), ("webhook_failed", Some("refused")));
+        let e = d.record(Err("connect ECONNREFUSED 10.0.0.1".into()), 7_000);
+        assert_eq!((e.kind, e.detail["result"].as_str()), ("webhook_failed", Some("no answer")));
+        assert!(!e.detail.to_string().contains("10.0.0.1"), "no error text in the timeline: {}", e.detail);
+        let e = d.record(Ok(302), 8_000);
+        assert_eq!(
+            (e.kind, e.detail.to_string()),
+            ("webhook_failed", r#"{"attempt":3,"result":"3xx"}"#.to_string())
+        );
         let e = d.record(Ok(204), 400_000);
-        assert_eq!((e.kind, d.due_at(500_000), d.attempts), ("webhook_delivered", None, 3));
+        assert_eq!((e.kind, d.due_at(500_000), d.attempts), ("webhook_delivered", None, 4));
 
         let mut d = Delivery::new("https://x/hook".into());
         let kinds: Vec<&str> =
@@ -209,9 +251,12 @@ mod tests {
 
     #[test]
     fn webhook_urls_are_https_with_a_host() {
-        assert_eq!(check_url("https://hooks.example.com/batchgate?x=1", false), Ok(()));
-        assert!(check_url("http://hooks.example.com/", false).is_err_and(|e| e.contains("https")));
-        assert_eq!(check_url("http://127.0.0.1:9000/hook", true), Ok(()));
+        assert_eq!(check_url("https://hooks.example.com/batchgate?x=1", false, None), Ok(()));
+        assert_eq!(check_url("https://hooks.example.com:8443/batchgate", false, None), Ok(()));
+        assert!(check_url("http://hooks.example.com/", false, None).is_err_and(|e| e.contains("https")));
+        assert_eq!(check_url("http://127.0.0.1:9000/hook", true, None), Ok(()));
+        assert_eq!(check_url("http://[::1]:9000/hook", true, None), Ok(()));
+        assert_eq!(check_url("http://localhost:9000/hook", true, None), Ok(()));
         for bad in [
             "ftp://x",
             "https://",
@@ -219,9 +264,43 @@ mod tests {
             "https://user:pw@host/",
             "https://a b/",
             "hooks.example.com",
+            "https://[::1/",
+            "https://host:99999999/",
+            "https://host:/",
         ] {
-            assert!(check_url(bad, true).is_err(), "{bad}");
+            assert!(check_url(bad, true, None).is_err(), "{bad}");
         }
+    }
+
+    /// Issue 17: webhooks could be aimed inside the network.
+    #[test]
+    fn webhook_urls_inside_a_network_are_refused_even_in_local_development_but_loopback() {
+        for bad in [
+            "https://127.0.0.1/",
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.1/",
+            "https://[::1]/",
+            "https://localhost/",
+            "https://2130706433/",
+            "https://[::ffff:127.0.0.1]:8443/",
+            "https://metadata/",
+            "https://0x7f.1/",
+            "https://api.localhost./",
+        ] {
+            let e = check_url(bad, false, None).unwrap_err();
+            assert!(e.starts_with("webhook.url"), "{bad}: {e}");
+        }
+        for inside in
+            ["http://10.0.0.1/", "http://192.168.1.1/", "http://[fd00::1]/", "http://169.254.169.254/"]
+        {
+            assert!(
+                check_url(inside, true, None).is_err(),
+                "local development allows loopback only: {inside}"
+            );
+        }
+        assert!(
+            check_url("https://batchgate.example.com/hook", false, Some("batchgate.example.com")).is_err()
+        );
     }
 
     // The reference vector of the Standard Webhooks libraries.

@@ -240,6 +240,7 @@ impl Emulator {
                 seed: cfg.seed,
                 error_code: cfg.line_error_code,
                 cancelled_from: limit,
+                keep_lines: cfg.keep_lines,
                 pad_bytes: cfg.answer_pad_bytes,
             };
             (b.input.clone(), rules, b.seq)

@@ -29,6 +29,9 @@ pub struct Config {
     /// End a results file without a newline after its last line (Gemini does
     /// not promise one either way).
     pub omit_final_newline: bool,
+    /// Results files carry only the first this many lines; the rest of the
+    /// requests get no line at all (Gemini does not promise one per request).
+    pub keep_lines: Option<u64>,
     /// While RUNNING, move counts from pending to succeeded/failed as time passes.
     /// The real API keeps `pendingRequestCount` at the full count, so this is off.
     pub progress_stats: bool,
@@ -91,6 +94,7 @@ impl Default for Config {
             file_ttl_secs: 48.0 * HOUR_SECS,
             shuffle_results: false,
             omit_final_newline: false,
+            keep_lines: None,
             progress_stats: false,
             line_error_rate: 0.0,
             seed: 0,

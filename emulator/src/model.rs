@@ -6,10 +6,15 @@
 //! - **prompt tokens** = ceil(text chars / 4) over every `text` part of
 //!   `contents` and `systemInstruction`, plus [`MEDIA_PART_TOKENS`] for each
 //!   `inlineData` / `fileData` part; at least 1.
-//! - **candidate tokens** = min(prompt / 2 + 10, `maxOutputTokens` if set).
+//! - **wanted answer** = prompt / 2 + 10 tokens.
 //! - **thought tokens**: thinking models (any model whose name does not contain
-//!   `lite`, `1.5` or `2.0`) think min(2 × candidates, `thinkingBudget`) tokens;
-//!   a budget of 0 turns thinking off; `-1` or no budget means unlimited.
+//!   `lite`, `1.5` or `2.0`) think min(2 × wanted answer, `thinkingBudget`)
+//!   tokens; a budget of 0 turns thinking off; `-1` or no budget means unlimited.
+//! - `maxOutputTokens` bounds thinking and answer together, as Gemini's does
+//!   (python-genai issues 811, 2062): thinking is spent first, the answer gets
+//!   what is left. An answer cut short ends with `finishReason: MAX_TOKENS`; when
+//!   thinking used the whole cap, its text is empty.
+//! - **candidate tokens** = min(wanted answer, `maxOutputTokens` − thoughts).
 //! - **total** = prompt + candidates + thoughts.
 //! - **text**: `Emulated answer from {model} ({candidates} tokens): {first 48 prompt chars}`,
 //!   or, with `responseMimeType: application/json`, that string as `{"answer": ...}`.
@@ -24,6 +29,8 @@ pub struct Usage {
     pub prompt: u64,
     pub candidates: u64,
     pub thoughts: u64,
+    /// `maxOutputTokens` cut the answer short (`finishReason: MAX_TOKENS`).
+    pub cut: bool,
 }
 
 impl Usage {
@@ -76,18 +83,21 @@ fn is_thinking_model(model: &str) -> bool {
 pub fn usage(model: &str, request: &Value) -> Result<Usage, InvalidRequest> {
     let prompt = prompt_tokens(request)?;
     let config = field(request, "generationConfig");
-    let max_output = config.and_then(|c| field(c, "maxOutputTokens")).and_then(Value::as_u64);
-    let candidates = max_output.map_or(prompt / 2 + 10, |m| m.min(prompt / 2 + 10));
+    let max_output =
+        config.and_then(|c| field(c, "maxOutputTokens")).and_then(Value::as_u64).unwrap_or(u64::MAX);
+    let wanted = prompt / 2 + 10;
     let budget = config
         .and_then(|c| field(c, "thinkingConfig"))
         .and_then(|t| field(t, "thinkingBudget"))
         .and_then(Value::as_i64);
     let thoughts = match budget {
         _ if !is_thinking_model(model) => 0,
-        Some(b) if b >= 0 => (2 * candidates).min(b as u64),
-        _ => 2 * candidates,
-    };
-    Ok(Usage { prompt, candidates, thoughts })
+        Some(b) if b >= 0 => (2 * wanted).min(b as u64),
+        _ => 2 * wanted,
+    }
+    .min(max_output);
+    let candidates = wanted.min(max_output - thoughts);
+    Ok(Usage { prompt, candidates, thoughts, cut: candidates < wanted })
 }
 
 /// A deterministic id in the style of real `responseId`s.
@@ -112,6 +122,10 @@ pub fn respond_padded(model: &str, request: &Value, pad_bytes: usize) -> Result<
     while answer.len() < pad_bytes {
         answer.push_str(FILLER);
     }
+    if u.candidates == 0 {
+        // Thinking used the whole cap: nothing left to answer with.
+        answer.clear();
+    }
     let mime =
         field(request, "generationConfig").and_then(|c| field(c, "responseMimeType")).and_then(Value::as_str);
     if mime == Some("application/json") {
@@ -129,7 +143,7 @@ pub fn respond_padded(model: &str, request: &Value, pad_bytes: usize) -> Result<
     Ok(json!({
         "candidates": [{
             "content": {"parts": [{"text": answer}], "role": "model"},
-            "finishReason": "STOP",
+            "finishReason": if u.cut { "MAX_TOKENS" } else { "STOP" },
             "index": 0
         }],
         "usageMetadata": usage,
@@ -152,7 +166,7 @@ mod tests {
         let r = req(&"a".repeat(40));
         assert_eq!(
             usage("gemini-2.5-flash", &r).unwrap(),
-            Usage { prompt: 10, candidates: 15, thoughts: 30 }
+            Usage { prompt: 10, candidates: 15, thoughts: 30, cut: false }
         );
         assert_eq!(usage("gemini-2.5-flash-lite", &r).unwrap().thoughts, 0);
     }
@@ -165,8 +179,26 @@ mod tests {
         });
         assert_eq!(
             usage("gemini-2.5-pro", &r).unwrap(),
-            Usage { prompt: 100 + MEDIA_PART_TOKENS, candidates: 7, thoughts: 5 }
+            Usage { prompt: 100 + MEDIA_PART_TOKENS, candidates: 2, thoughts: 5, cut: true },
+            "thinking is spent first; the answer gets what is left of the 7"
         );
+    }
+
+    /// Gemini counts thinking inside `maxOutputTokens`: output never passes it,
+    /// and a cap thinking uses whole leaves an empty answer cut at MAX_TOKENS.
+    #[test]
+    fn output_never_passes_max_output_tokens() {
+        for max in [1u64, 5, 14, 15, 44, 45, 46, 1_000] {
+            let r = json!({"contents": [{"parts": [{"text": "a".repeat(40)}]}], "generationConfig": {"maxOutputTokens": max}});
+            let u = usage("gemini-2.5-flash", &r).unwrap();
+            assert!(u.candidates + u.thoughts <= max, "{max}: {u:?}");
+            assert_eq!(u.cut, u.candidates < 15, "{max}: {u:?}");
+        }
+        let r = json!({"contents": [{"parts": [{"text": "a".repeat(40)}]}], "generationConfig": {"maxOutputTokens": 30}});
+        let a = respond("gemini-2.5-flash", &r).unwrap();
+        assert_eq!(a["candidates"][0]["finishReason"], "MAX_TOKENS");
+        assert_eq!(a["candidates"][0]["content"]["parts"][0]["text"], "");
+        assert_eq!(a["usageMetadata"]["thoughtsTokenCount"], 30);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct LineRules {
     pub error_code: i32,
     /// Lines from this index on were cut off by a cancel.
     pub cancelled_from: Option<u64>,
+    /// Lines from this index on get no result line at all.
+    pub keep_lines: Option<u64>,
     pub pad_bytes: usize,
 }
 
@@ -106,6 +108,10 @@ pub fn write_file_results(
         let mut pos = 0u64;
         let mut index = 0u64;
         let mut on_line = |_: u64, line: &[u8]| -> std::io::Result<()> {
+            if rules.keep_lines.is_some_and(|keep| index >= keep) {
+                index += 1;
+                return Ok(());
+            }
             let (value, ok) = result_line(rules, index, line);
             index += 1;
             if ok {
@@ -243,6 +249,7 @@ mod tests {
             seed: 0,
             error_code: 13,
             cancelled_from: None,
+            keep_lines: None,
             pad_bytes: 0,
         }
     }

@@ -15,7 +15,7 @@ pub fn estimate(
 ) -> Result<Quote, String> {
     let model = model.strip_prefix("models/").unwrap_or(model);
     let price = prices.price(model).ok_or_else(|| no_price(model))?;
-    let mut validator = Validator::new(Limits::default()).with_estimate(rules);
+    let mut validator = Validator::new(Limits::default()).with_estimate(rules).with_model(model);
     // Parsed as a `Value`, never as a typed `Vec`: see `outcome_of` for why.
     let Ok(Value::Array(requests)) = serde_json::from_slice(requests) else {
         return Err("requests must be a JSON array".into());
@@ -27,7 +27,11 @@ pub fn estimate(
         let first = errors.first().map(|e| format!(" (line {}: {})", e.line, e.message)).unwrap_or_default();
         format!("{count} invalid request(s){first}")
     })?;
-    Ok(price.quote(&summary.tokens))
+    price.quote(&summary.tokens).ok_or_else(too_large)
+}
+
+fn too_large() -> String {
+    "the quote is too large to reserve".into()
 }
 
 /// `"model" has no price`, quoted by hand: `{:?}` would ship Unicode
@@ -45,7 +49,7 @@ pub fn result_cost(prices: &PriceTable, model: &str, line: &[u8]) -> Result<Quot
         Outcome::Success(u) => u,
         _ => Default::default(),
     };
-    Ok(price.quote(&Tokens::from(&usage)))
+    price.quote(&Tokens::from(&usage)).ok_or_else(too_large)
 }
 
 #[cfg(test)]

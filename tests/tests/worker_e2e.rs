@@ -563,7 +563,7 @@ async fn an_ended_job_calls_its_webhook_signed_and_retried_until_it_lands() {
     let mut body = submission(3);
     body["webhook"] = json!({"url": "ftp://example.com/hook"});
     let (status, refused) = s.submit(body.clone(), None).await;
-    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_webhook")), "{refused}");
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_webhook_url")), "{refused}");
     body["webhook"] = json!({"url": url});
     let (status, job) = s.submit(body, None).await;
     assert_eq!(status, 202, "{job}");

@@ -116,10 +116,24 @@ pub struct ReserveRequest {
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ReserveAnswer {
-    Reserved { totals: Totals },
-    Insufficient { balance: i64, needed: i64 },
-    TooManyOpenJobs { limit: u64 },
-    TooManySubmits { limit: u64, retry_after_secs: u64 },
+    Reserved {
+        totals: Totals,
+    },
+    Insufficient {
+        balance: i64,
+        needed: i64,
+    },
+    TooManyOpenJobs {
+        limit: u64,
+    },
+    TooManySubmits {
+        limit: u64,
+        retry_after_secs: u64,
+    },
+    /// The job id already has ledger history: it makes no second job.
+    Duplicate {
+        settled: bool,
+    },
 }
 
 impl From<Refusal> for ReserveAnswer {
@@ -130,6 +144,7 @@ impl From<Refusal> for ReserveAnswer {
             Refusal::TooManySubmits { limit, retry_after_secs } => {
                 ReserveAnswer::TooManySubmits { limit, retry_after_secs }
             }
+            Refusal::Duplicate { settled } => ReserveAnswer::Duplicate { settled },
         }
     }
 }

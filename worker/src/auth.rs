@@ -3,7 +3,6 @@
 
 use crate::config::secret;
 use crate::errors::ApiError;
-use crate::internal::JsonBody;
 use crate::job_object::now_ms;
 use batchgate_core::auth::{TokenError, same_secret, sign, valid_account, verify};
 use serde_json::json;
@@ -40,8 +39,24 @@ pub fn socket_account(req: &Request, env: &Env) -> Result<String, ApiError> {
     verify_user(&token, env)
 }
 
-fn verify_user(token: &str, env: &Env) -> Result<String, ApiError> {
+/// HS256 needs a secret at least as long as its hash (RFC 7518 §3.2): a short
+/// one can be guessed offline from any token. Refused, never used.
+const MIN_JWT_SECRET_BYTES: usize = 32;
+
+fn jwt_secret(env: &Env) -> Result<String, ApiError> {
     let secret = secret(env, "JWT_SECRET").ok_or_else(|| not_configured("JWT_SECRET"))?;
+    if secret.len() < MIN_JWT_SECRET_BYTES {
+        return Err(ApiError::new(
+            503,
+            "misconfigured",
+            format!("JWT_SECRET is shorter than {MIN_JWT_SECRET_BYTES} bytes; set a longer random secret"),
+        ));
+    }
+    Ok(secret)
+}
+
+fn verify_user(token: &str, env: &Env) -> Result<String, ApiError> {
+    let secret = jwt_secret(env)?;
     verify(token, secret.as_bytes(), now_ms() / 1000).map(|c| c.account).map_err(unauthorized)
 }
 
@@ -66,17 +81,15 @@ pub async fn mint(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         #[serde(default)]
         ttl_secs: Option<u64>,
     }
-    let body: Body = req
-        .body_json()
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{account, ttlSecs?}}: {e}")))?;
+    let body: Body =
+        crate::body::json(&mut req, crate::body::SMALL, "a token request", "{account, ttlSecs?}").await?;
     if !valid_account(&body.account) {
         return Err(ApiError::bad_request(
             "invalid_account",
             format!("{:?} is not an account id", body.account),
         ));
     }
-    let secret = secret(env, "JWT_SECRET").ok_or_else(|| not_configured("JWT_SECRET"))?;
+    let secret = jwt_secret(env)?;
     let ttl = body.ttl_secs.unwrap_or(3_600).clamp(60, MAX_TTL_SECS);
     let exp = now_ms() / 1000 + ttl;
     let token = sign(&json!({"sub": body.account, "exp": exp}), secret.as_bytes());

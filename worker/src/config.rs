@@ -35,6 +35,8 @@ pub struct Settings {
     pub uploads: UploadSettings,
     /// `WEBHOOK_ALLOW_HTTP`: accept `http://` webhook URLs (local development only).
     pub webhook_allow_http: bool,
+    /// The host this request reached batchgate by (a webhook may not point back at it).
+    pub own_host: Option<String>,
     pub shards: ShardSettings,
 }
 
@@ -156,6 +158,7 @@ impl Settings {
                 idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
             },
             webhook_allow_http: var(env, "WEBHOOK_ALLOW_HTTP").is_some_and(|v| v == "true"),
+            own_host: None,
             shards: {
                 // Running jobs keep going on Tier 1's caps (the lowest) if the table is unreadable.
                 let (caps, caps_error) = match var(env, "ENQUEUED_TOKEN_CAPS").map(|t| Caps::from_json(&t)) {

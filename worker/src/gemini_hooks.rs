@@ -18,7 +18,7 @@ use worker::{Env, Method, Request, Response};
 type Result<T> = std::result::Result<T, ApiError>;
 
 /// Bodies bigger than this are not batch events.
-const MAX_BODY: usize = 64 * 1024;
+const MAX_BODY: u64 = crate::body::SMALL;
 
 fn header(req: &Request, name: &str) -> String {
     req.headers().get(name).ok().flatten().unwrap_or_default()
@@ -30,10 +30,7 @@ pub async fn receive(mut req: Request, env: &Env) -> Result<Response> {
     };
     let key = Secret::parse(&text)
         .map_err(|_| ApiError::internal("GEMINI_WEBHOOK_SECRET is not a whsec_ secret"))?;
-    let body = req.bytes().await.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
-    if body.len() > MAX_BODY {
-        return Err(ApiError::new(413, "body_too_large", "a batch event is at most 64 KiB"));
-    }
+    let body = crate::body::read(&mut req, MAX_BODY, "a batch event").await?;
     let id = header(&req, "webhook-id");
     let (timestamp, signature) = (header(&req, "webhook-timestamp"), header(&req, "webhook-signature"));
     let tolerance = crate::config::num(env, "GEMINI_WEBHOOK_TOLERANCE_SECS", 300) as i64;

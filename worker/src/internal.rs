@@ -40,6 +40,37 @@ pub struct Created {
     pub view: JobView,
 }
 
+/// Why a job id can make no job any more: its job was deleted, or a submission
+/// that reserved it never created it. An id makes one job, once.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tombstone {
+    pub reason: String,
+    pub at_ms: u64,
+}
+
+/// What a job id already is (`GET /prior`), asked before a submission claims it.
+/// Externally tagged: serde reads it without buffering (see sql_rows).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Prior {
+    Free,
+    Live(Box<JobView>),
+    /// Another account's job (an id collision): never shown.
+    Taken,
+    Gone(Tombstone),
+}
+
+/// `POST /abandon`: after an `/init` whose answer was lost, the object says
+/// whether the job exists; if not, the id is tombstoned first, so a late
+/// `/init` can never create the job after its reservation is released.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Abandoned {
+    Abandoned,
+    Exists(Box<JobView>),
+}
+
 /// What `POST /v1/jobs/:id/retry` needs from the parent JobObject.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

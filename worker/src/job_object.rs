@@ -30,6 +30,9 @@ const ALARM_BUDGET_MS: u64 = 20_000;
 /// An alarm this far in the past is considered lost and re-armed.
 const OVERDUE_MS: i64 = 30_000;
 
+/// Where a spent id's [`internal::Tombstone`] is kept (survives `Store::clear`).
+const TOMBSTONE: &str = "tombstone";
+
 #[durable_object]
 pub struct JobObject {
     state: State,
@@ -186,6 +189,14 @@ impl JobObject {
             let view = self.view(store, &job).await?;
             return internal::json(&internal::Created { created: false, view });
         }
+        if store.get::<internal::Tombstone>(TOMBSTONE)?.is_some() {
+            return ApiError::new(
+                409,
+                "idempotency_key_used",
+                format!("job {} was deleted; its id makes no other job", init.id),
+            )
+            .into_response();
+        }
         let job =
             Job::new(init.id.clone(), init.model.clone(), init.request_count, init.input_bytes, now_ms())
                 .with_billing(init.price, init.reserved)
@@ -211,6 +222,21 @@ impl JobObject {
         accounts::record(&self.env, &init.account, &job, &meta).await;
         let view = JobView::of(&job, &meta);
         internal::json(&internal::Created { created: true, view })
+    }
+
+    /// What this id already is, for a submission about to claim it.
+    async fn prior(&self, store: &Store, account: &str) -> Result<internal::Prior> {
+        if let Some(job) = store.job()? {
+            let owner: Option<String> = store.get("account")?;
+            if owner.as_deref() != Some(account) {
+                return Ok(internal::Prior::Taken);
+            }
+            return Ok(internal::Prior::Live(Box::new(self.view(store, &job).await?)));
+        }
+        Ok(match store.get::<internal::Tombstone>(TOMBSTONE)? {
+            Some(t) => internal::Prior::Gone(t),
+            None => internal::Prior::Free,
+        })
     }
 
     /// A verified Gemini webhook about `wake.batch`: poll now if the job waits on it.
@@ -287,13 +313,18 @@ impl JobObject {
             }
             let step = timeline::of_outcome(&result.outcome);
             let shard_before = (fresh.shard, fresh.resubmits);
+            let done_before = fresh.is_done();
             fresh.apply(result.outcome, now_ms(), rand(), &settings.policy);
             let shard = timeline::shard_change(shard_before, &fresh);
             let state = timeline::state_change(state_before, fresh.state());
             for event in step.iter().chain(shard.iter()).chain(state.iter()) {
                 store.add_event(now_ms(), event)?;
             }
-            if fresh.is_done() && fresh.state() != state_before {
+            // Requests Gemini returned nothing for, counted once results are in:
+            // when the state ends, and again when the job is done (its cleanup
+            // may finish in a later step than its state).
+            let ended_now = fresh.state().is_terminal() && fresh.state() != state_before;
+            if ended_now || (fresh.is_done() && !done_before) {
                 let mut meta = store.meta()?;
                 meta.missing = store.missing_count()?;
                 store.put("meta", &meta)?;
@@ -323,6 +354,22 @@ impl JobObject {
         if path == "/init" {
             let init: Init = req.body_json().await?;
             return self.init(&store, init).await;
+        }
+        if path == "/prior" {
+            let account = req.headers().get(internal::ACCOUNT_HEADER)?.unwrap_or_default();
+            return internal::json(&self.prior(&store, &account).await?);
+        }
+        if path == "/abandon" {
+            if let Some(job) = store.job()? {
+                return internal::json(&internal::Abandoned::Exists(Box::new(
+                    self.view(&store, &job).await?,
+                )));
+            }
+            if store.get::<internal::Tombstone>(TOMBSTONE)?.is_none() {
+                store
+                    .put(TOMBSTONE, &internal::Tombstone { reason: "not created".into(), at_ms: now_ms() })?;
+            }
+            return internal::json(&internal::Abandoned::Abandoned);
         }
         if path == "/kick" {
             // What a (possibly duplicate) alarm delivery does, on request.
@@ -373,6 +420,8 @@ impl JobObject {
                     accounts::remove(&self.env, &account, &job.id).await;
                 }
                 store.clear()?;
+                // The id stays spent: resubmitting its Idempotency-Key answers 409.
+                store.put(TOMBSTONE, &internal::Tombstone { reason: "deleted".into(), at_ms: now_ms() })?;
                 let _ = self.state.storage().delete_alarm().await;
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(1000), Some("the job was deleted"));

@@ -9,6 +9,7 @@ mod account_object;
 mod accounts;
 mod auth;
 mod bench_route;
+mod body;
 mod config;
 mod cors;
 mod errors;
@@ -39,7 +40,6 @@ pub use upload_object::UploadObject;
 
 use batchgate_core::ledger;
 use errors::ApiError;
-use internal::JsonBody;
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
@@ -94,7 +94,12 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         (Method::Get, ["healthz"]) => Ok(Response::from_json(&serde_json::json!({"ok": true}))?),
         (Method::Post, ["hooks", "gemini"]) => gemini_hooks::receive(req, env).await,
         (Method::Post, ["_bench", "copy"]) if bench_route::enabled(env) => {
+            auth::admin(&req, env)?;
             let file = query::param(&req, "file").unwrap_or_default();
+            let id = file.strip_prefix("files/").unwrap_or_default();
+            if !batchgate_core::gemini::file::valid_resource_id(id) {
+                return Err(ApiError::bad_request("invalid_file", "file must be files/{id}"));
+            }
             bench_route::copy(env, &file).await
         }
         (Method::Post, ["v1", "jobs"]) => {
@@ -280,10 +285,7 @@ async fn admin_grant(mut req: Request, env: &Env, id: &str) -> std::result::Resu
         adjust: bool,
     }
     let id = admin_account_id(id)?;
-    let body: Body = req
-        .body_json()
-        .await
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{amount, note?}}: {e}")))?;
+    let body: Body = crate::body::json(&mut req, crate::body::SMALL, "a grant", "{amount, note?}").await?;
     let header_key = req.headers().get("idempotency-key").ok().flatten();
     let event = match body.idempotency_key.or(header_key).filter(|k| !k.is_empty()) {
         Some(k) if k.len() <= 255 => k,

@@ -64,17 +64,40 @@ pub async fn all(req: &Request, env: &Env, stub: &Stub, account: &str, id: &str)
     if !failed_only {
         return ndjson(Response::from_stream(body)?);
     }
-    let missing: Vec<(u64, String)> =
-        internal::call_json(stub, Method::Get, "/missing?limit=10000", account, None)
-            .await?
-            .unwrap_or_default();
-    let tail = missing.into_iter().map(|(_, key)| {
-        let mut line = json!({"key": key, "error": {"code": 5, "message": "Gemini returned no result for this request"}}).to_string();
-        line.push('\n');
-        Ok::<Vec<u8>, worker::Error>(line.into_bytes())
+    // Every request without a result, paged from the object as the stream
+    // is read (not only the first 10,000: no result is lost, invariant 3).
+    let (env, id, account) = (env.clone(), id.to_string(), account.to_string());
+    let tail = stream::unfold(Some(0u64), move |after| {
+        let (env, id, account) = (env.clone(), id.clone(), account.clone());
+        async move {
+            let after = after?;
+            let path = format!("/missing?after={after}&limit={MISSING_PAGE}");
+            let stub = match crate::submit::job_stub(&env, &id) {
+                Ok(s) => s,
+                Err(e) => return Some((Err(worker::Error::RustError(e.message)), None)),
+            };
+            let page =
+                match internal::call_json::<Vec<(u64, String)>>(&stub, Method::Get, &path, &account, None)
+                    .await
+                {
+                    Ok(p) => p.unwrap_or_default(),
+                    Err(e) => return Some((Err(worker::Error::RustError(e.message)), None)),
+                };
+            let next = (page.len() as u64 == MISSING_PAGE).then(|| page.last().map(|(n, _)| *n)).flatten();
+            let mut out = Vec::new();
+            for (_, key) in page {
+                let line = json!({"key": key, "error": {"code": 5, "message": "Gemini returned no result for this request"}});
+                out.extend_from_slice(line.to_string().as_bytes());
+                out.push(b'\n');
+            }
+            Some((Ok(out), next))
+        }
     });
-    ndjson(Response::from_stream(failed_lines(body).chain(stream::iter(tail)))?)
+    ndjson(Response::from_stream(failed_lines(body).chain(tail))?)
 }
+
+/// Requests without a result read from the job's object per call.
+const MISSING_PAGE: u64 = 10_000;
 
 /// Every shard's results object, one after the other, read as they are sent
 /// (a shard whose batch returned no file has no object and adds nothing;
@@ -150,8 +173,15 @@ async fn page(
     if !page.ready {
         return Err(not_ready());
     }
+    // Bounded in bytes as well as lines: 1,000 lines of 8 MiB are not one answer.
+    let fit = batchgate_core::results::lines_in_page(
+        page.lines.iter().map(|l| l.len.max(0) as u64),
+        batchgate_core::results::MAX_PAGE_BYTES,
+    );
+    let more = fit < page.lines.len() || page.lines.len() as u64 == limit;
+    let lines = page.lines.get(..fit).unwrap_or_default();
     let mut out = Vec::new();
-    for run in runs(&page.lines) {
+    for run in runs(lines) {
         let (Some(first), Some(last)) = (run.first(), run.last()) else { continue };
         let start = first.pos.max(0) as u64;
         let len = (last.pos + last.len).max(0) as u64 - start;
@@ -174,9 +204,7 @@ async fn page(
         }
     }
     let resp = ndjson(Response::from_bytes(out)?)?;
-    if page.lines.len() as u64 == limit
-        && let Some(last) = page.lines.last()
-    {
+    if more && let Some(last) = lines.last() {
         resp.headers().set("batchgate-next-cursor", &last.number.to_string())?;
     }
     Ok(resp)

@@ -18,6 +18,9 @@ use worker::{Env, Method, Response};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+/// How many deleted retry children a job may have before its retries stop.
+const MAX_CHILD_GENERATIONS: u32 = 64;
+
 pub async fn handle(env: &Env, account: &str, parent: &str) -> Result<Response> {
     let settings = Settings::from_env(env);
     let parent_stub = submit::job_stub(env, parent)?;
@@ -35,14 +38,36 @@ pub async fn handle(env: &Env, account: &str, parent: &str) -> Result<Response> 
         return Err(ApiError::new(409, "nothing_to_retry", "every request of this job succeeded"));
     }
     let jobs = env.durable_object("JOBS").map_err(|e| ApiError::internal(e.to_string()))?;
-    let id = jobs
-        .id_from_name(&format!("{account}\nretry\n{parent}"))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let child = id.to_string();
-    let stub = id.get_stub().map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Some(view) = internal::call_json::<Value>(&stub, Method::Get, "/view", account, None).await? {
-        return submit::accepted(&view, &child);
+    // The child's id derives from the parent's, so a repeated retry returns the
+    // same child; a deleted child's id is spent, so the next retry takes the
+    // next generation's id (every retry walks the same sequence, so racing
+    // retries still meet on one child).
+    let mut found = None;
+    for generation in 0..MAX_CHILD_GENERATIONS {
+        let name = match generation {
+            0 => format!("{account}\nretry\n{parent}"),
+            g => format!("{account}\nretry\n{parent}\n{g}"),
+        };
+        let id = jobs.id_from_name(&name).map_err(|e| ApiError::internal(e.to_string()))?;
+        let stub = id.get_stub().map_err(|e| ApiError::internal(e.to_string()))?;
+        match internal::call_json::<internal::Prior>(&stub, Method::Get, "/prior", account, None).await? {
+            Some(internal::Prior::Live(view)) => {
+                return submit::accepted(&serde_json::to_value(&view).unwrap_or_default(), &id.to_string());
+            }
+            Some(internal::Prior::Free) => {
+                found = Some((id.to_string(), stub));
+                break;
+            }
+            _ => {}
+        }
     }
+    let (child, stub) = found.ok_or_else(|| {
+        ApiError::new(
+            409,
+            "too_many_retries",
+            format!("job {parent} has had {MAX_CHILD_GENERATIONS} retries deleted"),
+        )
+    })?;
     let input_key = plan
         .input_key
         .clone()

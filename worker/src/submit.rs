@@ -19,6 +19,9 @@ use worker::{Bucket, Env, Method, MultipartUpload, ObjectNamespace, Request, Res
 
 type Result<T> = std::result::Result<T, ApiError>;
 
+/// A job's `metadata` is kept with it and shown in every view: bounded.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
 /// The normalized input, written as R2 multipart parts of exactly `part_bytes`.
 pub struct InputWriter {
     bucket: Bucket,
@@ -123,16 +126,9 @@ pub fn invalid(count: u64, errors: Vec<LineError>) -> ApiError {
 /// The model id and its price; a model the price table does not list is
 /// refused (it could not be billed).
 pub fn priced_model(model: &str, settings: &Settings) -> Result<(String, Price)> {
-    let m = model.strip_prefix("models/").unwrap_or(model);
-    let ok = !m.is_empty()
-        && m.len() <= 100
-        && m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-    if !ok {
-        return Err(ApiError::bad_request(
-            "invalid_model",
-            format!("model {model:?} is not a Gemini model id"),
-        ));
-    }
+    let id = batchgate_core::model::ModelId::parse(model)
+        .map_err(|e| ApiError::bad_request("invalid_model", e))?;
+    let m = id.as_str();
     if let Some(e) = &settings.prices_error {
         return Err(ApiError::new(503, "misconfigured", format!("the price table is unusable: {e}")));
     }
@@ -172,8 +168,8 @@ pub struct WebhookTarget {
 /// A webhook URL the job may call, or a 400 naming the problem.
 fn webhook_url(url: Option<String>, settings: &Settings) -> Result<Option<String>> {
     let Some(url) = url else { return Ok(None) };
-    batchgate_core::webhook::check_url(&url, settings.webhook_allow_http)
-        .map_err(|e| ApiError::bad_request("invalid_webhook", e))?;
+    batchgate_core::webhook::check_url(&url, settings.webhook_allow_http, settings.own_host.as_deref())
+        .map_err(|e| ApiError::bad_request("invalid_webhook_url", e))?;
     Ok(Some(url))
 }
 
@@ -181,7 +177,19 @@ fn webhook_url(url: Option<String>, settings: &Settings) -> Result<Option<String
 pub fn validator(settings: &Settings, model: &str) -> Validator {
     Validator::new(settings.limits.clone())
         .with_estimate(settings.estimate)
+        .with_model(model)
         .with_shards(settings.shards.limits(model))
+}
+
+/// What the requests cost; a job whose amounts would not fit is refused
+/// (reserving a saturated or wrapped figure would let it run unpaid).
+pub fn quote(price: &Price, tokens: &batchgate_core::pricing::Tokens) -> Result<Quote> {
+    price.quote(tokens).ok_or_else(|| {
+        ApiError::bad_request(
+            "quote_too_large",
+            "the job's estimated cost is too large to reserve; send fewer or smaller requests",
+        )
+    })
 }
 
 /// A validated input, stored in R2 under `input_key`, not yet a job.
@@ -197,7 +205,8 @@ pub struct Submission {
 }
 
 pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Response> {
-    let settings = Settings::from_env(env);
+    let mut settings = Settings::from_env(env);
+    settings.own_host = req.headers().get("host").ok().flatten();
     let jobs = env.durable_object("JOBS").map_err(|e| ApiError::internal(e.to_string()))?;
     let idem = req.headers().get("idempotency-key").ok().flatten().filter(|k| !k.is_empty());
     if idem.as_ref().is_some_and(|k| k.len() > 255) {
@@ -214,9 +223,9 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
     let job_id = id.to_string();
     let stub = id.get_stub().map_err(|e| ApiError::internal(e.to_string()))?;
     if idem.is_some()
-        && let Some(view) = internal::call_json::<Value>(&stub, Method::Get, "/view", account, None).await?
+        && let Some(answer) = prior_answer(&stub, account, &job_id).await?
     {
-        return accepted(&view, &job_id);
+        return answer;
     }
     let writer = InputWriter::new(env, &settings, &job_id)?;
     let is_ndjson = req
@@ -245,15 +254,24 @@ pub async fn open(
 ) -> Result<Response> {
     let input_key = submission.input_key.clone();
     let job_id = job_id.to_string();
-    let quote = submission.price.quote(&submission.summary.tokens);
+    let quote = match quote(&submission.price, &submission.summary.tokens) {
+        Ok(q) => q,
+        Err(e) => {
+            if let Ok(b) = env.bucket(BUCKET) {
+                let _ = b.delete(input_key).await;
+            }
+            return Err(e);
+        }
+    };
     let reservation =
         ReserveRequest { job: job_id.clone(), amount: quote.batch, limits: settings.account_limits };
     let refusal = match check_files(env, account, &submission.summary.files).await {
-        Err(e) => Some(e),
+        Err(e) => Some(Err(e)),
         Ok(()) => match accounts::reserve(env, account, &reservation).await {
             Ok(ReserveAnswer::Reserved { .. }) => None,
-            Ok(refused) => Some(refused_error(refused, &quote)),
-            Err(e) => Some(e),
+            Ok(ReserveAnswer::Duplicate { .. }) => Some(already_claimed(stub, account, &job_id).await),
+            Ok(refused) => Some(Err(refused_error(refused, &quote))),
+            Err(e) => Some(Err(e)),
         },
     };
     if let Some(e) = refusal {
@@ -261,7 +279,7 @@ pub async fn open(
         if let Ok(b) = env.bucket(BUCKET) {
             let _ = b.delete(input_key).await;
         }
-        return Err(e);
+        return e;
     }
     let init = json!({
         "id": job_id,
@@ -286,11 +304,29 @@ pub async fn open(
     let created = match created {
         Ok(c) => c,
         Err(e) => {
-            // No job holds the reservation: give it back (a retry reserves again).
-            let release =
-                SettleRequest { job: job_id.clone(), event: "not-created".into(), charge: 0, standard: 0 };
-            let _ = accounts::settle(env, account, &release).await;
-            return Err(e);
+            // The answer may be lost, not the job: the object says which, and
+            // spends the id first when there is none, so no late `/init` can
+            // create a job after its reservation is given back.
+            let abandoned =
+                internal::call_json::<internal::Abandoned>(stub, Method::Post, "/abandon", account, None)
+                    .await;
+            return match abandoned {
+                Ok(Some(internal::Abandoned::Exists(view))) => {
+                    accepted(&serde_json::to_value(&view).unwrap_or_default(), &job_id)
+                }
+                Ok(Some(internal::Abandoned::Abandoned)) => {
+                    let release = SettleRequest {
+                        job: job_id.clone(),
+                        event: "not-created".into(),
+                        charge: 0,
+                        standard: 0,
+                    };
+                    let _ = accounts::settle(env, account, &release).await;
+                    Err(e)
+                }
+                // Unknown: the reservation stays held rather than freeing credits a job may be using.
+                _ => Err(e),
+            };
         }
     };
     if !created.created {
@@ -325,6 +361,54 @@ async fn check_files(env: &Env, account: &str, files: &[(u64, String)]) -> Resul
     }
 }
 
+/// What an id that a submission wants already is: its job (an idempotent
+/// retry gets it back), or a 409 when the id is spent or another submission
+/// holds it; `None` when the id is free.
+async fn prior_answer(stub: &worker::Stub, account: &str, job_id: &str) -> Result<Option<Result<Response>>> {
+    let prior = internal::call_json::<internal::Prior>(stub, Method::Get, "/prior", account, None)
+        .await?
+        .ok_or_else(|| ApiError::internal("the job object did not answer /prior"))?;
+    Ok(match prior {
+        internal::Prior::Free => None,
+        internal::Prior::Live(view) => {
+            Some(accepted(&serde_json::to_value(&view).unwrap_or_default(), job_id))
+        }
+        internal::Prior::Gone(t) => Some(Err(key_used(job_id, &t))),
+        internal::Prior::Taken => Some(Err(key_in_use(job_id))),
+    })
+}
+
+fn key_used(job_id: &str, t: &internal::Tombstone) -> ApiError {
+    ApiError::new(
+        409,
+        "idempotency_key_used",
+        format!(
+            "this Idempotency-Key made job {job_id}, which was {}; use a new key for a new job",
+            t.reason
+        ),
+    )
+    .with_details(json!({"job": job_id, "reason": t.reason}))
+}
+
+fn key_in_use(job_id: &str) -> ApiError {
+    ApiError::new(
+        409,
+        "idempotency_key_in_use",
+        "another submission with this Idempotency-Key is under way; retry shortly",
+    )
+    .with_details(json!({"job": job_id}))
+    .with_retry_after(1)
+}
+
+/// The ledger already holds this id: a racing submission with the same key
+/// (its job, once it exists), or a spent id.
+async fn already_claimed(stub: &worker::Stub, account: &str, job_id: &str) -> Result<Response> {
+    match prior_answer(stub, account, job_id).await? {
+        Some(answer) => answer,
+        None => Err(key_in_use(job_id)),
+    }
+}
+
 fn refused_error(answer: ReserveAnswer, quote: &Quote) -> ApiError {
     match answer {
         ReserveAnswer::Insufficient { balance, needed } => ApiError::new(
@@ -347,7 +431,7 @@ fn refused_error(answer: ReserveAnswer, quote: &Quote) -> ApiError {
         )
         .with_details(json!({"limit": limit, "retryAfterSecs": retry_after_secs}))
         .with_retry_after(retry_after_secs),
-        ReserveAnswer::Reserved { .. } => ApiError::internal("reserved"),
+        ReserveAnswer::Reserved { .. } | ReserveAnswer::Duplicate { .. } => ApiError::internal("reserved"),
     }
 }
 
@@ -417,30 +501,24 @@ async fn read_ndjson(req: &mut Request, settings: &Settings, mut writer: InputWr
 
 /// `application/json`: `{model, displayName?, requests: [{key?, request}], metadata?}`.
 async fn read_json(req: &mut Request, settings: &Settings, mut writer: InputWriter) -> Result<Submission> {
-    let declared: Option<u64> =
-        req.headers().get("content-length").ok().flatten().and_then(|v| v.parse().ok());
-    if declared.is_some_and(|n| n > settings.max_json_body_bytes) {
-        return Err(ApiError::new(
-            413,
-            "body_too_large",
-            format!(
-                "JSON submissions are limited to {} bytes; send larger jobs as application/x-ndjson",
-                settings.max_json_body_bytes
-            ),
-        ));
-    }
-    let bytes = req.bytes().await.map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
-    if bytes.len() as u64 > settings.max_json_body_bytes {
-        return Err(ApiError::new(
-            413,
-            "body_too_large",
-            "the JSON body is too large; use application/x-ndjson",
-        ));
-    }
+    let bytes = crate::body::read(
+        req,
+        settings.max_json_body_bytes,
+        "a JSON submission (send larger jobs as application/x-ndjson)",
+    )
+    .await?;
     let body: JsonSubmission = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not a valid submission: {e}"))
     })?;
     drop(bytes);
+    if let Some(m) = &body.metadata
+        && m.to_string().len() > MAX_METADATA_BYTES
+    {
+        return Err(ApiError::bad_request(
+            "metadata_too_large",
+            format!("metadata is at most {MAX_METADATA_BYTES} bytes of JSON"),
+        ));
+    }
     let model = priced_model(&body.model, settings)?;
     let webhook = webhook_url(body.webhook.map(|w| w.url), settings)?;
     let mut validator = validator(settings, &model.0);

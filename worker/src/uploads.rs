@@ -114,9 +114,9 @@ struct NewSession {
 /// `POST /v1/uploads` `{size, mimeType, displayName?}`: open a resumable session.
 pub async fn open(mut req: Request, env: &Env, account: &str) -> Result<Response> {
     let settings = Settings::from_env(env);
-    let body: NewSession = req.body_json().await.map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("expected {{size, mimeType, displayName?}}: {e}"))
-    })?;
+    let body: NewSession =
+        crate::body::json(&mut req, crate::body::SMALL, "the session", "{size, mimeType, displayName?}")
+            .await?;
     let mime = settings.uploads.rules.check_file(&body.mime_type, body.size).map_err(refuse)?;
     check_quota(env, &settings, account, body.size).await?;
     let g = gemini(env, &settings);

@@ -11,7 +11,7 @@ use crate::job_store::Store;
 use batchgate_core::gemini::timestamp::format_nanos;
 use batchgate_core::view::JobView;
 use batchgate_core::webhook::{Delivery, Secret, message_id, payload};
-use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit, Result};
+use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Result};
 
 /// How long one delivery may take before it counts as failed.
 const TIMEOUT_MS: u64 = 15_000;
@@ -29,7 +29,12 @@ pub async fn run(
     if due > now_ms {
         return Ok(Some(due));
     }
-    let answer = send(env, account, &d.url, &message_id(view), view, now_ms).await;
+    // Checked again at each attempt: the rules may have grown since the submit.
+    let settings = crate::config::Settings::from_env(env);
+    let answer = match batchgate_core::webhook::check_url(&d.url, settings.webhook_allow_http, None) {
+        Ok(()) => send(env, account, &d.url, &message_id(view), view, now_ms).await,
+        Err(e) => Err(worker::Error::RustError(e)),
+    };
     let event = d.record(answer.map_err(|e| e.to_string()), now_ms);
     store.put("webhook", &d)?;
     store.add_event(now_ms, &event)?;
@@ -50,7 +55,11 @@ async fn send(env: &Env, account: &str, url: &str, id: &str, view: &JobView, now
     headers.set("webhook-signature", &secret.sign(id, now_s, body.as_bytes()))?;
     headers.set("user-agent", "batchgate-webhooks/1")?;
     let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+    // A redirect is a failed attempt, never followed: it could lead anywhere.
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(body.into()))
+        .with_redirect(RequestRedirect::Manual);
     let request = Request::new_with_init(url, &init)?;
     let controller = AbortController::default();
     let signal = controller.signal();

@@ -73,7 +73,7 @@ fn sdk() -> Result<(), String> {
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:
 /// the job lifecycle, accounts and credits, media uploads, the packed SDK from Node,
-/// and the demo in headless Chromium.
+/// the demo in headless Chromium, the fault matrix and the abuse suite.
 fn worker_e2e() -> Result<(), String> {
     worker::build_worker(&[])?;
     setup::chromium()?;
@@ -96,6 +96,8 @@ fn worker_e2e() -> Result<(), String> {
                 "demo_e2e",
                 "--test",
                 "fault_matrix",
+                "--test",
+                "abuse",
                 "--",
                 "--ignored",
                 "--test-threads",

@@ -38,6 +38,11 @@ pub fn field<'a>(obj: &'a Value, camel_name: &str) -> Option<&'a Value> {
     obj.get(camel_name).or_else(|| obj.get(snake(camel_name).as_str()))
 }
 
+/// [`field`] on an object's map.
+pub fn field_in<'a>(obj: &'a Map<String, Value>, camel_name: &str) -> Option<&'a Value> {
+    obj.get(camel_name).or_else(|| obj.get(snake(camel_name).as_str()))
+}
+
 pub const GENERATE_CONTENT_REQUEST: &[&str] = &[
     "model",
     "contents",

@@ -102,14 +102,14 @@ proptest! {
                     match s.reserve(&job, *a, limits) {
                         Ok(()) => {
                             let after = Totals::of(&s.rows);
-                            if had.reserved.is_none() && had.settled.is_none() {
-                                prop_assert_eq!(after.balance, before.balance - a);
-                                prop_assert!(before.balance >= *a, "reserved more than the balance");
-                            } else {
-                                prop_assert_eq!(after, before, "a replayed reserve changed the ledger");
-                            }
+                            prop_assert!(had.reserved.is_none() && had.settled.is_none(), "an id with history was reserved again");
+                            prop_assert_eq!(after.balance, before.balance - a);
+                            prop_assert!(before.balance >= *a, "reserved more than the balance");
                         }
                         Err(r) => {
+                            if had.reserved.is_some() || had.settled.is_some() {
+                                prop_assert_eq!(&r, &Refusal::Duplicate { settled: had.settled.is_some() });
+                            }
                             prop_assert_eq!(Totals::of(&s.rows), before, "a refused reserve wrote something");
                             if let Refusal::Insufficient { balance, needed } = r {
                                 prop_assert!(balance < needed);

@@ -21,6 +21,41 @@ fn versioned_ids_take_the_longest_listed_prefix() {
     assert_eq!(table.price("gemini-2.5-flash-preview-09-2025"), table.price("gemini-2.5-flash"));
     assert_eq!(table.price("gemini-2.5-flashy"), None);
     assert_eq!(table.price("gpt-4"), None);
+    assert_eq!(table.price("gemini-2.5-flash-001"), table.price("gemini-2.5-flash"));
+}
+
+/// Issue 17: `gemini-2.5-flash-image` and `-tts` produce other modalities at
+/// other prices; they took the text model's price by longest prefix.
+#[test]
+fn a_longer_name_of_another_model_is_not_priced_as_the_shorter_one() {
+    let table = PriceTable::default();
+    for other in [
+        "gemini-2.5-flash-image",
+        "gemini-2.5-flash-tts",
+        "gemini-2.5-flash-image-preview",
+        "gemini-2.5-pro-tts",
+    ] {
+        assert_eq!(table.price(other), None, "{other}");
+    }
+    let own = PriceTable::from_json(
+        r#"{"gemini-2.5-flash-image": {"input": 300, "output": 30000, "cachedInput": 30}}"#,
+    )
+    .unwrap_or_default();
+    assert_eq!(own.price("gemini-2.5-flash-image").map(|p| p.output), Some(30_000));
+}
+
+/// Issue 17: a request with `maxOutputTokens: i64::MAX` saturated the standard
+/// cost and the batch half wrapped negative, reserving nothing.
+#[test]
+fn a_quote_too_large_to_hold_is_refused_never_wrapped() {
+    let flash = PriceTable::default().price("gemini-2.5-flash").unwrap_or_default();
+    let huge = Tokens { input: 1, cached_input: 0, output: i64::MAX as u64 };
+    assert_eq!(flash.quote(&huge), None);
+    assert_eq!(flash.quote(&Tokens { input: u64::MAX, cached_input: 0, output: 0 }), None);
+    // What Gemini reports is charged saturating: never below zero.
+    assert_eq!(flash.standard(&huge), i64::MAX);
+    assert!(flash.batch(&huge) > 0);
+    assert_eq!(flash.batch(&huge), i64::MAX / 2 + 1);
 }
 
 #[test]
@@ -75,13 +110,37 @@ fn estimates_count_text_media_and_the_output_cap() {
 }
 
 proptest! {
+    /// Any token counts at all: a quote is refused or is non-negative, and it
+    /// never goes down when a count goes up.
+    #[test]
+    fn quotes_are_never_negative_and_monotone(input in any::<u64>(), cached in any::<u64>(), output in any::<u64>(),
+                                              more in any::<u64>(), which in 0usize..3,
+                                              pi in 0i64..100_000, pc in 0i64..100_000, po in 0i64..100_000) {
+        let p = Price { input: pi, output: po, cached_input: pc };
+        let t = Tokens { input, cached_input: cached, output };
+        let mut bigger = t;
+        let field = [&mut bigger.input, &mut bigger.cached_input, &mut bigger.output];
+        if let Some(f) = field.into_iter().nth(which) {
+            *f = f.saturating_add(more);
+        }
+        if let Some(q) = p.quote(&t) {
+            prop_assert!(q.standard >= 0 && q.batch >= 0 && q.savings >= 0 && q.batch <= q.standard);
+            if let Some(b) = p.quote(&bigger) {
+                prop_assert!(b.standard >= q.standard && b.batch >= q.batch);
+            }
+        } else {
+            prop_assert!(p.quote(&bigger).is_none(), "a larger job priced where a smaller could not be");
+        }
+        prop_assert!(p.batch(&t) >= 0 && p.standard(&t) >= 0);
+    }
+
     /// Batch is half of standard, rounded up by less than one micro-credit,
     /// and the savings make up the difference exactly.
     #[test]
     fn batch_is_half_of_standard(input in 0u64..1 << 40, cached in 0u64..1 << 40, output in 0u64..1 << 40,
                                  pi in 0i64..20_000, pc in 0i64..2_000, po in 0i64..20_000) {
         let p = Price { input: pi, output: po, cached_input: pc };
-        let q = p.quote(&Tokens { input, cached_input: cached, output });
+        let q = p.quote(&Tokens { input, cached_input: cached, output }).unwrap_or_default();
         prop_assert!(q.batch * 2 - q.standard == 0 || q.batch * 2 - q.standard == 1);
         prop_assert_eq!(q.standard - q.batch, q.savings);
         prop_assert!(q.batch >= 0);

@@ -101,6 +101,7 @@ async fn copy_once(s: &Stack, name: &str) -> f64 {
     let copy: Value = s
         .http
         .post(s.url(&format!("/_bench/copy?file={name}")))
+        .bearer_auth(crate::stack::ADMIN_TOKEN)
         .send()
         .await
         .and_then(|r| r.error_for_status())
