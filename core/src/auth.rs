@@ -90,7 +90,21 @@ fn number(claims: &Value, name: &str) -> Result<Option<u64>, TokenError> {
 }
 
 /// Verify `token` at `now_secs`.
+/// What an operator may require of every token besides its signature and
+/// times: `iss` equal to `issuer`, `aud` (a string or a list) holding
+/// `audience` (`JWT_ISSUER`, `JWT_AUDIENCE`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expect<'a> {
+    pub issuer: Option<&'a str>,
+    pub audience: Option<&'a str>,
+}
+
 pub fn verify(token: &str, secret: &[u8], now_secs: u64) -> Result<Claims, TokenError> {
+    verify_for(token, secret, now_secs, Expect::default())
+}
+
+/// [`verify`], also holding the token to the operator's [`Expect`]ations.
+pub fn verify_for(token: &str, secret: &[u8], now_secs: u64, expect: Expect) -> Result<Claims, TokenError> {
     let token = token.trim();
     if token.is_empty() {
         return Err(TokenError::Missing);
@@ -121,6 +135,21 @@ pub fn verify(token: &str, secret: &[u8], now_secs: u64) -> Result<Claims, Token
     }
     if number(&claims, "nbf")?.is_some_and(|nbf| now_secs.saturating_add(LEEWAY_SECS) < nbf) {
         return Err(TokenError::NotYetValid);
+    }
+    if let Some(issuer) = expect.issuer
+        && claims.get("iss").and_then(Value::as_str) != Some(issuer)
+    {
+        return Err(TokenError::Claim(format!("the token's iss is not {issuer:?}")));
+    }
+    if let Some(audience) = expect.audience {
+        let holds = match claims.get("aud") {
+            Some(Value::String(a)) => a == audience,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
+        };
+        if !holds {
+            return Err(TokenError::Claim(format!("the token's aud does not include {audience:?}")));
+        }
     }
     let account = match claims.get("sub") {
         Some(Value::String(s)) if valid_account(s) => s.clone(),

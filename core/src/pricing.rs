@@ -250,10 +250,15 @@ impl EstimateRules {
                 if let Some(t) = field(part, "text").and_then(Value::as_str) {
                     chars = chars.saturating_add(t.chars().count() as u64);
                 }
-                let mime = field(part, "inlineData")
-                    .or_else(|| field(part, "fileData"))
-                    .map(|d| field(d, "mimeType").and_then(Value::as_str).unwrap_or_default());
-                if let Some(mime) = mime {
+                if let Some(inline) = field(part, "inlineData") {
+                    // Its size is known: base64 decodes to 3 bytes per 4 characters.
+                    let mime = field(inline, "mimeType").and_then(Value::as_str).unwrap_or_default();
+                    let encoded = field(inline, "data").and_then(Value::as_str).map_or(0, str::len) as u64;
+                    let bytes = encoded / 4 * 3 + (encoded % 4) * 3 / 4;
+                    media =
+                        media.saturating_add(self.media_part(mime).max(media_tokens_by_size(mime, bytes)));
+                } else if let Some(file) = field(part, "fileData") {
+                    let mime = field(file, "mimeType").and_then(Value::as_str).unwrap_or_default();
                     media = media.saturating_add(self.media_part(mime));
                 }
             }
@@ -285,6 +290,29 @@ impl EstimateRules {
         } else {
             self.media_tokens
         }
+    }
+}
+
+/// Tokens a media part of `bytes` bytes may cost at most, by type, from its
+/// size alone (Gemini bills by pixels, pages and seconds, which bytes bound only
+/// under an assumption; each assumption leans towards more tokens):
+/// - image: 258 per 768×768 tile, at no less than 0.1 byte per pixel;
+/// - PDF: 258 per page, at no less than 2,000 bytes per page (at most 1,000 pages);
+/// - audio: 32 per second, at no less than 8 kbit/s (1,000 bytes per second);
+/// - video: 263 per second (frames and sound), at no less than 20 kbit/s;
+/// - text: one per 3 bytes (CJK text is about one token per 3-byte character).
+pub fn media_tokens_by_size(mime: &str, bytes: u64) -> u64 {
+    let per = |unit: u64, tokens: u64| bytes.div_ceil(unit).max(1).saturating_mul(tokens);
+    if mime.starts_with("image/") {
+        per(768 * 768 / 10, 258)
+    } else if mime == "application/pdf" {
+        per(2_000, 258).min(1_000 * 258)
+    } else if mime.starts_with("audio/") {
+        per(1_000, 32)
+    } else if mime.starts_with("video/") {
+        per(2_500, 263)
+    } else {
+        bytes.div_ceil(3).max(1)
     }
 }
 

@@ -74,6 +74,53 @@ pub fn assigned_key(line: u64) -> String {
     format!("line-{line}")
 }
 
+/// Media parts are read one way only, so what is checked is what Gemini gets:
+/// a part names `fileData` or `inlineData` in one spelling, with only their
+/// own fields, each in one spelling; a `fileUri` is a Gemini file in canonical
+/// form (`files/{id}`, or `http(s)://host/v1beta|v1/files/{id}`), so its
+/// ownership can be checked; anything else Gemini would fetch and bill
+/// unseen (a video link) is refused.
+fn check_media_parts(req: &Value) -> Result<(), String> {
+    let system = request::field(req, "systemInstruction");
+    let contents = request::field(req, "contents").and_then(Value::as_array).into_iter().flatten();
+    for (i, content) in contents.chain(system).enumerate() {
+        let parts = request::field(content, "parts").and_then(Value::as_array).into_iter().flatten();
+        for (j, part) in parts.enumerate() {
+            let at = format!("contents[{i}].parts[{j}]");
+            let Some(obj) = part.as_object() else { continue };
+            one_spelling(obj, &at)?;
+            for (name, allowed) in
+                [("fileData", &["mimeType", "fileUri"][..]), ("inlineData", &["mimeType", "data"][..])]
+            {
+                let Some(data) = request::field(part, name) else { continue };
+                let d = data.as_object().ok_or_else(|| format!("{at}.{name} must be an object"))?;
+                one_spelling(d, &format!("{at}.{name}"))?;
+                if let Some(k) = request::unknown_field(d, allowed) {
+                    return Err(format!("unknown field \"{k}\" in {at}.{name}"));
+                }
+            }
+            if let Some(uri) = request::field(part, "fileData").and_then(|d| request::field(d, "fileUri")) {
+                let uri = uri.as_str().ok_or_else(|| format!("{at}.fileData.fileUri must be a string"))?;
+                if crate::upload::canonical_file_name(uri).is_none() {
+                    return Err(format!(
+                        "{at}.fileData.fileUri {uri:?} is not an uploaded file (files/{{id}}); upload media with POST /v1/files"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// No field may stand in both spellings (`fileData` and `file_data`): which one
+/// Gemini reads is not ours to guess.
+fn one_spelling(obj: &serde_json::Map<String, Value>, at: &str) -> Result<(), String> {
+    match obj.keys().find(|k| k.contains('_') && obj.contains_key(&request::camel(k))) {
+        Some(k) => Err(format!("{at} has both \"{k}\" and \"{}\"", request::camel(k))),
+        None => Ok(()),
+    }
+}
+
 impl Validator {
     pub fn new(limits: Limits) -> Validator {
         Validator {
@@ -218,6 +265,7 @@ impl Validator {
                 ));
             }
         }
+        check_media_parts(req)?;
         if request::field(req, "cachedContent").is_some() {
             return Err("unpriced_field: request.cachedContent cannot be priced before it runs; send the content itself".into());
         }
@@ -486,5 +534,42 @@ mod tests {
             ok.finish().map(|s| s.tokens.input).unwrap_or_default() > 100,
             "declarations count as prompt"
         );
+    }
+
+    /// Issue 17: `fileData` in two spellings, with unknown keys or a
+    /// non-canonical URI was half-checked (ownership read one spelling, Gemini
+    /// perhaps the other).
+    #[test]
+    fn media_parts_are_read_one_way_only() {
+        let part = |p: Value| json!({"contents": [{"parts": [{"text": "see"}, p]}]});
+        let mut v = flash();
+        for (bad, says) in [
+            (json!({"fileData": {"fileUri": "files/abc"}, "file_data": {"file_uri": "files/other"}}), "both"),
+            (json!({"fileData": {"fileUri": "files/abc", "file_uri": "files/other"}}), "both"),
+            (json!({"fileData": {"fileUri": "files/abc", "displayName": "x"}}), "unknown field"),
+            (json!({"fileData": {"fileUri": "Files/abc"}}), "not an uploaded file"),
+            (json!({"fileData": {"fileUri": "files%2Fabc"}}), "not an uploaded file"),
+            (json!({"fileData": {"fileUri": "files/abc?alt=media"}}), "not an uploaded file"),
+            (
+                json!({"fileData": {"fileUri": "https://www.youtube.com/watch?v=dQw4w9WgXcQ"}}),
+                "not an uploaded file",
+            ),
+            (json!({"inlineData": {"mimeType": "image/png", "data": "", "extra": 1}}), "unknown field"),
+        ] {
+            let e = one(&mut v, part(bad.clone())).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        for good in [
+            json!({"fileData": {"fileUri": "files/abc-123", "mimeType": "application/pdf"}}),
+            json!({"file_data": {"file_uri": "https://generativelanguage.googleapis.com/v1beta/files/abc"}}),
+            json!({"fileData": {"fileUri": "http://127.0.0.1:8765/v1/files/abc"}}),
+        ] {
+            assert!(one(&mut v, part(good.clone())).is_ok(), "{good}");
+        }
+        assert_eq!(
+            crate::upload::canonical_file_name("https://x/v1beta/files/abc"),
+            Some("files/abc".into())
+        );
+        assert_eq!(crate::upload::canonical_file_name("https://x/upload/v1beta/files/abc"), None);
     }
 }

@@ -265,7 +265,7 @@ pub fn referenced_files(request: &serde_json::Value) -> Vec<String> {
     for content in contents.chain(system) {
         for part in field(content, "parts").and_then(|p| p.as_array()).into_iter().flatten() {
             let uri = field(part, "fileData").and_then(|d| field(d, "fileUri")).and_then(|u| u.as_str());
-            if let Some(name) = uri.and_then(file_name_of_uri) {
+            if let Some(name) = uri.and_then(canonical_file_name) {
                 out.push(name);
             }
         }
@@ -273,12 +273,20 @@ pub fn referenced_files(request: &serde_json::Value) -> Vec<String> {
     out
 }
 
-/// The `files/{id}` a `fileData.fileUri` points at (a full URI or the bare name).
-pub fn file_name_of_uri(uri: &str) -> Option<String> {
-    let at = uri.find("files/")?;
-    let id: String =
-        uri.get(at + 6..)?.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
-    (!id.is_empty()).then(|| format!("files/{id}"))
+/// The `files/{id}` a `fileData.fileUri` names, when it names one in canonical
+/// form: `files/{id}` or `http(s)://{host}/v1beta/files/{id}` (or `/v1/`), with
+/// a valid id and nothing after it. Any other spelling (`Files/…`,
+/// `files%2F…`, a query) is no file of ours.
+pub fn canonical_file_name(uri: &str) -> Option<String> {
+    let path = match uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://")) {
+        Some(rest) => {
+            let (_host, path) = rest.split_once('/')?;
+            path.strip_prefix("v1beta/").or_else(|| path.strip_prefix("v1/"))?
+        }
+        None => uri,
+    };
+    let id = path.strip_prefix("files/")?;
+    crate::gemini::file::valid_resource_id(id).then(|| format!("files/{id}"))
 }
 
 #[cfg(test)]

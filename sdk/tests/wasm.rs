@@ -36,7 +36,7 @@ fn estimate_is_the_workers_quote() {
         cached_input: 0,
         output: 500 + est.default_max_output_tokens,
     };
-    assert_eq!(q, price.quote(&tokens));
+    assert_eq!(Some(q), price.quote(&tokens));
     assert!(q.batch * 2 >= q.standard && q.batch > 0, "batch is half price");
 }
 

@@ -322,4 +322,17 @@ async fn smaller_holes_are_closed() {
     let short = Stack::start(json!({}), &[("JWT_SECRET", "sixteen-byte-key")]);
     let (status, answer) = short.get("/v1/account").await;
     assert_eq!((status, answer["error"]["code"].as_str()), (503, Some("misconfigured")), "{answer}");
+    drop(short);
+
+    // An operator's issuer and audience, when set, are required of every token.
+    let (iss, aud) = ("https://auth.example.com", "batchgate");
+    let strict = Stack::start(json!({}), &[("JWT_ISSUER", iss), ("JWT_AUDIENCE", aud)]);
+    let (status, answer) = strict.get("/v1/account").await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (401, Some("invalid_claims")), "{answer}");
+    let exp =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) + 600;
+    let claims = json!({"sub": batchgate_e2e::stack::ACCOUNT, "exp": exp, "iss": iss, "aud": [aud]});
+    let good = batchgate_core::auth::sign(&claims, batchgate_e2e::stack::JWT_SECRET.as_bytes());
+    let r = batchgate_e2e::stack::client_with(&good).get(strict.url("/v1/account")).send().await;
+    assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200), "a token with the operator's iss and aud");
 }

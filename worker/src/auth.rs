@@ -4,7 +4,7 @@
 use crate::config::secret;
 use crate::errors::ApiError;
 use crate::job_object::now_ms;
-use batchgate_core::auth::{TokenError, same_secret, sign, valid_account, verify};
+use batchgate_core::auth::{Expect, TokenError, same_secret, sign, valid_account, verify_for};
 use serde_json::json;
 use worker::{Env, Request, Response};
 
@@ -57,7 +57,10 @@ fn jwt_secret(env: &Env) -> Result<String, ApiError> {
 
 fn verify_user(token: &str, env: &Env) -> Result<String, ApiError> {
     let secret = jwt_secret(env)?;
-    verify(token, secret.as_bytes(), now_ms() / 1000).map(|c| c.account).map_err(unauthorized)
+    let (issuer, audience) =
+        (crate::config::secret(env, "JWT_ISSUER"), crate::config::secret(env, "JWT_AUDIENCE"));
+    let expect = Expect { issuer: issuer.as_deref(), audience: audience.as_deref() };
+    verify_for(token, secret.as_bytes(), now_ms() / 1000, expect).map(|c| c.account).map_err(unauthorized)
 }
 
 /// Admin routes: the operator's `ADMIN_TOKEN`.
@@ -92,6 +95,13 @@ pub async fn mint(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     let secret = jwt_secret(env)?;
     let ttl = body.ttl_secs.unwrap_or(3_600).clamp(60, MAX_TTL_SECS);
     let exp = now_ms() / 1000 + ttl;
-    let token = sign(&json!({"sub": body.account, "exp": exp}), secret.as_bytes());
+    let mut claims = json!({"sub": body.account, "exp": exp});
+    // Minted tokens pass the operator's own checks.
+    for (claim, name) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
+        if let Some(v) = crate::config::secret(env, name) {
+            claims[claim] = json!(v);
+        }
+    }
+    let token = sign(&claims, secret.as_bytes());
     Ok(Response::from_json(&json!({"token": token, "account": body.account, "exp": exp}))?.with_status(201))
 }

@@ -75,3 +75,29 @@ proptest! {
         prop_assert!(verify(&s, SECRET, NOW).is_err());
     }
 }
+
+#[test]
+fn an_operators_issuer_and_audience_are_required_when_set() {
+    let expect = Expect { issuer: Some("https://auth.example.com"), audience: Some("batchgate") };
+    let ok = sign(
+        &json!({"sub": "a", "exp": NOW + 60, "iss": "https://auth.example.com", "aud": ["x", "batchgate"]}),
+        SECRET,
+    );
+    assert_eq!(verify_for(&ok, SECRET, NOW, expect).map(|c| c.account), Ok("a".into()));
+    for claims in [
+        json!({"sub": "a", "exp": NOW + 60, "aud": "batchgate"}),
+        json!({"sub": "a", "exp": NOW + 60, "iss": "https://evil.example.com", "aud": "batchgate"}),
+        json!({"sub": "a", "exp": NOW + 60, "iss": "https://auth.example.com"}),
+        json!({"sub": "a", "exp": NOW + 60, "iss": "https://auth.example.com", "aud": "other"}),
+        json!({"sub": "a", "exp": NOW + 60, "iss": "https://auth.example.com", "aud": 7}),
+    ] {
+        let t = sign(&claims, SECRET);
+        assert_eq!(
+            verify_for(&t, SECRET, NOW, expect).map_err(|e| e.code()),
+            Err("invalid_claims"),
+            "{claims}"
+        );
+    }
+    // Unset, they are not asked for.
+    assert!(verify(&sign(&json!({"sub": "a", "exp": NOW + 60}), SECRET), SECRET, NOW).is_ok());
+}

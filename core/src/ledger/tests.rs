@@ -200,3 +200,182 @@ fn grants_and_adjustments_are_checked() {
     assert!(adjust("a", 0, "").is_err());
     assert_eq!(adjust("a", -5, "refund reversal").map(|e| e.balance_delta), Ok(-5));
 }
+
+/// The job-id protocol the worker runs around the ledger (submit.rs,
+/// retry.rs, the JobObject's `/prior`, `/init`, `/abandon`, `/delete`), as a
+/// model: each id's object is free, live or tombstoned, and the ledger is
+/// core's. Issue 17's attacks are its moves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Object {
+    Free,
+    Live,
+    Gone,
+}
+
+#[derive(Default)]
+struct World {
+    ledger: Store,
+    objects: HashMap<String, Object>,
+    /// Jobs Gemini ran, by id (a job runs once it is live).
+    ran: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+enum Move {
+    /// Submit `amount` under Idempotency-Key `key`; `lose_init`: the object
+    /// was created but the answer lost (`Some(true)`), or the init never landed
+    /// (`Some(false)`).
+    Submit {
+        key: u8,
+        amount: i64,
+        lose_init: Option<bool>,
+    },
+    Delete {
+        key: u8,
+    },
+    /// Retry job `key`'s failed lines as a child (generations of child ids).
+    Retry {
+        key: u8,
+        amount: i64,
+    },
+    DeleteChild {
+        key: u8,
+        generation: u8,
+    },
+    Finish {
+        key: u8,
+        charge: i64,
+    },
+}
+
+fn a_move() -> impl Strategy<Value = Move> {
+    prop_oneof![
+        (0u8..3, 1i64..2_000, prop::option::of(any::<bool>()))
+            .prop_map(|(key, amount, lose_init)| Move::Submit { key, amount, lose_init }),
+        (0u8..3).prop_map(|key| Move::Delete { key }),
+        (0u8..3, 1i64..2_000).prop_map(|(key, amount)| Move::Retry { key, amount }),
+        (0u8..3, 0u8..3).prop_map(|(key, generation)| Move::DeleteChild { key, generation }),
+        (0u8..3, 0i64..2_000).prop_map(|(key, charge)| Move::Finish { key, charge }),
+    ]
+}
+
+impl World {
+    fn object(&self, id: &str) -> Object {
+        self.objects.get(id).copied().unwrap_or(Object::Free)
+    }
+
+    /// `submit::open`: reserve, then init; a lost answer is settled only
+    /// after `/abandon` tombstones the id.
+    fn open(&mut self, id: &str, amount: i64, lose_init: Option<bool>) {
+        let a = Admission {
+            totals: Totals::of(&self.ledger.rows),
+            job: self.ledger.facts(id),
+            open_jobs: 0,
+            recent_submits_ms: &[],
+            limits: Limits { max_open_jobs: u64::MAX, max_submits_per_minute: u64::MAX },
+            now_ms: 0,
+        };
+        let Ok(entries) = reserve(&a, id, amount) else { return };
+        self.ledger.insert(entries);
+        match lose_init {
+            None | Some(true) => {
+                // `/init` refuses a tombstoned id; otherwise the job is created.
+                if self.object(id) == Object::Free {
+                    self.objects.insert(id.into(), Object::Live);
+                    self.ran.push(id.into());
+                }
+                if lose_init == Some(true) && self.object(id) != Object::Live {
+                    self.abandon(id);
+                }
+            }
+            Some(false) => self.abandon(id),
+        }
+    }
+
+    /// `POST /abandon`, then the not-created release when the object confirms no job.
+    fn abandon(&mut self, id: &str) {
+        if self.object(id) == Object::Live {
+            return;
+        }
+        self.objects.insert(id.into(), Object::Gone);
+        let facts = self.ledger.facts(id);
+        self.ledger.insert(settle(&facts, id, "not-created", 0, 0));
+    }
+
+    fn delete(&mut self, id: &str) {
+        if self.object(id) == Object::Live {
+            let facts = self.ledger.facts(id);
+            self.ledger.insert(settle(&facts, id, "deleted", 0, 0));
+            self.objects.insert(id.into(), Object::Gone);
+        }
+    }
+
+    fn play(&mut self, m: &Move) {
+        match *m {
+            Move::Submit { key, amount, lose_init } => {
+                let id = format!("k{key}");
+                // `/prior` first: a live job is returned, a tombstone is 409.
+                if self.object(&id) == Object::Free {
+                    self.open(&id, amount, lose_init);
+                }
+            }
+            Move::Delete { key } => self.delete(&format!("k{key}")),
+            Move::Retry { key, amount } => {
+                let parent = format!("k{key}");
+                if self.object(&parent) != Object::Live {
+                    return;
+                }
+                // The first generation whose id is not spent.
+                let next =
+                    (0..64).map(|g| format!("{parent}/retry/{g}")).find(|id| self.object(id) != Object::Gone);
+                if let Some(child) = next
+                    && self.object(&child) == Object::Free
+                {
+                    self.open(&child, amount, None);
+                }
+            }
+            Move::DeleteChild { key, generation } => self.delete(&format!("k{key}/retry/{generation}")),
+            Move::Finish { key, charge } => {
+                let id = format!("k{key}");
+                if self.object(&id) == Object::Live {
+                    let facts = self.ledger.facts(&id);
+                    self.ledger.insert(settle(&facts, &id, "ended", charge, charge));
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    /// Issue 17: any sequence of submits, deletes, same-key resubmits, retries,
+    /// deleted children and lost `/init` answers runs every job exactly once,
+    /// each with exactly one reservation, never revives a spent id, and
+    /// conserves credits.
+    #[test]
+    fn no_job_id_runs_unpaid_or_twice(moves in prop::collection::vec(a_move(), 1..60)) {
+        let mut w = World::default();
+        w.ledger.insert(vec![grant("start", 1_000_000, "").unwrap_or_else(|e| panic!("{e}"))]);
+        let mut spent: HashSet<String> = HashSet::new();
+        for m in &moves {
+            w.play(m);
+            for (id, o) in &w.objects {
+                if *o == Object::Gone {
+                    spent.insert(id.clone());
+                }
+                prop_assert!(!(spent.contains(id) && *o == Object::Live), "{id} was revived after {m:?}");
+            }
+            let t = Totals::of(&w.ledger.rows);
+            prop_assert_eq!(t.granted - t.spent - t.held, t.balance, "credits not conserved after {:?}", m);
+        }
+        let mut seen = HashSet::new();
+        for id in &w.ran {
+            prop_assert!(seen.insert(id), "{} ran twice", id);
+            let reserves = w.ledger.rows.iter().filter(|r| &r.job == id && r.kind == Kind::Reserve).count();
+            prop_assert_eq!(reserves, 1, "{} ran with {} reservations", id, reserves);
+        }
+        for id in w.ledger.rows.iter().filter(|r| r.kind == Kind::Reserve).map(|r| r.job.clone()) {
+            let held = w.ledger.facts(&id).hold();
+            prop_assert!(held == 0 || w.object(&id) == Object::Live, "{} holds {} with no live job", id, held);
+        }
+    }
+}

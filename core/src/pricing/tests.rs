@@ -109,6 +109,23 @@ fn estimates_count_text_media_and_the_output_cap() {
     assert_eq!(rules.request(&snake).output, 7);
 }
 
+/// Issue 17: media counted a flat number whatever their length; inline data's
+/// size is known, so an hour of audio is reserved as an hour.
+#[test]
+fn inline_media_is_estimated_from_its_size() {
+    let rules = EstimateRules::default();
+    let b64 = |bytes: usize| "A".repeat(bytes.div_ceil(3) * 4);
+    let part = |mime: &str, bytes: usize| json!({"contents": [{"parts": [{"inlineData": {"mimeType": mime, "data": b64(bytes)}}]}]});
+    // An hour of 32 kbit/s audio (14.4 MB): at least an hour's 115,200 tokens.
+    assert!(rules.request(&part("audio/mp3", 14_400_000)).input >= 3_600 * 32);
+    // A small image still costs its flat 258.
+    assert_eq!(rules.request(&part("image/png", 1_000)).input, 258);
+    // A 4 MB PDF: up to 1,000 pages of 258.
+    assert_eq!(rules.request(&part("application/pdf", 4_000_000)).input, 258_000);
+    assert_eq!(media_tokens_by_size("video/mp4", 2_500 * 60), 60 * 263, "a minute of 20 kbit/s video");
+    assert_eq!(media_tokens_by_size("text/plain", 3_000), 1_000);
+}
+
 proptest! {
     /// Any token counts at all: a quote is refused or is non-negative, and it
     /// never goes down when a count goes up.

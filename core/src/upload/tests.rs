@@ -67,12 +67,12 @@ fn chunks_must_continue_where_the_session_is() {
 #[test]
 fn file_uris_name_their_file() {
     assert_eq!(
-        file_name_of_uri("https://generativelanguage.googleapis.com/v1beta/files/abc-123").as_deref(),
+        canonical_file_name("https://generativelanguage.googleapis.com/v1beta/files/abc-123").as_deref(),
         Some("files/abc-123")
     );
-    assert_eq!(file_name_of_uri("files/xyz").as_deref(), Some("files/xyz"));
-    assert_eq!(file_name_of_uri("gs://bucket/object"), None);
-    assert_eq!(file_name_of_uri("https://x/files/"), None);
+    assert_eq!(canonical_file_name("files/xyz").as_deref(), Some("files/xyz"));
+    assert_eq!(canonical_file_name("gs://bucket/object"), None);
+    assert_eq!(canonical_file_name("https://x/files/"), None);
 }
 
 proptest! {
