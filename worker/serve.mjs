@@ -10,7 +10,7 @@
 //
 // Usage: node worker/serve.mjs [--ip IP] [--port N] [--persist-to DIR]
 //                              [--log-level LEVEL] [--watch true] [--direct true]
-//                              [--var NAME:VALUE]...
+//                              [--var NAME:VALUE]... [--secret NAME:VALUE]...
 //
 // `--direct true` prints (and tests and benchmarks use) the URL of workerd's
 // own socket instead of wrangler's proxy in front of it: the proxy only keeps
@@ -33,10 +33,13 @@ for (let i = 0; i < argv.length; i += 2) {
   else if (flag === "--log-level") opts.logLevel = value;
   else if (flag === "--watch") opts.watch = value === "true";
   else if (flag === "--direct") opts.direct = value === "true";
-  else if (flag === "--var") {
+  else if (flag === "--var" || flag === "--secret") {
+    // A secret is bound as one (as `wrangler secret put` does): wrangler never
+    // prints its value, where it lists a plain var's in its log.
     const at = value.indexOf(":");
-    if (at < 1) fail(`--var wants NAME:VALUE, got ${value}`);
-    vars[value.slice(0, at)] = { type: "plain_text", value: value.slice(at + 1) };
+    if (at < 1) fail(`${flag} wants NAME:VALUE, got ${value}`);
+    const type = flag === "--secret" ? "secret_text" : "plain_text";
+    vars[value.slice(0, at)] = { type, value: value.slice(at + 1) };
   } else fail(`unknown option ${flag}`);
 }
 

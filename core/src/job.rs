@@ -445,6 +445,12 @@ impl Job {
 
     /// The unique display name given to the Gemini batch (how a lost create
     /// is found): one per job, shard and attempt.
+    /// A create has gone out for the current shard and no batch is known yet:
+    /// Gemini may hold one this job does not.
+    pub fn create_maybe_sent(&self) -> bool {
+        matches!(self.phase, Phase::Creating { attempts, .. } if attempts > 0)
+    }
+
     pub fn gemini_display_name(&self) -> String {
         match (self.shard, self.resubmits) {
             (0, 0) => format!("batchgate-{}", self.id),

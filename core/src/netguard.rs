@@ -32,11 +32,11 @@ pub fn refuse_host(host: &str, own_host: Option<&str>) -> Option<String> {
     }
     if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         let Ok(ip) = v6.parse::<Ipv6Addr>() else { return Some(format!("has an invalid IPv6 host {host}")) };
-        return inside_v6(ip).then(|| format!("points at {ip}, an address inside a network"));
+        return inside_v6(ip).then(|| format!("points at {host}, an address inside a network"));
     }
     if let Some(ip) = ipv4_literal(&host) {
         return match ip {
-            Ok(ip) if inside_v4(ip) => Some(format!("points at {ip}, an address inside a network")),
+            Ok(ip) if inside_v4(ip) => Some(format!("points at {host}, an address inside a network")),
             Ok(_) => None,
             Err(()) => Some(format!("has a host {host:?} that reads as an ambiguous IP address")),
         };

@@ -241,6 +241,7 @@ impl EstimateRules {
     /// output, which bounds candidates and thinking together.
     pub fn request(&self, request: &Value) -> Tokens {
         let mut chars = 0u64;
+        let mut wide = 0u64;
         let mut media = 0u64;
         let system = field(request, "systemInstruction");
         let contents = field(request, "contents").and_then(Value::as_array).into_iter().flatten();
@@ -248,7 +249,15 @@ impl EstimateRules {
             let parts = field(content, "parts").and_then(Value::as_array).into_iter().flatten();
             for part in parts {
                 if let Some(t) = field(part, "text").and_then(Value::as_str) {
-                    chars = chars.saturating_add(t.chars().count() as u64);
+                    // ASCII runs about four characters a token; other scripts (CJK
+                    // above all) about one: each such character is reserved a token.
+                    for c in t.chars() {
+                        if c.is_ascii() {
+                            chars = chars.saturating_add(1);
+                        } else {
+                            wide = wide.saturating_add(1);
+                        }
+                    }
                 }
                 if let Some(inline) = field(part, "inlineData") {
                     // Its size is known: base64 decodes to 3 bytes per 4 characters.
@@ -276,7 +285,11 @@ impl EstimateRules {
         let candidates =
             config.and_then(|c| field(c, "candidateCount")).and_then(Value::as_u64).unwrap_or(1).max(1);
         Tokens {
-            input: chars.div_ceil(self.chars_per_token.max(1)).saturating_add(media).max(1),
+            input: chars
+                .div_ceil(self.chars_per_token.max(1))
+                .saturating_add(wide)
+                .saturating_add(media)
+                .max(1),
             cached_input: 0,
             output: max_output.saturating_mul(candidates),
         }

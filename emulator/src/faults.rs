@@ -22,6 +22,9 @@ pub enum FaultKind {
     },
     /// Answer normally after a delay.
     Delay { ms: u64 },
+    /// Do the work at once, answer after a delay: a caller that gives up in
+    /// between never hears of what was done (a batch created, say).
+    DelayAnswer { ms: u64 },
     /// Answer normally but cut the body after `bytes` and break the connection.
     Truncate { bytes: u64 },
     /// Reset the connection (TCP RST) once this many bytes of the *request*

@@ -168,6 +168,9 @@ async fn serve(
         }
     }
     let resp = next.run(req).await;
+    if let Some(FaultKind::DelayAnswer { ms }) = &fault {
+        tokio::time::sleep(Duration::from_millis(*ms)).await;
+    }
     match fault {
         Some(FaultKind::Truncate { bytes }) => map_body(resp, |b| truncate(b, bytes)),
         Some(FaultKind::ResetResponse { bytes }) => match reset {

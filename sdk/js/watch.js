@@ -98,10 +98,18 @@ export class JobWatch {
   /** The next view from the socket, or `null` when it closed or failed. */
   async #fromSocket() {
     if (!this.#socket) {
-      const token = await this.#http.token();
+      // A socket cannot carry headers: a single-use ticket (60 s) goes in its
+      // URL instead of the token, which may live for days and URLs get logged.
+      let ticket;
+      try {
+        ({ ticket } = await this.#http.call("POST", `/v1/jobs/${enc(this.#id)}/watch-ticket`));
+      } catch {
+        this.#socketFailures += 1; // counted like a drop; polling takes over after a few
+        return null;
+      }
       const base = this.#http.endpoint.replace(/^http/, "ws");
       try {
-        this.#socket = new Socket(`${base}/v1/jobs/${enc(this.#id)}/watch?token=${enc(token)}`);
+        this.#socket = new Socket(`${base}/v1/jobs/${enc(this.#id)}/watch?ticket=${enc(ticket)}`);
       } catch {
         this.#socketFailures = MAX_SOCKET_FAILURES; // the platform refuses sockets here
         return null;

@@ -336,3 +336,77 @@ async fn smaller_holes_are_closed() {
     let r = batchgate_e2e::stack::client_with(&good).get(strict.url("/v1/account")).send().await;
     assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200), "a token with the operator's iss and aud");
 }
+
+/// Hole 6: the storage quota counted only finished files, so uploads opened
+/// together each passed alone. A session's declared size is held from its
+/// start.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn parallel_uploads_cannot_pass_the_storage_quota_together() {
+    const MB: u64 = 1 << 20;
+    let quota = (10 * MB).to_string();
+    let s = Stack::start(json!({}), &[("STORAGE_QUOTA_BYTES", &quota)]);
+    let open = || async {
+        let r = s
+            .http
+            .post(s.url("/v1/uploads"))
+            .json(&json!({"size": 4 * MB, "mimeType": "application/pdf"}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        (r.status().as_u16(), r.json::<Value>().await.unwrap_or_default())
+    };
+    let (a, b, c, d) = tokio::join!(open(), open(), open(), open());
+    let statuses: Vec<u16> = [&a, &b, &c, &d].iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        2,
+        "two 4 MB sessions fit 10 MB: {statuses:?}"
+    );
+    for (status, answer) in [&a, &b, &c, &d] {
+        if *status != 201 {
+            assert_eq!(
+                (*status, answer["error"]["code"].as_str()),
+                (413, Some("storage_quota_exceeded")),
+                "{answer}"
+            );
+        }
+    }
+    conserved(&s).await;
+}
+
+/// Hole 6: a delete that lands while the job's create is in flight left the
+/// batch Gemini then made running, with no job to cancel or charge it. Gemini
+/// makes the batch at once and answers 3 s later; the job is deleted between.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_batch_created_after_its_job_was_deleted_is_cancelled() {
+    let s = Stack::start(json!({"stickNewBatches": true}), &[]);
+    s.control(
+        "/faults",
+        json!({"method": "POST", "path": "*:batchGenerateContent", "kind": "delayAnswer", "ms": 3_000, "times": 1}),
+    )
+    .await;
+    let (_, job) = s.submit(submission(3), None).await;
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    // Wait until Gemini has made the batch, its answer still held back.
+    for _ in 0..100 {
+        if !s.gemini_batches().await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    delete(&s, &id).await;
+    let mut last = vec![];
+    for _ in 0..150 {
+        last = s.gemini_batches().await;
+        if last.len() == 1 && last[0]["metadata"]["state"] == "BATCH_STATE_CANCELLED" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert_eq!(last[0]["metadata"]["state"], "BATCH_STATE_CANCELLED", "the orphan batch runs on: {last:?}");
+    let a = conserved(&s).await;
+    assert_eq!(a["reserved"], 0, "the deleted job holds nothing: {a}");
+}

@@ -404,13 +404,22 @@ async fn watchers_see_every_change_up_to_the_end_over_a_websocket() {
     let s = Stack::start(json!({"stickNewBatches": true}), &[]);
     let (_, job) = s.submit(submission(4), None).await;
     let id = job["id"].as_str().unwrap().to_string();
-    let ws_url = |token: &str| {
-        format!("{}?token={token}", s.url(&format!("/v1/jobs/{id}/watch")).replacen("http", "ws", 1))
+    let ws_url = |ticket: &str| {
+        format!("{}?ticket={ticket}", s.url(&format!("/v1/jobs/{id}/watch")).replacen("http", "ws", 1))
     };
+    // Browsers cannot set headers on a socket: a single-use ticket, never the token, goes in the URL.
+    let ticket_for = |client: reqwest::Client| {
+        let url = s.url(&format!("/v1/jobs/{id}/watch-ticket"));
+        async move {
+            let r = client.post(url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, ticket) = ticket_for(s.http.clone()).await;
+    assert_eq!(status, 200, "{ticket}");
+    let ticket = ticket["ticket"].as_str().unwrap().to_string();
     let (mut socket, _) =
-        tokio_tungstenite::connect_async(ws_url(&batchgate_e2e::stack::token(batchgate_e2e::stack::ACCOUNT)))
-            .await
-            .expect("the owner can watch");
+        tokio_tungstenite::connect_async(ws_url(&ticket)).await.expect("the owner can watch");
     let first: Value = match socket.next().await {
         Some(Ok(Message::Text(t))) => serde_json::from_str(&t).unwrap(),
         other => panic!("no first view: {other:?}"),
@@ -440,13 +449,41 @@ async fn watchers_see_every_change_up_to_the_end_over_a_websocket() {
     assert_eq!(last["counts"]["succeeded"], 4);
     assert!(last["cost"]["charged"].is_i64(), "the socket closes once the job is charged: {last}");
 
-    // Another account's socket is refused like any route, and a plain GET is told to upgrade.
-    let refused =
-        tokio_tungstenite::connect_async(ws_url(&batchgate_e2e::stack::token("someone-else"))).await;
-    match refused {
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status().as_u16(), 404),
-        other => panic!("another account could watch: {other:?}"),
-    }
+    // A ticket is spent on first use; a token in the URL is not accepted; another
+    // account gets no ticket; the header form still works.
+    let status_of = |r: Result<_, tokio_tungstenite::tungstenite::Error>| match r {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+        Ok(_) => 101,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        status_of(tokio_tungstenite::connect_async(ws_url(&ticket)).await.map(|_| ())),
+        401,
+        "a used ticket"
+    );
+    let token_url = ws_url("x").replace(
+        "ticket=x",
+        &format!("token={}", batchgate_e2e::stack::token(batchgate_e2e::stack::ACCOUNT)),
+    );
+    assert_eq!(
+        status_of(tokio_tungstenite::connect_async(token_url).await.map(|_| ())),
+        401,
+        "a token in the URL"
+    );
+    let (status, _) =
+        ticket_for(batchgate_e2e::stack::client_with(&batchgate_e2e::stack::token("someone-else"))).await;
+    assert_eq!(status, 404, "another account's job has no tickets for it");
+    let mut with_header = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        s.url(&format!("/v1/jobs/{id}/watch")).replacen("http", "ws", 1),
+    )
+    .unwrap();
+    let bearer = format!("Bearer {}", batchgate_e2e::stack::token(batchgate_e2e::stack::ACCOUNT));
+    with_header.headers_mut().insert("authorization", bearer.parse().unwrap());
+    assert_eq!(
+        status_of(tokio_tungstenite::connect_async(with_header).await.map(|_| ())),
+        101,
+        "the header form"
+    );
     let (status, body) = s.get(&format!("/v1/jobs/{id}/watch")).await;
     assert_eq!((status, body["error"]["code"].as_str()), (426, Some("upgrade_required")));
 }

@@ -41,6 +41,14 @@ impl AccountObject {
              size_bytes INTEGER NOT NULL, display_name TEXT, created_ms INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
             None,
         )?;
+        // Bytes promised to uploads under way (a session's declared size): they
+        // count against the storage quota until the file is recorded or the
+        // session ends, so parallel uploads cannot pass the quota together.
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS storage_holds (id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, \
+             expires_ms INTEGER NOT NULL)",
+            None,
+        )?;
         Ok(sql)
     }
 
@@ -104,7 +112,36 @@ impl AccountObject {
                 };
                 internal::json(&serde_json::json!({"secret": secret}))
             }
+            (Method::Post, "/storage/hold") => {
+                let h: crate::accounts::HoldRequest = req.body_json().await?;
+                // Read and written in one step, with no await between: racing holds are judged one by one.
+                let now = now_ms();
+                let files: u64 = live_files(&sql)?.iter().map(|f| f.size_bytes).fold(0, u64::saturating_add);
+                let held = sql_rows::first(sql.exec(
+                    "SELECT COALESCE(SUM(bytes), 0) FROM storage_holds WHERE expires_ms > ? AND id != ?",
+                    vec![sql_rows::int(now), h.id.clone().into()],
+                )?)?
+                .map_or(0, |r| r.uint(0));
+                let used = files.saturating_add(held);
+                if used.saturating_add(h.bytes) > h.quota {
+                    return internal::json(&crate::accounts::HoldAnswer { held: false, used_bytes: used });
+                }
+                sql.exec(
+                    "INSERT OR REPLACE INTO storage_holds (id, bytes, expires_ms) VALUES (?, ?, ?)",
+                    vec![h.id.into(), sql_rows::int(h.bytes), sql_rows::int(now.saturating_add(h.ttl_ms))],
+                )?;
+                internal::json(&crate::accounts::HoldAnswer { held: true, used_bytes: used })
+            }
+            (Method::Delete, "/storage/hold") => {
+                let id = query::param(&req, "id").unwrap_or_default();
+                sql.exec("DELETE FROM storage_holds WHERE id = ?", vec![id.into()])?;
+                internal::json(&serde_json::json!({}))
+            }
             (Method::Post, "/files") => {
+                // The file takes the place of its upload's hold, in the same step.
+                if let Some(hold) = query::param(&req, "hold") {
+                    sql.exec("DELETE FROM storage_holds WHERE id = ?", vec![hold.into()])?;
+                }
                 let f: OwnedFile = req.body_json().await?;
                 sql.exec(
                     "INSERT OR REPLACE INTO files (name, uri, mime_type, size_bytes, display_name, created_ms, expires_ms) \

@@ -246,9 +246,50 @@ pub async fn ledger_page(
 
 // ---- Uploaded files ----
 
-pub async fn record_file(env: &Env, account: &str, file: &OwnedFile) -> std::result::Result<(), ApiError> {
+/// Record a file Gemini holds for the account; it replaces the hold `hold`
+/// its upload took (the upload's id).
+pub async fn record_file(
+    env: &Env,
+    account: &str,
+    file: &OwnedFile,
+    hold: &str,
+) -> std::result::Result<(), ApiError> {
     let body = serde_json::to_string(file).map_err(|e| ApiError::internal(e.to_string()))?;
-    ledger_call::<serde_json::Value>(env, account, Method::Post, "/files", Some(body)).await.map(|_| ())
+    // Hold ids are an upload's hex id: nothing to escape.
+    let path = format!("/files?hold={hold}");
+    ledger_call::<serde_json::Value>(env, account, Method::Post, &path, Some(body)).await.map(|_| ())
+}
+
+/// Promise `bytes` of the storage quota to upload `id` for `ttl_ms` (or until released).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldRequest {
+    pub id: String,
+    pub bytes: u64,
+    pub quota: u64,
+    pub ttl_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoldAnswer {
+    pub held: bool,
+    /// Files kept and other uploads' holds, in bytes.
+    pub used_bytes: u64,
+}
+
+pub async fn hold_storage(
+    env: &Env,
+    account: &str,
+    h: &HoldRequest,
+) -> std::result::Result<HoldAnswer, ApiError> {
+    let body = serde_json::to_string(h).map_err(|e| ApiError::internal(e.to_string()))?;
+    ledger_call(env, account, Method::Post, "/storage/hold", Some(body)).await
+}
+
+pub async fn release_storage(env: &Env, account: &str, id: &str) {
+    let path = format!("/storage/hold?id={id}");
+    let _ = ledger_call::<serde_json::Value>(env, account, Method::Delete, &path, None).await;
 }
 
 pub async fn files(env: &Env, account: &str) -> std::result::Result<Vec<OwnedFile>, ApiError> {

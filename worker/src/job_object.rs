@@ -30,6 +30,17 @@ const ALARM_BUDGET_MS: u64 = 20_000;
 /// An alarm this far in the past is considered lost and re-armed.
 const OVERDUE_MS: i64 = 30_000;
 
+/// Watch tickets are kept under this prefix with their expiry (ms), for this long.
+const WATCH_TICKET: &str = "watchTicket:";
+const WATCH_TICKET_MS: u64 = 60_000;
+
+/// A batch a deleted job's last step made, still to cancel at Gemini; and the
+/// display name (and until when) to look one up by, when a create was in flight.
+const ORPHAN_BATCH: &str = "orphanBatch";
+const ORPHAN_LOOKUP: &str = "orphanLookup";
+const ORPHAN_WATCH_MS: u64 = 10 * 60_000;
+const ORPHAN_RETRY_MS: i64 = 5_000;
+
 /// Where a spent id's [`internal::Tombstone`] is kept (survives `Store::clear`).
 const TOMBSTONE: &str = "tombstone";
 
@@ -268,6 +279,36 @@ impl JobObject {
         Ok(())
     }
 
+    /// Cancel a batch made by a create that a delete overtook: the one its step
+    /// reported (see `run`), or the one Gemini lists under the job's unique
+    /// display name, looked for until `ORPHAN_WATCH_MS` after the delete (the
+    /// step itself may never finish: a deleted alarm's run can be torn down).
+    async fn cancel_orphan(&self, store: &Store, gemini: &Gemini) -> Result<()> {
+        let lookup: Option<(String, u64)> = store.get(ORPHAN_LOOKUP)?;
+        let mut batch: Option<String> = store.get(ORPHAN_BATCH)?;
+        if batch.is_none()
+            && let Some((name, until_ms)) = &lookup
+        {
+            match steps::find_batch_named(gemini, name).await {
+                Ok(Some(found)) => {
+                    store.put(ORPHAN_BATCH, &found)?;
+                    batch = Some(found);
+                }
+                Ok(None) if now_ms() >= *until_ms => store.delete(ORPHAN_LOOKUP)?,
+                _ => self.state.storage().set_alarm(ORPHAN_RETRY_MS).await?,
+            }
+        }
+        if let Some(batch) = batch {
+            if steps::cancel_orphan(gemini, &batch).await {
+                store.delete(ORPHAN_BATCH)?;
+                store.delete(ORPHAN_LOOKUP)?;
+            } else {
+                self.state.storage().set_alarm(ORPHAN_RETRY_MS).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Step the job until it must wait, ends, or uses up this alarm's budget.
     async fn run(&self) -> Result<()> {
         if self.running.replace(true) {
@@ -280,7 +321,7 @@ impl JobObject {
         let gemini = self.gemini(&settings);
         let started = now_ms();
         loop {
-            let Some(mut job) = store.job()? else { return Ok(()) };
+            let Some(mut job) = store.job()? else { return self.cancel_orphan(&store, &gemini).await };
             let now = now_ms();
             let action = job.next_action(now);
             match action {
@@ -304,7 +345,15 @@ impl JobObject {
             let phase_before = job.phase.clone();
             let result: StepResult = steps::run(&self.env, &store, &gemini, &settings, &job, action).await;
             // Re-read: a cancel or delete may have landed while we were waiting on I/O.
-            let Some(mut fresh) = store.job()? else { return Ok(()) };
+            let Some(mut fresh) = store.job()? else {
+                // Deleted while this step ran: a batch it made at Gemini has no job left
+                // to cancel or charge it. The tombstone keeps its name until Gemini
+                // confirms the cancel (retried by the alarm).
+                if let Outcome::Created { batch } | Outcome::BatchFound { batch } = &result.outcome {
+                    store.put(ORPHAN_BATCH, batch)?;
+                }
+                return self.cancel_orphan(&store, &gemini).await;
+            };
             if fresh.phase != phase_before {
                 continue;
             }
@@ -381,6 +430,20 @@ impl JobObject {
             let wake: Wake = req.body_json().await?;
             return self.wake(&store, wake).await;
         }
+        if path == "/watch"
+            && let Some(ticket) = crate::query::param(&req, "ticket")
+        {
+            // A ticket stands for the owner who asked for it: spent on first use.
+            let key = format!("{WATCH_TICKET}{ticket}");
+            let expires: Option<u64> = store.get(&key)?;
+            store.delete(&key)?;
+            return match (expires, store.job()?) {
+                (Some(at), Some(job)) if at > now_ms() => {
+                    self.watch(&self.view(&store, &job).await?, job.is_done())
+                }
+                _ => ApiError::new(401, "invalid_ticket", "unknown, used or expired").into_response(),
+            };
+        }
         let Some(job) = self.owned(&store, &req).await? else {
             return ApiError::not_found("no such job").into_response();
         };
@@ -390,6 +453,17 @@ impl JobObject {
         match path.as_str() {
             "/view" => internal::json(&self.view(&store, &job).await?),
             "/watch" => self.watch(&self.view(&store, &job).await?, job.is_done()),
+            "/watch-ticket" => {
+                let now = now_ms();
+                store.delete_prefix_below(WATCH_TICKET, now)?;
+                let ticket: String = crate::random::bytes(32)?.iter().map(|b| format!("{b:02x}")).collect();
+                let expires = now + WATCH_TICKET_MS;
+                store.put(&format!("{WATCH_TICKET}{ticket}"), &expires)?;
+                let at = batchgate_core::gemini::timestamp::format_nanos(
+                    (expires as i64).saturating_mul(1_000_000),
+                );
+                internal::json(&serde_json::json!({"ticket": ticket, "expiresAt": at}))
+            }
             "/cancel" => {
                 let mut job = job;
                 job.request_cancel(now_ms());
@@ -423,6 +497,12 @@ impl JobObject {
                 // The id stays spent: resubmitting its Idempotency-Key answers 409.
                 store.put(TOMBSTONE, &internal::Tombstone { reason: "deleted".into(), at_ms: now_ms() })?;
                 let _ = self.state.storage().delete_alarm().await;
+                if job.create_maybe_sent() {
+                    // A create is out: Gemini may make a batch no job owns. The
+                    // tombstone's alarm finds it by name and cancels it.
+                    store.put(ORPHAN_LOOKUP, &(job.gemini_display_name(), now_ms() + ORPHAN_WATCH_MS))?;
+                    self.state.storage().set_alarm(ORPHAN_RETRY_MS).await?;
+                }
                 for ws in self.state.get_websockets() {
                     let _ = ws.close(Some(1000), Some("the job was deleted"));
                 }

@@ -89,6 +89,20 @@ impl Store {
         Ok(())
     }
 
+    pub fn delete(&self, k: &str) -> Result<()> {
+        self.sql.exec("DELETE FROM meta WHERE k = ?", vec![k.into()])?;
+        Ok(())
+    }
+
+    /// Drop the `prefix`ed entries whose value (a time in ms) is below `now_ms`.
+    pub fn delete_prefix_below(&self, prefix: &str, now_ms: u64) -> Result<()> {
+        self.sql.exec(
+            "DELETE FROM meta WHERE substr(k, 1, ?) = ? AND CAST(v AS INTEGER) < ?",
+            vec![int(prefix.len() as u64), prefix.into(), int(now_ms)],
+        )?;
+        Ok(())
+    }
+
     pub fn job(&self) -> Result<Option<Job>> {
         self.get("job")
     }

@@ -175,6 +175,9 @@ async fn route(req: Request, env: &Env) -> std::result::Result<Response, ApiErro
         }
         (Method::Get, ["v1", "jobs", id]) => view(&req, env, id).await,
         (Method::Get, ["v1", "jobs", id, "watch"]) => watch(&req, env, id).await,
+        (Method::Post, ["v1", "jobs", id, "watch-ticket"]) => {
+            job_call(&req, env, id, Method::Post, "/watch-ticket").await
+        }
         (Method::Post, ["v1", "jobs", id, "cancel"]) => {
             job_call(&req, env, id, Method::Post, "/cancel").await
         }
@@ -219,24 +222,35 @@ async fn job_call(
 
 /// `GET /v1/jobs/:id/watch`: a WebSocket held by the job's object, which sends
 /// the job view now and on every change, and closes once the job is done.
+/// A browser cannot set headers on a WebSocket: it asks
+/// `POST /v1/jobs/:id/watch-ticket` for a single-use ticket (60 s, this job
+/// only) and sends it as `?ticket=`; the job's object checks and spends it. A
+/// token never goes in a URL (it may live 30 days and URLs end up in logs).
 async fn watch(req: &Request, env: &Env, id: &str) -> std::result::Result<Response, ApiError> {
-    let account = auth::socket_account(req, env)?;
+    let ticket = query::param(req, "ticket");
+    let (account, path) = match &ticket {
+        // Tickets are 64 hex digits (the object makes them): nothing to escape.
+        Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            (String::new(), format!("/watch?ticket={t}"))
+        }
+        Some(_) => return Err(ApiError::new(401, "invalid_ticket", "a watch ticket is 64 hex digits")),
+        None => (auth::account(req, env)?, "/watch".to_string()),
+    };
     let upgrade = req.headers().get("upgrade")?.unwrap_or_default();
     if !upgrade.eq_ignore_ascii_case("websocket") {
         return Err(ApiError::new(426, "upgrade_required", "connect with a WebSocket (Upgrade: websocket)"));
     }
     let stub = submit::job_stub(env, id)?;
-    let resp = internal::call_stream(
-        &stub,
-        Method::Get,
-        "/watch",
-        &account,
-        &[("upgrade", "websocket".into())],
-        None,
-    )
-    .await?;
+    let resp =
+        internal::call_stream(&stub, Method::Get, &path, &account, &[("upgrade", "websocket".into())], None)
+            .await?;
     match resp.status_code() {
         101 => Ok(resp),
+        _ if ticket.is_some() => Err(ApiError::new(
+            401,
+            "invalid_ticket",
+            "the watch ticket is unknown, used or expired; ask POST /v1/jobs/:id/watch-ticket for another",
+        )),
         _ => Err(ApiError::not_found(format!("no job {id}"))),
     }
 }

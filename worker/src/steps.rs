@@ -209,20 +209,27 @@ async fn input_range(
 
 /// A create whose answer was lost may have made a batch: look for it by its unique display name.
 async fn find_batch(gemini: &Gemini, job: &Job) -> Result<StepResult, Failure> {
-    let wanted = job.gemini_display_name();
+    Ok(match find_batch_named(gemini, &job.gemini_display_name()).await? {
+        Some(batch) => Outcome::BatchFound { batch }.into(),
+        None => Outcome::BatchAbsent.into(),
+    })
+}
+
+/// The batch Gemini holds under this (unique) display name, if any.
+pub async fn find_batch_named(gemini: &Gemini, wanted: &str) -> Result<Option<String>, Failure> {
     let mut token: Option<String> = None;
     for _ in 0..50 {
         let page: ListOperationsResponse = gemini.json(&gemini.cfg.list_batches(token.as_deref())).await?;
         let found = page
             .operations
             .iter()
-            .find(|op| op.metadata.as_ref().and_then(|m| m.display_name.as_deref()) == Some(wanted.as_str()));
+            .find(|op| op.metadata.as_ref().and_then(|m| m.display_name.as_deref()) == Some(wanted));
         if let Some(op) = found {
-            return Ok(Outcome::BatchFound { batch: op.name.clone() }.into());
+            return Ok(Some(op.name.clone()));
         }
         match page.next_page_token.filter(|t| !t.is_empty()) {
             Some(t) => token = Some(t),
-            None => return Ok(Outcome::BatchAbsent.into()),
+            None => return Ok(None),
         }
     }
     Err(Failure::network("the batch list did not end"))
@@ -422,6 +429,12 @@ async fn delete_files(gemini: &Gemini, files: &[String]) -> Result<StepResult, F
         }
     }
     Ok(Outcome::FilesDeleted.into())
+}
+
+/// Cancel a batch no job owns any more; true once Gemini has it cancelled or
+/// ended (a batch already finished cannot be cancelled, and costs no more).
+pub async fn cancel_orphan(gemini: &Gemini, batch: &str) -> bool {
+    cancel_batch(gemini, batch).await.is_ok()
 }
 
 /// `DELETE /v1/jobs/:id`: stop Gemini's batch if it runs, delete every file and

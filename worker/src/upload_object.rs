@@ -116,7 +116,7 @@ impl UploadObject {
     /// Record a finalized file with its account (repeated until it works).
     async fn finish(&self, s: &mut Session) -> Result<()> {
         if let (Some(file), false) = (&s.file, s.recorded) {
-            if accounts::record_file(&self.env, &s.account, file).await.is_ok() {
+            if accounts::record_file(&self.env, &s.account, file, &s.id).await.is_ok() {
                 s.recorded = true;
                 s.state = SessionState::Done;
             }
@@ -269,6 +269,7 @@ impl DurableObject for UploadObject {
         let _ = files_api::cancel(&self.gemini(&settings), &s.session_url).await;
         s.state = SessionState::Expired;
         self.save(&s).await?;
+        accounts::release_storage(&self.env, &s.account, &s.id).await;
         Response::ok("")
     }
 }

@@ -33,10 +33,18 @@ fn gemini(env: &Env, settings: &Settings) -> Gemini {
 }
 
 /// Refuse an upload that would take the account past its storage quota.
-async fn check_quota(env: &Env, settings: &Settings, account: &str, size: u64) -> Result<()> {
-    let used: u64 = accounts::files(env, account).await?.iter().map(|f| f.size_bytes).sum();
+/// How long a hold lasts if its upload never ends or releases it (Gemini keeps
+/// an upload session about a week).
+const HOLD_TTL_MS: u64 = 7 * 86_400_000;
+
+/// Promise `size` bytes of the account's storage quota to upload `id` (files
+/// kept plus the other uploads under way must leave room), or 413.
+async fn hold_quota(env: &Env, settings: &Settings, account: &str, id: &str, size: u64) -> Result<()> {
     let quota = settings.uploads.quota_bytes;
-    if used + size > quota {
+    let hold = accounts::HoldRequest { id: id.to_string(), bytes: size, quota, ttl_ms: HOLD_TTL_MS };
+    let answer = accounts::hold_storage(env, account, &hold).await?;
+    let used = answer.used_bytes;
+    if !answer.held {
         return Err(ApiError::new(
             413,
             "storage_quota_exceeded",
@@ -82,11 +90,26 @@ async fn single_upload(req: &Request, env: &Env, account: &str) -> Result<Respon
             format!("files above {} bytes go through POST /v1/uploads", settings.uploads.max_single_bytes),
         ));
     }
-    check_quota(env, &settings, account, size).await?;
+    let hold: String = crate::random::bytes(16)?.iter().map(|b| format!("{b:02x}")).collect();
+    hold_quota(env, &settings, account, &hold, size).await?;
+    let result = send_single(req, env, account, (&hold, size, &mime)).await;
+    if result.is_err() {
+        accounts::release_storage(env, account, &hold).await;
+    }
+    result
+}
+
+async fn send_single(
+    req: &Request,
+    env: &Env,
+    account: &str,
+    (hold, size, mime): (&str, u64, &str),
+) -> Result<Response> {
+    let settings = Settings::from_env(env);
     let display_name = crate::query::param(req, "displayName").unwrap_or_default();
     let body = req.inner().body().ok_or_else(|| refuse(UploadError::Size("the body is empty".into())))?;
     let g = gemini(env, &settings);
-    let (session_url, _) = files_api::start(&g, size, &mime, &display_name).await.map_err(upstream)?;
+    let (session_url, _) = files_api::start(&g, size, mime, &display_name).await.map_err(upstream)?;
     let file = match files_api::send_chunk(&g, &session_url, 0, size, true, body.into()).await {
         Ok(Received::Final(f)) => OwnedFile::from_gemini(&f, now_ms()),
         Ok(Received::Partial(n)) => {
@@ -98,7 +121,7 @@ async fn single_upload(req: &Request, env: &Env, account: &str) -> Result<Respon
             return Err(upstream(e));
         }
     };
-    accounts::record_file(env, account, &file).await?;
+    accounts::record_file(env, account, &file, hold).await?;
     Ok(Response::from_json(&file.view())?.with_status(201))
 }
 
@@ -118,13 +141,19 @@ pub async fn open(mut req: Request, env: &Env, account: &str) -> Result<Response
         crate::body::json(&mut req, crate::body::SMALL, "the session", "{size, mimeType, displayName?}")
             .await?;
     let mime = settings.uploads.rules.check_file(&body.mime_type, body.size).map_err(refuse)?;
-    check_quota(env, &settings, account, body.size).await?;
-    let g = gemini(env, &settings);
-    let display = body.display_name.clone().unwrap_or_default();
-    let (session_url, granularity) =
-        files_api::start(&g, body.size, &mime, &display).await.map_err(upstream)?;
     let ns = env.durable_object("UPLOADS")?;
     let id = ns.unique_id()?;
+    // The session's declared size is held from now until its file is recorded or it ends.
+    hold_quota(env, &settings, account, &id.to_string(), body.size).await?;
+    let g = gemini(env, &settings);
+    let display = body.display_name.clone().unwrap_or_default();
+    let (session_url, granularity) = match files_api::start(&g, body.size, &mime, &display).await {
+        Ok(s) => s,
+        Err(e) => {
+            accounts::release_storage(env, account, &id.to_string()).await;
+            return Err(upstream(e));
+        }
+    };
     let session = Session {
         id: id.to_string(),
         account: account.to_string(),
@@ -147,6 +176,7 @@ pub async fn open(mut req: Request, env: &Env, account: &str) -> Result<Response
             .await
     {
         let _ = files_api::cancel(&g, &session_url).await;
+        accounts::release_storage(env, account, &id.to_string()).await;
         return Err(e);
     }
     let resp = Response::from_json(&session.view(settings.uploads.rules.max_chunk))?.with_status(201);

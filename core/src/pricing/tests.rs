@@ -109,6 +109,17 @@ fn estimates_count_text_media_and_the_output_cap() {
     assert_eq!(rules.request(&snake).output, 7);
 }
 
+/// Issue 17: CJK text is about a token a character, not four characters a
+/// token: a Japanese prompt was reserved a quarter of its input.
+#[test]
+fn text_in_other_scripts_is_reserved_a_token_a_character() {
+    let rules = EstimateRules::default();
+    let req = |t: &str| json!({"contents": [{"parts": [{"text": t}]}]});
+    assert_eq!(rules.request(&req(&"あ".repeat(1_000))).input, 1_000);
+    assert_eq!(rules.request(&req(&"a".repeat(1_000))).input, 250);
+    assert_eq!(rules.request(&req(&format!("{}{}", "a".repeat(400), "é".repeat(10)))).input, 100 + 10);
+}
+
 /// Issue 17: media counted a flat number whatever their length; inline data's
 /// size is known, so an hour of audio is reserved as an hour.
 #[test]
