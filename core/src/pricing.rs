@@ -264,8 +264,7 @@ impl EstimateRules {
                     let mime = field(inline, "mimeType").and_then(Value::as_str).unwrap_or_default();
                     let encoded = field(inline, "data").and_then(Value::as_str).map_or(0, str::len) as u64;
                     let bytes = encoded / 4 * 3 + (encoded % 4) * 3 / 4;
-                    media =
-                        media.saturating_add(self.media_part(mime).max(media_tokens_by_size(mime, bytes)));
+                    media = media.saturating_add(self.media_tokens(mime, bytes));
                 } else if let Some(file) = field(part, "fileData") {
                     let mime = field(file, "mimeType").and_then(Value::as_str).unwrap_or_default();
                     media = media.saturating_add(self.media_part(mime));
@@ -293,6 +292,14 @@ impl EstimateRules {
             cached_input: 0,
             output: max_output.saturating_mul(candidates),
         }
+    }
+
+    /// Tokens reserved for a media part of known size: its type's flat figure
+    /// or what its size may cost (`media_tokens_by_size`), whichever is more.
+    /// Used for inline data here, and by the worker for uploaded files, whose
+    /// sizes it knows at submit.
+    pub fn media_tokens(&self, mime: &str, bytes: u64) -> u64 {
+        self.media_part(mime).max(media_tokens_by_size(mime, bytes))
     }
 
     fn media_part(&self, mime: &str) -> u64 {

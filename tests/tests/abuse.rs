@@ -410,3 +410,40 @@ async fn a_batch_created_after_its_job_was_deleted_is_cancelled() {
     let a = conserved(&s).await;
     assert_eq!(a["reserved"], 0, "the deleted job holds nothing: {a}");
 }
+
+/// Hole 3: a media file a request references was reserved a flat figure
+/// whatever its length; it is reserved what its size may cost.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn referenced_files_are_reserved_by_their_size() {
+    let s = Stack::start(json!({}), &[]);
+    let size = 4 * 1024 * 1024;
+    let r = s
+        .http
+        .post(s.url("/v1/files?displayName=long.pdf"))
+        .header("content-type", "application/pdf")
+        .body(vec![b'%'; size])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 201);
+    let file: Value = r.json().await.unwrap_or_default();
+    let uri = file["uri"].as_str().unwrap_or_default().to_string();
+    let request = json!({"contents": [{"parts": [{"text": "summarise"}, {"fileData": {"mimeType": "application/pdf", "fileUri": uri}}]}]});
+    let (status, quote) = s
+        .post_json("/v1/estimate", &json!({"model": "gemini-2.5-flash", "requests": [{"request": request}]}))
+        .await;
+    assert_eq!(status, 200, "{quote}");
+    // 4 MiB at no less than 2,000 bytes a page: the 1,000-page ceiling, 258 tokens a page.
+    let input = quote["quote"]["tokens"]["input"].as_u64().unwrap_or(0);
+    assert!(input >= 258_000, "a 4 MiB PDF reserved as {input} input tokens");
+    let (status, job) =
+        s.submit(json!({"model": "gemini-2.5-flash", "requests": [{"request": request}]}), None).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(
+        job["cost"]["reserved"], quote["quote"]["batch"],
+        "the submit reserves what the estimate quoted"
+    );
+    settled(&s, job["id"].as_str().unwrap_or_default()).await;
+    conserved(&s).await;
+}

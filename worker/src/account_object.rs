@@ -164,13 +164,6 @@ impl AccountObject {
                 sql.exec("DELETE FROM files WHERE name = ?", vec![name.into()])?;
                 internal::json(&serde_json::json!({}))
             }
-            (Method::Post, "/files/owned") => {
-                let names: Vec<String> = req.body_json().await?;
-                let owned: std::collections::HashSet<String> =
-                    live_files(&sql)?.into_iter().map(|f| f.name).collect();
-                let missing: Vec<&String> = names.iter().filter(|n| !owned.contains(*n)).collect();
-                internal::json(&serde_json::json!({"missing": missing}))
-            }
             (Method::Get, "/ledger") => {
                 let q = Query::of(&req);
                 let limit = q.get("limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(50).clamp(1, 500);

@@ -304,17 +304,3 @@ pub async fn forget_file(env: &Env, account: &str, name: &str) -> std::result::R
     let path = format!("/files?name={}", name.replace('/', "%2F"));
     ledger_call::<serde_json::Value>(env, account, Method::Delete, &path, None).await.map(|_| ())
 }
-
-/// Which of `names` are not this account's (live) files.
-pub async fn not_owned(
-    env: &Env,
-    account: &str,
-    names: &[String],
-) -> std::result::Result<Vec<String>, ApiError> {
-    #[derive(Deserialize)]
-    struct Missing {
-        missing: Vec<String>,
-    }
-    let body = serde_json::to_string(names).map_err(|e| ApiError::internal(e.to_string()))?;
-    ledger_call::<Missing>(env, account, Method::Post, "/files/owned", Some(body)).await.map(|m| m.missing)
-}

@@ -23,7 +23,9 @@ pub async fn handle(mut req: Request, env: &Env, account: &str) -> Result<Respon
     for (i, item) in body.requests.into_iter().enumerate() {
         validator.item(i as u64 + 1, item);
     }
-    let summary = validator.finish().map_err(|(count, errors)| invalid(count, errors))?;
+    let mut summary = validator.finish().map_err(|(count, errors)| invalid(count, errors))?;
+    let files = crate::submit::check_files(env, &settings, account, &summary.files).await?;
+    summary.tokens.input = summary.tokens.input.saturating_add(files);
     let quote = crate::submit::quote(&price, &summary.tokens)?;
     let balance = accounts::summary(env, account).await?.balance;
     Ok(Response::from_json(&json!({

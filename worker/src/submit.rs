@@ -254,7 +254,13 @@ pub async fn open(
 ) -> Result<Response> {
     let input_key = submission.input_key.clone();
     let job_id = job_id.to_string();
-    let quote = match quote(&submission.price, &submission.summary.tokens) {
+    // Files the requests reference are reserved what their sizes may cost.
+    let priced = check_files(env, settings, account, &submission.summary.files).await.and_then(|extra| {
+        let mut tokens = submission.summary.tokens;
+        tokens.input = tokens.input.saturating_add(extra);
+        quote(&submission.price, &tokens)
+    });
+    let quote = match priced {
         Ok(q) => q,
         Err(e) => {
             if let Ok(b) = env.bucket(BUCKET) {
@@ -265,14 +271,11 @@ pub async fn open(
     };
     let reservation =
         ReserveRequest { job: job_id.clone(), amount: quote.batch, limits: settings.account_limits };
-    let refusal = match check_files(env, account, &submission.summary.files).await {
+    let refusal = match accounts::reserve(env, account, &reservation).await {
+        Ok(ReserveAnswer::Reserved { .. }) => None,
+        Ok(ReserveAnswer::Duplicate { .. }) => Some(already_claimed(stub, account, &job_id).await),
+        Ok(refused) => Some(Err(refused_error(refused, &quote))),
         Err(e) => Some(Err(e)),
-        Ok(()) => match accounts::reserve(env, account, &reservation).await {
-            Ok(ReserveAnswer::Reserved { .. }) => None,
-            Ok(ReserveAnswer::Duplicate { .. }) => Some(already_claimed(stub, account, &job_id).await),
-            Ok(refused) => Some(Err(refused_error(refused, &quote))),
-            Err(e) => Some(Err(e)),
-        },
     };
     if let Some(e) = refusal {
         // Nothing else happens: the stored input goes too.
@@ -338,25 +341,35 @@ pub async fn open(
     accepted(&serde_json::to_value(&created.view).unwrap_or_default(), &job_id)
 }
 
-/// Requests may reference (`fileData.fileUri`) only files this account uploaded.
-async fn check_files(env: &Env, account: &str, files: &[(u64, String)]) -> Result<()> {
+/// Requests may reference (`fileData.fileUri`) only the account's own files; each reference is
+/// reserved what its file's size may cost (`EstimateRules::media_tokens`), on
+/// top of the validator's flat figure for it: the tokens to add.
+pub async fn check_files(
+    env: &Env,
+    settings: &Settings,
+    account: &str,
+    files: &[(u64, String)],
+) -> Result<u64> {
     if files.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    let mut names: Vec<String> = files.iter().map(|(_, f)| f.clone()).collect();
-    names.sort();
-    names.dedup();
-    let missing = accounts::not_owned(env, account, &names).await?;
+    let owned: std::collections::HashMap<String, batchgate_core::upload::OwnedFile> =
+        accounts::files(env, account).await?.into_iter().map(|f| (f.name.clone(), f)).collect();
+    let extra = files
+        .iter()
+        .filter_map(|(_, name)| owned.get(name))
+        .map(|f| settings.estimate.media_tokens(&f.mime_type, f.size_bytes))
+        .fold(0u64, u64::saturating_add);
     let errors: Vec<LineError> = files
         .iter()
-        .filter(|(_, f)| missing.contains(f))
+        .filter(|(_, f)| !owned.contains_key(f))
         .map(|(line, f)| LineError {
             line: *line,
             message: format!("{f} is not one of this account's files (upload it with POST /v1/files)"),
         })
         .collect();
     match errors.len() as u64 {
-        0 => Ok(()),
+        0 => Ok(extra),
         n => Err(invalid(n, errors.into_iter().take(50).collect())),
     }
 }
