@@ -254,36 +254,16 @@ pub async fn open(
 ) -> Result<Response> {
     let input_key = submission.input_key.clone();
     let job_id = job_id.to_string();
-    // Files the requests reference are reserved what their sizes may cost.
-    let priced = check_files(env, settings, account, &submission.summary.files).await.and_then(|extra| {
-        let mut tokens = submission.summary.tokens;
-        tokens.input = tokens.input.saturating_add(extra);
-        quote(&submission.price, &tokens)
-    });
-    let quote = match priced {
+    let quote = match reserve(env, settings, account, (&job_id, stub), &submission).await {
         Ok(q) => q,
-        Err(e) => {
+        Err(answer) => {
+            // Nothing else happens: the stored input goes too.
             if let Ok(b) = env.bucket(BUCKET) {
                 let _ = b.delete(input_key).await;
             }
-            return Err(e);
+            return answer;
         }
     };
-    let reservation =
-        ReserveRequest { job: job_id.clone(), amount: quote.batch, limits: settings.account_limits };
-    let refusal = match accounts::reserve(env, account, &reservation).await {
-        Ok(ReserveAnswer::Reserved { .. }) => None,
-        Ok(ReserveAnswer::Duplicate { .. }) => Some(already_claimed(stub, account, &job_id).await),
-        Ok(refused) => Some(Err(refused_error(refused, &quote))),
-        Err(e) => Some(Err(e)),
-    };
-    if let Some(e) = refusal {
-        // Nothing else happens: the stored input goes too.
-        if let Ok(b) = env.bucket(BUCKET) {
-            let _ = b.delete(input_key).await;
-        }
-        return e;
-    }
     let init = json!({
         "id": job_id,
         "account": account,
@@ -339,6 +319,30 @@ pub async fn open(
         }
     }
     accepted(&serde_json::to_value(&created.view).unwrap_or_default(), &job_id)
+}
+
+/// Price the submission (files the requests reference by their sizes) and
+/// reserve the quote. `Err` is the answer instead: a refusal, or, when the id
+/// is already claimed, what it already is.
+async fn reserve(
+    env: &Env,
+    settings: &Settings,
+    account: &str,
+    (job_id, stub): (&str, &worker::Stub),
+    submission: &Submission,
+) -> std::result::Result<Quote, Result<Response>> {
+    let extra = check_files(env, settings, account, &submission.summary.files).await.map_err(Err)?;
+    let mut tokens = submission.summary.tokens;
+    tokens.input = tokens.input.saturating_add(extra);
+    let quote = quote(&submission.price, &tokens).map_err(Err)?;
+    let reservation =
+        ReserveRequest { job: job_id.into(), amount: quote.batch, limits: settings.account_limits };
+    match accounts::reserve(env, account, &reservation).await {
+        Ok(ReserveAnswer::Reserved { .. }) => Ok(quote),
+        Ok(ReserveAnswer::Duplicate { .. }) => Err(already_claimed(stub, account, job_id).await),
+        Ok(refused) => Err(Err(refused_error(refused, &quote))),
+        Err(e) => Err(Err(e)),
+    }
 }
 
 /// Requests may reference (`fileData.fileUri`) only the account's own files; each reference is
