@@ -2,6 +2,7 @@
 //! baseline in the same run (this machine is noisy: ratios of medians, never
 //! absolute thresholds), written to `BENCHMARKS.md`.
 
+pub mod adversarial;
 pub mod baseline;
 pub mod emulator_io;
 pub mod http;
