@@ -5,6 +5,7 @@
 //! deterministically (no clock, no network, no `worker` types).
 
 pub mod auth;
+pub mod body_cap;
 pub mod gemini;
 pub mod gemini_hook;
 pub mod ingest;

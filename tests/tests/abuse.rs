@@ -447,3 +447,40 @@ async fn referenced_files_are_reserved_by_their_size() {
     settled(&s, job["id"].as_str().unwrap_or_default()).await;
     conserved(&s).await;
 }
+
+/// Hole 7: a token that may live 30 days went in the watch socket's URL (and
+/// from there into logs). A single-use ticket goes there instead.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn watch_tokens_never_go_in_urls() {
+    let s = Stack::start(json!({}), &[]);
+    let (_, job) = s.submit(submission(1), None).await;
+    let id = job["id"].as_str().unwrap_or_default().to_string();
+    let socket = |query: String| {
+        let url = format!("{}?{query}", s.url(&format!("/v1/jobs/{id}/watch")).replacen("http", "ws", 1));
+        async move {
+            match tokio_tungstenite::connect_async(url).await {
+                Ok(_) => 101,
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => r.status().as_u16(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let token = batchgate_e2e::stack::token(batchgate_e2e::stack::ACCOUNT);
+    assert_eq!(socket(format!("token={token}")).await, 401, "a token in the URL is refused");
+    let (status, ticket) = s.post_json(&format!("/v1/jobs/{id}/watch-ticket"), &json!({})).await;
+    assert_eq!(status, 200, "{ticket}");
+    let ticket = ticket["ticket"].as_str().unwrap_or_default().to_string();
+    assert_eq!(socket(format!("ticket={ticket}")).await, 101, "the ticket opens the socket once");
+    assert_eq!(socket(format!("ticket={ticket}")).await, 401, "and only once");
+    assert_eq!(socket(format!("ticket={}", "0".repeat(64))).await, 401, "an unknown ticket");
+    let other = batchgate_e2e::stack::client_with(&batchgate_e2e::stack::token("someone-else"));
+    let r = other
+        .post(s.url(&format!("/v1/jobs/{id}/watch-ticket")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 404, "no tickets for another account's job");
+    settled(&s, &id).await;
+    conserved(&s).await;
+}

@@ -6,6 +6,7 @@
 //! on routes as open as `POST /hooks/gemini`.
 
 use crate::errors::ApiError;
+use batchgate_core::body_cap::Cap;
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use worker::Request;
@@ -22,9 +23,7 @@ fn too_large(what: &str, cap: u64) -> ApiError {
 pub async fn read(req: &mut Request, cap: u64, what: &str) -> Result<Vec<u8>, ApiError> {
     let declared: Option<u64> =
         req.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse().ok());
-    if declared.is_some_and(|n| n > cap) {
-        return Err(too_large(what, cap));
-    }
+    let mut count = Cap::new(cap, declared).map_err(|_| too_large(what, cap))?;
     let Ok(mut stream) = req.stream() else {
         // No body at all.
         return Ok(Vec::new());
@@ -33,9 +32,7 @@ pub async fn read(req: &mut Request, cap: u64, what: &str) -> Result<Vec<u8>, Ap
     while let Some(chunk) = stream.next().await {
         let chunk =
             chunk.map_err(|e| ApiError::bad_request("unreadable_body", format!("{what} broke off: {e}")))?;
-        if bytes.len() as u64 + chunk.len() as u64 > cap {
-            return Err(too_large(what, cap));
-        }
+        count.take(chunk.len()).map_err(|_| too_large(what, cap))?;
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
