@@ -163,9 +163,9 @@ pub fn verify_for(token: &str, secret: &[u8], now_secs: u64, expect: Expect) -> 
 
 /// Sign `claims` with HS256 (the operator's backend does this; so do tests and
 /// `cargo xtask dev` for its dev token).
-pub fn sign(claims: &Value, secret: &[u8]) -> String {
+pub fn sign(claims: &impl serde::Serialize, secret: &[u8]) -> String {
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_string(claims).unwrap_or_default());
     let signing_input = format!("{header}.{payload}");
     let signature = match HmacSha256::new_from_slice(secret) {
         Ok(mut mac) => {

@@ -219,60 +219,80 @@ pub struct Billing {
     pub charged: Option<i64>,
 }
 
+/// One job: what was submitted, where it stands at Gemini, and what it has
+/// delivered and been charged. Its fields are core's: the worker reads it
+/// through methods and changes it only through [`Job::apply`] and the few
+/// requests a user can make ([`Job::request_cancel`], [`Job::wake`]).
+/// Stored as a [`stored::StoredJob`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Job {
-    pub id: String,
-    pub model: String,
-    pub request_count: u64,
-    pub input_bytes: u64,
-    pub created_ms: u64,
-    pub updated_ms: u64,
-    pub submitted_ms: Option<u64>,
-    pub finished_ms: Option<u64>,
-    pub phase: Phase,
-    pub gemini_state: Option<BatchState>,
-    pub batch: Option<String>,
-    pub input_file: Option<String>,
-    pub progress: Progress,
-    pub tally: Tally,
-    pub error: Option<JobError>,
-    pub cancel_requested: bool,
-    pub cancel_sent: bool,
+    pub(crate) id: String,
+    pub(crate) model: String,
+    pub(crate) request_count: u64,
+    pub(crate) input_bytes: u64,
+    pub(crate) created_ms: u64,
+    pub(crate) updated_ms: u64,
+    pub(crate) submitted_ms: Option<u64>,
+    pub(crate) finished_ms: Option<u64>,
+    pub(crate) phase: Phase,
+    pub(crate) gemini_state: Option<BatchState>,
+    pub(crate) batch: Option<String>,
+    pub(crate) input_file: Option<String>,
+    pub(crate) progress: Progress,
+    pub(crate) tally: Tally,
+    pub(crate) error: Option<JobError>,
+    pub(crate) cancel_requested: bool,
+    pub(crate) cancel_sent: bool,
     /// Consecutive transient failures (reset by any success).
-    pub retries: u32,
-    pub polls: u32,
-    pub next_at_ms: u64,
+    pub(crate) retries: u32,
+    pub(crate) polls: u32,
+    pub(crate) next_at_ms: u64,
     /// Bumped on every change users can see (the ETag).
-    pub version: u64,
+    pub(crate) version: u64,
+    /// Absent from the oldest records (read as none reserved).
     #[serde(default)]
-    pub billing: Billing,
-    /// The Gemini batches the job runs as (empty: one, the whole input).
+    pub(crate) billing: Billing,
     #[serde(default)]
-    pub shards: Vec<ShardSpec>,
+    pub(crate) sharding: Sharding,
+}
+
+/// Where a job is among the Gemini batches it runs as. Each field absent
+/// from a record (one from before shards) reads as a single-batch job's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Sharding {
+    /// The batches (empty: one, the whole input).
+    pub(crate) specs: Vec<ShardSpec>,
     /// The shard in progress (0-based).
-    #[serde(default)]
-    pub shard: u64,
+    pub(crate) shard: u64,
     /// Times the current shard was submitted again.
-    #[serde(default)]
-    pub resubmits: u32,
+    pub(crate) resubmits: u32,
     /// When the current shard's batch was created (its age drives polling).
-    #[serde(default)]
-    pub batch_since_ms: Option<u64>,
+    pub(crate) batch_since_ms: Option<u64>,
     /// The quota admitted the current shard and has not been told it ended.
-    #[serde(default)]
-    pub quota_held: bool,
+    pub(crate) quota_held: bool,
     /// Result lines and Gemini's counts of the shards already done.
-    #[serde(default)]
-    pub lines_done: u64,
-    #[serde(default)]
-    pub progress_done: Progress,
+    pub(crate) lines_done: u64,
+    pub(crate) progress_done: Progress,
     /// Files of abandoned attempts, deleted with the rest at the end.
-    #[serde(default)]
-    pub stale_files: Vec<String>,
+    pub(crate) stale_files: Vec<String>,
     /// When the current shard started (queued for the quota); the deadline counts from here.
-    #[serde(default)]
-    pub shard_started_ms: Option<u64>,
+    pub(crate) shard_started_ms: Option<u64>,
+}
+
+/// What deleting a job must undo, whatever it was doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurgePlan {
+    /// Gemini's batch, still running: cancel it.
+    pub cancel_batch: Option<String>,
+    /// The model's quota may still hold room for the current shard: give it back.
+    pub release_quota: bool,
+    /// Gemini files the job made (its input, abandoned attempts', the results being read).
+    pub files: Vec<String>,
+    /// The shards whose results objects may exist: `0..=last_shard` (the
+    /// last one's may still be an unfinished multipart upload).
+    pub last_shard: u64,
 }
 
 /// The one thing to do now.
@@ -389,21 +409,70 @@ impl Job {
             next_at_ms: now_ms,
             version: 1,
             billing: Billing::default(),
-            shards: vec![],
-            shard: 0,
-            resubmits: 0,
-            batch_since_ms: None,
-            quota_held: false,
-            lines_done: 0,
-            progress_done: Progress::default(),
-            stale_files: vec![],
-            shard_started_ms: None,
+            sharding: Sharding::default(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    pub fn created_ms(&self) -> u64 {
+        self.created_ms
+    }
+
+    pub fn updated_ms(&self) -> u64 {
+        self.updated_ms
+    }
+
+    /// When the next step is due (the alarm to set).
+    pub fn next_at_ms(&self) -> u64 {
+        self.next_at_ms
+    }
+
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// The shard in progress (0-based) and how many times it was submitted again.
+    pub fn attempt(&self) -> (u64, u32) {
+        (self.sharding.shard, self.sharding.resubmits)
+    }
+
+    /// The last step failed transiently (an upload resumes by asking where it stands).
+    pub fn after_a_failure(&self) -> bool {
+        self.retries > 0
+    }
+
+    /// The account has recorded the job's charge.
+    pub fn is_charged(&self) -> bool {
+        self.billing.charged.is_some()
+    }
+
+    /// What a delete must undo: the batch if it still runs, the quota if it
+    /// may hold room, every file the job made, and its stored results.
+    pub fn purge_plan(&self) -> PurgePlan {
+        let ended = self.state().is_terminal();
+        let mut files: Vec<String> =
+            self.input_file.iter().chain(&self.sharding.stale_files).cloned().collect();
+        if let Phase::Ingesting { results, .. } = &self.phase {
+            files.push(results.clone());
+        }
+        PurgePlan {
+            cancel_batch: self.batch.clone().filter(|_| !ended),
+            release_quota: self.sharding.quota_held || !ended,
+            files,
+            last_shard: self.sharding.shard,
         }
     }
 
     /// Run as these batches (from the submission's shard plan).
     pub fn with_shards(mut self, shards: Vec<ShardSpec>) -> Job {
-        self.shards = if shards.len() > 1 { shards } else { vec![] };
+        self.sharding.specs = if shards.len() > 1 { shards } else { vec![] };
         self
     }
 
@@ -416,11 +485,15 @@ impl Job {
             bytes: self.input_bytes,
             tokens: 0,
         };
-        usize::try_from(self.shard).ok().and_then(|i| self.shards.get(i)).copied().unwrap_or(whole)
+        usize::try_from(self.sharding.shard)
+            .ok()
+            .and_then(|i| self.sharding.specs.get(i))
+            .copied()
+            .unwrap_or(whole)
     }
 
     pub fn shard_count(&self) -> u64 {
-        (self.shards.len() as u64).max(1)
+        (self.sharding.specs.len() as u64).max(1)
     }
 
     /// All results are stored (the job ended and its last shard was ingested).
@@ -452,14 +525,14 @@ impl Job {
     }
 
     pub fn gemini_display_name(&self) -> String {
-        match (self.shard, self.resubmits) {
+        match (self.sharding.shard, self.sharding.resubmits) {
             (0, 0) => format!("batchgate-{}", self.id),
             (s, r) => format!("batchgate-{}-{s}-{r}", self.id),
         }
     }
 
     pub fn state(&self) -> JobState {
-        let later_shard = self.shard > 0;
+        let later_shard = self.sharding.shard > 0;
         match &self.phase {
             // Later shards: the job as a whole is running.
             Phase::Cleaning { next_shard: Some(_), .. } => JobState::Running,
@@ -471,7 +544,7 @@ impl Job {
                 _ => JobState::Pending,
             },
             Phase::Abandoning { .. } => JobState::Pending,
-            Phase::Ingesting { .. } if self.shard + 1 < self.shard_count() => JobState::Running,
+            Phase::Ingesting { .. } if self.sharding.shard + 1 < self.shard_count() => JobState::Running,
             Phase::Ingesting { .. } => JobState::Ingesting,
             Phase::Cleaning { end, .. } | Phase::Done { end } => JobState::from(*end),
         }
@@ -479,7 +552,7 @@ impl Job {
 
     /// Ended, cleaned up, charged and its quota returned: nothing left to do.
     pub fn is_done(&self) -> bool {
-        matches!(self.phase, Phase::Done { .. }) && self.settled() && !self.quota_held
+        matches!(self.phase, Phase::Done { .. }) && self.settled() && !self.sharding.quota_held
     }
 
     /// Whether the current shard counts against the quota: from admission until its batch ended.
@@ -505,7 +578,7 @@ impl Job {
         if now_ms < self.next_at_ms {
             return Action::Wait { until_ms: self.next_at_ms };
         }
-        if self.quota_held && !self.needs_quota() {
+        if self.sharding.quota_held && !self.needs_quota() {
             return Action::Release;
         }
         if self.state().is_terminal() && !self.settled() {
@@ -578,9 +651,9 @@ impl Job {
         // Ending while queued: an admission whose answer was lost may be held.
         // Releasing what is not held is a no-op, leaking it is not.
         if matches!(self.phase, Phase::Queued) {
-            self.quota_held = true;
+            self.sharding.quota_held = true;
         }
-        files.append(&mut self.stale_files);
+        files.append(&mut self.sharding.stale_files);
         self.phase = if files.is_empty() {
             Phase::Done { end }
         } else {
@@ -592,7 +665,7 @@ impl Job {
     /// The current shard's results are in: the next shard starts once its
     /// files are deleted, unless this was the last or the user cancelled.
     fn shard_done(&mut self, end: End, files: Vec<String>, now_ms: u64) {
-        let next = self.shard + 1;
+        let next = self.sharding.shard + 1;
         if end != End::Succeeded || next >= self.shard_count() || self.cancel_requested {
             let end = if end == End::Succeeded && self.cancel_requested && next < self.shard_count() {
                 End::Cancelled
@@ -601,19 +674,19 @@ impl Job {
             };
             return self.finish(end, files, now_ms);
         }
-        self.progress_done = self.progress;
+        self.sharding.progress_done = self.progress;
         self.phase = Phase::Cleaning { end, files, tries: 0, next_shard: Some(next) };
         self.next_at_ms = now_ms;
     }
 
     fn start_shard(&mut self, shard: u64, now_ms: u64) {
-        self.shard = shard;
-        self.shard_started_ms = Some(now_ms);
-        self.resubmits = 0;
+        self.sharding.shard = shard;
+        self.sharding.shard_started_ms = Some(now_ms);
+        self.sharding.resubmits = 0;
         self.batch = None;
         self.input_file = None;
         self.gemini_state = None;
-        self.batch_since_ms = None;
+        self.sharding.batch_since_ms = None;
         self.phase = Phase::Queued;
         self.next_at_ms = now_ms;
     }
@@ -621,11 +694,11 @@ impl Job {
     /// Submit the current shard again from its upload (its Gemini file may
     /// have expired with the batch); the old file is deleted at the end.
     fn resubmit(&mut self, now_ms: u64) {
-        self.resubmits += 1;
-        self.stale_files.extend(self.input_file.take());
+        self.sharding.resubmits += 1;
+        self.sharding.stale_files.extend(self.input_file.take());
         self.batch = None;
         self.gemini_state = None;
-        self.batch_since_ms = None;
+        self.sharding.batch_since_ms = None;
         self.phase = Phase::Uploading { session_url: None, offset: 0 };
         self.next_at_ms = now_ms;
     }
@@ -657,7 +730,7 @@ impl Job {
         }
         match outcome {
             Outcome::Admitted => {
-                self.quota_held = true;
+                self.sharding.quota_held = true;
                 if matches!(self.phase, Phase::Queued) {
                     self.phase = Phase::Uploading { session_url: None, offset: 0 };
                 }
@@ -665,7 +738,7 @@ impl Job {
             }
             Outcome::QuotaFull => self.next_at_ms = now_ms + policy.quota_retry_ms,
             Outcome::Released => {
-                self.quota_held = false;
+                self.sharding.quota_held = false;
                 self.next_at_ms = now_ms;
             }
             Outcome::UploadStarted { session_url } => {
@@ -702,7 +775,7 @@ impl Job {
             Outcome::BatchFound { batch } | Outcome::Created { batch } => {
                 self.batch = Some(batch.clone());
                 self.submitted_ms.get_or_insert(now_ms);
-                self.batch_since_ms = Some(now_ms);
+                self.sharding.batch_since_ms = Some(now_ms);
                 self.gemini_state = Some(BatchState::Pending);
                 self.phase = Phase::Submitted { batch };
                 self.next_at_ms = now_ms + policy.poll.next_delay_ms(0, rand);
@@ -717,7 +790,7 @@ impl Job {
             }
             Outcome::Polled { state, progress, results_file, error } => {
                 self.polls += 1;
-                let done = self.progress_done;
+                let done = self.sharding.progress_done;
                 let (succeeded, failed) =
                     (done.succeeded + progress.succeeded, done.failed + progress.failed);
                 let pending = self.request_count.saturating_sub(succeeded + failed);
@@ -738,7 +811,7 @@ impl Job {
                     let mut files: Vec<String> = self.input_file.iter().cloned().collect();
                     files.push(results.clone());
                     let end = *end;
-                    self.lines_done = cursor.lines;
+                    self.sharding.lines_done = cursor.lines;
                     self.shard_done(end, files, now_ms);
                 }
             }
@@ -763,8 +836,8 @@ impl Job {
     ) {
         let Phase::Submitted { batch } = &self.phase else { return };
         let batch = batch.clone();
-        let age = now_ms.saturating_sub(self.batch_since_ms.or(self.submitted_ms).unwrap_or(now_ms));
-        let may_resubmit = self.resubmits < policy.max_resubmits && !self.cancel_requested;
+        let age = now_ms.saturating_sub(self.sharding.batch_since_ms.or(self.submitted_ms).unwrap_or(now_ms));
+        let may_resubmit = self.sharding.resubmits < policy.max_resubmits && !self.cancel_requested;
         let end = match state {
             BatchState::Succeeded => End::Succeeded,
             BatchState::Failed => End::Failed,
@@ -788,7 +861,8 @@ impl Job {
         match results_file {
             Some(results) => {
                 // Line numbers and totals carry on from the shards before.
-                let cursor = Cursor { lines: self.lines_done, tally: self.tally, ..Cursor::default() };
+                let cursor =
+                    Cursor { lines: self.sharding.lines_done, tally: self.tally, ..Cursor::default() };
                 self.phase = Phase::Ingesting { batch, results, end, cursor, size: None };
                 self.next_at_ms = now_ms;
             }
@@ -846,12 +920,12 @@ impl Job {
     /// never answered (as expired once Gemini had it, failed before).
     fn enforce_deadline(&mut self, now_ms: u64, policy: &Policy) {
         // Per shard: a job of 100 shards may rightly run for days, each of them may not.
-        let since = self.shard_started_ms.unwrap_or(self.created_ms);
+        let since = self.sharding.shard_started_ms.unwrap_or(self.created_ms);
         if now_ms < since.saturating_add(policy.deadline_ms) {
             return;
         }
         match &self.phase {
-            Phase::Queued | Phase::Uploading { .. } | Phase::Creating { .. } if self.shard == 0 => {
+            Phase::Queued | Phase::Uploading { .. } | Phase::Creating { .. } if self.sharding.shard == 0 => {
                 self.fail("deadline", "Gemini did not take the job before its deadline".into(), now_ms)
             }
             // Gemini has (or had) part of the job: it ends with what came back.
@@ -873,6 +947,7 @@ impl Job {
 }
 
 mod phase_serde;
+pub mod stored;
 
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,24 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ModelId(String);
 
+/// `model` without the `models/` prefix Gemini's resource names carry (the one
+/// place that knows the prefix).
+pub fn bare(model: &str) -> &str {
+    model.strip_prefix(PREFIX).unwrap_or(model)
+}
+
+const PREFIX: &str = "models/";
+
+/// The resource name Gemini's URLs use for `model`: `models/{id}`.
+pub fn resource(model: &str) -> String {
+    format!("{PREFIX}{}", bare(model))
+}
+
 impl ModelId {
     /// `gemini-2.5-flash` or `models/gemini-2.5-flash`; anything else is refused
     /// with a message naming the id.
     pub fn parse(id: &str) -> Result<ModelId, String> {
-        let m = id.strip_prefix("models/").unwrap_or(id);
+        let m = bare(id);
         let ok = !m.is_empty()
             && m.len() <= 100
             && m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
@@ -26,7 +39,7 @@ impl ModelId {
 
     /// The resource name Gemini's URLs use: `models/{id}`.
     pub fn resource(&self) -> String {
-        format!("models/{}", self.0)
+        resource(&self.0)
     }
 
     /// Whether this id names `base` itself or a version of it.
@@ -47,8 +60,7 @@ impl fmt::Display for ModelId {
 /// `gemini-2.5-flash-image` and `gemini-2.5-flash-tts` produce other modalities
 /// at other prices, so they never take `gemini-2.5-flash`'s.
 pub fn is_version_of(model: &str, base: &str) -> bool {
-    let model = model.strip_prefix("models/").unwrap_or(model);
-    let base = base.strip_prefix("models/").unwrap_or(base);
+    let (model, base) = (bare(model), bare(base));
     if model == base {
         return true;
     }

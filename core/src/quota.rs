@@ -50,7 +50,7 @@ impl Caps {
     }
 
     pub fn of(&self, model: &str) -> u64 {
-        let model = model.strip_prefix("models/").unwrap_or(model);
+        let model = crate::model::bare(model);
         self.models
             .iter()
             .filter(|(m, _)| model.starts_with(m.as_str()))

@@ -359,6 +359,18 @@ impl Tally {
 /// be larger: a page always carries at least one).
 pub const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The line the results carry for a request Gemini returned nothing for, in
+/// the shape of an error result (`google.rpc.Code` 5, NOT_FOUND), ending in `\n`.
+pub fn missing_line(key: &str) -> Vec<u8> {
+    let line = serde_json::json!({
+        "key": key,
+        "error": {"code": 5, "message": "Gemini returned no result for this request"}
+    });
+    let mut out = line.to_string().into_bytes();
+    out.push(b'\n');
+    out
+}
+
 /// How many of the lines (their byte lengths, in order) fit one page of at
 /// most `max_bytes`; at least one when there is any, so paging always moves.
 pub fn lines_in_page(lens: impl IntoIterator<Item = u64>, max_bytes: u64) -> usize {
@@ -385,6 +397,15 @@ mod page_tests {
         assert_eq!(lines_in_page([8 << 20; 1000], 16 << 20), 1, "1,000 lines of 8 MiB: one a page");
         assert_eq!(lines_in_page([500, 1], 100), 1, "a line over the budget goes alone");
         assert_eq!(lines_in_page(std::iter::empty(), 100), 0);
+    }
+
+    #[test]
+    fn a_missing_result_is_an_error_line_of_its_key_that_reads_back_as_not_found() {
+        let line = super::missing_line("a \"quoted\" key");
+        assert_eq!(line.last(), Some(&b'\n'));
+        let scanned = super::scan_line(&line[..line.len() - 1]);
+        assert_eq!(scanned.key.as_deref(), Some("a \"quoted\" key"));
+        assert!(matches!(scanned.outcome, super::Outcome::Error { code: 5, .. }));
     }
 }
 

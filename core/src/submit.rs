@@ -153,7 +153,7 @@ impl Validator {
     /// `maxOutputTokens` may not pass its limit.
     pub fn with_model(mut self, model: &str) -> Validator {
         self.output_limit = crate::model::output_limit(model);
-        self.model = Some(model.strip_prefix("models/").unwrap_or(model).to_string());
+        self.model = Some(crate::model::bare(model).to_string());
         self
     }
 
@@ -259,7 +259,7 @@ impl Validator {
     fn bound(&self, req: &mut Value) -> Result<(), String> {
         if let (Some(own), Some(job)) = (request::field(req, "model"), &self.model) {
             let own = own.as_str().ok_or("request.model must be a string")?;
-            if own.strip_prefix("models/").unwrap_or(own) != job {
+            if crate::model::bare(own) != job {
                 return Err(format!(
                     "model_mismatch: request.model {own:?} is not the job's model {job:?} (a job runs one model)"
                 ));

@@ -29,6 +29,24 @@ fn redact(message: &str) -> String {
     }
 }
 
+/// A job accepted: its requests, the credits reserved, the job it retries
+/// and how many Gemini batches it runs as.
+pub fn submitted(job: &Job, reserved: i64, retry_of: Option<&str>) -> Event {
+    let detail = json!({"requests": job.request_count, "reserved": reserved,
+                        "retryOf": retry_of, "shards": job.shard_count()});
+    Event { kind: "submitted", detail }
+}
+
+/// A Gemini webhook about `batch` arrived (`woken`: the job polls at once).
+pub fn gemini_webhook(batch: &str, kind: &str, woken: bool) -> Event {
+    Event { kind: "gemini_webhook", detail: json!({"batch": batch, "type": kind, "woken": woken}) }
+}
+
+/// The user asked to cancel.
+pub fn cancel_requested() -> Event {
+    Event { kind: "cancel_requested", detail: json!({}) }
+}
+
 /// The entry for a step's outcome (none for bookkeeping users never see).
 pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
     match outcome {
@@ -69,11 +87,11 @@ pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
 /// the shard and resubmission count before the step.
 pub fn shard_change((shard, resubmits): (u64, u32), after: &Job) -> Option<Event> {
     let spec = after.shard_spec();
-    let detail = json!({"shard": after.shard, "of": after.shard_count(), "requests": spec.requests,
-                        "tokens": spec.tokens, "attempt": after.resubmits + 1});
-    if after.shard != shard {
+    let detail = json!({"shard": after.sharding.shard, "of": after.shard_count(), "requests": spec.requests,
+                        "tokens": spec.tokens, "attempt": after.sharding.resubmits + 1});
+    if after.sharding.shard != shard {
         event("shard_started", detail)
-    } else if after.resubmits != resubmits {
+    } else if after.sharding.resubmits != resubmits {
         event("shard_resubmitted", detail)
     } else {
         None
@@ -133,9 +151,9 @@ mod tests {
             |first_line| ShardSpec { first_line, requests: 1, offset: first_line, bytes: 1, tokens: 5 };
         let mut job = Job::new("j".into(), "m".into(), 2, 2, 0).with_shards(vec![spec(0), spec(1)]);
         assert_eq!(shard_change((0, 0), &job), None);
-        job.resubmits = 1;
+        job.sharding.resubmits = 1;
         assert_eq!(shard_change((0, 0), &job).map(|e| e.kind), Some("shard_resubmitted"));
-        job.shard = 1;
+        job.sharding.shard = 1;
         let started = shard_change((0, 1), &job).unwrap();
         assert_eq!(
             (started.kind, started.detail["of"].clone(), started.detail["tokens"].clone()),

@@ -138,8 +138,15 @@ impl JobView {
             results_ready: ingested,
             version: job.version,
             shards: job.shard_count(),
-            shard: job.shard,
+            shard: job.sharding.shard,
         }
+    }
+
+    /// What watchers are sent a new view for: its state, counts, usage, cost,
+    /// results and error (not a poll that changed nothing they see).
+    pub fn watched(&self) -> String {
+        let seen = (&self.state, &self.counts, &self.usage, &self.cost, self.results_ready, &self.error);
+        serde_json::to_string(&seen).unwrap_or_default()
     }
 
     /// A strong ETag: the job id and its version.

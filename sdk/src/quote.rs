@@ -13,7 +13,7 @@ pub fn estimate(
     model: &str,
     requests: &[u8],
 ) -> Result<Quote, String> {
-    let model = model.strip_prefix("models/").unwrap_or(model);
+    let model = batchgate_core::model::bare(model);
     let price = prices.price(model).ok_or_else(|| no_price(model))?;
     let mut validator = Validator::new(Limits::default()).with_estimate(rules).with_model(model);
     // Parsed as a `Value`, never as a typed `Vec`: see `outcome_of` for why.
@@ -42,7 +42,7 @@ fn no_price(model: &str) -> String {
 
 /// The cost of one result line's usage (an error line's is zero).
 pub fn result_cost(prices: &PriceTable, model: &str, line: &[u8]) -> Result<Quote, String> {
-    let model = model.strip_prefix("models/").unwrap_or(model);
+    let model = batchgate_core::model::bare(model);
     let price = prices.price(model).ok_or_else(|| no_price(model))?;
     let line: Value = serde_json::from_slice(line).map_err(|e| format!("a result line is JSON: {e}"))?;
     let usage = match outcome_of(&line) {

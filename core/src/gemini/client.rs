@@ -127,8 +127,7 @@ impl GeminiConfig {
     }
 
     pub fn create_batch(&self, model: &str, display_name: &str, file_name: &str) -> Call {
-        let model = model.strip_prefix("models/").unwrap_or(model);
-        Call::new("POST", self.api(&format!("models/{model}:batchGenerateContent")))
+        Call::new("POST", self.api(&format!("{}:batchGenerateContent", crate::model::resource(model))))
             .json(json!({"batch": {"displayName": display_name, "inputConfig": {"fileName": file_name}}}))
     }
 

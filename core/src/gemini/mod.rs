@@ -14,6 +14,7 @@ pub mod request;
 pub mod state;
 pub mod status;
 pub mod timestamp;
+pub mod upload_answer;
 
 pub use file::{File, FileSource, FileState, ListFilesResponse};
 pub use operation::{

@@ -88,11 +88,14 @@ fn drive_until(
                     Outcome::QuotaFull
                 } else {
                     // Idempotent per shard, as the QuotaObject is.
-                    assert!(g.quota_holder.is_none_or(|s| s == job.shard), "two shards hold the quota");
+                    assert!(
+                        g.quota_holder.is_none_or(|s| s == job.sharding.shard),
+                        "two shards hold the quota"
+                    );
                     if g.quota_holder.is_none() {
-                        g.admissions.push(job.shard);
+                        g.admissions.push(job.sharding.shard);
                     }
-                    g.quota_holder = Some(job.shard);
+                    g.quota_holder = Some(job.sharding.shard);
                     Outcome::Admitted
                 }
             }
@@ -154,7 +157,7 @@ fn drive_until(
             }
             Action::Ingest { cursor, .. } => {
                 // Three lines per slice, until the shard's lines are all in.
-                let end = job.lines_done + g.results_lines.min(job.shard_spec().requests);
+                let end = job.sharding.lines_done + g.results_lines.min(job.shard_spec().requests);
                 if cursor.lines >= end {
                     Outcome::Ingested
                 } else {
@@ -298,7 +301,7 @@ proptest! {
         let attempts = 1 + policy.max_resubmits as usize;
         prop_assert!(g.batches.len() <= attempts, "{} batches created", g.batches.len());
         prop_assert!(g.batches.iter().all(|b| g.batches.iter().filter(|c| *c == b).count() == 1));
-        prop_assert!(g.quota_holder.is_none() && !job.quota_held, "the quota was not released");
+        prop_assert!(g.quota_holder.is_none() && !job.sharding.quota_held, "the quota was not released");
         let ingested = job.tally.succeeded;
         prop_assert!(ingested == 0 || ingested == lines, "ingested {} of {}", ingested, lines);
         if job.state() == JobState::Succeeded {
@@ -355,7 +358,7 @@ fn a_sharded_job_runs_its_batches_one_after_another() {
     drive(&mut job, &mut g, &[2], None, &policy);
     assert_eq!(job.state(), JobState::Succeeded);
     assert_eq!(job.tally.succeeded, 10, "every shard's lines, numbered on from the last");
-    assert_eq!(job.lines_done, 10);
+    assert_eq!(job.sharding.lines_done, 10);
     assert_eq!(g.batches, vec!["batchgate-big", "batchgate-big-1-0", "batchgate-big-2-0"]);
     assert_eq!(g.admissions, vec![0, 1, 2], "each shard admitted once, in order");
     assert_eq!(g.deleted, 3, "each shard's files deleted before the next starts");
@@ -381,7 +384,7 @@ fn between_shards_the_job_is_running_and_its_results_not_ready() {
     job.apply(Outcome::Released, 0, 0, &policy);
     assert_eq!(job.next_action(0), Action::DeleteFiles { files: vec!["files/a".into()] });
     job.apply(Outcome::FilesDeleted, 0, 0, &policy);
-    assert_eq!((job.shard, job.phase.clone()), (1, Phase::Queued));
+    assert_eq!((job.sharding.shard, job.phase.clone()), (1, Phase::Queued));
     assert_eq!(job.next_action(0), Action::Admit { tokens: 100 });
 }
 
@@ -410,7 +413,7 @@ fn a_batch_stuck_in_pending_is_cancelled_and_submitted_again() {
     assert_eq!(g.abandoned, vec!["batches/batchgate-big-1-0"]);
     assert_eq!(g.batches, vec!["batchgate-big", "batchgate-big-1-0", "batchgate-big-1-1"]);
     // The abandoned attempt's input file went to the final cleanup.
-    assert!(job.stale_files.is_empty());
+    assert!(job.sharding.stale_files.is_empty());
 }
 
 #[test]
@@ -430,7 +433,7 @@ fn an_expired_batch_is_resubmitted_a_bounded_number_of_times_then_the_job_expire
     assert_eq!(g.batches.len(), 4, "the first shard, then the second three times");
     assert_eq!(job.tally.succeeded, 2, "the first shard's results are kept");
     assert_eq!(g.charges, vec![2 * 10 * 3], "and charged; nothing else");
-    assert!(!job.quota_held && g.quota_holder.is_none());
+    assert!(!job.sharding.quota_held && g.quota_holder.is_none());
 }
 
 #[test]
@@ -464,7 +467,7 @@ proptest! {
         let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
         prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.phase);
         prop_assert!(job.state().is_terminal());
-        prop_assert!(g.quota_holder.is_none() && !job.quota_held, "the quota was not released");
+        prop_assert!(g.quota_holder.is_none() && !job.sharding.quota_held, "the quota was not released");
         prop_assert!(g.batches.iter().all(|b| g.batches.iter().filter(|c| *c == b).count() == 1));
         let ingested = job.tally.succeeded;
         let whole_shards: Vec<u64> = sizes.iter().scan(0, |sum, s| { *sum += s; Some(*sum) }).collect();
@@ -496,14 +499,14 @@ fn the_deadline_counts_per_shard_so_a_long_sharded_job_is_not_cut_short() {
     let mut g = fake(vec![BatchState::Running; 10_000], 1_000);
     let mut shard_end = 0;
     for _ in 0..3 {
-        let shard = job.shard;
-        let running = |j: &Job| matches!(j.phase, Phase::Submitted { .. }) && j.shard == shard;
+        let shard = job.sharding.shard;
+        let running = |j: &Job| matches!(j.phase, Phase::Submitted { .. }) && j.sharding.shard == shard;
         drive_until(&mut job, &mut g, &[2], None, &policy, &running);
         // Gemini answers RUNNING until the shard has run 20 h, then SUCCEEDED.
         let done_at = job.updated_ms.max(shard_end) + 20 * 3_600_000;
         g.states.truncate(g.polls);
         job.next_at_ms = done_at;
-        let to_end = |j: &Job| j.shard != shard || j.state().is_terminal();
+        let to_end = |j: &Job| j.sharding.shard != shard || j.state().is_terminal();
         drive_until(&mut job, &mut g, &[2], None, &policy, &to_end);
         shard_end = done_at;
     }

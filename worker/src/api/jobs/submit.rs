@@ -1,0 +1,266 @@
+//! `POST /v1/jobs`: validate every request line as it streams in, writing the
+//! normalized input JSONL to R2 in fixed-size multipart parts (memory stays at
+//! about one part). Any bad line aborts the upload, so a refused submission
+//! leaves nothing behind; a valid one becomes a JobObject, whose alarm takes it
+//! from there. An `Idempotency-Key` maps to the same job on every retry.
+
+use super::input::InputWriter;
+use super::open::{open, prior_answer};
+use crate::api::{Ctx, Result};
+use crate::objects::job::client::JobRef;
+use crate::platform::config::Settings;
+use crate::platform::error::ApiError;
+use crate::platform::query::Query;
+use batchgate_core::jsonl::{LineSplitter, SplitError};
+use batchgate_core::pricing::Price;
+use batchgate_core::submit::{LineError, Summary, Validator};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use worker::{Request, Response};
+
+/// A job's `metadata` is kept with it and shown in every view: bounded.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Invalid {
+    invalid_count: u64,
+    lines: Vec<LineError>,
+}
+
+/// A 400 naming every bad line (the first in the message).
+pub fn invalid(count: u64, errors: Vec<LineError>) -> ApiError {
+    let noun = if count == 1 { "request is" } else { "requests are" };
+    let first = errors.first().map(|e| format!(" (line {}: {})", e.line, e.message)).unwrap_or_default();
+    ApiError::new(400, "invalid_requests", format!("{count} {noun} invalid{first}"))
+        .with_details(Invalid { invalid_count: count, lines: errors })
+}
+
+/// The model id and its price; a model the price table does not list is
+/// refused (it could not be billed).
+pub fn priced_model(model: &str, settings: &Settings) -> Result<(String, Price)> {
+    let id = batchgate_core::model::ModelId::parse(model)
+        .map_err(|e| ApiError::bad_request("invalid_model", e))?;
+    let m = id.as_str();
+    if let Some(e) = &settings.prices_error {
+        return Err(ApiError::new(503, "misconfigured", format!("the price table is unusable: {e}")));
+    }
+    if let Some(e) = &settings.shards.caps_error {
+        return Err(ApiError::new(503, "misconfigured", e.clone()));
+    }
+    let price = settings.prices.price(m).ok_or_else(|| {
+        let known: Vec<&str> = settings.prices.models().map(|(m, _)| m).collect();
+        ApiError::bad_request(
+            "unpriced_model",
+            format!("model {m:?} has no price here; priced models: {}", known.join(", ")),
+        )
+    })?;
+    Ok((m.to_string(), price))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JsonSubmission {
+    pub model: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub requests: Vec<Value>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    /// `{url}`: POSTed the final job, signed with the account's webhook secret.
+    #[serde(default)]
+    pub webhook: Option<WebhookTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookTarget {
+    pub url: String,
+}
+
+/// A webhook URL the job may call, or a 400 naming the problem. `own_host`:
+/// the host this request reached batchgate by (a webhook may not point back at it).
+fn webhook_url(url: Option<String>, settings: &Settings, own_host: Option<&str>) -> Result<Option<String>> {
+    let Some(url) = url else { return Ok(None) };
+    batchgate_core::webhook::check_url(&url, settings.webhook_allow_http, own_host)
+        .map_err(|e| ApiError::bad_request("invalid_webhook_url", e))?;
+    Ok(Some(url))
+}
+
+/// The checks a submission to `model` goes through, and the batches it will be cut into.
+pub fn validator(settings: &Settings, model: &str) -> Validator {
+    Validator::new(settings.limits.clone())
+        .with_estimate(settings.estimate)
+        .with_model(model)
+        .with_shards(settings.shards.limits(model))
+}
+
+/// A validated input, stored in R2 under `input_key`, not yet a job.
+pub struct Submission {
+    pub model: String,
+    pub price: Price,
+    pub display_name: Option<String>,
+    pub metadata: Option<Value>,
+    pub summary: Summary,
+    pub bytes: u64,
+    pub input_key: String,
+    pub webhook: Option<String>,
+}
+
+/// `POST /v1/jobs` as `account`.
+pub async fn handle(mut req: Request, cx: &Ctx<'_>, account: &str) -> Result<Response> {
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let own_host = header("host");
+    let key = batchgate_core::idempotency::key(header("idempotency-key"))
+        .map_err(|m| ApiError::bad_request("invalid_idempotency_key", m))?;
+    let job = match &key {
+        Some(k) => JobRef::derived(cx.env, &format!("{account}\n{k}"))?,
+        None => JobRef::fresh(cx.env)?,
+    };
+    if key.is_some()
+        && let Some(answer) = prior_answer(&job, account).await?
+    {
+        return answer;
+    }
+    let writer = InputWriter::new(cx.env, cx.settings, job.id())?;
+    let is_ndjson = header("content-type").is_some_and(|c| c.contains("ndjson") || c.contains("jsonl"));
+    let submission = if is_ndjson {
+        read_ndjson(&mut req, cx.settings, own_host.as_deref(), writer).await?
+    } else {
+        read_json(&mut req, cx.settings, own_host.as_deref(), writer).await?
+    };
+    open(cx, account, &job, submission, None).await
+}
+
+/// `application/x-ndjson`: one `{key?, request}` per line; `?model=` (and
+/// optionally `?displayName=`) in the query.
+async fn read_ndjson(
+    req: &mut Request,
+    settings: &Settings,
+    own_host: Option<&str>,
+    mut writer: InputWriter,
+) -> Result<Submission> {
+    let q = Query::of(req);
+    let (model, price) = priced_model(
+        &q.get("model").ok_or_else(|| {
+            ApiError::bad_request("missing_model", "NDJSON submissions name the model in ?model=")
+        })?,
+        settings,
+    )?;
+    let display_name = q.get("displayName");
+    let webhook = webhook_url(q.get("webhookUrl"), settings, own_host)?;
+    let mut validator = validator(settings, &model);
+    let mut splitter = LineSplitter::new(usize::try_from(settings.max_line_bytes).unwrap_or(usize::MAX));
+    let mut body = req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
+    let mut failed: Option<ApiError> = None;
+    while let Some(chunk) = body.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                failed = Some(ApiError::bad_request(
+                    "unreadable_body",
+                    format!("the request body broke off: {e}"),
+                ));
+                break;
+            }
+        };
+        let fed = splitter.feed(&chunk, |n, line| {
+            if let Some(normalized) = validator.line(n, line) {
+                writer.push(&normalized);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+        if let Err(SplitError::LineTooLong { line, limit }) = fed {
+            validator.unreadable(line, format!("line is longer than {limit} bytes"));
+            failed = Some(ApiError::bad_request(
+                "line_too_long",
+                format!("line {line} is longer than {limit} bytes"),
+            ));
+            break;
+        }
+        if let Err(e) = writer.flush().await {
+            failed = Some(e);
+            break;
+        }
+    }
+    if failed.is_none() {
+        let _ = splitter.finish(|n, line| {
+            if let Some(normalized) = validator.line(n, line) {
+                writer.push(&normalized);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+    let submission = conclude(validator, writer, failed, (model, price), display_name, None).await?;
+    Ok(Submission { webhook, ..submission })
+}
+
+/// `application/json`: `{model, displayName?, requests: [{key?, request}], metadata?}`.
+async fn read_json(
+    req: &mut Request,
+    settings: &Settings,
+    own_host: Option<&str>,
+    mut writer: InputWriter,
+) -> Result<Submission> {
+    let bytes = crate::platform::body::read(
+        req,
+        settings.max_json_body_bytes,
+        "a JSON submission (send larger jobs as application/x-ndjson)",
+    )
+    .await?;
+    let body: JsonSubmission = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not a valid submission: {e}"))
+    })?;
+    drop(bytes);
+    if let Some(m) = &body.metadata
+        && m.to_string().len() > MAX_METADATA_BYTES
+    {
+        return Err(ApiError::bad_request(
+            "metadata_too_large",
+            format!("metadata is at most {MAX_METADATA_BYTES} bytes of JSON"),
+        ));
+    }
+    let model = priced_model(&body.model, settings)?;
+    let webhook = webhook_url(body.webhook.map(|w| w.url), settings, own_host)?;
+    let mut validator = validator(settings, &model.0);
+    for (i, item) in body.requests.into_iter().enumerate() {
+        if let Some(normalized) = validator.item(i as u64 + 1, item) {
+            writer.push(&normalized);
+        }
+    }
+    let failed = writer.flush().await.err();
+    let submission = conclude(validator, writer, failed, model, body.display_name, body.metadata).await?;
+    Ok(Submission { webhook, ..submission })
+}
+
+pub async fn conclude(
+    validator: Validator,
+    writer: InputWriter,
+    failed: Option<ApiError>,
+    (model, price): (String, Price),
+    display_name: Option<String>,
+    metadata: Option<Value>,
+) -> Result<Submission> {
+    let verdict = validator.finish();
+    let error = match (failed, verdict) {
+        (_, Err((count, errors))) => Some(invalid(count, errors)),
+        (Some(e), _) => Some(e),
+        (None, Ok(summary)) => {
+            let input_key = writer.key().to_string();
+            let bytes = writer.finish().await?;
+            return Ok(Submission {
+                model,
+                price,
+                display_name,
+                metadata,
+                summary,
+                bytes,
+                input_key,
+                webhook: None,
+            });
+        }
+    };
+    writer.abort().await;
+    Err(error.unwrap_or_else(|| ApiError::internal("submission failed")))
+}

@@ -1,0 +1,43 @@
+//! The public HTTP API, one module per resource. Handlers read and check the
+//! user's request (auth, query, body), call objects through their typed
+//! clients and answer with typed JSON; they never touch SQLite.
+
+pub mod account;
+pub mod admin;
+pub mod auth;
+pub mod bench;
+pub mod cors;
+pub mod estimate;
+pub mod files;
+pub mod hooks;
+pub mod jobs;
+pub mod results;
+pub mod uploads;
+
+use crate::platform::config::Settings;
+use crate::platform::error::{ApiError, json_response};
+use serde::Serialize;
+use worker::{Env, Response};
+
+/// What every handler works with: the bindings and the settings read for this request.
+pub struct Ctx<'a> {
+    pub env: &'a Env,
+    pub settings: &'a Settings,
+}
+
+pub type Result<T> = std::result::Result<T, ApiError>;
+
+/// A JSON answer with `status`.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Result<Response> {
+    Ok(json_response(status, serde_json::to_vec(body).map_err(|e| ApiError::internal(e.to_string()))?)?)
+}
+
+/// `200` with JSON an object made (see `rpc::forward`).
+pub fn forwarded(json: Vec<u8>) -> Result<Response> {
+    Ok(json_response(200, json)?)
+}
+
+/// A JSON answer, `200`.
+pub fn ok<T: Serialize>(body: &T) -> Result<Response> {
+    json(200, body)
+}

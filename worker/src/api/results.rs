@@ -1,0 +1,226 @@
+//! Reading results: the whole NDJSON object streamed from R2, only the failed
+//! lines (plus a line for every key Gemini returned nothing for), a page by
+//! cursor, or one key — always straight from R2, never buffered whole.
+
+use super::{Ctx, Result, auth};
+use crate::objects::job::client::JobRef;
+use crate::objects::job::protocol::{GetView, LineAt, Locate, Missing, Page};
+use crate::platform::bindings::{self, results_key};
+use crate::platform::error::ApiError;
+use crate::platform::query::Query;
+use batchgate_core::jsonl::LineSplitter;
+use batchgate_core::paging;
+use batchgate_core::results::{Outcome, missing_line, scan_line};
+use futures_util::stream::LocalBoxStream;
+use futures_util::{StreamExt, stream};
+use std::rc::Rc;
+use worker::{ByteStream, Env, Range, Request, Response};
+
+const NDJSON: &str = "application/x-ndjson";
+
+fn not_ready() -> ApiError {
+    ApiError::new(
+        409,
+        "results_not_ready",
+        "the job's results are not stored yet; watch the job until resultsReady",
+    )
+}
+
+async fn object_stream(env: &Env, key: &str, range: Option<Range>) -> Result<ByteStream> {
+    let bucket = bindings::bucket(env)?;
+    let mut get = bucket.get(key);
+    if let Some(r) = range {
+        get = get.range(r);
+    }
+    let obj = get.execute().await?.ok_or_else(not_ready)?;
+    Ok(obj.body().ok_or_else(not_ready)?.stream()?)
+}
+
+fn ndjson(resp: Response) -> Result<Response> {
+    resp.headers().set("content-type", NDJSON)?;
+    Ok(resp)
+}
+
+/// `GET /v1/jobs/:id/results[?only=failed][&limit=&cursor=]`.
+pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
+    let account = auth::account(req, cx.settings)?;
+    let job = JobRef::named(cx.env, id)?;
+    let q = Query::of(req);
+    let failed_only = q.get("only").as_deref() == Some("failed");
+    if let Some(limit) = q.get("limit") {
+        let limit: u64 =
+            limit.parse().map_err(|_| ApiError::bad_request("invalid_limit", "limit must be a number"))?;
+        let after = q
+            .get("cursor")
+            .map_or(Ok(0), |c| c.parse::<u64>())
+            .map_err(|_| ApiError::bad_request("invalid_cursor", "bad cursor"))?;
+        let ask = Page { after, limit: paging::RESULTS.of(Some(limit)), failed: failed_only };
+        return page(cx.env, &job, &account, &ask).await;
+    }
+    let view = job.ask(&account, &GetView).await?;
+    if !view.results_ready {
+        return Err(not_ready());
+    }
+    let body = shards_stream(cx.env, id, view.shards);
+    if !failed_only {
+        return ndjson(Response::from_stream(body)?);
+    }
+    // Every request without a result, paged from the object as the stream
+    // is read (not only the first page: no result is lost, invariant 3).
+    let (job, account) = (Rc::new(job), Rc::new(account));
+    let limit = paging::MISSING.of(None);
+    let tail = stream::unfold(Some(0u64), move |after| {
+        let (job, account) = (job.clone(), account.clone());
+        async move {
+            let page = match job.ask(&account, &Missing { after: after?, limit }).await {
+                Ok(p) => p,
+                Err(e) => return Some((Err(worker::Error::RustError(e.message)), None)),
+            };
+            let next = (page.len() as u64 == limit).then(|| page.last().map(|(n, _)| *n)).flatten();
+            let out: Vec<u8> = page.iter().flat_map(|(_, key)| missing_line(key)).collect();
+            Some((Ok(out), next))
+        }
+    });
+    ndjson(Response::from_stream(failed_lines(body).chain(tail))?)
+}
+
+/// Every shard's results object, one after the other, read as they are sent
+/// (a shard whose batch returned no file has no object and adds nothing;
+/// each object ends its last line, see `ingest::stored_part`).
+fn shards_stream(env: &Env, id: &str, shards: u64) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
+    let (env, id) = (env.clone(), id.to_string());
+    let parts = stream::iter(0..shards.max(1)).then(move |shard| {
+        let (env, key) = (env.clone(), results_key(&id, shard));
+        async move {
+            match object_stream(&env, &key, None).await {
+                Ok(body) => body.boxed_local(),
+                Err(_) if shard > 0 => stream::empty().boxed_local(),
+                Err(e) => stream::once(async move { Err(worker::Error::RustError(e.message)) }).boxed_local(),
+            }
+        }
+    });
+    parts.flatten().boxed_local()
+}
+
+/// Keep the lines whose outcome is not a success (errors and malformed lines).
+fn failed_lines(
+    body: LocalBoxStream<'static, worker::Result<Vec<u8>>>,
+) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> {
+    let keep = |out: &mut Vec<u8>, line: &[u8]| {
+        if !matches!(scan_line(line).outcome, Outcome::Success(_)) {
+            out.extend_from_slice(line);
+            out.push(b'\n');
+        }
+    };
+    stream::unfold(Some((body, LineSplitter::new(usize::MAX / 2))), move |state| async move {
+        let (mut body, mut splitter) = state?;
+        let mut out = Vec::new();
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                let _ = splitter.feed(&chunk, |_, l| {
+                    keep(&mut out, l);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                Some((Ok(out), Some((body, splitter))))
+            }
+            Some(Err(e)) => Some((Err(e), None)),
+            None => {
+                let _ = splitter.finish(|_, l| {
+                    keep(&mut out, l);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                Some((Ok(out), None))
+            }
+        }
+    })
+}
+
+/// Lines after line number `after`; contiguous lines come from one range read.
+async fn page(env: &Env, job: &JobRef, account: &str, ask: &Page) -> Result<Response> {
+    let page = job.ask(account, ask).await?;
+    if !page.ready {
+        return Err(not_ready());
+    }
+    // Bounded in bytes as well as lines: 1,000 lines of 8 MiB are not one answer.
+    let fit = batchgate_core::results::lines_in_page(
+        page.lines.iter().map(|l| l.len),
+        batchgate_core::results::MAX_PAGE_BYTES,
+    );
+    let more = fit < page.lines.len() || page.lines.len() as u64 == ask.limit;
+    let lines = page.lines.get(..fit).unwrap_or_default();
+    let mut out = Vec::new();
+    for run in runs(lines) {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else { continue };
+        let start = first.pos;
+        let len = (last.pos + last.len).saturating_sub(start);
+        let mut bytes = Vec::new();
+        let mut s = object_stream(
+            env,
+            &results_key(job.id(), first.shard),
+            Some(Range::OffsetWithLength { offset: start, length: len }),
+        )
+        .await?;
+        while let Some(chunk) = s.next().await {
+            bytes.extend(chunk?);
+        }
+        for l in run {
+            let from = usize::try_from(l.pos - start).unwrap_or(usize::MAX);
+            let to = from.saturating_add(usize::try_from(l.len).unwrap_or(usize::MAX));
+            if let Some(line) = bytes.get(from..to) {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+        }
+    }
+    let resp = ndjson(Response::from_bytes(out)?)?;
+    if more && let Some(last) = lines.last() {
+        resp.headers().set("batchgate-next-cursor", &last.number.to_string())?;
+    }
+    Ok(resp)
+}
+
+/// Group lines that sit next to each other in one object (at most a `\r\n` apart).
+fn runs(lines: &[LineAt]) -> Vec<&[LineAt]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=lines.len() {
+        let split = match (lines.get(i - 1), lines.get(i)) {
+            (Some(a), Some(b)) => a.shard != b.shard || b.pos.saturating_sub(a.pos + a.len) > 2,
+            _ => true,
+        };
+        if split {
+            if let Some(run) = lines.get(start..i)
+                && !run.is_empty()
+            {
+                out.push(run);
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+/// `GET /v1/jobs/:id/results/:key`: one result line, by its key.
+pub async fn one(req: &Request, cx: &Ctx<'_>, id: &str, key: &str) -> Result<Response> {
+    let account = auth::account(req, cx.settings)?;
+    let found = JobRef::named(cx.env, id)?.ask(&account, &Locate(key.to_string())).await?;
+    if !found.ready {
+        return Err(not_ready());
+    }
+    let line = found
+        .line
+        .ok_or_else(|| ApiError::new(404, "result_not_found", format!("no result for key {key:?}")))?;
+    let mut s = object_stream(
+        cx.env,
+        &results_key(id, line.shard),
+        Some(Range::OffsetWithLength { offset: line.pos, length: line.len }),
+    )
+    .await?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = s.next().await {
+        bytes.extend(chunk?);
+    }
+    let resp = Response::from_bytes(bytes)?;
+    resp.headers().set("content-type", "application/json")?;
+    Ok(resp)
+}

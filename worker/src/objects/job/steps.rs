@@ -1,0 +1,390 @@
+//! Carrying out one [`Action`] of the job machine: the I/O, and nothing else.
+//! Every function here returns an [`Outcome`] (failures included) and never
+//! panics; what it means for the job is decided in core.
+
+use super::store::Store;
+use crate::objects::account::client as accounts;
+use crate::objects::account::protocol::Settle;
+use crate::objects::quota::client as quota;
+use crate::platform::bindings::{self, BUCKET, results_key};
+use crate::platform::config::Settings;
+use crate::platform::gemini::Gemini;
+use crate::platform::gemini_files::{self, Received, download};
+use batchgate_core::gemini::client::Failure;
+use batchgate_core::gemini::{File, ListOperationsResponse, Operation};
+use batchgate_core::ingest::{Cursor, LineRecord, next_slice, scan_slice, stored_part};
+use batchgate_core::job::{Action, Job, Outcome, Progress};
+use batchgate_core::quota::AdmitRequest;
+use worker::{Bucket, Env, Range, ResponseBody, UploadedPart};
+
+/// A slice of ingestion to store atomically with the outcome.
+pub struct SliceWrite {
+    pub records: Vec<LineRecord>,
+    pub shard: u64,
+    pub part_number: u64,
+    pub etag: String,
+}
+
+pub struct StepResult {
+    pub outcome: Outcome,
+    pub slice: Option<SliceWrite>,
+}
+
+impl From<Outcome> for StepResult {
+    fn from(outcome: Outcome) -> Self {
+        StepResult { outcome, slice: None }
+    }
+}
+
+fn fail(f: Failure) -> StepResult {
+    Outcome::Failed(f).into()
+}
+
+fn r2_failure(what: &str, e: worker::Error) -> Failure {
+    Failure::network(format!("R2 {what}: {e}"))
+}
+
+fn bucket(env: &Env) -> Result<Bucket, Failure> {
+    bindings::bucket(env)
+        .map_err(|e| Failure::Permanent { status: 0, message: format!("R2 binding {BUCKET}: {e}") })
+}
+
+pub async fn run(
+    env: &Env,
+    store: &Store,
+    gemini: &Gemini,
+    settings: &Settings,
+    job: &Job,
+    action: Action,
+) -> StepResult {
+    let result = match action {
+        Action::Admit { tokens } => admit(env, settings, job, tokens).await,
+        Action::Release => release(env, job).await,
+        Action::StartUpload => start_upload(gemini, job).await,
+        Action::ContinueUpload { session_url, offset } => {
+            continue_upload(env, store, gemini, settings, job, &session_url, offset).await
+        }
+        Action::FindBatch => find_batch(gemini, job).await,
+        Action::CreateBatch { file } => create_batch(gemini, job, &file).await,
+        Action::CancelBatch { batch } => cancel_batch(gemini, &batch).await,
+        Action::PollBatch { batch } => poll(gemini, &batch).await,
+        Action::Ingest { results, cursor, size } => {
+            ingest(env, store, gemini, settings, job, &results, cursor, size).await
+        }
+        Action::DeleteFiles { files } => delete_files(gemini, &files).await,
+        Action::Settle { charge, standard } => settle(env, store, job, charge, standard).await,
+        Action::Wait { .. } | Action::Finished => Ok(Outcome::FilesDeleted.into()),
+    };
+    result.unwrap_or_else(fail)
+}
+
+fn quota_failure(e: crate::platform::error::ApiError) -> Failure {
+    Failure::network(format!("quota object: {}", e.message))
+}
+
+/// Ask the model's QuotaObject for room for the current shard's tokens.
+async fn admit(env: &Env, settings: &Settings, job: &Job, tokens: u64) -> Result<StepResult, Failure> {
+    let ask = AdmitRequest {
+        job: job.id().to_string(),
+        shard: job.attempt().0,
+        tokens,
+        cap: settings.shards.caps.of(job.model()),
+    };
+    let answer = quota::admit(env, job.model(), ask).await.map_err(quota_failure)?;
+    Ok(if answer.admitted { Outcome::Admitted } else { Outcome::QuotaFull }.into())
+}
+
+async fn release(env: &Env, job: &Job) -> Result<StepResult, Failure> {
+    quota::release(env, job.model(), job.id(), job.attempt().0).await.map_err(quota_failure)?;
+    Ok(Outcome::Released.into())
+}
+
+async fn start_upload(gemini: &Gemini, job: &Job) -> Result<StepResult, Failure> {
+    let call = gemini.cfg.upload_start(job.shard_spec().bytes, &job.gemini_display_name());
+    let (session_url, _) = gemini_files::start(gemini, &call).await?;
+    Ok(Outcome::UploadStarted { session_url }.into())
+}
+
+/// Send the next chunk of the input (streamed from R2, never buffered here).
+async fn continue_upload(
+    env: &Env,
+    store: &Store,
+    gemini: &Gemini,
+    settings: &Settings,
+    job: &Job,
+    session_url: &str,
+    mut offset: u64,
+) -> Result<StepResult, Failure> {
+    if job.after_a_failure() {
+        // After a broken chunk, ask the session what it really holds.
+        match gemini_files::query(gemini, session_url).await? {
+            Received::Final(file) => return Ok(Outcome::Uploaded { file: file.name }.into()),
+            Received::Partial(n) => offset = n,
+        }
+    }
+    let shard = job.shard_spec();
+    let total = shard.bytes;
+    let len = settings.upload_chunk_bytes.min(total.saturating_sub(offset));
+    let finalize = offset + len >= total;
+    let stream = if len == 0 {
+        // The session holds every byte but was never finalized (the connection
+        // broke after the last byte, before the answer): finalize with an empty
+        // chunk. R2 refuses an empty range at the object's end.
+        js_sys::Uint8Array::new_with_length(0).into()
+    } else {
+        input_range(env, store, shard.offset + offset, len).await?
+    };
+    Ok(match gemini_files::send_chunk(gemini, session_url, (offset, len, finalize), stream).await? {
+        Received::Final(file) => Outcome::Uploaded { file: file.name },
+        Received::Partial(offset) => Outcome::UploadProgress { offset },
+    }
+    .into())
+}
+
+/// `length` (> 0) bytes of the job's input from `offset`, as a stream for a request body.
+async fn input_range(
+    env: &Env,
+    store: &Store,
+    offset: u64,
+    length: u64,
+) -> Result<wasm_bindgen::JsValue, Failure> {
+    let key: String = store
+        .input_key()
+        .map_err(|e| Failure::network(e.to_string()))?
+        .ok_or_else(|| Failure::Permanent { status: 0, message: "the job's input is not recorded".into() })?;
+    let object = bucket(env)?
+        .get(&key)
+        .range(Range::OffsetWithLength { offset, length })
+        .execute()
+        .await
+        .map_err(|e| r2_failure("read of the input", e))?
+        .ok_or_else(|| Failure::Permanent {
+            status: 0,
+            message: format!("the input {key} is gone from R2"),
+        })?;
+    let body = object.body().ok_or_else(|| Failure::network("R2 returned the input without a body"))?;
+    Ok(match body.response_body().map_err(|e| r2_failure("input body", e))? {
+        ResponseBody::Stream(s) => s.into(),
+        ResponseBody::Body(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
+        ResponseBody::Empty => js_sys::Uint8Array::new_with_length(0).into(),
+    })
+}
+
+/// A create whose answer was lost may have made a batch: look for it by its unique display name.
+async fn find_batch(gemini: &Gemini, job: &Job) -> Result<StepResult, Failure> {
+    Ok(match find_batch_named(gemini, &job.gemini_display_name()).await? {
+        Some(batch) => Outcome::BatchFound { batch }.into(),
+        None => Outcome::BatchAbsent.into(),
+    })
+}
+
+/// The batch Gemini holds under this (unique) display name, if any.
+pub async fn find_batch_named(gemini: &Gemini, wanted: &str) -> Result<Option<String>, Failure> {
+    let mut token: Option<String> = None;
+    for _ in 0..50 {
+        let page: ListOperationsResponse = gemini.json(&gemini.cfg.list_batches(token.as_deref())).await?;
+        let found = page
+            .operations
+            .iter()
+            .find(|op| op.metadata.as_ref().and_then(|m| m.display_name.as_deref()) == Some(wanted));
+        if let Some(op) = found {
+            return Ok(Some(op.name.clone()));
+        }
+        match page.next_page_token.filter(|t| !t.is_empty()) {
+            Some(t) => token = Some(t),
+            None => return Ok(None),
+        }
+    }
+    Err(Failure::network("the batch list did not end"))
+}
+
+async fn create_batch(gemini: &Gemini, job: &Job, file: &str) -> Result<StepResult, Failure> {
+    let call = gemini.cfg.create_batch(job.model(), &job.gemini_display_name(), file);
+    let op: Operation = gemini.json(&call).await?;
+    Ok(Outcome::Created { batch: op.name }.into())
+}
+
+async fn cancel_batch(gemini: &Gemini, batch: &str) -> Result<StepResult, Failure> {
+    match gemini.ok_text(&gemini.cfg.cancel_batch(batch), None).await {
+        // Gemini refusing (already ended) is fine: polling shows the end.
+        Ok(_) | Err(Failure::Permanent { .. }) => Ok(Outcome::CancelSent.into()),
+        Err(f) => Err(f),
+    }
+}
+
+async fn poll(gemini: &Gemini, batch: &str) -> Result<StepResult, Failure> {
+    let op: Operation = gemini.json(&gemini.cfg.get_batch(batch)).await?;
+    let stats = op.stats();
+    Ok(Outcome::Polled {
+        state: op.state(),
+        progress: Progress {
+            succeeded: stats.successful_request_count,
+            failed: stats.failed_request_count,
+            pending: stats.pending_request_count,
+        },
+        results_file: op.output().and_then(|o| o.responses_file.clone()),
+        error: op.error.map(|e| e.message).filter(|m| !m.is_empty()),
+    }
+    .into())
+}
+
+/// One slice of the results: read a byte range from Gemini, index its lines,
+/// store it as one R2 part.
+#[allow(clippy::too_many_arguments)]
+async fn ingest(
+    env: &Env,
+    store: &Store,
+    gemini: &Gemini,
+    settings: &Settings,
+    job: &Job,
+    results: &str,
+    cursor: Cursor,
+    size: Option<u64>,
+) -> Result<StepResult, Failure> {
+    let size = match size {
+        Some(s) => s,
+        None => gemini.json::<File>(&gemini.cfg.get_file(results)).await?.size_bytes,
+    };
+    let bucket = bucket(env)?;
+    let shard = job.attempt().0;
+    let key = results_key(job.id(), shard);
+    let Some(slice) = next_slice(&cursor, size, settings.part_bytes) else {
+        return complete(store, &bucket, &key, shard).await;
+    };
+    let upload_key = upload_id_key(shard);
+    let upload_id = match store.get::<String>(&upload_key).map_err(|e| Failure::network(e.to_string()))? {
+        Some(id) => id,
+        None => {
+            let up = bucket
+                .create_multipart_upload(key.clone())
+                .execute()
+                .await
+                .map_err(|e| r2_failure("multipart start", e))?;
+            let id = up.upload_id().await;
+            store.put(&upload_key, &id).map_err(|e| Failure::network(e.to_string()))?;
+            id
+        }
+    };
+    let bytes = download(gemini, results, slice.fetch.start, slice.fetch.end).await?;
+    let (records, next) = scan_slice(&cursor, &slice, &bytes, settings.max_line_bytes);
+    let part = stored_part(&slice, &bytes);
+    let upload =
+        bucket.resume_multipart_upload(key, upload_id).map_err(|e| r2_failure("multipart resume", e))?;
+    let part_number = u16::try_from(slice.part_number).map_err(|_| Failure::Permanent {
+        status: 0,
+        message: "results need more than 10,000 parts".into(),
+    })?;
+    let uploaded = upload.upload_part(part_number, part).await.map_err(|e| r2_failure("part upload", e))?;
+    Ok(StepResult {
+        outcome: Outcome::IngestProgress { cursor: next, size },
+        slice: Some(SliceWrite { records, shard, part_number: slice.part_number, etag: uploaded.etag() }),
+    })
+}
+
+/// Where the id of shard `shard`'s results multipart upload is kept.
+fn upload_id_key(shard: u64) -> String {
+    match shard {
+        0 => "uploadId".into(),
+        n => format!("uploadId-{n}"),
+    }
+}
+
+async fn complete(store: &Store, bucket: &Bucket, key: &str, shard: u64) -> Result<StepResult, Failure> {
+    let upload_id: Option<String> =
+        store.get(&upload_id_key(shard)).map_err(|e| Failure::network(e.to_string()))?;
+    let Some(upload_id) = upload_id else {
+        // An empty results file: nothing was uploaded.
+        bucket.put(key, Vec::new()).execute().await.map_err(|e| r2_failure("put", e))?;
+        return Ok(Outcome::Ingested.into());
+    };
+    let parts: Vec<UploadedPart> = store
+        .parts(shard)
+        .map_err(|e| Failure::network(e.to_string()))?
+        .into_iter()
+        .map(|(n, etag)| UploadedPart::new(n, etag))
+        .collect();
+    let upload =
+        bucket.resume_multipart_upload(key, upload_id).map_err(|e| r2_failure("multipart resume", e))?;
+    match upload.complete(parts).await {
+        Ok(_) => Ok(Outcome::Ingested.into()),
+        // Already completed by a previous attempt whose outcome was lost?
+        Err(e) => match bucket.head(key).await {
+            Ok(Some(_)) => Ok(Outcome::Ingested.into()),
+            _ => Err(r2_failure("multipart complete", e)),
+        },
+    }
+}
+
+/// Charge the job's account for what was delivered and release the rest of
+/// its reservation. The ledger ignores a repeat, so this can run again after
+/// a lost answer.
+async fn settle(
+    env: &Env,
+    store: &Store,
+    job: &Job,
+    charge: i64,
+    standard: i64,
+) -> Result<StepResult, Failure> {
+    let account: String = store
+        .account()
+        .map_err(|e| Failure::network(e.to_string()))?
+        .ok_or_else(|| Failure::network("the job has no account"))?;
+    let request = Settle { job: job.id().to_string(), event: "end".into(), charge, standard };
+    accounts::settle(env, &account, &request).await.map_err(|e| Failure::network(e.message))?;
+    Ok(Outcome::Settled { charge }.into())
+}
+
+/// Settle at once (a job deleted before it ended), at what it delivered so far.
+pub async fn settle_now(env: &Env, store: &Store, job: &Job) -> Result<(), Failure> {
+    let (charge, standard) = job.cost();
+    settle(env, store, job, charge, standard).await.map(|_| ())
+}
+
+/// Delete the job's Gemini files. A file Gemini refuses to delete for good
+/// (gone, or no longer ours to touch) is given up on: it expires at 48 h.
+async fn delete_files(gemini: &Gemini, files: &[String]) -> Result<StepResult, Failure> {
+    for f in files {
+        match gemini_files::delete(gemini, f).await {
+            Ok(()) | Err(Failure::Permanent { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Outcome::FilesDeleted.into())
+}
+
+/// Cancel a batch no job owns any more; true once Gemini has it cancelled or
+/// ended (a batch already finished cannot be cancelled, and costs no more).
+pub async fn cancel_orphan(gemini: &Gemini, batch: &str) -> bool {
+    cancel_batch(gemini, batch).await.is_ok()
+}
+
+/// `DELETE /v1/jobs/:id`: undo what core's purge plan lists: stop Gemini's
+/// batch if it runs, give the quota back, delete every file and object the job
+/// made. Best effort: whatever fails here expires on its own (Gemini files at
+/// 48 h, unfinished R2 multipart uploads at 7 days).
+pub async fn purge(env: &Env, store: &Store, gemini: &Gemini, job: &Job) {
+    let plan = job.purge_plan();
+    if let Some(batch) = &plan.cancel_batch {
+        let _ = cancel_batch(gemini, batch).await;
+    }
+    if plan.release_quota {
+        let _ = release(env, job).await;
+    }
+    let _ = delete_files(gemini, &plan.files).await;
+    let Ok(bucket) = bucket(env) else { return };
+    let last = results_key(job.id(), plan.last_shard);
+    let completed = bucket.head(last.clone()).await.map(|h| h.is_some());
+    if let (Ok(Some(upload_id)), Ok(false)) =
+        (store.get::<String>(&upload_id_key(plan.last_shard)), completed)
+        && let Ok(up) = bucket.resume_multipart_upload(last, upload_id)
+    {
+        let _ = up.abort().await;
+    }
+    let mut keys: Vec<String> = (0..=plan.last_shard).map(|s| results_key(job.id(), s)).collect();
+    if let Ok(Some(input)) = store.input_key() {
+        keys.push(input);
+    }
+    for k in keys {
+        let _ = bucket.delete(k).await;
+    }
+}

@@ -1,0 +1,55 @@
+//! The bindings `wrangler.toml` declares, and the names of what the worker
+//! keeps in R2. Durable Object ids that arrive in a URL are checked here:
+//! anything that is not one of ours is "not found", never an error.
+
+use worker::{Env, ObjectNamespace, Result, Stub};
+
+/// The R2 bucket holding inputs and results.
+pub const BUCKET: &str = "BLOBS";
+/// Durable Object namespaces.
+pub const JOBS: &str = "JOBS";
+pub const ACCOUNTS: &str = "ACCOUNTS";
+pub const QUOTAS: &str = "QUOTAS";
+pub const UPLOADS: &str = "UPLOADS";
+
+pub fn bucket(env: &Env) -> Result<worker::Bucket> {
+    env.bucket(BUCKET)
+}
+
+pub fn namespace(env: &Env, name: &str) -> Result<ObjectNamespace> {
+    env.durable_object(name)
+}
+
+/// The object named `name` (derived ids: accounts, models, idempotency keys).
+pub fn named(env: &Env, namespace_name: &str, name: &str) -> Result<Stub> {
+    namespace(env, namespace_name)?.id_from_name(name)?.get_stub()
+}
+
+/// The object whose id a user sent (64 hex digits, as the runtime makes
+/// them); `None` for anything else.
+pub fn by_id(env: &Env, namespace_name: &str, id: &str) -> Result<Option<Stub>> {
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let ns = namespace(env, namespace_name)?;
+    Ok(ns.id_from_string(id).and_then(|i| i.get_stub()).ok())
+}
+
+/// The R2 object holding shard `shard`'s results of job `id` (one per Gemini batch).
+pub fn results_key(id: &str, shard: u64) -> String {
+    match shard {
+        0 => format!("jobs/{id}/results.jsonl"),
+        n => format!("jobs/{id}/results-{n}.jsonl"),
+    }
+}
+
+/// A fresh R2 key for job `id`'s normalized input (one per attempt: a racing
+/// retry never overwrites the input a job uses).
+pub fn input_key(id: &str, nonce: u64) -> String {
+    format!("jobs/{id}/input-{nonce:x}.jsonl")
+}
+
+/// Scratch objects of the copy benchmark (`POST /_bench/copy`).
+pub fn bench_key(started_ms: u64) -> String {
+    format!("bench/copy-{started_ms}")
+}

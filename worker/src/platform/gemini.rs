@@ -1,0 +1,117 @@
+//! Sends core's Gemini [`Call`]s: adds the API key header (the only place the key
+//! is used; it never reaches a response or a log line), bounds every call and
+//! body read with a timeout, and turns every answer into `Ok` or a classified
+//! [`Failure`].
+
+use super::config::Settings;
+use batchgate_core::gemini::client::{API_KEY_HEADER, Call, Failure, GeminiConfig, failure};
+use futures_util::future::{Either, select};
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::time::Duration;
+use wasm_bindgen::JsValue;
+use worker::{AbortController, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+
+pub struct Gemini {
+    pub cfg: GeminiConfig,
+    key: String,
+    timeout_ms: u64,
+}
+
+/// Race `fut` against a timer; on timeout `on_timeout` runs (to abort the fetch).
+pub async fn with_timeout<T>(ms: u64, fut: impl Future<Output = T>, on_timeout: impl FnOnce()) -> Option<T> {
+    let fut = std::pin::pin!(fut);
+    let delay = std::pin::pin!(Delay::from(Duration::from_millis(ms)));
+    match select(fut, delay).await {
+        Either::Left((v, _)) => Some(v),
+        Either::Right(_) => {
+            on_timeout();
+            None
+        }
+    }
+}
+
+fn method(m: &str) -> Method {
+    match m {
+        "POST" => Method::Post,
+        "DELETE" => Method::Delete,
+        "PUT" => Method::Put,
+        _ => Method::Get,
+    }
+}
+
+impl Gemini {
+    pub fn new(settings: &Settings) -> Gemini {
+        Gemini {
+            cfg: settings.gemini.clone(),
+            key: settings.secrets.gemini_key.clone(),
+            timeout_ms: settings.gemini_timeout_ms,
+        }
+    }
+
+    fn request(&self, call: &Call, body: Option<JsValue>) -> Result<Request, Failure> {
+        let headers = Headers::new();
+        let bad = |e: worker::Error| Failure::Permanent {
+            status: 0,
+            message: format!("building a Gemini call: {e}"),
+        };
+        for (k, v) in &call.headers {
+            headers.set(k, v).map_err(bad)?;
+        }
+        headers.set(API_KEY_HEADER, &self.key).map_err(bad)?;
+        let mut init = RequestInit::new();
+        init.with_method(method(call.method)).with_headers(headers);
+        let body = body.or_else(|| call.body.as_deref().map(JsValue::from_str));
+        init.with_body(body);
+        Request::new_with_init(&call.url, &init).map_err(bad)
+    }
+
+    /// Send and wait for the response head (within the timeout).
+    pub async fn send(&self, call: &Call, body: Option<JsValue>) -> Result<Response, Failure> {
+        let req = self.request(call, body)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let what = format!("{} {}", call.method, path_of(&call.url));
+        let sent = with_timeout(self.timeout_ms, Fetch::Request(req).send_with_signal(&signal), || {
+            controller.abort()
+        })
+        .await;
+        match sent {
+            None => Err(Failure::network(format!("{what}: no answer within {} ms", self.timeout_ms))),
+            Some(Err(e)) => Err(Failure::network(format!("{what}: {e}"))),
+            Some(Ok(r)) => Ok(r),
+        }
+    }
+
+    /// Read a whole (small) body within the timeout.
+    pub async fn text(&self, resp: &mut Response) -> Result<String, Failure> {
+        match with_timeout(self.timeout_ms, resp.text(), || ()).await {
+            Some(Ok(t)) => Ok(t),
+            Some(Err(e)) => Err(Failure::network(format!("reading a Gemini answer: {e}"))),
+            None => Err(Failure::network("reading a Gemini answer timed out")),
+        }
+    }
+
+    /// Send; a 200 answer's body is returned, anything else is a failure.
+    pub async fn ok_text(&self, call: &Call, body: Option<JsValue>) -> Result<(Response, String), Failure> {
+        let mut resp = self.send(call, body).await?;
+        let text = self.text(&mut resp).await?;
+        match resp.status_code() {
+            200 => Ok((resp, text)),
+            status => Err(failure(status, &text)),
+        }
+    }
+
+    pub async fn json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, Failure> {
+        let (_, text) = self.ok_text(call, None).await?;
+        serde_json::from_slice(text.as_bytes())
+            .map_err(|e| Failure::network(format!("unreadable Gemini answer: {e}")))
+    }
+}
+
+/// The path of a URL, for messages (no host, no query: nothing secret).
+fn path_of(url: &str) -> &str {
+    let no_scheme = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = no_scheme.find('/').and_then(|i| no_scheme.get(i..)).unwrap_or("/");
+    path.split('?').next().unwrap_or(path)
+}
