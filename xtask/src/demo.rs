@@ -8,8 +8,8 @@
 //! server's worker mid-request. So an up-to-date `demo/dist` is left alone, and
 //! a new one is assembled beside it and renamed into place.
 
+use crate::fresh::up_to_date;
 use crate::run::root;
-use crate::worker::newest;
 use std::path::Path;
 
 pub const DIST: &str = "demo/dist";
@@ -17,9 +17,7 @@ pub const DIST: &str = "demo/dist";
 pub fn build_demo() -> Result<(), String> {
     crate::sdk::build_sdk(&[])?;
     let dist = root().join(DIST);
-    let sources = [root().join("demo/site"), root().join(crate::sdk::PKG)];
-    let built = std::fs::metadata(dist.join(".built")).and_then(|m| m.modified()).ok();
-    if built.is_some_and(|b| sources.iter().filter_map(|s| newest(s)).all(|t| t <= b)) {
+    if up_to_date(&dist.join(".built"), &["demo/site", crate::sdk::PKG]) {
         return Ok(());
     }
     let next = root().join(format!("{DIST}.{}", std::process::id()));

@@ -5,6 +5,7 @@
 //! - `cargo xtask dev`: build and serve everything locally (offline, on the emulator).
 //! - `cargo xtask test`: every test suite; exits non-zero if any fails.
 //! - `cargo xtask bench`: the benchmarks, written to BENCHMARKS.md.
+//! - `cargo xtask tidy`: the architecture's rules a text search can check.
 //! - `cargo xtask setup`: only the installs.
 //! - `cargo xtask build-worker`: the worker wasm and the demo site it serves (what
 //!   `wrangler dev/deploy` run).
@@ -13,11 +14,13 @@
 mod bench;
 mod demo;
 mod dev;
+mod fresh;
 mod local_http;
 mod run;
 mod sdk;
 mod setup;
 mod test;
+mod tidy;
 mod worker;
 
 use std::process::ExitCode;
@@ -27,6 +30,7 @@ const USAGE: &str = "usage: cargo xtask <dev|test|bench|setup> [options]
   test                 run every suite (fmt, clippy, cargo test, SDK conformance, worker e2e)
   bench [--size-mb N] [--reps N]
                        run the benchmarks and write BENCHMARKS.md
+  tidy                 check the architecture's rules (ARCHITECTURE.md) in the sources
   setup                install the tools the other commands need
   build-worker [--force]
                        build the worker wasm and its demo site (wrangler's build command)
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Some("dev") => dev::dev(rest),
         Some("test") => test::test(rest),
         Some("bench") => bench::bench(rest),
+        Some("tidy") => tidy::tidy(rest),
         Some("setup") => setup::all().map(|_| ()),
         Some("build-worker") => worker::build_worker(rest),
         Some("build-sdk") => sdk::build_sdk(rest),

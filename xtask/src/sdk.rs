@@ -11,9 +11,9 @@
 //!
 //! Skipped when the package is newer than its sources.
 
+use crate::fresh::up_to_date;
 use crate::run::{cargo, root, step};
 use crate::setup;
-use crate::worker::newest;
 use std::path::Path;
 use std::process::Command;
 
@@ -38,9 +38,7 @@ pub fn build_sdk(args: &[String]) -> Result<(), String> {
         "Cargo.lock",
         ".cargo/config.toml",
     ];
-    let fresh = newest(&pkg.join("index.js"))
-        .is_some_and(|built| inputs.iter().filter_map(|p| newest(&root().join(p))).all(|t| t <= built));
-    if fresh && !force {
+    if up_to_date(&pkg.join("index.js"), &inputs) && !force {
         eprintln!("sdk package is up to date ({PKG})");
         return Ok(());
     }

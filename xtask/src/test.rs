@@ -11,6 +11,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
     }
     let mut results: Vec<(&str, Result<(), String>)> = vec![
         ("format", step("format check", cargo().args(["fmt", "--all", "--check"]))),
+        ("tidy", crate::tidy::tidy(&[])),
         (
             "clippy",
             step(

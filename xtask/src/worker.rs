@@ -2,11 +2,10 @@
 //! otherwise download wasm-bindgen, esbuild and wasm-opt from GitHub), skipped
 //! when the build output is newer than every source it depends on.
 
+use crate::fresh::up_to_date;
 use crate::run::{root, step};
 use crate::setup;
-use std::path::Path;
 use std::process::Command;
-use std::time::SystemTime;
 
 pub const OUTPUT: &str = "worker/build/index_bg.wasm";
 
@@ -16,7 +15,7 @@ pub fn build_worker(args: &[String]) -> Result<(), String> {
     // The static assets wrangler serves beside the worker.
     crate::demo::build_demo()?;
     let out = root().join(OUTPUT);
-    if !force && is_fresh(&out) {
+    if !force && up_to_date(&out, INPUTS) {
         eprintln!("worker build is up to date ({OUTPUT})");
         return Ok(());
     }
@@ -37,24 +36,13 @@ pub fn build_worker(args: &[String]) -> Result<(), String> {
     )
 }
 
-pub fn newest(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if meta.is_file() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path).ok()?.filter_map(|e| newest(&e.ok()?.path())).max()
-}
-
-fn is_fresh(out: &Path) -> bool {
-    let Some(built) = newest(out) else { return false };
-    let inputs = [
-        "worker/src",
-        "worker/Cargo.toml",
-        "core/src",
-        "core/Cargo.toml",
-        "Cargo.lock",
-        "Cargo.toml",
-        ".cargo/config.toml",
-    ];
-    inputs.iter().filter_map(|p| newest(&root().join(p))).all(|t| t <= built)
-}
+/// What the worker's wasm is built from.
+const INPUTS: &[&str] = &[
+    "worker/src",
+    "worker/Cargo.toml",
+    "core/src",
+    "core/Cargo.toml",
+    "Cargo.lock",
+    "Cargo.toml",
+    ".cargo/config.toml",
+];

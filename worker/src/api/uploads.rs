@@ -5,9 +5,8 @@
 use super::{Ctx, Result, auth, forwarded, json};
 use crate::objects::account::client as accounts;
 use crate::objects::account::protocol::HoldStorage;
-use crate::objects::upload::Where;
 use crate::objects::upload::client::{self as upload_client, Upload};
-use crate::objects::upload::protocol::{Admit, Commit, Session, SessionState};
+use crate::objects::upload::protocol::{Admit, Commit, Session, SessionState, Where};
 use crate::platform::clock::now_ms;
 use crate::platform::error::ApiError;
 use crate::platform::gemini::Gemini;

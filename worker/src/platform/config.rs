@@ -104,19 +104,6 @@ fn secs_ms(env: &Env, name: &str, default_ms: u64) -> u64 {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Settings {
-        let defaults = Policy::default();
-        let mut policy = defaults.clone();
-        policy.poll.first_ms = secs_ms(env, "POLL_FIRST_SECS", defaults.poll.first_ms);
-        policy.poll.min_ms = secs_ms(env, "POLL_MIN_SECS", defaults.poll.min_ms);
-        policy.poll.max_ms = secs_ms(env, "POLL_MAX_SECS", defaults.poll.max_ms);
-        policy.poll.growth_permille = num(env, "POLL_GROWTH_PERMILLE", defaults.poll.growth_permille);
-        policy.retry.base_ms = secs_ms(env, "RETRY_BASE_SECS", defaults.retry.base_ms);
-        policy.retry.max_ms = secs_ms(env, "RETRY_MAX_SECS", defaults.retry.max_ms);
-        policy.deadline_ms = secs_ms(env, "JOB_DEADLINE_SECS", defaults.deadline_ms);
-        policy.pending_limit_ms = secs_ms(env, "PENDING_LIMIT_SECS", defaults.pending_limit_ms);
-        policy.max_resubmits = num(env, "MAX_RESUBMITS", u64::from(defaults.max_resubmits)) as u32;
-        policy.quota_retry_ms = secs_ms(env, "QUOTA_RETRY_SECS", defaults.quota_retry_ms);
-        let gemini_defaults = GeminiConfig::default();
         let (prices, prices_error) = match var(env, "PRICES").map(|p| PriceTable::from_json(&p)) {
             None => (PriceTable::default(), None),
             Some(Ok(t)) => (t, None),
@@ -124,15 +111,9 @@ impl Settings {
         };
         let estimate_defaults = EstimateRules::default();
         let limit_defaults = ledger::Limits::default();
-        let upload_defaults = UploadRules::default();
         Settings {
-            gemini: GeminiConfig {
-                base_url: var(env, "GEMINI_API_BASE").unwrap_or(gemini_defaults.base_url),
-                api_version: var(env, "GEMINI_API_VERSION").unwrap_or(gemini_defaults.api_version),
-                jsonl_mime: var(env, "GEMINI_JSONL_MIME").unwrap_or(gemini_defaults.jsonl_mime),
-                rewrite_upload_url: var(env, "GEMINI_REWRITE_UPLOAD_URL").is_none_or(|v| v != "false"),
-            },
-            policy,
+            gemini: gemini(env),
+            policy: policy(env),
             limits: Limits {
                 max_requests: num(env, "MAX_REQUESTS_PER_JOB", Limits::default().max_requests),
                 ..Limits::default()
@@ -161,29 +142,13 @@ impl Settings {
                     limit_defaults.max_submits_per_minute,
                 ),
             },
-            uploads: UploadSettings {
-                rules: UploadRules {
-                    mime_types: var(env, "UPLOAD_MIME_TYPES")
-                        .map(|v| {
-                            v.split(',').map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect()
-                        })
-                        .unwrap_or(upload_defaults.mime_types),
-                    max_chunk: num(env, "MAX_UPLOAD_CHUNK_BYTES", upload_defaults.max_chunk),
-                    ..upload_defaults
-                },
-                max_single_bytes: num(env, "MAX_SINGLE_UPLOAD_BYTES", 100 * 1024 * 1024),
-                quota_bytes: num(env, "STORAGE_QUOTA_BYTES", 10 * 1024 * 1024 * 1024),
-                idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
-            },
+            uploads: uploads(env),
             webhook_allow_http: var(env, "WEBHOOK_ALLOW_HTTP").is_some_and(|v| v == "true"),
-            cors_origins: var(env, "CORS_ORIGINS")
-                .map(|v| {
-                    v.split(',')
-                        .map(|o| o.trim().trim_end_matches('/').to_string())
-                        .filter(|o| !o.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            shards: shards(env),
+            cors_origins: list(env, "CORS_ORIGINS")
+                .iter()
+                .map(|o| o.trim_end_matches('/').to_string())
+                .collect(),
             bench_routes: var(env, "BENCH_ROUTES").is_some_and(|v| v == "true"),
             gemini_webhook_tolerance_secs: num(env, "GEMINI_WEBHOOK_TOLERANCE_SECS", 300),
             secrets: Secrets {
@@ -194,22 +159,73 @@ impl Settings {
                 admin_token: secret(env, "ADMIN_TOKEN"),
                 gemini_webhook_secret: secret(env, "GEMINI_WEBHOOK_SECRET"),
             },
-            shards: {
-                // Running jobs keep going on Tier 1's caps (the lowest) if the table is unreadable.
-                let (caps, caps_error) = match var(env, "ENQUEUED_TOKEN_CAPS").map(|t| Caps::from_json(&t)) {
-                    None => (Caps::default(), None),
-                    Some(Ok(caps)) => (caps, None),
-                    Some(Err(e)) => (Caps::default(), Some(e)),
-                };
-                ShardSettings {
-                    max_bytes: num(env, "MAX_BATCH_BYTES", 2_000_000_000),
-                    max_requests: num(env, "MAX_BATCH_REQUESTS", u64::MAX),
-                    fill_percent: num(env, "SHARD_FILL_PERCENT", 90).clamp(1, 100),
-                    caps,
-                    caps_error,
-                }
-            },
         }
+    }
+}
+
+/// A comma-separated var's non-empty items, trimmed.
+fn list(env: &Env, name: &str) -> Vec<String> {
+    var(env, name)
+        .map(|v| v.split(',').map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+fn gemini(env: &Env) -> GeminiConfig {
+    let defaults = GeminiConfig::default();
+    GeminiConfig {
+        base_url: var(env, "GEMINI_API_BASE").unwrap_or(defaults.base_url),
+        api_version: var(env, "GEMINI_API_VERSION").unwrap_or(defaults.api_version),
+        jsonl_mime: var(env, "GEMINI_JSONL_MIME").unwrap_or(defaults.jsonl_mime),
+        rewrite_upload_url: var(env, "GEMINI_REWRITE_UPLOAD_URL").is_none_or(|v| v != "false"),
+    }
+}
+
+/// How jobs are polled, retried and given up on.
+fn policy(env: &Env) -> Policy {
+    let defaults = Policy::default();
+    let mut policy = defaults.clone();
+    policy.poll.first_ms = secs_ms(env, "POLL_FIRST_SECS", defaults.poll.first_ms);
+    policy.poll.min_ms = secs_ms(env, "POLL_MIN_SECS", defaults.poll.min_ms);
+    policy.poll.max_ms = secs_ms(env, "POLL_MAX_SECS", defaults.poll.max_ms);
+    policy.poll.growth_permille = num(env, "POLL_GROWTH_PERMILLE", defaults.poll.growth_permille);
+    policy.retry.base_ms = secs_ms(env, "RETRY_BASE_SECS", defaults.retry.base_ms);
+    policy.retry.max_ms = secs_ms(env, "RETRY_MAX_SECS", defaults.retry.max_ms);
+    policy.deadline_ms = secs_ms(env, "JOB_DEADLINE_SECS", defaults.deadline_ms);
+    policy.pending_limit_ms = secs_ms(env, "PENDING_LIMIT_SECS", defaults.pending_limit_ms);
+    policy.max_resubmits =
+        u32::try_from(num(env, "MAX_RESUBMITS", u64::from(defaults.max_resubmits))).unwrap_or(u32::MAX);
+    policy.quota_retry_ms = secs_ms(env, "QUOTA_RETRY_SECS", defaults.quota_retry_ms);
+    policy
+}
+
+fn uploads(env: &Env) -> UploadSettings {
+    let defaults = UploadRules::default();
+    let mime_types = list(env, "UPLOAD_MIME_TYPES");
+    UploadSettings {
+        rules: UploadRules {
+            mime_types: if mime_types.is_empty() { defaults.mime_types.clone() } else { mime_types },
+            max_chunk: num(env, "MAX_UPLOAD_CHUNK_BYTES", defaults.max_chunk),
+            ..defaults
+        },
+        max_single_bytes: num(env, "MAX_SINGLE_UPLOAD_BYTES", 100 * 1024 * 1024),
+        quota_bytes: num(env, "STORAGE_QUOTA_BYTES", 10 * 1024 * 1024 * 1024),
+        idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
+    }
+}
+
+fn shards(env: &Env) -> ShardSettings {
+    // Running jobs keep going on Tier 1's caps (the lowest) if the table is unreadable.
+    let (caps, caps_error) = match var(env, "ENQUEUED_TOKEN_CAPS").map(|t| Caps::from_json(&t)) {
+        None => (Caps::default(), None),
+        Some(Ok(caps)) => (caps, None),
+        Some(Err(e)) => (Caps::default(), Some(e)),
+    };
+    ShardSettings {
+        max_bytes: num(env, "MAX_BATCH_BYTES", 2_000_000_000),
+        max_requests: num(env, "MAX_BATCH_REQUESTS", u64::MAX),
+        fill_percent: num(env, "SHARD_FILL_PERCENT", 90).clamp(1, 100),
+        caps,
+        caps_error,
     }
 }
 

@@ -18,15 +18,8 @@ use crate::platform::error::ApiError;
 use crate::platform::gemini::Gemini;
 use crate::platform::gemini_files::{self, Received};
 use batchgate_core::upload::{ContentRange, OwnedFile, UploadError, UploadRules};
-use protocol::{Admit, Commit, Lease, Open, Session, SessionState, SessionView, Status};
-use serde::Serialize;
+use protocol::{Admit, Commit, Lease, Open, Session, SessionState, SessionView, Status, Where};
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
-
-/// An upload refusal's details: where the session stands, to resume from.
-#[derive(Serialize)]
-pub struct Where {
-    pub received: u64,
-}
 
 fn refused(e: UploadError, received: u64) -> ApiError {
     ApiError::new(e.status(), e.code(), e.message()).with_details(Where { received })

@@ -73,6 +73,12 @@ impl Session {
     }
 }
 
+/// An upload refusal's details: where the session stands, to resume from.
+#[derive(Serialize)]
+pub struct Where {
+    pub received: u64,
+}
+
 /// Start keeping a session just opened at Gemini (a repeat changes nothing).
 #[derive(Serialize, Deserialize)]
 pub struct Open(pub Session);
