@@ -514,3 +514,32 @@ fn the_deadline_counts_per_shard_so_a_long_sharded_job_is_not_cut_short() {
     assert_eq!(job.state(), JobState::Succeeded, "{:?}", job.error);
     assert!(job.finished_ms.unwrap_or(0) > 60 * 3_600_000);
 }
+
+#[test]
+fn a_purge_undoes_what_the_job_holds_and_nothing_it_does_not() {
+    let policy = Policy::default();
+    let fresh = sharded(&[2, 2]);
+    let plan = fresh.purge_plan();
+    assert_eq!((plan.cancel_batch, plan.files.len(), plan.last_shard), (None, 0, 0));
+    assert!(plan.release_quota, "a job not yet ended may hold an admission whose answer was lost");
+
+    let mut running = sharded(&[2, 2]);
+    submit_first_batch(&mut running, &policy);
+    let plan = running.purge_plan();
+    assert_eq!(plan.cancel_batch.as_deref(), Some("batches/a"), "a batch still running is cancelled");
+    assert_eq!(plan.files, vec!["files/a".to_string()]);
+    assert!(plan.release_quota);
+
+    let mut ended = sharded(&[2, 2]);
+    let mut g = fake(vec![], 1_000);
+    drive(&mut ended, &mut g, &[2], None, &policy);
+    let plan = ended.purge_plan();
+    assert_eq!(plan.cancel_batch, None, "an ended batch is not cancelled");
+    assert!(!plan.release_quota, "every admission was released on the way");
+    assert_eq!(
+        plan.files,
+        ended.input_file.iter().cloned().collect::<Vec<_>>(),
+        "only its last input file, already deleted on the way (a repeat is answered 404: done)"
+    );
+    assert_eq!(plan.last_shard, 1, "both shards' results objects go");
+}
