@@ -6,6 +6,7 @@
 //! - `cargo xtask test`: every test suite; exits non-zero if any fails.
 //! - `cargo xtask bench`: the benchmarks, written to BENCHMARKS.md.
 //! - `cargo xtask tidy`: the architecture's rules a text search can check.
+//! - `cargo xtask deploy-check`: what `wrangler deploy` would upload, checked offline.
 //! - `cargo xtask setup`: only the installs.
 //! - `cargo xtask build-worker`: the worker wasm and the demo site it serves (what
 //!   `wrangler dev/deploy` run).
@@ -13,6 +14,7 @@
 
 mod bench;
 mod demo;
+mod deploy_check;
 mod dev;
 mod fresh;
 mod local_http;
@@ -31,6 +33,7 @@ const USAGE: &str = "usage: cargo xtask <dev|test|bench|setup> [options]
   bench [--size-mb N] [--reps N]
                        run the benchmarks and write BENCHMARKS.md
   tidy                 check the architecture's rules (ARCHITECTURE.md) in the sources
+  deploy-check         wrangler deploy --dry-run: bundle, bindings, migrations, upload size
   setup                install the tools the other commands need
   build-worker [--force]
                        build the worker wasm and its demo site (wrangler's build command)
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Some("test") => test::test(rest),
         Some("bench") => bench::bench(rest),
         Some("tidy") => tidy::tidy(rest),
+        Some("deploy-check") => deploy_check::deploy_dry_run(),
         Some("setup") => setup::all().map(|_| ()),
         Some("build-worker") => worker::build_worker(rest),
         Some("build-sdk") => sdk::build_sdk(rest),

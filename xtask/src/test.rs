@@ -24,6 +24,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
     ];
     results.push(("sdk (rules in wasm: Node, Chromium; client: Node)", sdk()));
     results.push(("worker e2e", worker_e2e()));
+    results.push(("deploy dry run", crate::deploy_check::deploy_dry_run()));
     results.push(("scale", scale()));
 
     let failed: Vec<&str> = results.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| *n).collect();
