@@ -10,6 +10,7 @@ pub mod gemini;
 pub mod gemini_hook;
 pub mod idempotency;
 pub mod ingest;
+pub mod input;
 pub mod job;
 pub mod jsonl;
 pub mod ledger;
