@@ -40,7 +40,7 @@ impl PartRange {
         Ok(PartRange { start, end_inclusive, total })
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn bytes(&self) -> u64 {
         self.end_inclusive - self.start + 1
     }
 
@@ -104,11 +104,11 @@ impl InputState {
         if range.start != self.received {
             return Err(InputError::Offset { start: range.start, received: self.received });
         }
-        if let Some(body) = body_len.filter(|b| *b != range.len()) {
-            return Err(InputError::Length { range: range.len(), body });
+        if let Some(body) = body_len.filter(|b| *b != range.bytes()) {
+            return Err(InputError::Length { range: range.bytes(), body });
         }
-        if range.len() > max_part {
-            return Err(InputError::PartTooLarge { len: range.len(), max: max_part });
+        if range.bytes() > max_part {
+            return Err(InputError::PartTooLarge { len: range.bytes(), max: max_part });
         }
         Ok(Admission::Take { number: self.parts.len() as u64 + 1, lines_before: self.lines })
     }
@@ -290,7 +290,7 @@ mod tests {
                 start += len;
             }
             for (i, r) in ranges.iter().enumerate() {
-                prop_assert_eq!(s.admit(*r, Some(r.len()), 64), Ok(Admission::Take { number: i as u64 + 1, lines_before: i as u64 }));
+                prop_assert_eq!(s.admit(*r, Some(r.bytes()), 64), Ok(Admission::Take { number: i as u64 + 1, lines_before: i as u64 }));
                 s.take(*r, 1);
                 for &j in repeats.iter().filter(|&&j| j <= i) {
                     let before = (s.received, s.lines);
