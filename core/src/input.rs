@@ -113,19 +113,21 @@ impl InputState {
         Ok(Admission::Take { number: self.parts.len() as u64 + 1, lines_before: self.lines })
     }
 
-    /// Record a part taken with `lines` lines in it.
-    pub fn take(&mut self, range: PartRange, lines: u64) {
+    /// Record a part taken with `lines` lines in it; what is recorded.
+    pub fn take(&mut self, range: PartRange, lines: u64) -> TakenPart {
         self.received = range.end_inclusive + 1;
         self.lines += lines;
         if self.size.is_none() {
             self.size = range.total;
         }
-        self.parts.push(TakenPart {
+        let part = TakenPart {
             start: range.start,
             end_inclusive: range.end_inclusive,
             received: self.received,
             lines: self.lines,
-        });
+        };
+        self.parts.push(part);
+        part
     }
 
     /// Every byte declared has come (or, with no total declared, at least one part has).

@@ -12,6 +12,7 @@ mod objects;
 mod platform;
 
 pub use objects::account::AccountObject;
+pub use objects::input::InputObject;
 pub use objects::job::JobObject;
 pub use objects::quota::QuotaObject;
 pub use objects::upload::UploadObject;
@@ -49,6 +50,10 @@ pub(crate) mod paths {
     pub fn upload(id: &str) -> String {
         format!("/v1/uploads/{id}")
     }
+
+    pub fn input(id: &str) -> String {
+        format!("/v1/inputs/{id}")
+    }
 }
 
 #[derive(Serialize)]
@@ -62,7 +67,7 @@ fn segment(s: &str) -> String {
 }
 
 async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiError> {
-    use api::{account, admin, bench, estimate, files, hooks, jobs, results, uploads};
+    use api::{account, admin, bench, estimate, files, hooks, inputs, jobs, results, uploads};
     let path = req.path();
     let segments: Vec<String> = path.trim_matches('/').split('/').map(segment).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -92,6 +97,10 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
         (Method::Post, ["v1", "uploads"]) => uploads::open(req, cx).await,
         (Method::Put, ["v1", "uploads", id]) => uploads::chunk(req, cx, id).await,
         (Method::Get, ["v1", "uploads", id]) => uploads::status(&req, cx, id).await,
+        (Method::Post, ["v1", "inputs"]) => inputs::open(req, cx).await,
+        (Method::Put, ["v1", "inputs", id]) => inputs::part(req, cx, id).await,
+        (Method::Get, ["v1", "inputs", id]) => inputs::get(&req, cx, id).await,
+        (Method::Delete, ["v1", "inputs", id]) => inputs::delete(&req, cx, id).await,
         (Method::Post, ["v1", "estimate"]) => estimate::handle(req, cx).await,
         (Method::Get, ["v1", "account"]) => account::summary(&req, cx).await,
         (Method::Get, ["v1", "account", "webhook-secret"]) => account::webhook_secret(&req, cx).await,
@@ -101,7 +110,7 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
         (Method::Get, ["v1", "admin", "accounts", id]) => admin::account(&req, cx, id).await,
         (Method::Post, ["v1", "admin", "jobs", id, "kick"]) => admin::kick(&req, cx, id).await,
         (Method::Get, ["v1", "admin", "quota", model]) => admin::quota(&req, cx, model).await,
-        (_, ["v1", "jobs" | "account" | "estimate" | "admin" | "files" | "uploads", ..])
+        (_, ["v1", "jobs" | "account" | "estimate" | "admin" | "files" | "uploads" | "inputs", ..])
         | (_, ["healthz"]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method:?} is not allowed on {path}")))
         }

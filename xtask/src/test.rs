@@ -100,6 +100,8 @@ fn worker_e2e() -> Result<(), String> {
                 "fault_matrix",
                 "--test",
                 "abuse",
+                "--test",
+                "inputs_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",

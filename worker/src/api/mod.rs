@@ -10,6 +10,7 @@ pub mod cors;
 pub mod estimate;
 pub mod files;
 pub mod hooks;
+pub mod inputs;
 pub mod jobs;
 pub mod results;
 pub mod uploads;

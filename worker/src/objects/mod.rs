@@ -3,6 +3,7 @@
 //! called only through their clients and never parse HTTP from users.
 
 pub mod account;
+pub mod input;
 pub mod job;
 pub mod quota;
 pub mod rpc;

@@ -8,11 +8,12 @@
 //! [`ApiError`]. A route the object does not know is 500 `internal_route`:
 //! a mistyped internal call is our bug, never a user's 404.
 
+use crate::platform::bindings;
 use crate::platform::error::{ApiError, json_response};
 use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use worker::{Headers, Method, Request, RequestInit, Response, Result, Stub};
+use worker::{Env, Headers, Method, Request, RequestInit, Response, Result, Stub};
 
 /// The account a call acts for; objects holding one account's data refuse others.
 const ACCOUNT_HEADER: &str = "x-batchgate-account";
@@ -154,6 +155,80 @@ pub async fn open_socket<R: Rpc>(
     let json = serde_json::to_string(body).map_err(|e| failed(R::ROUTE, e))?;
     let req = request(Method::Get, account, R::ROUTE, json, true).map_err(|e| failed(R::ROUTE, e))?;
     stub.fetch_with_request(req).await.map_err(|e| failed(R::ROUTE, e))
+}
+
+/// One object, by the id users know it by. Every call acts for an account,
+/// and an object that holds nothing for that account is "no {kind} {id}", the
+/// same 404 as an id that was never one of ours.
+pub struct ObjectRef {
+    stub: Stub,
+    id: String,
+    kind: &'static str,
+}
+
+impl ObjectRef {
+    /// The object a user named (`kind`: what users call it, for messages).
+    pub fn named(
+        env: &Env,
+        namespace: &str,
+        kind: &'static str,
+        id: &str,
+    ) -> std::result::Result<ObjectRef, ApiError> {
+        match bindings::by_id(env, namespace, id)? {
+            Some(stub) => Ok(ObjectRef { stub, id: id.to_string(), kind }),
+            None => Err(ApiError::not_found(format!("no {kind} {id}"))),
+        }
+    }
+
+    /// The object `name` derives: the same name, the same object.
+    pub fn derived(
+        env: &Env,
+        namespace: &str,
+        kind: &'static str,
+        name: &str,
+    ) -> std::result::Result<ObjectRef, ApiError> {
+        let namespace = bindings::namespace(env, namespace)?;
+        let id = namespace.id_from_name(name)?;
+        Ok(ObjectRef { id: id.to_string(), stub: id.get_stub()?, kind })
+    }
+
+    /// An object never used before.
+    pub fn fresh(env: &Env, namespace: &str, kind: &'static str) -> std::result::Result<ObjectRef, ApiError> {
+        let namespace = bindings::namespace(env, namespace)?;
+        let id = namespace.unique_id()?;
+        Ok(ObjectRef { id: id.to_string(), stub: id.get_stub()?, kind })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn not_found(&self) -> ApiError {
+        ApiError::not_found(format!("no {} {}", self.kind, self.id))
+    }
+
+    /// Ask as `account`.
+    pub async fn ask<R: Rpc>(&self, account: &str, request: &R) -> std::result::Result<R::Reply, ApiError> {
+        call(&self.stub, account, request).await?.ok_or_else(|| self.not_found())
+    }
+
+    /// Ask as `account` and keep the reply as JSON, to pass on to the user.
+    pub async fn forward<R: Rpc>(
+        &self,
+        account: &str,
+        request: &R,
+    ) -> std::result::Result<Vec<u8>, ApiError> {
+        forward(&self.stub, account, request).await?.ok_or_else(|| self.not_found())
+    }
+
+    /// Open the object's WebSocket route `R` as `account`.
+    pub async fn socket<R: Rpc>(
+        &self,
+        account: &str,
+        request: &R,
+    ) -> std::result::Result<Response, ApiError> {
+        open_socket(&self.stub, account, request).await
+    }
 }
 
 /// A call as its object receives it.

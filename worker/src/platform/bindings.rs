@@ -11,6 +11,7 @@ pub const JOBS: &str = "JOBS";
 pub const ACCOUNTS: &str = "ACCOUNTS";
 pub const QUOTAS: &str = "QUOTAS";
 pub const UPLOADS: &str = "UPLOADS";
+pub const INPUTS: &str = "INPUTS";
 
 pub fn bucket(env: &Env) -> Result<worker::Bucket> {
     env.bucket(BUCKET)
@@ -47,6 +48,11 @@ pub fn results_key(id: &str, shard: u64) -> String {
 /// retry never overwrites the input a job uses).
 pub fn input_key(id: &str, nonce: u64) -> String {
     format!("jobs/{id}/input-{nonce:x}.jsonl")
+}
+
+/// An attempt (`nonce`) at part `number` of input `id` (`/v1/inputs`).
+pub fn input_part_key(id: &str, number: u64, nonce: u64) -> String {
+    format!("inputs/{id}/part-{number}-{nonce:x}.jsonl")
 }
 
 /// Scratch objects of the copy benchmark (`POST /_bench/copy`).

@@ -34,6 +34,7 @@ pub struct Settings {
     pub estimate: EstimateRules,
     pub account_limits: ledger::Limits,
     pub uploads: UploadSettings,
+    pub inputs: InputSettings,
     /// `WEBHOOK_ALLOW_HTTP`: accept `http://` webhook URLs (local development only).
     pub webhook_allow_http: bool,
     pub shards: ShardSettings,
@@ -77,6 +78,14 @@ impl ShardSettings {
     pub fn limits(&self, model: &str) -> ShardLimits {
         ShardLimits::for_cap(self.max_bytes, self.max_requests, self.caps.of(model), self.fill_percent)
     }
+}
+
+/// Job inputs sent in parts (`/v1/inputs`).
+pub struct InputSettings {
+    /// `MAX_INPUT_PART_BYTES`: one part's body (Cloudflare refuses bodies over 100 MB).
+    pub max_part_bytes: u64,
+    /// `INPUT_IDLE_SECS`: an input without a part this long expires.
+    pub idle_ms: u64,
 }
 
 pub struct UploadSettings {
@@ -143,6 +152,10 @@ impl Settings {
                 ),
             },
             uploads: uploads(env),
+            inputs: InputSettings {
+                max_part_bytes: num(env, "MAX_INPUT_PART_BYTES", 64 * 1024 * 1024),
+                idle_ms: secs_ms(env, "INPUT_IDLE_SECS", 86_400_000),
+            },
             webhook_allow_http: var(env, "WEBHOOK_ALLOW_HTTP").is_some_and(|v| v == "true"),
             shards: shards(env),
             cors_origins: list(env, "CORS_ORIGINS")

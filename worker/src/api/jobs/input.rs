@@ -28,10 +28,14 @@ impl InputWriter {
     /// A new input object for job `job_id` (a fresh key per attempt: a racing
     /// retry never overwrites the input a job uses).
     pub fn new(env: &Env, settings: &Settings, job_id: &str) -> Result<InputWriter> {
-        let bucket = bindings::bucket(env)?;
+        InputWriter::at(env, settings, bindings::input_key(job_id, random::u64()?))
+    }
+
+    /// An input object at `key` (a part of `/v1/inputs`).
+    pub fn at(env: &Env, settings: &Settings, key: String) -> Result<InputWriter> {
         Ok(InputWriter {
-            bucket,
-            key: bindings::input_key(job_id, random::u64()?),
+            bucket: bindings::bucket(env)?,
+            key,
             part_bytes: usize::try_from(settings.part_bytes).unwrap_or(8 << 20),
             pending: Vec::new(),
             upload: None,

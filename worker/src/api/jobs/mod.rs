@@ -2,7 +2,10 @@
 //! viewing and watching a job, its timeline, cancelling, deleting and
 //! retrying its failed lines (`retry.rs`).
 
-mod input;
+mod from_input;
+pub use from_input::feed_parts;
+pub mod input;
+pub mod lines;
 mod open;
 
 pub use open::{check_files, quote};

@@ -4,20 +4,22 @@
 //! leaves nothing behind; a valid one becomes a JobObject, whose alarm takes it
 //! from there. An `Idempotency-Key` maps to the same job on every retry.
 
+use super::from_input::feed_parts;
 use super::input::InputWriter;
+use super::lines::{Fed, Feed};
 use super::open::{open, prior_answer};
 use crate::api::{Ctx, Result};
+use crate::objects::input::client::InputRef;
 use crate::objects::job::client::JobRef;
 use crate::platform::config::Settings;
 use crate::platform::error::ApiError;
 use crate::platform::query::Query;
-use batchgate_core::jsonl::{LineSplitter, SplitError};
 use batchgate_core::pricing::Price;
 use batchgate_core::submit::{LineError, Summary, Validator};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use worker::{Request, Response};
+use worker::{ByteStream, Request, Response};
 
 /// A job's `metadata` is kept with it and shown in every view: bounded.
 const MAX_METADATA_BYTES: usize = 16 * 1024;
@@ -65,7 +67,12 @@ pub struct JsonSubmission {
     pub model: String,
     #[serde(default)]
     pub display_name: Option<String>,
-    pub requests: Vec<Value>,
+    /// The requests themselves, or…
+    #[serde(default)]
+    pub requests: Option<Vec<Value>>,
+    /// …the id of an input sent in parts (`/v1/inputs`).
+    #[serde(default)]
+    pub input: Option<String>,
     #[serde(default)]
     pub metadata: Option<Value>,
     /// `{url}`: POSTed the final job, signed with the account's webhook secret.
@@ -125,12 +132,28 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>, account: &str) -> Result<Res
     }
     let writer = InputWriter::new(cx.env, cx.settings, job.id())?;
     let is_ndjson = header("content-type").is_some_and(|c| c.contains("ndjson") || c.contains("jsonl"));
-    let submission = if is_ndjson {
-        read_ndjson(&mut req, cx.settings, own_host.as_deref(), writer).await?
-    } else {
-        read_json(&mut req, cx.settings, own_host.as_deref(), writer).await?
+    if is_ndjson {
+        let submission = read_ndjson(&mut req, cx.settings, own_host.as_deref(), writer).await?;
+        return open(cx, account, &job, submission, None).await;
+    }
+    let body = read_json_body(&mut req, cx.settings).await?;
+    let input = body.input.as_deref().map(|id| InputRef::named(cx.env, id)).transpose()?;
+    let submission = match &input {
+        Some(input) => from_input(cx, account, &job, input, body, own_host.as_deref(), writer).await?,
+        None => from_requests(cx.settings, body, own_host.as_deref(), writer).await?,
     };
-    open(cx, account, &job, submission, None).await
+    let answer = open(cx, account, &job, submission, None).await;
+    if let Some(input) = input {
+        match &answer {
+            Ok(_) => input.consume(account, job.id()).await,
+            // Refused: the input may make a job later. (After a 5xx the job may
+            // exist: the input stays claimed by it, and a retry with the same
+            // Idempotency-Key finds it.)
+            Err(e) if e.status < 500 => input.unclaim(account, job.id()).await,
+            Err(_) => {}
+        }
+    }
+    answer
 }
 
 /// `application/x-ndjson`: one `{key?, request}` per line; `?model=` (and
@@ -151,68 +174,58 @@ async fn read_ndjson(
     let display_name = q.get("displayName");
     let webhook = webhook_url(q.get("webhookUrl"), settings, own_host)?;
     let mut validator = validator(settings, &model);
-    let mut splitter = LineSplitter::new(usize::try_from(settings.max_line_bytes).unwrap_or(usize::MAX));
-    let mut body = req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))?;
-    let mut failed: Option<ApiError> = None;
-    while let Some(chunk) = body.next().await {
-        let chunk = match chunk {
-            Ok(c) => c,
-            Err(e) => {
-                failed = Some(ApiError::bad_request(
-                    "unreadable_body",
-                    format!("the request body broke off: {e}"),
-                ));
-                break;
-            }
-        };
-        let fed = splitter.feed(&chunk, |n, line| {
-            if let Some(normalized) = validator.line(n, line) {
-                writer.push(&normalized);
-            }
-            Ok::<(), std::convert::Infallible>(())
-        });
-        if let Err(SplitError::LineTooLong { line, limit }) = fed {
-            validator.unreadable(line, format!("line is longer than {limit} bytes"));
-            failed = Some(ApiError::bad_request(
-                "line_too_long",
-                format!("line {line} is longer than {limit} bytes"),
-            ));
-            break;
-        }
-        if let Err(e) = writer.flush().await {
-            failed = Some(e);
-            break;
-        }
-    }
-    if failed.is_none() {
-        let _ = splitter.finish(|n, line| {
-            if let Some(normalized) = validator.line(n, line) {
-                writer.push(&normalized);
-            }
-            Ok::<(), std::convert::Infallible>(())
-        });
-    }
+    let feed = Feed::new(settings, &mut validator, Some(&mut writer));
+    let failed = match body_stream(req) {
+        Ok(mut body) => feed_body(&mut body, feed).await.err(),
+        Err(e) => Some(e),
+    };
     let submission = conclude(validator, writer, failed, (model, price), display_name, None).await?;
     Ok(Submission { webhook, ..submission })
 }
 
-/// `application/json`: `{model, displayName?, requests: [{key?, request}], metadata?}`.
-async fn read_json(
-    req: &mut Request,
-    settings: &Settings,
-    own_host: Option<&str>,
-    mut writer: InputWriter,
-) -> Result<Submission> {
+/// A request's body as a stream.
+pub fn body_stream(req: &mut Request) -> Result<ByteStream> {
+    req.stream().map_err(|e| ApiError::bad_request("unreadable_body", e.to_string()))
+}
+
+/// Feed an NDJSON body to `feed`, to its end or its first refusal.
+pub async fn feed_body(body: &mut ByteStream, mut feed: Feed<'_>) -> Result<Fed> {
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("unreadable_body", format!("the request body broke off: {e}"))
+        })?;
+        feed.chunk(&chunk).await?;
+    }
+    Ok(feed.finish())
+}
+
+/// `application/json`: `{model, displayName?, requests: [{key?, request}] | input: ID, metadata?, webhook?}`.
+pub async fn read_json_body(req: &mut Request, settings: &Settings) -> Result<JsonSubmission> {
     let bytes = crate::platform::body::read(
         req,
         settings.max_json_body_bytes,
-        "a JSON submission (send larger jobs as application/x-ndjson)",
+        "a JSON submission (send larger jobs as application/x-ndjson or through /v1/inputs)",
     )
     .await?;
     let body: JsonSubmission = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not a valid submission: {e}"))
     })?;
-    drop(bytes);
+    match (&body.requests, &body.input) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request("invalid_json", "send requests or input, not both")),
+        (None, None) => Err(ApiError::bad_request(
+            "invalid_json",
+            "the body is not a valid submission: missing field `requests` (or `input`)",
+        )),
+        _ => Ok(body),
+    }
+}
+
+/// The submission's model, price and webhook, and the checks its lines go through.
+fn prepare(
+    settings: &Settings,
+    body: &JsonSubmission,
+    own_host: Option<&str>,
+) -> Result<((String, Price), Option<String>, Validator)> {
     if let Some(m) = &body.metadata
         && m.to_string().len() > MAX_METADATA_BYTES
     {
@@ -222,9 +235,19 @@ async fn read_json(
         ));
     }
     let model = priced_model(&body.model, settings)?;
-    let webhook = webhook_url(body.webhook.map(|w| w.url), settings, own_host)?;
-    let mut validator = validator(settings, &model.0);
-    for (i, item) in body.requests.into_iter().enumerate() {
+    let webhook = webhook_url(body.webhook.as_ref().map(|w| w.url.clone()), settings, own_host)?;
+    let validator = validator(settings, &model.0);
+    Ok((model, webhook, validator))
+}
+
+async fn from_requests(
+    settings: &Settings,
+    body: JsonSubmission,
+    own_host: Option<&str>,
+    mut writer: InputWriter,
+) -> Result<Submission> {
+    let (model, webhook, mut validator) = prepare(settings, &body, own_host)?;
+    for (i, item) in body.requests.unwrap_or_default().into_iter().enumerate() {
         if let Some(normalized) = validator.item(i as u64 + 1, item) {
             writer.push(&normalized);
         }
@@ -232,6 +255,28 @@ async fn read_json(
     let failed = writer.flush().await.err();
     let submission = conclude(validator, writer, failed, model, body.display_name, body.metadata).await?;
     Ok(Submission { webhook, ..submission })
+}
+
+/// The job's lines from `input`, claimed for it (an input makes one job).
+async fn from_input(
+    cx: &Ctx<'_>,
+    account: &str,
+    job: &JobRef,
+    input: &InputRef,
+    body: JsonSubmission,
+    own_host: Option<&str>,
+    mut writer: InputWriter,
+) -> Result<Submission> {
+    let (model, webhook, mut validator) = prepare(cx.settings, &body, own_host)?;
+    let parts = input.claim(account, job.id()).await?;
+    let failed = feed_parts(cx, &parts.keys, &mut validator, Some(&mut writer)).await.err();
+    match conclude(validator, writer, failed, model, body.display_name, body.metadata).await {
+        Ok(submission) => Ok(Submission { webhook, ..submission }),
+        Err(e) => {
+            input.unclaim(account, job.id()).await;
+            Err(e)
+        }
+    }
 }
 
 pub async fn conclude(

@@ -1,56 +1,39 @@
 //! Calls to a job's `JobObject`.
 
 use super::protocol::{Abandon, Abandoned, Created, GetPrior, Init, Prior, Watch};
-use crate::objects::rpc::{self, Rpc};
-use crate::platform::bindings::{self, JOBS};
+use crate::objects::rpc::ObjectRef;
+use crate::platform::bindings::JOBS;
 use crate::platform::error::ApiError;
-use worker::{Env, Response, Stub};
+use worker::{Env, Response};
 
 type Result<T> = std::result::Result<T, ApiError>;
 
-/// A job's object, by the id users know it by.
-pub struct JobRef {
-    stub: Stub,
-    id: String,
-}
+/// A job's object, by the id users know it by (`ask`, `forward` and `id` are
+/// [`ObjectRef`]'s).
+pub struct JobRef(ObjectRef);
 
-fn no_job(id: &str) -> ApiError {
-    ApiError::not_found(format!("no job {id}"))
+impl std::ops::Deref for JobRef {
+    type Target = ObjectRef;
+
+    fn deref(&self) -> &ObjectRef {
+        &self.0
+    }
 }
 
 impl JobRef {
     /// The job a user named; any id that is not one of ours is "no job".
     pub fn named(env: &Env, id: &str) -> Result<JobRef> {
-        let stub = bindings::by_id(env, JOBS, id)?.ok_or_else(|| no_job(id))?;
-        Ok(JobRef { stub, id: id.to_string() })
+        ObjectRef::named(env, JOBS, "job", id).map(JobRef)
     }
 
     /// The job an idempotency key (or a retry's parent) derives: the same name, the same job.
     pub fn derived(env: &Env, name: &str) -> Result<JobRef> {
-        let namespace = bindings::namespace(env, JOBS)?;
-        let id = namespace.id_from_name(name)?;
-        Ok(JobRef { id: id.to_string(), stub: id.get_stub()? })
+        ObjectRef::derived(env, JOBS, "job", name).map(JobRef)
     }
 
     /// A job id never used before.
     pub fn fresh(env: &Env) -> Result<JobRef> {
-        let namespace = bindings::namespace(env, JOBS)?;
-        let id = namespace.unique_id()?;
-        Ok(JobRef { id: id.to_string(), stub: id.get_stub()? })
-    }
-
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Ask as `account`; the job not being that account's is "no job".
-    pub async fn ask<R: Rpc>(&self, account: &str, request: &R) -> Result<R::Reply> {
-        rpc::call(&self.stub, account, request).await?.ok_or_else(|| no_job(&self.id))
-    }
-
-    /// Ask as `account` and keep the reply as JSON, to pass on to the user.
-    pub async fn forward<R: Rpc>(&self, account: &str, request: &R) -> Result<Vec<u8>> {
-        rpc::forward(&self.stub, account, request).await?.ok_or_else(|| no_job(&self.id))
+        ObjectRef::fresh(env, JOBS, "job").map(JobRef)
     }
 
     pub async fn init(&self, init: &Init) -> Result<Created> {
@@ -67,6 +50,6 @@ impl JobRef {
 
     /// The job's WebSocket, as the object answered (101, or a refusal).
     pub async fn watch(&self, account: &str, watch: &Watch) -> Result<Response> {
-        rpc::open_socket(&self.stub, account, watch).await
+        self.socket(account, watch).await
     }
 }

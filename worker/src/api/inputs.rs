@@ -1,0 +1,141 @@
+//! `/v1/inputs`: a job's NDJSON sent in resumable parts, for jobs larger than
+//! one request body may be (Cloudflare refuses bodies over 100 MB). Each part
+//! is validated as it streams (line numbers and keys count across parts) and
+//! stored in R2; `POST /v1/jobs {"model", "input": ID}` makes the job.
+
+use super::jobs::input::InputWriter;
+use super::jobs::lines::{Fed, Feed};
+use super::jobs::submit::{feed_body, invalid};
+use super::uploads::drain;
+use super::{Ctx, Result, auth, forwarded, ok};
+use crate::objects::input::client::{self as input_client, InputRef};
+use crate::objects::input::protocol::{
+    AdmitPart, CommitPart, DeleteInput, GetInput, Input, InputPhase, PartAdmitted,
+};
+use crate::platform::bindings;
+use crate::platform::clock::now_ms;
+use crate::platform::error::ApiError;
+use batchgate_core::input::{InputError, PartRange, ends_whole};
+use batchgate_core::submit::Validator;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use worker::{ByteStream, Request, Response};
+
+fn refused(e: InputError) -> ApiError {
+    ApiError::new(e.status(), e.code(), e.message())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewInput {
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+/// `POST /v1/inputs` `{"size"?}`: a new input (201, `Location`).
+pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
+    let account = auth::account(&req, cx.settings)?;
+    let bytes = crate::platform::body::read(&mut req, crate::platform::body::SMALL, "an input").await?;
+    let body: NewInput = if bytes.iter().all(u8::is_ascii_whitespace) {
+        NewInput::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{\"size\"?}}: {e}")))?
+    };
+    if body.size == Some(0) {
+        return Err(ApiError::bad_request("invalid_size", "size is the input's bytes: at least 1"));
+    }
+    let input = Input {
+        id: input_client::new_id(cx.env)?,
+        account,
+        phase: InputPhase::Open,
+        size: body.size,
+        last_ms: now_ms(),
+        idle_ms: cx.settings.inputs.idle_ms,
+        max_part_bytes: cx.settings.inputs.max_part_bytes,
+    };
+    let view = input_client::open(cx.env, &input).await?;
+    let resp = forwarded(view)?.with_status(201);
+    resp.headers().set("location", &crate::paths::input(&input.id))?;
+    Ok(resp)
+}
+
+/// `PUT /v1/inputs/:id` with `Content-Range` and NDJSON lines: one part.
+pub async fn part(mut req: Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
+    let account = auth::account(&req, cx.settings)?;
+    let input = InputRef::named(cx.env, id)?;
+    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let body_len = header("content-length").and_then(|v| v.trim().parse().ok());
+    let admitted = match PartRange::parse(&header("content-range").unwrap_or_default()).map_err(refused) {
+        Ok(range) => input.admit(&account, &AdmitPart { range, body_len }).await.map(|a| (range, a)),
+        Err(e) => Err(e),
+    };
+    let (range, number, lines_before, key) = match admitted {
+        Ok((range, PartAdmitted::Take { number, lines_before, key })) => (range, number, lines_before, key),
+        Ok((_, PartAdmitted::Replay(counts))) => {
+            drain(&mut req).await;
+            return ok(&counts);
+        }
+        Err(e) => {
+            drain(&mut req).await;
+            return Err(e);
+        }
+    };
+    let mut writer = InputWriter::at(cx.env, cx.settings, key.clone())?;
+    let mut validator = Validator::new(cx.settings.limits.clone()).with_estimate(cx.settings.estimate);
+    let mut body = super::jobs::submit::body_stream(&mut req)?;
+    let fed = stream_part(&mut body, cx, (range, lines_before), &mut validator, &mut writer).await;
+    let checked = fed.and_then(|fed| match validator.finish() {
+        Ok(_) => Ok(fed),
+        Err((count, errors)) => Err(invalid(count, errors)),
+    });
+    let fed = match checked {
+        Ok(fed) => fed,
+        Err(e) => {
+            // Read to the end, so the client hears the refusal rather than a reset.
+            while let Some(Ok(_)) = body.next().await {}
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    writer.finish().await?;
+    let commit = CommitPart { number, range, object: key.clone(), lines: fed.lines, keys: fed.keys };
+    let answer = input.commit(&account, &commit).await;
+    if !matches!(answer, Ok((_, true))) {
+        // Refused (a key another part has), or another attempt at this part
+        // committed first: this attempt's object is not the part's.
+        if let Ok(bucket) = bindings::bucket(cx.env) {
+            let _ = bucket.delete(key).await;
+        }
+    }
+    ok(&answer?.0)
+}
+
+/// Stream the part's body through the validator into R2.
+async fn stream_part(
+    body: &mut ByteStream,
+    cx: &Ctx<'_>,
+    (range, lines_before): (PartRange, u64),
+    validator: &mut Validator,
+    writer: &mut InputWriter,
+) -> Result<Fed> {
+    let feed = Feed::new(cx.settings, validator, Some(writer)).for_part(lines_before);
+    let fed = feed_body(body, feed).await?;
+    if fed.bytes != range.bytes() {
+        return Err(refused(InputError::Length { range: range.bytes(), body: fed.bytes }));
+    }
+    ends_whole(&range, fed.last_byte).map_err(refused)?;
+    Ok(fed)
+}
+
+/// `GET /v1/inputs/:id`.
+pub async fn get(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
+    let account = auth::account(req, cx.settings)?;
+    forwarded(InputRef::named(cx.env, id)?.forward(&account, &GetInput).await?)
+}
+
+/// `DELETE /v1/inputs/:id`: its parts are deleted.
+pub async fn delete(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
+    let account = auth::account(req, cx.settings)?;
+    forwarded(InputRef::named(cx.env, id)?.forward(&account, &DeleteInput).await?)
+}
