@@ -34,6 +34,70 @@ impl Stack {
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Submit a file of NDJSON lines as an input in parts of at most `part`
+    /// bytes (cut at line ends), then the job from it: how production sends
+    /// a job larger than one request body may be.
+    pub async fn submit_parts(&self, model: &str, path: &std::path::Path, part: usize) -> (u16, Value) {
+        use tokio::io::AsyncReadExt;
+        let r = self
+            .http
+            .post(self.url("/v1/inputs"))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let input: Value = r.json().await.unwrap_or_default();
+        let id = input["id"].as_str().unwrap_or_else(|| panic!("no input: {input}")).to_string();
+        let mut file = tokio::fs::File::open(path).await.unwrap_or_else(|e| panic!("{e}"));
+        let total = file.metadata().await.map(|m| m.len()).unwrap_or_default() as usize;
+        let (mut at, mut carry) = (0usize, Vec::new());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            while carry.len() < part {
+                let n = file.read(&mut buf).await.unwrap_or_else(|e| panic!("{e}"));
+                if n == 0 {
+                    break;
+                }
+                carry.extend_from_slice(&buf[..n]);
+            }
+            if carry.is_empty() {
+                break;
+            }
+            let end = if carry.len() <= part && at + carry.len() == total {
+                carry.len()
+            } else {
+                carry[..part.min(carry.len())]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map(|i| i + 1)
+                    .expect("a line longer than a part")
+            };
+            let body: Vec<u8> = carry.drain(..end).collect();
+            let range = if at + end == total {
+                format!("bytes {at}-{}/{total}", at + end - 1)
+            } else {
+                format!("bytes {at}-{}/*", at + end - 1)
+            };
+            let r = self
+                .http
+                .put(self.url(&format!("/v1/inputs/{id}")))
+                .header("content-range", range)
+                .header(CLOSE_AFTER.0, CLOSE_AFTER.1)
+                .body(body)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("part at {at}: {e}"));
+            assert!(
+                r.status().is_success(),
+                "part at {at}: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+            at += end;
+        }
+        self.submit(json!({"model": model, "input": id}), None).await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e:?}"));
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))

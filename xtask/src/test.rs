@@ -112,7 +112,7 @@ fn worker_e2e() -> Result<(), String> {
 }
 
 /// The sharded path at a third of the benchmark's size, built for release:
-/// 30,000 requests of ~2,800 tokens (322 MB in one `POST /v1/jobs`) run as ~32
+/// 30,000 requests of ~2,800 tokens (322 MB sent as an input in 64 MiB parts) run as ~32
 /// shards under the 3M-token cap, with every target of the scale benchmark
 /// checked (shards, the cap never passed, no 429, every key stored). The e2e
 /// jobs shard in threes; this size caught a SQLite cursor left open that broke
