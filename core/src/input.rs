@@ -9,6 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The largest input: 2^53 − 1 bytes, the largest count a Durable Object's
+/// SQLite binding holds exactly (and far beyond any Gemini batch).
+pub const MAX_INPUT_BYTES: u64 = (1 << 53) - 1;
+
 /// `Content-Range: bytes START-END/TOTAL`, or `bytes START-END/*` when the
 /// input's total is not known yet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,11 +41,14 @@ impl PartRange {
         if end_inclusive < start || total.is_some_and(|t| end_inclusive >= t) {
             return Err(bad());
         }
+        if end_inclusive >= MAX_INPUT_BYTES || total.is_some_and(|t| t > MAX_INPUT_BYTES) {
+            return Err(InputError::Range(format!("an input is at most {MAX_INPUT_BYTES} bytes")));
+        }
         Ok(PartRange { start, end_inclusive, total })
     }
 
     pub fn bytes(&self) -> u64 {
-        self.end_inclusive - self.start + 1
+        (self.end_inclusive - self.start).saturating_add(1)
     }
 
     /// The input's last part (its total is declared and this part reaches it).
@@ -104,6 +111,9 @@ impl InputState {
         if range.start != self.received {
             return Err(InputError::Offset { start: range.start, received: self.received });
         }
+        if let Some(declared) = self.size.filter(|d| range.end_inclusive >= *d) {
+            return Err(InputError::PastTotal { end: range.end_inclusive, declared });
+        }
         if let Some(body) = body_len.filter(|b| *b != range.bytes()) {
             return Err(InputError::Length { range: range.bytes(), body });
         }
@@ -130,12 +140,11 @@ impl InputState {
         part
     }
 
-    /// Every byte declared has come (or, with no total declared, at least one part has).
+    /// Every byte declared has come. A job waits for its total to be declared
+    /// (at open, or in a part's range): an uploader that stopped early must not
+    /// make, and be billed for, a job of part of its data.
     pub fn complete(&self) -> bool {
-        match self.size {
-            Some(total) => self.received == total,
-            None => self.received > 0,
-        }
+        self.size.is_some_and(|total| self.received == total)
     }
 }
 
@@ -158,6 +167,8 @@ pub enum InputError {
     Offset { start: u64, received: u64 },
     /// 400: the range's total differs from the one declared.
     Total { total: u64, declared: u64 },
+    /// 400: the part reaches past the declared total.
+    PastTotal { end: u64, declared: u64 },
     /// 400: the body's length differs from the range.
     Length { range: u64, body: u64 },
     /// 413: a part larger than one request may carry.
@@ -181,7 +192,7 @@ impl InputError {
         match self {
             InputError::Range(_) => "invalid_content_range",
             InputError::Offset { .. } => "wrong_offset",
-            InputError::Total { .. } => "size_mismatch",
+            InputError::Total { .. } | InputError::PastTotal { .. } => "size_mismatch",
             InputError::Length { .. } => "length_mismatch",
             InputError::PartTooLarge { .. } => "part_too_large",
             InputError::PartialLine => "partial_line",
@@ -197,6 +208,9 @@ impl InputError {
             }
             InputError::Total { total, declared } => {
                 format!("Content-Range says the input is {total} bytes; it was declared as {declared}")
+            }
+            InputError::PastTotal { end, declared } => {
+                format!("the part reaches byte {end}, past the input's declared {declared} bytes")
             }
             InputError::Length { range, body } => format!("Content-Range covers {range} bytes but the body has {body}"),
             InputError::PartTooLarge { len, max } => format!("a part of {len} bytes; at most {max} per request"),
@@ -265,9 +279,28 @@ mod tests {
             Err(InputError::Total { total: 40, declared: 30 })
         );
         assert!(!s.complete());
+        assert_eq!(
+            s.admit(range("bytes 20-39/*"), None, 64),
+            Err(InputError::PastTotal { end: 39, declared: 30 }),
+            "a part without a total may not pass the one declared"
+        );
         s.take(range("bytes 20-29/30"), 1);
         assert!(s.complete());
         assert_eq!((s.received, s.lines), (30, 6));
+    }
+
+    #[test]
+    fn a_job_waits_for_a_declared_total_and_no_range_passes_two_to_the_53() {
+        let mut s = InputState::default();
+        s.take(range("bytes 0-9/*"), 1);
+        assert!(!s.complete(), "no total declared: the uploader may not be done");
+        for huge in
+            ["bytes 0-18446744073709551615/*", "bytes 0-9007199254740991/*", "bytes 0-9/18446744073709551615"]
+        {
+            assert!(matches!(PartRange::parse(huge), Err(InputError::Range(_))), "{huge}");
+        }
+        let widest = PartRange { start: 0, end_inclusive: u64::MAX, total: None };
+        assert_eq!(widest.bytes(), u64::MAX, "saturates, never wraps");
     }
 
     #[test]

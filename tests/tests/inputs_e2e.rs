@@ -242,3 +242,65 @@ async fn an_input_refuses_what_does_not_fit_and_a_job_waits_for_every_declared_b
     let (status, e) = s.submit(json!({"model": MODEL, "input": id}), None).await;
     assert_eq!((status, e["error"]["code"].as_str()), (409, Some("input_ended")), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn parts_past_their_limits_are_refused_and_a_job_waits_for_a_declared_total() {
+    let s = Stack::start(json!({}), &[("MAX_REQUESTS_PER_JOB", "3")]);
+    let line =
+        |k: &str| format!("{}\n", json!({"key": k, "request": {"contents": [{"parts": [{"text": "hi"}]}]}}));
+    let open = |body: Value| {
+        let (http, url) = (s.http.clone(), s.url("/v1/inputs"));
+        async move { answer(http.post(url).json(&body).send().await.unwrap()).await }
+    };
+    let (status, e) = open(json!({"size": 1u64 << 60})).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_size")), "{e}");
+
+    let (_, input) = open(json!({})).await;
+    let id = input["id"].as_str().unwrap().to_string();
+    // A range no input can have is refused, not a crash.
+    for huge in ["bytes 0-18446744073709551615/*", "bytes 0-9/18446744073709551615"] {
+        let r =
+            s.http.put(s.url(&format!("/v1/inputs/{id}"))).header("content-range", huge).body("x\n").send();
+        let (status, e) = answer(r.await.unwrap()).await;
+        assert_eq!(
+            (status, e["error"]["code"].as_str()),
+            (400, Some("invalid_content_range")),
+            "{huge}: {e}"
+        );
+    }
+    let two = format!("{}{}", line("a"), line("b"));
+    assert_eq!(put(&s, &id, 0, two.as_bytes(), "*").await.0, 200);
+    // No total declared yet: the uploader may not be done, so no job.
+    let (status, e) = s.submit(json!({"model": MODEL, "input": id}), None).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("input_incomplete")), "{e}");
+    // Two more requests would pass MAX_REQUESTS_PER_JOB: refused, nothing taken.
+    let more = format!("{}{}", line("c"), line("d"));
+    let (status, e) = put(&s, &id, two.len(), more.as_bytes(), "*").await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("too_many_requests")), "{e}");
+    // A body longer than its range (sent chunked, no Content-Length) is cut off at the range.
+    let chunks: Vec<std::io::Result<Bytes>> = vec![Ok(Bytes::from(line("c"))), Ok(Bytes::from(line("d")))];
+    let r = s
+        .http
+        .put(s.url(&format!("/v1/inputs/{id}")))
+        .header("content-range", format!("bytes {}-{}/*", two.len(), two.len() + line("c").len() - 1))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    let (status, e) = answer(r).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("length_mismatch")), "{e}");
+    let (_, st) = s.get(&format!("/v1/inputs/{id}")).await;
+    assert_eq!((st["received"].as_u64(), st["lines"].as_u64()), (Some(two.len() as u64), Some(2)), "{st}");
+    // The last part declares the total; then the job.
+    let total = two.len() + line("c").len();
+    assert_eq!(put(&s, &id, two.len(), line("c").as_bytes(), &total.to_string()).await.0, 200);
+    let (status, job) = s.submit(json!({"model": MODEL, "input": id}), None).await;
+    assert_eq!((status, job["requestCount"].as_u64()), (202, Some(3)), "{job}");
+
+    // A part without a total may not reach past the declared one.
+    let (_, sized) = open(json!({"size": 10})).await;
+    let sized = sized["id"].as_str().unwrap().to_string();
+    let (status, e) = put(&s, &sized, 0, line("a").as_bytes(), "*").await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("size_mismatch")), "{e}");
+}

@@ -201,7 +201,9 @@ pub async fn run(requests: usize) -> Section {
     Section {
         title: format!("Scale: {requests} requests of ~2,800 tokens under a 3M-token cap"),
         how: format!(
-            "{mb:.0} MiB of NDJSON submitted to the worker in one streamed `POST /v1/jobs`, planned into shards \
+            "{mb:.0} MiB of NDJSON sent to the worker as an input in 64 MiB parts (`/v1/inputs`: a Cloudflare \
+             request body is at most 100 MB) and made a job by `POST /v1/jobs` with the input (submit = the \
+             parts and the job), planned into shards \
              under the emulator's 3,000,000 enqueued-token cap (Tier 1, `gemini-2.5-flash`) and run to the end \
              (each batch pending 0.2 s and running 0.5 s, polls every 0.3–1 s). Baseline: the same file \
              uploaded straight to the emulator as one batch with the cap lifted, polled and downloaded. Peak \

@@ -5,7 +5,7 @@
 
 use super::jobs::input::InputWriter;
 use super::jobs::lines::{Fed, Feed};
-use super::jobs::submit::{feed_body, invalid};
+use super::jobs::submit::invalid;
 use super::uploads::drain;
 use super::{Ctx, Result, auth, forwarded, ok};
 use crate::objects::input::client::{self as input_client, InputRef};
@@ -15,7 +15,7 @@ use crate::objects::input::protocol::{
 use crate::platform::bindings;
 use crate::platform::clock::now_ms;
 use crate::platform::error::ApiError;
-use batchgate_core::input::{InputError, PartRange, ends_whole};
+use batchgate_core::input::{InputError, MAX_INPUT_BYTES, PartRange, ends_whole};
 use batchgate_core::submit::Validator;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -42,8 +42,11 @@ pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {{\"size\"?}}: {e}")))?
     };
-    if body.size == Some(0) {
-        return Err(ApiError::bad_request("invalid_size", "size is the input's bytes: at least 1"));
+    if body.size.is_some_and(|s| s == 0 || s > MAX_INPUT_BYTES) {
+        return Err(ApiError::bad_request(
+            "invalid_size",
+            format!("size is the input's bytes: from 1 to {MAX_INPUT_BYTES}"),
+        ));
     }
     let input = Input {
         id: input_client::new_id(cx.env)?,
@@ -53,6 +56,7 @@ pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         last_ms: now_ms(),
         idle_ms: cx.settings.inputs.idle_ms,
         max_part_bytes: cx.settings.inputs.max_part_bytes,
+        max_requests: cx.settings.limits.max_requests,
     };
     let view = input_client::open(cx.env, &input).await?;
     let resp = forwarded(view)?.with_status(201);
@@ -101,17 +105,24 @@ pub async fn part(mut req: Request, cx: &Ctx<'_>, id: &str) -> Result<Response> 
     writer.finish().await?;
     let commit = CommitPart { number, range, object: key.clone(), lines: fed.lines, keys: fed.keys };
     let answer = input.commit(&account, &commit).await;
-    if !matches!(answer, Ok((_, true))) {
-        // Refused (a key another part has), or another attempt at this part
-        // committed first: this attempt's object is not the part's.
-        if let Ok(bucket) = bindings::bucket(cx.env) {
-            let _ = bucket.delete(key).await;
-        }
+    // Refused (a key another part has), or another attempt at this part
+    // committed first: this attempt's object is not the part's. After a 5xx
+    // the part may have been recorded: its object stays (the input's own
+    // deletion removes it if it was not).
+    let not_the_part = match &answer {
+        Ok((_, kept)) => !kept,
+        Err(e) => e.status < 500,
+    };
+    if not_the_part && let Ok(bucket) = bindings::bucket(cx.env) {
+        let _ = bucket.delete(key).await;
     }
     ok(&answer?.0)
 }
 
-/// Stream the part's body through the validator into R2.
+/// Stream the part's body through the validator, and the bytes as sent into
+/// R2 (a job made of the input reads exactly the user's lines again, with its
+/// model, so its errors name the same lines). A body longer than its range is
+/// refused as soon as it passes it.
 async fn stream_part(
     body: &mut ByteStream,
     cx: &Ctx<'_>,
@@ -119,8 +130,20 @@ async fn stream_part(
     validator: &mut Validator,
     writer: &mut InputWriter,
 ) -> Result<Fed> {
-    let feed = Feed::new(cx.settings, validator, Some(writer)).for_part(lines_before);
-    let fed = feed_body(body, feed).await?;
+    let mut feed = Feed::new(cx.settings, validator, None).for_part(lines_before);
+    let mut sent = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request("unreadable_body", format!("the part broke off: {e}")))?;
+        sent = sent.saturating_add(chunk.len() as u64);
+        if sent > range.bytes() {
+            return Err(refused(InputError::Length { range: range.bytes(), body: sent }));
+        }
+        feed.chunk(&chunk).await?;
+        writer.push(&chunk);
+        writer.flush().await?;
+    }
+    let fed = feed.finish();
     if fed.bytes != range.bytes() {
         return Err(refused(InputError::Length { range: range.bytes(), body: fed.bytes }));
     }

@@ -149,7 +149,11 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>, account: &str) -> Result<Res
             // Refused: the input may make a job later. (After a 5xx the job may
             // exist: the input stays claimed by it, and a retry with the same
             // Idempotency-Key finds it.)
-            Err(e) if e.status < 500 => input.unclaim(account, job.id()).await,
+            // A racing retry with the same Idempotency-Key is refused while
+            // the first makes the job: the claim is the first's, not to give back.
+            Err(e) if e.status < 500 && e.code != "idempotency_key_in_use" => {
+                input.unclaim(account, job.id()).await
+            }
             Err(_) => {}
         }
     }

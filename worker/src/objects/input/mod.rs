@@ -9,6 +9,8 @@ pub mod client;
 pub mod protocol;
 mod store;
 
+use crate::objects::job::client::JobRef;
+use crate::objects::job::protocol::Prior;
 use crate::objects::rpc::{self, Incoming, Rpc};
 use crate::platform::bindings;
 use crate::platform::clock::now_ms;
@@ -25,6 +27,9 @@ use store::Store;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 type Answer<T> = std::result::Result<T, ApiError>;
+
+/// A claim still held this long after it was made is checked against its job.
+const CLAIM_CHECK_MS: i64 = 60 * 60_000;
 
 #[derive(Serialize)]
 struct Where {
@@ -93,17 +98,25 @@ impl InputObject {
         })
     }
 
+    /// Record activity. The expiry alarm is best effort once the record is
+    /// written (a write that stood must not be answered as a failure; the
+    /// alarm reads `last_ms` when it fires and re-arms).
     async fn touch(&self, store: &Store, input: &mut Input) -> Result<()> {
         input.last_ms = now_ms();
         store.save(input)?;
-        self.state.storage().set_alarm(i64::try_from(input.idle_ms).unwrap_or(i64::MAX)).await
+        let _ = self.state.storage().set_alarm(i64::try_from(input.idle_ms).unwrap_or(i64::MAX)).await;
+        Ok(())
     }
 
     fn admit(&self, store: &Store, input: &Input, ask: &AdmitPart) -> Result<Answer<PartAdmitted>> {
         let state = store.state(input.size)?;
         if input.phase != InputPhase::Open {
-            // A part already taken is answered again even once a job is made of the input.
-            if let Ok(Admission::Replay { received, lines }) = state.admit(ask.range, None, u64::MAX) {
+            // A part already taken is answered again once a job is being or was
+            // made of the input; not once its parts are gone otherwise.
+            let job_made = matches!(input.phase, InputPhase::Claimed { .. } | InputPhase::Used { .. });
+            if let (true, Ok(Admission::Replay { received, lines })) =
+                (job_made, state.admit(ask.range, None, u64::MAX))
+            {
                 return Ok(Ok(PartAdmitted::Replay(Counts { received, lines })));
             }
             return Ok(Err(ended(&input.phase)));
@@ -120,6 +133,8 @@ impl InputObject {
             Admission::Replay { received, lines } => PartAdmitted::Replay(Counts { received, lines }),
             Admission::Take { number, lines_before } => {
                 let key = bindings::input_part_key(&input.id, number, random::u64()?);
+                // Known before it is written: a part that never commits is still deleted.
+                store.pending(&key)?;
                 PartAdmitted::Take { number, lines_before, key }
             }
         }))
@@ -145,6 +160,17 @@ impl InputObject {
                 return Ok(Err(e.with_details(Where { received: state.received, lines: state.lines })));
             }
         }
+        let requests = store.key_count()?.saturating_add(part.keys.len() as u64);
+        if requests > input.max_requests {
+            return Ok(Err(ApiError::bad_request(
+                "too_many_requests",
+                format!(
+                    "a job has at most {} requests; with this part the input would have {requests}",
+                    input.max_requests
+                ),
+            )
+            .with_details(Where { received: state.received, lines: state.lines })));
+        }
         if let Some((line, first_line, key)) = store.duplicate(&part.keys)? {
             return Ok(Err(ApiError::bad_request(
                 "duplicate_key",
@@ -160,16 +186,33 @@ impl InputObject {
         Ok(Ok((Counts { received: next.received, lines: next.lines }, true)))
     }
 
+    /// Job `job` exists: the input is used and its parts go. (Open counts too:
+    /// a racing retry of the same submission may have given the claim back.)
+    async fn consume(&self, store: &Store, input: &mut Input, job: String) -> Result<()> {
+        let ours = match &input.phase {
+            InputPhase::Open => true,
+            InputPhase::Claimed { job: j } => *j == job,
+            _ => false,
+        };
+        if ours {
+            self.delete_parts(store).await?;
+            input.phase = InputPhase::Used { job };
+            store.save(input)?;
+            let _ = self.state.storage().delete_alarm().await;
+        }
+        Ok(())
+    }
+
     /// Delete the parts from R2 (best effort: what stays is under `inputs/`, to sweep).
     async fn delete_parts(&self, store: &Store) -> Result<()> {
         let bucket = bindings::bucket(&self.env)?;
-        for key in store.part_keys()? {
+        for key in store.part_keys()?.into_iter().chain(store.pending_keys()?) {
             let _ = bucket.delete(key).await;
         }
         store.clear_keys()
     }
 
-    fn claim(&self, store: &Store, input: &mut Input, job: String) -> Result<Answer<Parts>> {
+    async fn claim(&self, store: &Store, input: &mut Input, job: String) -> Result<Answer<Parts>> {
         match &input.phase {
             InputPhase::Open => {}
             InputPhase::Claimed { job: j } if *j == job => {}
@@ -177,15 +220,24 @@ impl InputObject {
         }
         let state = store.state(input.size)?;
         if !state.complete() {
-            let declared = input.size.map_or_else(|| "no bytes".into(), |s| format!("{s} bytes"));
-            return Ok(Err(ApiError::bad_request(
-                "input_incomplete",
-                format!("the input holds {} bytes of {declared}; send the rest first", state.received),
-            )
-            .with_details(Where { received: state.received, lines: state.lines })));
+            let message = match input.size {
+                Some(total) => {
+                    format!("the input holds {} bytes of {total}; send the rest first", state.received)
+                }
+                None => format!(
+                    "the input holds {} bytes and no total was declared: declare it in POST /v1/inputs or in \
+                     the last part's Content-Range (bytes START-END/TOTAL)",
+                    state.received
+                ),
+            };
+            return Ok(Err(ApiError::bad_request("input_incomplete", message)
+                .with_details(Where { received: state.received, lines: state.lines })));
         }
         input.phase = InputPhase::Claimed { job };
-        store.save(input)?;
+        // Making a job of a large input takes a while: the clock starts again,
+        // and the claim is checked on once it should be settled.
+        self.touch(store, input).await?;
+        let _ = self.state.storage().set_alarm(CLAIM_CHECK_MS).await;
         Ok(Ok(Parts { keys: store.part_keys()?, received: state.received, lines: state.lines }))
     }
 
@@ -226,7 +278,7 @@ impl InputObject {
             }
             Claim::ROUTE => {
                 let Claim(job) = call.read()?;
-                rpc::reply::<Claim>(self.claim(&store, &mut input, job)?)
+                rpc::reply::<Claim>(self.claim(&store, &mut input, job).await?)
             }
             Unclaim::ROUTE => {
                 let Unclaim(job) = call.read()?;
@@ -238,12 +290,7 @@ impl InputObject {
             }
             Consume::ROUTE => {
                 let Consume(job) = call.read()?;
-                if input.phase == (InputPhase::Claimed { job: job.clone() }) {
-                    self.delete_parts(&store).await?;
-                    input.phase = InputPhase::Used { job };
-                    store.save(&input)?;
-                    let _ = self.state.storage().delete_alarm().await;
-                }
+                self.consume(&store, &mut input, job).await?;
                 rpc::reply::<Consume>(Ok(()))
             }
             ListParts::ROUTE => {
@@ -275,6 +322,24 @@ impl DurableObject for InputObject {
         let store = Store::new(self.state.storage().sql())?;
         let Some(mut input) = store.input()? else { return Response::ok("") };
         if !matches!(input.phase, InputPhase::Open | InputPhase::Claimed { .. }) {
+            return Response::ok("");
+        }
+        if let InputPhase::Claimed { job } = input.phase.clone() {
+            // Still claimed a while after the claim: the submission never said
+            // how it ended (a 5xx, or its worker died). The job itself says:
+            // it exists (the input is used) or not (the input is open again).
+            let live = match JobRef::named(&self.env, &job) {
+                Ok(j) => j.prior(&input.account).await.map(|p| matches!(p, Prior::Live(_))),
+                Err(_) => Ok(false),
+            };
+            match live {
+                Ok(true) => self.consume(&store, &mut input, job).await?,
+                Ok(false) => {
+                    input.phase = InputPhase::Open;
+                    self.touch(&store, &mut input).await?;
+                }
+                Err(_) => self.state.storage().set_alarm(60_000).await?,
+            }
             return Response::ok("");
         }
         let due = input.last_ms.saturating_add(input.idle_ms);

@@ -32,6 +32,13 @@ pub struct Input {
     pub last_ms: u64,
     pub idle_ms: u64,
     pub max_part_bytes: u64,
+    /// At most this many requests across the parts (`MAX_REQUESTS_PER_JOB`).
+    #[serde(default = "unlimited")]
+    pub max_requests: u64,
+}
+
+fn unlimited() -> u64 {
+    u64::MAX
 }
 
 /// An input as the API shows it.

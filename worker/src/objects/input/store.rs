@@ -21,6 +21,7 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS parts (number INTEGER PRIMARY KEY, start INTEGER NOT NULL, \
              end_inclusive INTEGER NOT NULL, received INTEGER NOT NULL, lines INTEGER NOT NULL, rkey TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, line INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS pending (rkey TEXT PRIMARY KEY)",
         ] {
             sql.exec(ddl, None)?;
         }
@@ -75,6 +76,21 @@ impl Store {
         Ok(None)
     }
 
+    /// An R2 key handed to an attempt at a part, not yet committed.
+    pub fn pending(&self, rkey: &str) -> Result<()> {
+        self.sql.exec("INSERT OR IGNORE INTO pending (rkey) VALUES (?)", vec![rkey.into()])?;
+        Ok(())
+    }
+
+    pub fn pending_keys(&self) -> Result<Vec<String>> {
+        Ok(rows(self.sql.exec("SELECT rkey FROM pending", None)?)?.into_iter().map(|r| r.text(0)).collect())
+    }
+
+    /// Requests taken so far.
+    pub fn key_count(&self) -> Result<u64> {
+        Ok(first(self.sql.exec("SELECT COUNT(*) FROM keys", None)?)?.map_or(0, |r| r.uint(0)))
+    }
+
     /// Record a part and its keys (in the same synchronous run: together or not at all).
     pub fn take(&self, number: u64, part: &TakenPart, rkey: &str, keys: &[(u64, String)]) -> Result<()> {
         for chunk in keys.chunks(KEYS_PER_STATEMENT) {
@@ -90,6 +106,7 @@ impl Store {
             "INSERT OR REPLACE INTO parts (number, start, end_inclusive, received, lines, rkey) VALUES (?, ?, ?, ?, ?, ?)",
             vec![int(number), int(part.start), int(part.end_inclusive), int(part.received), int(part.lines), rkey.into()],
         )?;
+        self.sql.exec("DELETE FROM pending WHERE rkey = ?", vec![rkey.into()])?;
         Ok(())
     }
 
@@ -101,9 +118,10 @@ impl Store {
             .collect())
     }
 
-    /// Forget the keys (the input takes no more parts; its counts stay).
+    /// Forget the keys and pending attempts (the input takes no more parts; its counts stay).
     pub fn clear_keys(&self) -> Result<()> {
         self.sql.exec("DELETE FROM keys", None)?;
+        self.sql.exec("DELETE FROM pending", None)?;
         Ok(())
     }
 }
