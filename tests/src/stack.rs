@@ -375,7 +375,12 @@ fn healthy(url: &str) -> bool {
 
 /// A plain blocking HTTP/1.1 call on loopback: (status, whole answer). Used
 /// before any async runtime exists.
-fn raw_http(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+pub(crate) fn raw_http(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let (host, path) = url.strip_prefix("http://").and_then(|r| r.split_once('/'))?;
     let mut s = std::net::TcpStream::connect(host).ok()?;

@@ -1,5 +1,5 @@
 //! The API under load: requests per second and p99 latency of `GET /v1/jobs/:id`
-//! and `POST /v1/jobs` (10 requests each), driven by this process (a second
+//! and `POST /v1/jobs` (10 requests each; from one account and from 16), driven by this process (a second
 //! process beside workerd, on loopback) with a fixed number of concurrent
 //! clients, against `GET /healthz` of the same worker (routing and nothing else).
 
@@ -19,23 +19,24 @@ struct Load {
     p50_ms: f64,
 }
 
-/// Run `CLIENTS` loops of `call` for `SECONDS`; every call must succeed.
+/// Run `CLIENTS` loops of `call` (given the client's number) for `SECONDS`;
+/// every call must succeed.
 async fn load<F, Fut>(call: F) -> Load
 where
-    F: Fn() -> Fut + Send + Sync + 'static,
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = u16> + Send,
 {
     let call = Arc::new(call);
     let start = Instant::now();
     let end = start + Duration::from_secs(SECONDS);
     let tasks: Vec<_> = (0..CLIENTS)
-        .map(|_| {
+        .map(|client| {
             let call = call.clone();
             tokio::spawn(async move {
                 let mut latencies = vec![];
                 while Instant::now() < end {
                     let t = Instant::now();
-                    let status = call().await;
+                    let status = call(client).await;
                     assert!((200..300).contains(&status), "status {status} under load");
                     latencies.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
@@ -53,6 +54,23 @@ where
     Load { per_sec: all.len() as f64 / elapsed, p99_ms: p99, p50_ms: median(all) }
 }
 
+/// A client for account `load-{i}`, granted credits to submit with.
+fn own_account(s: &Stack, i: usize) -> reqwest::Client {
+    let account = format!("load-{i}");
+    let grant = json!({"amount": 1_000_000_000_000i64, "idempotencyKey": "load"}).to_string();
+    let answer = crate::stack::raw_http(
+        "POST",
+        &s.url(&format!("/v1/admin/accounts/{account}/grants")),
+        &[
+            ("authorization", &format!("Bearer {}", crate::stack::ADMIN_TOKEN)),
+            ("content-type", "application/json"),
+        ],
+        &grant,
+    );
+    assert!(answer.as_ref().is_some_and(|(status, _)| *status == 201), "grant to {account}: {answer:?}");
+    crate::stack::client_with(&crate::stack::token(&account))
+}
+
 pub async fn run() -> Section {
     let s = Stack::start(
         json!({}),
@@ -64,21 +82,36 @@ pub async fn run() -> Section {
     let (http, base) = (s.http.clone(), s.url(""));
     let get = |path: String| {
         let (http, url) = (http.clone(), format!("{base}{path}"));
-        move || {
+        move |_| {
             let (http, url) = (http.clone(), url.clone());
             async move { http.get(url).send().await.map_or(0, |r| r.status().as_u16()) }
         }
     };
     // Warm the isolate and the job's object before measuring.
     for _ in 0..50 {
-        get(format!("/v1/jobs/{id}"))().await;
+        get(format!("/v1/jobs/{id}"))(0).await;
     }
     let trivial = load(get("/healthz".into())).await;
     let view = load(get(format!("/v1/jobs/{id}"))).await;
     let body = json!({"model": "gemini-2.5-flash", "requests": requests(10)}).to_string();
     let (http2, url) = (http.clone(), format!("{base}/v1/jobs"));
-    let submit = load(move || {
+    let (url2, body2) = (url.clone(), body.clone());
+    let submit = load(move |_| {
         let (http, url, body) = (http2.clone(), url.clone(), body.clone());
+        async move {
+            http.post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_or(0, |r| r.status().as_u16())
+        }
+    })
+    .await;
+    // The same, each client its own account (so its own ledger object).
+    let clients: Vec<reqwest::Client> = (0..CLIENTS).map(|i| own_account(&s, i)).collect();
+    let submit_apart = load(move |i| {
+        let (http, url, body) = (clients[i % CLIENTS].clone(), url2.clone(), body2.clone());
         async move {
             http.post(url)
                 .header("content-type", "application/json")
@@ -102,9 +135,14 @@ pub async fn run() -> Section {
             "{CLIENTS} concurrent clients for {SECONDS} s per route, from the benchmark process over loopback \
              (keep-alive), against the worker in workerd. `GET /v1/jobs/:id` is authenticated and answered by \
              the job's Durable Object; `POST /v1/jobs` validates 10 requests, stores the input in R2, reserves \
-             credits in the account's object and creates the job's object (each job then runs on its own). \
+             credits in the account's object and creates the job's object (each job then runs on its own), \
+             from one account and from 16 (each client its own, so its own ledger object). \
              Baseline: `GET /healthz` of the same worker. The ratio is requests/s over the baseline's."
         ),
-        rows: vec![row("GET /v1/jobs/:id", &view), row("POST /v1/jobs (10 requests)", &submit)],
+        rows: vec![
+            row("GET /v1/jobs/:id", &view),
+            row("POST /v1/jobs (10 requests), one account", &submit),
+            row("POST /v1/jobs (10 requests), 16 accounts", &submit_apart),
+        ],
     }
 }
