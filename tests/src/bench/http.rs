@@ -54,6 +54,37 @@ where
     Load { per_sec: all.len() as f64 / elapsed, p99_ms: p99, p50_ms: median(all) }
 }
 
+/// Each submit's latency and the worker's `Server-Timing` (read, reserve,
+/// init), to say which phase the slowest ones spent their time in.
+#[derive(Clone, Default)]
+struct Timings(Arc<std::sync::Mutex<Vec<(f64, String)>>>);
+
+impl Timings {
+    async fn post(&self, request: reqwest::RequestBuilder) -> u16 {
+        let t = Instant::now();
+        let Ok(r) = request.send().await else { return 0 };
+        let timing = r.headers().get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        if let Ok(mut all) = self.0.lock() {
+            all.push((t.elapsed().as_secs_f64() * 1000.0, timing));
+        }
+        r.status().as_u16()
+    }
+
+    /// The slowest 1%, and the median, with where the worker says the time went (stderr).
+    fn report(&self, what: &str) {
+        let Ok(mut all) = self.0.lock() else { return };
+        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let slowest = (all.len() / 100).max(1);
+        eprintln!("POST /v1/jobs, {what}: the slowest {slowest} of {}:", all.len());
+        for (ms, timing) in all.iter().take(slowest) {
+            eprintln!("  {ms:.0} ms: {timing}");
+        }
+        if let Some((ms, timing)) = all.get(all.len() / 2) {
+            eprintln!("  median {ms:.0} ms: {timing}");
+        }
+    }
+}
+
 /// A client for account `load-{i}`, granted credits to submit with.
 fn own_account(s: &Stack, i: usize) -> reqwest::Client {
     let account = format!("load-{i}");
@@ -96,32 +127,25 @@ pub async fn run() -> Section {
     let body = json!({"model": "gemini-2.5-flash", "requests": requests(10)}).to_string();
     let (http2, url) = (http.clone(), format!("{base}/v1/jobs"));
     let (url2, body2) = (url.clone(), body.clone());
+    let timings = Timings::default();
+    let seen = timings.clone();
     let submit = load(move |_| {
-        let (http, url, body) = (http2.clone(), url.clone(), body.clone());
-        async move {
-            http.post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map_or(0, |r| r.status().as_u16())
-        }
+        let (http, url, body, seen) = (http2.clone(), url.clone(), body.clone(), seen.clone());
+        async move { seen.post(http.post(url).header("content-type", "application/json").body(body)).await }
     })
     .await;
+    timings.report("one account");
     // The same, each client its own account (so its own ledger object).
     let clients: Vec<reqwest::Client> = (0..CLIENTS).map(|i| own_account(&s, i)).collect();
+    let timings = Timings::default();
+    let seen = timings.clone();
     let submit_apart = load(move |i| {
-        let (http, url, body) = (clients[i % CLIENTS].clone(), url2.clone(), body2.clone());
-        async move {
-            http.post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await
-                .map_or(0, |r| r.status().as_u16())
-        }
+        let (http, url, body, seen) =
+            (clients[i % CLIENTS].clone(), url2.clone(), body2.clone(), seen.clone());
+        async move { seen.post(http.post(url).header("content-type", "application/json").body(body)).await }
     })
     .await;
+    timings.report("16 accounts");
     let row = |metric: &str, l: &Load| Row {
         metric: metric.into(),
         value: format!("{:.0}/s, p50 {:.1} ms, p99 {:.1} ms", l.per_sec, l.p50_ms, l.p99_ms),

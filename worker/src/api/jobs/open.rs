@@ -11,6 +11,7 @@ use crate::objects::account::protocol::{Reserve, ReserveAnswer, Settle};
 use crate::objects::job::client::JobRef;
 use crate::objects::job::protocol::{Abandoned, Init, Prior, Tombstone};
 use crate::platform::bindings;
+use crate::platform::clock::now_ms;
 use crate::platform::error::ApiError;
 use batchgate_core::pricing::{Price, Quote, Tokens};
 use batchgate_core::submit::LineError;
@@ -40,6 +41,7 @@ pub async fn open(
     retry_of: Option<&str>,
 ) -> Result<Response> {
     let input_key = submission.input_key.clone();
+    let started = now_ms();
     let quote = match reserve(cx, account, job, &submission).await {
         Ok(q) => q,
         Err(answer) => {
@@ -64,6 +66,7 @@ pub async fn open(
         webhook_url: submission.webhook,
         shards: submission.summary.shards,
     };
+    let reserved = now_ms();
     let created = match job.init(&init).await {
         Ok(c) => c,
         Err(e) => {
@@ -87,11 +90,20 @@ pub async fn open(
             };
         }
     };
+    let initialized = now_ms();
     if !created.created {
         // Lost a race with the same Idempotency-Key: the first submission stands.
         delete_input(cx.env, input_key).await;
     }
-    accepted(&created.view)
+    let resp = accepted(&created.view)?;
+    // Where the time went (the clock moves on I/O): for operators and the load benchmark.
+    let timing = format!(
+        "reserve;dur={}, init;dur={}",
+        reserved.saturating_sub(started),
+        initialized.saturating_sub(reserved)
+    );
+    resp.headers().set("server-timing", &timing)?;
+    Ok(resp)
 }
 
 async fn delete_input(env: &Env, key: String) {
