@@ -98,8 +98,19 @@ impl Stack {
         self.submit(json!({"model": model, "input": id}), None).await
     }
 
+    /// A GET, sent again (it is idempotent) when the connection it went out on
+    /// was one workerd had just dropped: its local server may close a pooled
+    /// keep-alive connection after a long or large exchange (ARCHITECTURE.md,
+    /// "workerd as a local HTTP server"), and a client retries a GET on a reset.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e:?}"));
+        let mut tries = 0;
+        let r = loop {
+            match self.http.get(self.url(path)).send().await {
+                Ok(r) => break r,
+                Err(e) if e.is_request() && tries < 2 => tries += 1,
+                Err(e) => panic!("GET {path}: {e:?}"),
+            }
+        };
         (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
     }
 
