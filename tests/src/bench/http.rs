@@ -54,6 +54,17 @@ where
     Load { per_sec: all.len() as f64 / elapsed, p99_ms: p99, p50_ms: median(all) }
 }
 
+/// Send and read the whole answer, as a client does (an unread body closes
+/// the connection: the next call pays for a new one, and workerd logs the
+/// write it could not finish): its status and `Server-Timing`.
+async fn read_whole(request: reqwest::RequestBuilder) -> (u16, String) {
+    let Ok(r) = request.send().await else { return (0, String::new()) };
+    let status = r.status().as_u16();
+    let timing = r.headers().get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let _ = r.bytes().await;
+    (status, timing)
+}
+
 /// Each submit's latency and the worker's `Server-Timing` (read, reserve,
 /// init), to say which phase the slowest ones spent their time in.
 #[derive(Clone, Default)]
@@ -62,12 +73,11 @@ struct Timings(Arc<std::sync::Mutex<Vec<(f64, String)>>>);
 impl Timings {
     async fn post(&self, request: reqwest::RequestBuilder) -> u16 {
         let t = Instant::now();
-        let Ok(r) = request.send().await else { return 0 };
-        let timing = r.headers().get("server-timing").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let (status, timing) = read_whole(request).await;
         if let Ok(mut all) = self.0.lock() {
             all.push((t.elapsed().as_secs_f64() * 1000.0, timing));
         }
-        r.status().as_u16()
+        status
     }
 
     /// The slowest 1%, and the median, with where the worker says the time went (stderr).
@@ -115,7 +125,7 @@ pub async fn run() -> Section {
         let (http, url) = (http.clone(), format!("{base}{path}"));
         move |_| {
             let (http, url) = (http.clone(), url.clone());
-            async move { http.get(url).send().await.map_or(0, |r| r.status().as_u16()) }
+            async move { read_whole(http.get(url)).await.0 }
         }
     };
     // Warm the isolate and the job's object before measuring.

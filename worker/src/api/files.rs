@@ -3,7 +3,7 @@
 //! reading and deleting. Bodies stream straight to the Gemini Files API; the
 //! worker never holds a whole file. Files belong to the account that uploaded them.
 
-use super::uploads::{drain, hold_quota, refuse, upstream};
+use super::uploads::{drain, hold_quota, upstream};
 use super::{Ctx, Result, auth, json, ok};
 use crate::objects::account::client as accounts;
 use crate::platform::clock::now_ms;
@@ -34,7 +34,7 @@ async fn single_upload(req: &Request, cx: &Ctx<'_>, account: &str) -> Result<Res
     let size: u64 = header("content-length")
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| ApiError::new(411, "length_required", "send Content-Length with the file"))?;
-    let mime = uploads.rules.check_file(&mime, size).map_err(refuse)?;
+    let mime = uploads.rules.check_file(&mime, size).map_err(ApiError::from)?;
     if size > uploads.max_single_bytes {
         return Err(ApiError::new(
             413,
@@ -58,7 +58,8 @@ async fn send_single(
     (hold, size, mime): (&str, u64, &str),
 ) -> Result<Response> {
     let display_name = Query::of(req).get("displayName").unwrap_or_default();
-    let body = req.inner().body().ok_or_else(|| refuse(UploadError::Size("the body is empty".into())))?;
+    let body =
+        req.inner().body().ok_or_else(|| ApiError::from(UploadError::Size("the body is empty".into())))?;
     let g = Gemini::new(cx.settings);
     let start = g.cfg.upload_start_typed(size, mime, &display_name);
     let (session_url, _) = gemini_files::start(&g, &start).await.map_err(upstream)?;
@@ -66,7 +67,7 @@ async fn send_single(
         Ok(Received::Final(f)) => OwnedFile::from_gemini(&f, now_ms()),
         Ok(Received::Partial(n)) => {
             let _ = gemini_files::cancel(&g, &session_url).await;
-            return Err(refuse(UploadError::Length { range: size, body: n }));
+            return Err(ApiError::from(UploadError::Length { range: size, body: n }));
         }
         Err(e) => {
             let _ = gemini_files::cancel(&g, &session_url).await;

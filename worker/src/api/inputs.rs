@@ -21,10 +21,6 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use worker::{ByteStream, Request, Response};
 
-fn refused(e: InputError) -> ApiError {
-    ApiError::new(e.status(), e.code(), e.message())
-}
-
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct NewInput {
@@ -70,10 +66,11 @@ pub async fn part(mut req: Request, cx: &Ctx<'_>, id: &str) -> Result<Response> 
     let input = InputRef::named(cx.env, id)?;
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let body_len = header("content-length").and_then(|v| v.trim().parse().ok());
-    let admitted = match PartRange::parse(&header("content-range").unwrap_or_default()).map_err(refused) {
-        Ok(range) => input.admit(&account, &AdmitPart { range, body_len }).await.map(|a| (range, a)),
-        Err(e) => Err(e),
-    };
+    let admitted =
+        match PartRange::parse(&header("content-range").unwrap_or_default()).map_err(ApiError::from) {
+            Ok(range) => input.admit(&account, &AdmitPart { range, body_len }).await.map(|a| (range, a)),
+            Err(e) => Err(e),
+        };
     let (range, number, lines_before, key) = match admitted {
         Ok((range, PartAdmitted::Take { number, lines_before, key })) => (range, number, lines_before, key),
         Ok((_, PartAdmitted::Replay(counts))) => {
@@ -137,7 +134,7 @@ async fn stream_part(
             .map_err(|e| ApiError::bad_request("unreadable_body", format!("the part broke off: {e}")))?;
         sent = sent.saturating_add(chunk.len() as u64);
         if sent > range.bytes() {
-            return Err(refused(InputError::Length { range: range.bytes(), body: sent }));
+            return Err(ApiError::from(InputError::Length { range: range.bytes(), body: sent }));
         }
         feed.chunk(&chunk).await?;
         writer.push(&chunk);
@@ -145,9 +142,9 @@ async fn stream_part(
     }
     let fed = feed.finish();
     if fed.bytes != range.bytes() {
-        return Err(refused(InputError::Length { range: range.bytes(), body: fed.bytes }));
+        return Err(ApiError::from(InputError::Length { range: range.bytes(), body: fed.bytes }));
     }
-    ends_whole(&range, fed.last_byte).map_err(refused)?;
+    ends_whole(&range, fed.last_byte).map_err(ApiError::from)?;
     Ok(fed)
 }
 

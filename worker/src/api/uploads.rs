@@ -17,10 +17,6 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use worker::{Request, Response};
 
-pub fn refuse(e: UploadError) -> ApiError {
-    ApiError::new(e.status(), e.code(), e.message())
-}
-
 pub fn upstream(e: Failure) -> ApiError {
     ApiError::new(502, "upstream_failed", format!("the Gemini Files API refused: {e:?}"))
 }
@@ -85,7 +81,7 @@ pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         "{size, mimeType, displayName?}",
     )
     .await?;
-    let mime = uploads.rules.check_file(&body.mime_type, body.size).map_err(refuse)?;
+    let mime = uploads.rules.check_file(&body.mime_type, body.size).map_err(ApiError::from)?;
     let id = upload_client::new_id(cx.env)?;
     // The session's declared size is held from now until its file is recorded or it ends.
     hold_quota(cx, &account, &id, body.size).await?;
@@ -143,7 +139,7 @@ pub async fn chunk(mut req: Request, cx: &Ctx<'_>, id: &str) -> Result<Response>
         }
     };
     let Some(body) = req.inner().body() else {
-        return Err(refuse(UploadError::Length { range: lease.len, body: 0 }));
+        return Err(ApiError::from(UploadError::Length { range: lease.len, body: 0 }));
     };
     let g = Gemini::new(cx.settings);
     let sent =

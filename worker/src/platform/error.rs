@@ -86,6 +86,20 @@ pub fn json_response(status: u16, json: Vec<u8>) -> Result<Response> {
     Ok(resp)
 }
 
+/// A refusal by core's upload rules, as the user gets it.
+impl From<batchgate_core::upload::UploadError> for ApiError {
+    fn from(e: batchgate_core::upload::UploadError) -> Self {
+        ApiError::new(e.status(), e.code(), e.message())
+    }
+}
+
+/// A refusal by core's input rules, as the user gets it.
+impl From<batchgate_core::input::InputError> for ApiError {
+    fn from(e: batchgate_core::input::InputError) -> Self {
+        ApiError::new(e.status(), e.code(), e.message())
+    }
+}
+
 impl From<worker::Error> for ApiError {
     fn from(e: worker::Error) -> Self {
         ApiError::internal(e.to_string())

@@ -32,13 +32,15 @@ pub fn quote(price: &Price, tokens: &Tokens) -> Result<Quote> {
     })
 }
 
-/// Make `submission` (stored under its input key) job `job`, retrying `retry_of` if set.
+/// Make `submission` (stored under its input key) job `job`, retrying
+/// `retry_of` if set; `read_from`: when reading the submission began (for
+/// `Server-Timing`).
 pub async fn open(
     cx: &Ctx<'_>,
     account: &str,
     job: &JobRef,
     submission: Submission,
-    retry_of: Option<&str>,
+    (retry_of, read_from): (Option<&str>, u64),
 ) -> Result<Response> {
     let input_key = submission.input_key.clone();
     let started = now_ms();
@@ -98,7 +100,8 @@ pub async fn open(
     let resp = accepted(&created.view)?;
     // Where the time went (the clock moves on I/O): for operators and the load benchmark.
     let timing = format!(
-        "reserve;dur={}, init;dur={}",
+        "read;dur={}, reserve;dur={}, init;dur={}",
+        started.saturating_sub(read_from),
         reserved.saturating_sub(started),
         initialized.saturating_sub(reserved)
     );

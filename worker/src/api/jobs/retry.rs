@@ -24,6 +24,7 @@ const MAX_CHILD_GENERATIONS: u32 = 64;
 
 pub async fn handle(req: &Request, cx: &Ctx<'_>, parent: &str) -> Result<Response> {
     let account = &auth::account(req, cx.settings)?;
+    let started = crate::platform::clock::now_ms();
     let plan = JobRef::named(cx.env, parent)?.ask(account, &GetRetryPlan).await?;
     if !plan.done {
         return Err(ApiError::new(
@@ -73,7 +74,7 @@ pub async fn handle(req: &Request, cx: &Ctx<'_>, parent: &str) -> Result<Respons
     let failed = copy_lines(cx.env, &input_key, &wanted, &mut validator, &mut writer).await.err();
     let submission =
         submit::conclude(validator, writer, failed, model, plan.display_name, plan.metadata).await?;
-    open(cx, account, &child, submission, Some(parent)).await
+    open(cx, account, &child, submission, (Some(parent), started)).await
 }
 
 /// Feed the parent's input lines whose key is `wanted` to the validator, and

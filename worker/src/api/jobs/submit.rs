@@ -119,25 +119,7 @@ pub struct Submission {
 /// `POST /v1/jobs` as `account`.
 pub async fn handle(mut req: Request, cx: &Ctx<'_>, account: &str) -> Result<Response> {
     let started = now_ms();
-    let resp = submit(&mut req, cx, account).await?;
-    // Reading and storing the body comes first in `Server-Timing`.
-    let timing = resp.headers().get("server-timing").ok().flatten();
-    let read = format!("read;dur={}", read_ms(timing.as_deref(), started));
-    let _ = resp.headers().set("server-timing", &timing.map_or(read.clone(), |t| format!("{read}, {t}")));
-    Ok(resp)
-}
-
-/// The time spent reading and storing the body: all of it but what `open` reported.
-fn read_ms(timing: Option<&str>, started: u64) -> u64 {
-    let opened: u64 = timing
-        .iter()
-        .flat_map(|t| t.split(','))
-        .filter_map(|m| m.split_once("dur=")?.1.trim().parse::<u64>().ok())
-        .sum();
-    now_ms().saturating_sub(started).saturating_sub(opened)
-}
-
-async fn submit(req: &mut Request, cx: &Ctx<'_>, account: &str) -> Result<Response> {
+    let req = &mut req;
     let header = |name: &str| req.headers().get(name).ok().flatten();
     let own_host = header("host");
     let key = batchgate_core::idempotency::key(header("idempotency-key"))
@@ -155,7 +137,7 @@ async fn submit(req: &mut Request, cx: &Ctx<'_>, account: &str) -> Result<Respon
     let is_ndjson = header("content-type").is_some_and(|c| c.contains("ndjson") || c.contains("jsonl"));
     if is_ndjson {
         let submission = read_ndjson(req, cx.settings, own_host.as_deref(), writer).await?;
-        return open(cx, account, &job, submission, None).await;
+        return open(cx, account, &job, submission, (None, started)).await;
     }
     let body = read_json_body(req, cx.settings).await?;
     let input = body.input.as_deref().map(|id| InputRef::named(cx.env, id)).transpose()?;
@@ -163,7 +145,7 @@ async fn submit(req: &mut Request, cx: &Ctx<'_>, account: &str) -> Result<Respon
         Some(input) => from_input(cx, account, &job, input, body, own_host.as_deref(), writer).await?,
         None => from_requests(cx.settings, body, own_host.as_deref(), writer).await?,
     };
-    let answer = open(cx, account, &job, submission, None).await;
+    let answer = open(cx, account, &job, submission, (None, started)).await;
     if let Some(input) = input {
         match &answer {
             Ok(_) => input.consume(account, job.id()).await,

@@ -50,10 +50,6 @@ struct Duplicate<'a> {
     key: &'a str,
 }
 
-fn refused(e: InputError) -> ApiError {
-    ApiError::new(e.status(), e.code(), e.message())
-}
-
 fn ended(phase: &InputPhase) -> ApiError {
     let why = match phase {
         InputPhase::Expired => "the input expired (idle too long); send it again",
@@ -65,7 +61,7 @@ fn ended(phase: &InputPhase) -> ApiError {
             ApiError::new(409, "input_used", format!("this input made job {job}; an input makes one job"))
                 .with_details(UsedBy { job })
         }
-        _ => refused(InputError::Ended { why: why.into() }),
+        _ => ApiError::from(InputError::Ended { why: why.into() }),
     }
 }
 
@@ -125,7 +121,7 @@ impl InputObject {
             Ok(a) => a,
             Err(e) => {
                 return Ok(Err(
-                    refused(e).with_details(Where { received: state.received, lines: state.lines })
+                    ApiError::from(e).with_details(Where { received: state.received, lines: state.lines })
                 ));
             }
         };
@@ -156,7 +152,8 @@ impl InputObject {
             Ok(Admission::Take { number, .. }) if number == part.number => {}
             Ok(Admission::Replay { received, lines }) => return Ok(Ok((Counts { received, lines }, false))),
             _ => {
-                let e = refused(InputError::Offset { start: part.range.start, received: state.received });
+                let e =
+                    ApiError::from(InputError::Offset { start: part.range.start, received: state.received });
                 return Ok(Err(e.with_details(Where { received: state.received, lines: state.lines })));
             }
         }

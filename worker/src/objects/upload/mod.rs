@@ -22,7 +22,7 @@ use protocol::{Admit, Commit, Lease, Open, Session, SessionState, SessionView, S
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
 fn refused(e: UploadError, received: u64) -> ApiError {
-    ApiError::new(e.status(), e.code(), e.message()).with_details(Where { received })
+    ApiError::from(e).with_details(Where { received })
 }
 
 #[durable_object]
