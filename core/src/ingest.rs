@@ -41,6 +41,15 @@ pub struct Slice {
     pub last: bool,
 }
 
+/// Where a shard's result line `local` (1-based in its shard) sorts among
+/// the job's: shards are ingested side by side, so a line cannot know how
+/// many lines the shards before it hold; shard `s` numbers from `s × 2³²` (a
+/// shard is one Gemini batch of at most 2 GB: far fewer lines). Shard 0's
+/// numbers are its lines', as every job's were before shards ran side by side.
+pub fn line_number(shard: u64, local: u64) -> u64 {
+    (shard << 32).saturating_add(local)
+}
+
 /// The next slice, or `None` when every part is stored. A 0-byte file has one
 /// empty last part.
 pub fn next_slice(c: &Cursor, total: u64, part_bytes: u64) -> Option<Slice> {

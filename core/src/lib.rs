@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod input;
 pub mod job;
 pub mod jsonl;
+pub mod keys;
 pub mod ledger;
 pub mod model;
 pub mod netguard;

@@ -1,11 +1,15 @@
-//! The enqueued-token governor: one per Gemini model (the QuotaObject), shared
-//! by every job, so the shards in flight never ask Gemini for more than the
-//! model's cap. Gemini answers a create over the cap with a 429; asking first
-//! keeps shards waiting here, in order, instead of hammering Gemini.
+//! The governor of what Gemini holds for us (the QuotaObject, one for the
+//! deployment), shared by every job: per Gemini key, each model's enqueued
+//! tokens stay under the model's cap and the batches in flight under the
+//! key's concurrent-batch limit. Gemini answers a create over either with a
+//! 429; asking first keeps shards waiting here, in order, instead of
+//! hammering Gemini. With several keys, a shard goes to the key with the
+//! most room for its model; a key Gemini refused (401/403) is out of rotation.
 //!
 //! A hold is keyed by (job, shard): admitting or releasing it again changes
-//! nothing, so the JobObject can repeat either after a lost answer. Holds
-//! older than the job deadline are dropped, in case a job vanished holding one.
+//! nothing (a repeat is admitted on the key it already holds), so the
+//! JobObject can repeat either after a lost answer. Holds older than the job
+//! deadline are dropped, in case a job vanished holding one.
 
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +69,9 @@ impl Caps {
 pub struct Hold {
     pub job: String,
     pub shard: u64,
+    pub model: String,
+    /// The key's id (see [`crate::keys`]).
+    pub key: String,
     pub tokens: u64,
     pub since_ms: u64,
 }
@@ -75,28 +82,61 @@ pub struct Hold {
 pub struct AdmitRequest {
     pub job: String,
     pub shard: u64,
+    pub model: String,
     pub tokens: u64,
     /// The model's cap, from the operator's settings.
     pub cap: u64,
+    /// Batches one key may have in flight (`MAX_CONCURRENT_BATCHES`).
+    pub max_batches: u64,
+    /// The ids of the keys configured, in the operator's order.
+    pub keys: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Admission {
     pub admitted: bool,
-    /// Tokens held after this decision (for the timeline and the tests).
+    /// The key the shard is to use (set when admitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Tokens held for the model on that key after this decision (for the timeline and the tests).
     pub enqueued: u64,
 }
 
-/// Whether `request` may go: it already holds the quota, or it fits under the
-/// cap beside `holds`, or nothing else is enqueued (a shard bigger than the
-/// cap alone would otherwise wait forever; Gemini then decides).
-pub fn admit(holds: &[Hold], request: &AdmitRequest) -> Admission {
-    let enqueued: u64 = holds.iter().map(|h| h.tokens).sum();
-    let mine = holds.iter().any(|h| h.job == request.job && h.shard == request.shard);
-    let admitted = mine || enqueued.saturating_add(request.tokens) <= request.cap || holds.is_empty();
-    let after = if admitted && !mine { enqueued.saturating_add(request.tokens) } else { enqueued };
-    Admission { admitted, enqueued: after }
+/// Tokens held for `model` on `key`.
+fn enqueued(holds: &[Hold], key: &str, model: &str) -> u64 {
+    holds.iter().filter(|h| h.key == key && h.model == model).map(|h| h.tokens).fold(0, u64::saturating_add)
+}
+
+/// Whether `request` may go, and on which key: the one it already holds, or
+/// of the keys in rotation (configured, not `revoked`) the one with the
+/// fewest tokens enqueued for the model where the shard fits under the cap
+/// (or nothing is enqueued for the model on that key: a shard bigger than the
+/// cap alone would otherwise wait forever; Gemini then decides) and the key
+/// has a batch to spare.
+pub fn admit<'a>(holds: &[Hold], revoked: &[String], request: &'a AdmitRequest) -> Admission {
+    if let Some(h) = holds.iter().find(|h| h.job == request.job && h.shard == request.shard) {
+        return Admission {
+            admitted: true,
+            key: Some(h.key.clone()),
+            enqueued: enqueued(holds, &h.key, &h.model),
+        };
+    }
+    let fits = |key: &'a String| {
+        let tokens = enqueued(holds, key, &request.model);
+        let batches = holds.iter().filter(|h| h.key == *key).count() as u64;
+        let room = tokens.saturating_add(request.tokens) <= request.cap || tokens == 0;
+        (room && batches < request.max_batches).then_some((tokens, key))
+    };
+    let best = request.keys.iter().filter(|k| !revoked.contains(k)).filter_map(fits).min_by_key(|(t, _)| *t);
+    match best {
+        Some((tokens, key)) => Admission {
+            admitted: true,
+            key: Some(key.clone()),
+            enqueued: tokens.saturating_add(request.tokens),
+        },
+        None => Admission { admitted: false, key: None, enqueued: 0 },
+    }
 }
 
 /// Holds to drop as abandoned: older than `max_age_ms`.
@@ -114,31 +154,64 @@ mod tests {
     use proptest::prelude::*;
 
     fn hold(job: &str, shard: u64, tokens: u64) -> Hold {
-        Hold { job: job.into(), shard, tokens, since_ms: 0 }
+        Hold { job: job.into(), shard, model: "m".into(), key: "k1".into(), tokens, since_ms: 0 }
     }
 
     fn ask(job: &str, shard: u64, tokens: u64) -> AdmitRequest {
-        AdmitRequest { job: job.into(), shard, tokens, cap: 1_000 }
+        AdmitRequest {
+            job: job.into(),
+            shard,
+            model: "m".into(),
+            tokens,
+            cap: 1_000,
+            max_batches: 100,
+            keys: vec!["k1".into()],
+        }
     }
 
     #[test]
     fn shards_fit_under_the_cap_and_wait_beyond_it() {
         let holds = vec![hold("a", 0, 600)];
-        assert!(admit(&holds, &ask("b", 0, 400)).admitted);
-        assert!(!admit(&holds, &ask("b", 0, 401)).admitted);
-        assert_eq!(admit(&holds, &ask("b", 0, 401)).enqueued, 600);
+        assert_eq!(admit(&holds, &[], &ask("b", 0, 400)).key.as_deref(), Some("k1"));
+        assert!(!admit(&holds, &[], &ask("b", 0, 401)).admitted);
     }
 
     #[test]
-    fn asking_again_for_a_held_shard_is_admitted_without_counting_twice() {
+    fn asking_again_for_a_held_shard_is_admitted_on_its_key_without_counting_twice() {
         let holds = vec![hold("a", 0, 900)];
-        assert_eq!(admit(&holds, &ask("a", 0, 900)), Admission { admitted: true, enqueued: 900 });
+        let again = AdmitRequest { keys: vec!["k2".into()], ..ask("a", 0, 900) };
+        assert_eq!(
+            admit(&holds, &[], &again),
+            Admission { admitted: true, key: Some("k1".into()), enqueued: 900 }
+        );
     }
 
     #[test]
     fn a_shard_over_the_cap_goes_alone() {
-        assert!(admit(&[], &ask("a", 0, 5_000)).admitted);
-        assert!(!admit(&[hold("b", 0, 1)], &ask("a", 0, 5_000)).admitted);
+        assert!(admit(&[], &[], &ask("a", 0, 5_000)).admitted);
+        assert!(!admit(&[hold("b", 0, 1)], &[], &ask("a", 0, 5_000)).admitted);
+    }
+
+    #[test]
+    fn caps_are_per_model_and_batches_per_key() {
+        let other_model = Hold { model: "n".into(), ..hold("b", 0, 1_000) };
+        assert!(
+            admit(std::slice::from_ref(&other_model), &[], &ask("a", 0, 1_000)).admitted,
+            "another model's tokens do not count"
+        );
+        let two = AdmitRequest { max_batches: 1, ..ask("a", 0, 1) };
+        assert!(!admit(&[other_model], &[], &two).admitted, "but its batch does");
+    }
+
+    #[test]
+    fn shards_spread_over_keys_and_a_revoked_key_gets_none() {
+        let keys = vec!["k1".to_string(), "k2".to_string()];
+        let two_keys = |job: &str| AdmitRequest { keys: keys.clone(), ..ask(job, 0, 600) };
+        let holds = vec![hold("a", 0, 600)];
+        assert_eq!(admit(&holds, &[], &two_keys("b")).key.as_deref(), Some("k2"), "the key with room");
+        assert!(!admit(&holds, &["k2".into()], &two_keys("b")).admitted, "k2 is out, k1 is full");
+        assert_eq!(admit(&[], &["k1".into()], &two_keys("b")).key.as_deref(), Some("k2"));
+        assert!(!admit(&[], &keys, &two_keys("b")).admitted, "no key left");
     }
 
     #[test]
@@ -162,27 +235,36 @@ mod tests {
     }
 
     proptest! {
-        /// Any order of asks and releases from many jobs: what is held never
-        /// exceeds the cap unless a single shard is over it on its own.
+        /// Any order of asks and releases from many jobs, two models and two
+        /// keys: on each key, what is held for a model never exceeds the cap
+        /// unless a single shard is over it on its own, and no key holds more
+        /// batches than allowed.
         #[test]
-        fn the_cap_is_never_exceeded(ops in proptest::collection::vec((0u8..4, 0u64..3, 1u64..700, any::<bool>()), 1..200)) {
-            let cap = 1_000;
+        fn the_caps_are_never_exceeded(ops in proptest::collection::vec((0u8..4, 0u64..3, 1u64..700, any::<bool>(), any::<bool>()), 1..200)) {
+            let (cap, max_batches) = (1_000, 3);
+            let keys = vec!["k1".to_string(), "k2".to_string()];
             let mut holds: Vec<Hold> = vec![];
-            for (job, shard, tokens, release) in ops {
+            for (job, shard, tokens, model_n, release) in ops {
                 let job = format!("j{job}");
                 if release {
                     holds.retain(|h| !(h.job == job && h.shard == shard));
                     continue;
                 }
-                let request = AdmitRequest { job: job.clone(), shard, tokens, cap };
-                let decision = admit(&holds, &request);
+                let model = if model_n { "n" } else { "m" }.to_string();
+                let request = AdmitRequest { job: job.clone(), shard, model: model.clone(), tokens, cap, max_batches, keys: keys.clone() };
+                let decision = admit(&holds, &[], &request);
                 let known = holds.iter().any(|h| h.job == job && h.shard == shard);
-                if decision.admitted && !known {
-                    holds.push(Hold { job, shard, tokens, since_ms: 0 });
+                if let (true, false, Some(key)) = (decision.admitted, known, decision.key.clone()) {
+                    holds.push(Hold { job, shard, model, key, tokens, since_ms: 0 });
                 }
-                let total: u64 = holds.iter().map(|h| h.tokens).sum();
-                prop_assert_eq!(decision.enqueued, total);
-                prop_assert!(total <= cap || holds.len() == 1, "{} held by {} shards", total, holds.len());
+                for key in &keys {
+                    prop_assert!(holds.iter().filter(|h| h.key == *key).count() as u64 <= max_batches);
+                    for model in ["m", "n"] {
+                        let mine: Vec<&Hold> = holds.iter().filter(|h| h.key == *key && h.model == model).collect();
+                        let total: u64 = mine.iter().map(|h| h.tokens).sum();
+                        prop_assert!(total <= cap || mine.len() == 1, "{} held by {} shards", total, mine.len());
+                    }
+                }
             }
         }
     }

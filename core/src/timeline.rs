@@ -47,10 +47,19 @@ pub fn cancel_requested() -> Event {
     Event { kind: "cancel_requested", detail: json!({}) }
 }
 
-/// The entry for a step's outcome (none for bookkeeping users never see).
-pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
+/// The entry for a step's outcome (none for bookkeeping users never see),
+/// naming the shard it was for when the job has several.
+pub fn of_outcome(shard: Option<u64>, outcome: &Outcome) -> Option<Event> {
+    let mut e = outcome_event(outcome)?;
+    if let (Some(s), Value::Object(detail)) = (shard, &mut e.detail) {
+        detail.insert("shard".into(), json!(s));
+    }
+    Some(e)
+}
+
+fn outcome_event(outcome: &Outcome) -> Option<Event> {
     match outcome {
-        Outcome::Admitted => event("quota_admitted", json!({})),
+        Outcome::Admitted { key } => event("quota_admitted", json!({"key": key})),
         Outcome::QuotaFull => event("quota_waiting", json!({})),
         Outcome::Released => event("quota_released", json!({})),
         Outcome::UploadStarted { .. } => event("upload_started", json!({})),
@@ -82,20 +91,25 @@ pub fn of_outcome(outcome: &Outcome) -> Option<Event> {
     }
 }
 
-/// The entry for a shard's start (a job over Gemini's limits runs as several
-/// batches) or its submission again after a stuck or expired batch, given
-/// the shard and resubmission count before the step.
-pub fn shard_change((shard, resubmits): (u64, u32), after: &Job) -> Option<Event> {
-    let spec = after.shard_spec();
-    let detail = json!({"shard": after.sharding.shard, "of": after.shard_count(), "requests": spec.requests,
-                        "tokens": spec.tokens, "attempt": after.sharding.resubmits + 1});
-    if after.sharding.shard != shard {
-        event("shard_started", detail)
-    } else if after.sharding.resubmits != resubmits {
-        event("shard_resubmitted", detail)
-    } else {
-        None
-    }
+/// The entries for shards started (a job over Gemini's limits runs as
+/// several batches) or submitted again after a stuck or expired batch, given
+/// each shard's `(shard, resubmits)` before the step ([`Job::attempts`]).
+pub fn shard_changes(before: &[(u64, u32)], after: &Job) -> Vec<Event> {
+    after
+        .runs()
+        .iter()
+        .filter_map(|run| {
+            let (shard, resubmits) = run.attempt();
+            let spec = run.spec();
+            let detail = json!({"shard": shard, "of": after.shard_count(), "requests": spec.requests,
+                                "tokens": spec.tokens, "attempt": resubmits + 1});
+            match before.iter().find(|(s, _)| *s == shard) {
+                None => event("shard_started", detail),
+                Some((_, r)) if *r != resubmits => event("shard_resubmitted", detail),
+                Some(_) => None,
+            }
+        })
+        .collect()
 }
 
 /// The entry for a visible state change.
@@ -117,15 +131,15 @@ mod tests {
             results_file: None,
             error: None,
         };
-        let e = of_outcome(&polled).unwrap_or_else(|| panic!("a poll is an event"));
+        let e = of_outcome(None, &polled).unwrap_or_else(|| panic!("a poll is an event"));
         assert_eq!(e.kind, "polled");
         assert_eq!(e.detail["succeeded"], 3);
         assert_eq!(e.detail["geminiState"], "BATCH_STATE_RUNNING");
         assert_eq!(
-            of_outcome(&Outcome::Settled { charge: 42 }).map(|e| e.detail["amount"].clone()),
+            of_outcome(None, &Outcome::Settled { charge: 42 }).map(|e| e.detail["amount"].clone()),
             Some(json!(42))
         );
-        assert_eq!(of_outcome(&Outcome::CreateSending), None);
+        assert_eq!(of_outcome(None, &Outcome::CreateSending), None);
         let s = state_change(JobState::Pending, JobState::Running).unwrap_or_else(|| panic!("a change"));
         assert_eq!(s.detail, json!({"from": "pending", "to": "running"}));
         assert_eq!(state_change(JobState::Running, JobState::Running), None);
@@ -139,25 +153,36 @@ mod tests {
             retry_after_ms: None,
         });
         for o in [started, failed] {
-            let e = of_outcome(&o).unwrap_or_else(|| panic!("an event"));
+            let e = of_outcome(None, &o).unwrap_or_else(|| panic!("an event"));
             assert!(!e.detail.to_string().contains("SECRET"), "{}", e.detail);
         }
     }
 
     #[test]
     fn a_new_shard_and_a_resubmission_are_told_apart() {
+        use crate::job::Policy;
         use crate::shard::ShardSpec;
         let spec =
             |first_line| ShardSpec { first_line, requests: 1, offset: first_line, bytes: 1, tokens: 5 };
         let mut job = Job::new("j".into(), "m".into(), 2, 2, 0).with_shards(vec![spec(0), spec(1)]);
-        assert_eq!(shard_change((0, 0), &job), None);
-        job.sharding.resubmits = 1;
-        assert_eq!(shard_change((0, 0), &job).map(|e| e.kind), Some("shard_resubmitted"));
-        job.sharding.shard = 1;
-        let started = shard_change((0, 1), &job).unwrap();
+        let before = job.attempts();
+        assert_eq!(shard_changes(&before, &job), vec![]);
+        // Shard 0 admitted: shard 1 starts beside it.
+        job.apply(Some(0), Outcome::Admitted { key: None }, 1, 0, &Policy::default());
+        let started = shard_changes(&before, &job);
+        assert_eq!(started.len(), 1);
         assert_eq!(
-            (started.kind, started.detail["of"].clone(), started.detail["tokens"].clone()),
-            ("shard_started", json!(2), json!(5))
+            (started[0].kind, started[0].detail["shard"].clone(), started[0].detail["tokens"].clone()),
+            ("shard_started", json!(1), json!(5))
+        );
+        assert_eq!(of_outcome(Some(1), &Outcome::QuotaFull).map(|e| e.detail), Some(json!({"shard": 1})));
+        // A resubmission: the run for shard 0 counts one more attempt.
+        let before = job.attempts();
+        let mut later = job.clone();
+        later.runs[0].resubmits = 1;
+        assert_eq!(
+            shard_changes(&before, &later).into_iter().map(|e| e.kind).collect::<Vec<_>>(),
+            ["shard_resubmitted"]
         );
     }
 }

@@ -66,12 +66,25 @@ pub struct JobView {
     /// Results can be read (all of them, or as many as Gemini returned).
     pub results_ready: bool,
     pub version: u64,
-    /// The Gemini batches the job runs as, one after another (1 unless it is
-    /// over Gemini's file size or enqueued-token limits), and the one in progress (0-based).
+    /// The Gemini batches the job runs as (1 unless it is over Gemini's file
+    /// size or enqueued-token limits, several at once), and the first still
+    /// in progress (0-based).
     #[serde(default = "one")]
     pub shards: u64,
     #[serde(default)]
     pub shard: u64,
+    /// What can be read already (`GET /v1/jobs/:id/results?partial=true`).
+    #[serde(default)]
+    pub readable: Readable,
+}
+
+/// The shards whose results are stored whole, and the result lines they hold.
+#[cfg_attr(feature = "ts", derive(tsify::Tsify))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Readable {
+    pub shards: u64,
+    pub lines: u64,
 }
 
 fn one() -> u64 {
@@ -97,21 +110,23 @@ fn ts(ms: u64) -> String {
 impl JobView {
     pub fn of(job: &Job, meta: &JobMeta) -> JobView {
         let state = job.state();
-        let ingested = job.results_complete() && job.tally != Default::default();
+        let tally = job.tally();
+        let ingested = job.results_complete() && tally != Default::default();
         let counts = if ingested || state.is_terminal() {
-            let failed = job.tally.failed + job.tally.malformed + meta.missing;
-            let done = job.tally.succeeded + failed;
+            let failed = tally.failed + tally.malformed + meta.missing;
+            let done = tally.succeeded + failed;
             Counts {
-                succeeded: job.tally.succeeded,
+                succeeded: tally.succeeded,
                 failed,
                 pending: job.request_count.saturating_sub(done),
                 missing: meta.missing,
             }
         } else {
+            let progress = job.progress();
             Counts {
-                succeeded: job.progress.succeeded,
-                failed: job.progress.failed,
-                pending: job.progress.pending,
+                succeeded: progress.succeeded,
+                failed: progress.failed,
+                pending: progress.pending,
                 missing: 0,
             }
         };
@@ -123,7 +138,7 @@ impl JobView {
             metadata: meta.metadata.clone(),
             request_count: job.request_count,
             counts,
-            usage: job.tally.usage,
+            usage: tally.usage,
             cost: {
                 let (delivered, standard) = job.cost();
                 Cost { reserved: job.billing.reserved, delivered, standard, charged: job.billing.charged }
@@ -138,14 +153,23 @@ impl JobView {
             results_ready: ingested,
             version: job.version,
             shards: job.shard_count(),
-            shard: job.sharding.shard,
+            shard: job.runs().first().map_or(job.shard_count().saturating_sub(1), |r| r.shard()),
+            readable: Readable { shards: job.readable_shards().len() as u64, lines: job.readable_lines() },
         }
     }
 
     /// What watchers are sent a new view for: its state, counts, usage, cost,
     /// results and error (not a poll that changed nothing they see).
     pub fn watched(&self) -> String {
-        let seen = (&self.state, &self.counts, &self.usage, &self.cost, self.results_ready, &self.error);
+        let seen = (
+            &self.state,
+            &self.counts,
+            &self.usage,
+            &self.cost,
+            self.results_ready,
+            &self.error,
+            self.readable,
+        );
         serde_json::to_string(&seen).unwrap_or_default()
     }
 

@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod bench;
+pub mod key_router;
 pub mod process;
 pub mod stack;

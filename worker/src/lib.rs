@@ -110,6 +110,8 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
         (Method::Get, ["v1", "admin", "accounts", id]) => admin::account(&req, cx, id).await,
         (Method::Post, ["v1", "admin", "jobs", id, "kick"]) => admin::kick(&req, cx, id).await,
         (Method::Get, ["v1", "admin", "quota", model]) => admin::quota(&req, cx, model).await,
+        (Method::Get, ["v1", "admin", "keys"]) => admin::keys(&req, cx).await,
+        (Method::Post, ["v1", "admin", "keys", id, "reinstate"]) => admin::reinstate(&req, cx, id).await,
         (_, ["v1", "jobs" | "account" | "estimate" | "admin" | "files" | "uploads" | "inputs", ..])
         | (_, ["healthz"]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method:?} is not allowed on {path}")))

@@ -40,7 +40,6 @@ struct Record {
     size: Option<u64>,
     files: Option<Vec<String>>,
     tries: Option<u32>,
-    next_shard: Option<u64>,
 }
 
 fn required<T, E: Error>(v: Option<T>, field: &'static str) -> Result<T, E> {
@@ -73,7 +72,6 @@ impl<'de> Deserialize<'de> for Phase {
                 end: required(r.end, "end")?,
                 files: required(r.files, "files")?,
                 tries: required(r.tries, "tries")?,
-                next_shard: r.next_shard,
             },
             Tag::Done => Phase::Done { end: required(r.end, "end")? },
         })
@@ -108,13 +106,8 @@ mod tests {
                 cursor: Cursor::default(),
                 size: None,
             },
-            Phase::Cleaning {
-                end: End::Failed,
-                files: vec!["files/a".into()],
-                tries: 1,
-                next_shard: Some(3),
-            },
-            Phase::Cleaning { end: End::Cancelled, files: vec![], tries: 0, next_shard: None },
+            Phase::Cleaning { end: End::Failed, files: vec!["files/a".into()], tries: 1 },
+            Phase::Cleaning { end: End::Cancelled, files: vec![], tries: 0 },
             Phase::Done { end: End::Succeeded },
         ]
     }
@@ -130,17 +123,12 @@ mod tests {
 
     #[test]
     fn reads_the_stored_form_of_earlier_versions() {
-        // Written before `nextShard` existed: it defaults to none.
-        let old = json!({"phase": "cleaning", "end": "succeeded", "files": ["files/x"], "tries": 2});
+        // Version 2 wrote `nextShard` (the job now says which shard is next): it is ignored.
+        let old = json!({"phase": "cleaning", "end": "succeeded", "files": ["files/x"], "tries": 2, "nextShard": 3});
         let p: Result<Phase, _> = serde_json::from_value(old);
         assert_eq!(
             p.ok(),
-            Some(Phase::Cleaning {
-                end: End::Succeeded,
-                files: vec!["files/x".into()],
-                tries: 2,
-                next_shard: None
-            })
+            Some(Phase::Cleaning { end: End::Succeeded, files: vec!["files/x".into()], tries: 2 })
         );
         let upload = json!({"phase": "uploading", "sessionUrl": null, "offset": 0});
         assert_eq!(

@@ -3,7 +3,7 @@ use crate::pricing::Price;
 use crate::results::Outcome as LineOutcome;
 use proptest::prelude::*;
 
-/// A scripted Gemini: answers what the job asks, counts what it was asked.
+/// A scripted Gemini and quota: answers what the job asks, counts what it was asked.
 struct FakeGemini {
     states: Vec<BatchState>,
     polls: usize,
@@ -17,11 +17,22 @@ struct FakeGemini {
     stuck: Vec<String>,
     /// Display names of batches that expire without results.
     expire: Vec<String>,
+    /// Display names of batches Gemini fails.
+    fail: Vec<String>,
     abandoned: Vec<String>,
-    /// The quota: the shard holding it, and how many admissions it refuses first.
-    quota_holder: Option<u64>,
+    /// The quota: shards holding room and their tokens, the cap, and how many
+    /// admissions it refuses first.
+    holds: Vec<(u64, u64)>,
+    cap: u64,
     quota_refusals: u32,
     admissions: Vec<u64>,
+    /// Most shards holding the quota at once, and most tokens held.
+    peak_holds: usize,
+    peak_tokens: u64,
+    /// Several shards held more than the cap at once (one alone may: Gemini then decides).
+    over_cap: bool,
+    /// Result lines stored, per shard.
+    ingested: std::collections::BTreeMap<u64, u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +56,11 @@ fn transient() -> Outcome {
     Outcome::Failed(Failure::network("boom"))
 }
 
-/// Run the job against the fake until done or out of steps; returns steps used.
+/// Every call answered (no failures, nothing lost).
+const ALL_OK: &[u64] = &[];
+
+/// Run the job against the fake until done or out of steps; returns steps used
+/// (`rolls` pick which calls fail or are lost).
 fn drive(
     job: &mut Job,
     g: &mut FakeGemini,
@@ -54,6 +69,129 @@ fn drive(
     policy: &Policy,
 ) -> usize {
     drive_until(job, g, rolls, cancel_at, policy, &|_| false)
+}
+
+/// What Gemini (or the quota, or the account) answers to one task.
+fn answer(
+    job: &mut Job,
+    g: &mut FakeGemini,
+    task: &Task,
+    f: Fate,
+    now: u64,
+    roll: u64,
+    policy: &Policy,
+) -> Option<Outcome> {
+    let Some(shard) = task.shard else {
+        let Action::Settle { charge, .. } = task.action else { unreachable!("only settles are the job's") };
+        if !matches!(f, Fate::Transient) && g.charges.is_empty() {
+            g.charges.push(charge);
+        }
+        return Some(Outcome::Settled { charge });
+    };
+    let run = job.run(shard)?.clone();
+    let name = job.display_name(&run);
+    Some(match &task.action {
+        Action::Admit { tokens } => {
+            let held: u64 = g.holds.iter().map(|(_, t)| t).sum();
+            let mine = g.holds.iter().any(|(s, _)| *s == shard);
+            if g.quota_refusals > 0 {
+                g.quota_refusals -= 1;
+                Outcome::QuotaFull
+            } else if mine || g.holds.is_empty() || held + tokens <= g.cap {
+                if !mine {
+                    g.holds.push((shard, *tokens));
+                    g.admissions.push(shard);
+                }
+                let total: u64 = g.holds.iter().map(|(_, t)| t).sum();
+                g.peak_holds = g.peak_holds.max(g.holds.len());
+                g.peak_tokens = g.peak_tokens.max(total);
+                g.over_cap |= total > g.cap && g.holds.len() > 1;
+                Outcome::Admitted { key: None }
+            } else {
+                Outcome::QuotaFull
+            }
+        }
+        Action::Release => {
+            g.holds.retain(|(s, _)| *s != shard);
+            Outcome::Released
+        }
+        Action::StartUpload => Outcome::UploadStarted { session_url: "s".into() },
+        Action::ContinueUpload { .. } => Outcome::Uploaded { file: format!("files/in-{shard}") },
+        Action::FindBatch => match g.batches.iter().find(|b| **b == name) {
+            Some(_) => Outcome::BatchFound { batch: format!("batches/{name}") },
+            None => Outcome::BatchAbsent,
+        },
+        Action::CreateBatch { .. } => {
+            // The adapter stores the attempt before it calls.
+            job.apply(Some(shard), Outcome::CreateSending, now, roll, policy);
+            match f {
+                Fate::Transient => transient(),
+                Fate::Lost => {
+                    g.batches.push(name);
+                    return None;
+                }
+                Fate::Ok => {
+                    g.batches.push(name.clone());
+                    Outcome::Created { batch: format!("batches/{name}") }
+                }
+            }
+        }
+        Action::CancelBatch { batch } => {
+            if matches!(run.phase, Phase::Abandoning { .. }) {
+                g.abandoned.push(batch.clone());
+            } else {
+                g.cancelled = true;
+            }
+            Outcome::CancelSent
+        }
+        Action::PollBatch { batch } => {
+            let name = batch.trim_start_matches("batches/").to_string();
+            let state = if g.cancelled {
+                BatchState::Cancelled
+            } else if g.stuck.contains(&name) {
+                BatchState::Pending
+            } else if g.expire.contains(&name) {
+                BatchState::Expired
+            } else if g.fail.contains(&name) {
+                BatchState::Failed
+            } else {
+                g.states.get(g.polls).cloned().unwrap_or(BatchState::Succeeded)
+            };
+            g.polls += 1;
+            let has_results = matches!(state, BatchState::Succeeded | BatchState::Cancelled);
+            Outcome::Polled {
+                state,
+                progress: Progress::default(),
+                results_file: has_results.then(|| format!("files/batch-{shard}")),
+                error: None,
+            }
+        }
+        Action::Ingest { cursor, .. } => {
+            // Three lines per slice, until the shard's lines are all in.
+            let end = g.results_lines.min(run.spec.requests);
+            if cursor.lines >= end {
+                g.ingested.insert(shard, cursor.lines);
+                Outcome::Ingested
+            } else {
+                let mut next = cursor.clone();
+                for _ in 0..3.min(end - cursor.lines) {
+                    next.lines += 1;
+                    next.tally.add(&LineOutcome::Success(Usage {
+                        candidates: 10,
+                        total: 10,
+                        ..Usage::default()
+                    }));
+                }
+                next.parts_done += 1;
+                Outcome::IngestProgress { cursor: next, size: 100 }
+            }
+        }
+        Action::DeleteFiles { .. } => {
+            g.deleted += 1;
+            Outcome::FilesDeleted
+        }
+        Action::Settle { .. } => unreachable!("settles are the job's"),
+    })
 }
 
 /// [`drive`], stopping early once `stop` holds.
@@ -66,132 +204,37 @@ fn drive_until(
     stop: &dyn Fn(&Job) -> bool,
 ) -> usize {
     let mut now = job.created_ms;
-    for step in 0..2_000 {
+    for step in 0..5_000 {
         if stop(job) {
             return step;
         }
         if cancel_at == Some(step) {
             job.request_cancel(now);
         }
-        let roll = rolls[step % rolls.len()].wrapping_mul(step as u64 + 1);
-        let action = job.next_action(now);
-        let f = fate(roll);
-        let outcome = match action {
-            Action::Finished => return step,
-            Action::Wait { until_ms } => {
+        let tasks = match job.next(now) {
+            Next::Finished => return step,
+            Next::Wait { until_ms } => {
                 now = until_ms;
                 continue;
             }
-            Action::Admit { .. } => {
-                if g.quota_refusals > 0 {
-                    g.quota_refusals -= 1;
-                    Outcome::QuotaFull
-                } else {
-                    // Idempotent per shard, as the QuotaObject is.
-                    assert!(
-                        g.quota_holder.is_none_or(|s| s == job.sharding.shard),
-                        "two shards hold the quota"
-                    );
-                    if g.quota_holder.is_none() {
-                        g.admissions.push(job.sharding.shard);
-                    }
-                    g.quota_holder = Some(job.sharding.shard);
-                    Outcome::Admitted
-                }
-            }
-            Action::Release => {
-                g.quota_holder = None;
-                Outcome::Released
-            }
-            Action::StartUpload => Outcome::UploadStarted { session_url: "s".into() },
-            Action::ContinueUpload { .. } => Outcome::Uploaded { file: "files/in".into() },
-            Action::FindBatch => {
-                let name = job.gemini_display_name();
-                match g.batches.iter().find(|b| **b == name) {
-                    Some(_) => Outcome::BatchFound { batch: format!("batches/{name}") },
-                    None => Outcome::BatchAbsent,
-                }
-            }
-            Action::CreateBatch { .. } => {
-                // The adapter stores the attempt before it calls.
-                job.apply(Outcome::CreateSending, now, roll, policy);
-                match f {
-                    Fate::Transient => transient(),
-                    Fate::Lost => {
-                        g.batches.push(job.gemini_display_name());
-                        continue;
-                    }
-                    Fate::Ok => {
-                        g.batches.push(job.gemini_display_name());
-                        Outcome::Created { batch: format!("batches/{}", job.gemini_display_name()) }
-                    }
-                }
-            }
-            Action::CancelBatch { batch } => {
-                if matches!(job.phase, Phase::Abandoning { .. }) {
-                    g.abandoned.push(batch);
-                } else {
-                    g.cancelled = true;
-                }
-                Outcome::CancelSent
-            }
-            Action::PollBatch { batch } => {
-                let name = batch.trim_start_matches("batches/").to_string();
-                let state = if g.cancelled {
-                    BatchState::Cancelled
-                } else if g.stuck.contains(&name) {
-                    BatchState::Pending
-                } else if g.expire.contains(&name) {
-                    BatchState::Expired
-                } else {
-                    g.states.get(g.polls).cloned().unwrap_or(BatchState::Succeeded)
-                };
-                g.polls += 1;
-                let has_results = matches!(state, BatchState::Succeeded | BatchState::Cancelled);
-                Outcome::Polled {
-                    state,
-                    progress: Progress::default(),
-                    results_file: has_results.then(|| "files/batch-b".into()),
-                    error: None,
-                }
-            }
-            Action::Ingest { cursor, .. } => {
-                // Three lines per slice, until the shard's lines are all in.
-                let end = job.sharding.lines_done + g.results_lines.min(job.shard_spec().requests);
-                if cursor.lines >= end {
-                    Outcome::Ingested
-                } else {
-                    let mut next = cursor.clone();
-                    for _ in 0..3.min(end - cursor.lines) {
-                        next.lines += 1;
-                        next.tally.add(&LineOutcome::Success(Usage {
-                            candidates: 10,
-                            total: 10,
-                            ..Usage::default()
-                        }));
-                    }
-                    next.parts_done += 1;
-                    Outcome::IngestProgress { cursor: next, size: 100 }
-                }
-            }
-            Action::DeleteFiles { .. } => {
-                g.deleted += 1;
-                Outcome::FilesDeleted
-            }
-            Action::Settle { charge, .. } => {
-                if !matches!(f, Fate::Transient) && g.charges.is_empty() {
-                    g.charges.push(charge);
-                }
-                Outcome::Settled { charge }
-            }
+            Next::Do(tasks) => tasks,
         };
-        match f {
-            Fate::Ok => job.apply(outcome, now, roll, policy),
-            Fate::Transient => job.apply(transient(), now, roll, policy),
-            Fate::Lost => {} // the alarm fires again; the same step repeats
+        // Each task's answer is applied in turn, as the worker does after running them together.
+        for (i, task) in tasks.iter().enumerate() {
+            let roll = match rolls.len() {
+                0 => 2,
+                n => rolls[(step + i) % n].wrapping_mul(step as u64 + 1),
+            };
+            let f = fate(roll);
+            let Some(outcome) = answer(job, g, task, f, now, roll, policy) else { continue };
+            match f {
+                Fate::Ok => job.apply(task.shard, outcome, now, roll, policy),
+                Fate::Transient => job.apply(task.shard, transient(), now, roll, policy),
+                Fate::Lost => {} // the alarm fires again; the same step repeats
+            }
         }
     }
-    2_000
+    5_000
 }
 
 fn fake(states: Vec<BatchState>, lines: u64) -> FakeGemini {
@@ -205,11 +248,32 @@ fn fake(states: Vec<BatchState>, lines: u64) -> FakeGemini {
         charges: vec![],
         stuck: vec![],
         expire: vec![],
+        fail: vec![],
         abandoned: vec![],
-        quota_holder: None,
+        holds: vec![],
+        cap: u64::MAX,
         quota_refusals: 0,
         admissions: vec![],
+        peak_holds: 0,
+        peak_tokens: 0,
+        over_cap: false,
+        ingested: Default::default(),
     }
+}
+
+fn one_at_a_time() -> Policy {
+    Policy { max_parallel_shards: 1, ..Policy::default() }
+}
+
+fn tasks(job: &Job, now: u64) -> Vec<Task> {
+    match job.next(now) {
+        Next::Do(tasks) => tasks,
+        other => panic!("expected tasks, got {other:?}"),
+    }
+}
+
+fn task(shard: Option<u64>, action: Action) -> Task {
+    Task { shard, action }
 }
 
 #[test]
@@ -218,14 +282,14 @@ fn the_happy_path_runs_every_phase_in_order() {
     let mut job = Job::new("j1".into(), "gemini-2.5-flash".into(), 7, 100, 1_000);
     assert_eq!(job.state(), JobState::Accepted);
     let mut g = fake(vec![BatchState::Pending, BatchState::Running, BatchState::Succeeded], 7);
-    let rolls = [2]; // always Fate::Ok
-    drive(&mut job, &mut g, &rolls, None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Succeeded);
-    assert_eq!(job.tally.succeeded, 7);
-    assert_eq!(job.tally.usage.total, 70);
+    assert_eq!(job.tally().succeeded, 7);
+    assert_eq!(job.tally().usage.total, 70);
     assert_eq!(g.batches.len(), 1);
     assert_eq!(g.deleted, 1, "input and results files deleted in one cleanup step");
     assert!(job.error.is_none());
+    assert!(job.is_done() && job.runs.is_empty(), "the finished shard is folded into the totals");
 }
 
 #[test]
@@ -234,29 +298,40 @@ fn cancel_before_gemini_has_the_batch_ends_at_once() {
     let mut job = Job::new("j".into(), "m".into(), 1, 1, 0);
     job.request_cancel(5);
     assert_eq!(job.state(), JobState::Cancelled);
-    // An admission may have been granted before the cancel: it is given back.
-    assert_eq!(job.next_action(5), Action::Release);
-    job.apply(Outcome::Released, 5, 0, &policy);
-    // Nothing was delivered: the charge is zero, and settling it releases the reservation.
-    assert_eq!(job.next_action(5), Action::Settle { charge: 0, standard: 0 });
-    job.apply(Outcome::Settled { charge: 0 }, 5, 0, &policy);
+    // Nothing was delivered: the charge is zero, and settling it releases the
+    // reservation; an admission may have been granted before the cancel: it is given back.
+    assert_eq!(
+        tasks(&job, 5),
+        vec![task(None, Action::Settle { charge: 0, standard: 0 }), task(Some(0), Action::Release)]
+    );
+    job.apply(Some(0), Outcome::Released, 5, 0, &policy);
+    job.apply(None, Outcome::Settled { charge: 0 }, 5, 0, &policy);
     assert!(job.is_done());
-    assert_eq!(job.next_action(5), Action::Finished);
+    assert_eq!(job.next(5), Next::Finished);
 }
 
 #[test]
 fn a_batch_gemini_forgot_fails_the_job_and_a_refused_create_too() {
     let policy = Policy::default();
     let mut job = Job::new("j".into(), "m".into(), 1, 1, 0);
-    job.apply(Outcome::UploadStarted { session_url: "s".into() }, 0, 0, &policy);
-    job.apply(Outcome::Uploaded { file: "files/a".into() }, 0, 0, &policy);
-    job.apply(Outcome::CreateSending, 0, 0, &policy);
-    job.apply(Outcome::Failed(Failure::Permanent { status: 400, message: "bad".into() }), 0, 0, &policy);
+    for o in [
+        Outcome::Admitted { key: None },
+        Outcome::UploadStarted { session_url: "s".into() },
+        Outcome::Uploaded { file: "files/a".into() },
+        Outcome::CreateSending,
+        Outcome::Failed(Failure::Permanent { status: 400, message: "bad".into() }),
+    ] {
+        job.apply(Some(0), o, 0, 0, &policy);
+    }
     assert_eq!(job.state(), JobState::Failed);
     assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("gemini_create_refused"));
-    assert_eq!(job.next_action(0), Action::Settle { charge: 0, standard: 0 });
-    job.apply(Outcome::Settled { charge: 0 }, 0, 0, &policy);
-    assert_eq!(job.next_action(0), Action::DeleteFiles { files: vec!["files/a".into()] });
+    assert_eq!(
+        tasks(&job, 0),
+        vec![task(None, Action::Settle { charge: 0, standard: 0 }), task(Some(0), Action::Release),]
+    );
+    job.apply(None, Outcome::Settled { charge: 0 }, 0, 0, &policy);
+    job.apply(Some(0), Outcome::Released, 0, 0, &policy);
+    assert_eq!(tasks(&job, 0), vec![task(Some(0), Action::DeleteFiles { files: vec!["files/a".into()] })]);
 }
 
 #[test]
@@ -264,9 +339,9 @@ fn the_deadline_ends_a_job_gemini_never_finishes() {
     let policy = Policy { deadline_ms: 3_600_000, ..Policy::default() };
     let mut job = Job::new("j".into(), "m".into(), 1, 1, 0);
     let mut g = fake(vec![BatchState::Pending; 10_000], 1);
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Expired);
-    assert!(job.polls < 200, "polling backs off: {} polls in an hour", job.polls);
+    assert!(g.polls < 200, "polling backs off: {} polls in an hour", g.polls);
 }
 
 fn arb_state() -> impl Strategy<Value = BatchState> {
@@ -296,13 +371,13 @@ proptest! {
         let mut job = Job::new("job-1".into(), "gemini-2.5-flash".into(), lines, 10, 1_000_000).with_billing(price, 1_000);
         let mut g = fake(states, lines);
         let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
-        prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.phase);
+        prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.runs);
         // One batch per attempt: a lost create was found, never made twice.
         let attempts = 1 + policy.max_resubmits as usize;
         prop_assert!(g.batches.len() <= attempts, "{} batches created", g.batches.len());
         prop_assert!(g.batches.iter().all(|b| g.batches.iter().filter(|c| *c == b).count() == 1));
-        prop_assert!(g.quota_holder.is_none() && !job.sharding.quota_held, "the quota was not released");
-        let ingested = job.tally.succeeded;
+        prop_assert!(g.holds.is_empty(), "the quota was not released");
+        let ingested = job.tally().succeeded;
         prop_assert!(ingested == 0 || ingested == lines, "ingested {} of {}", ingested, lines);
         if job.state() == JobState::Succeeded {
             prop_assert_eq!(ingested, lines);
@@ -337,55 +412,121 @@ fn sharded(requests: &[u64]) -> Job {
         .with_shards(shards)
 }
 
-/// Take a fresh job through admission, upload and create to `batches/a` (file `files/a`), at time 0.
+/// Take shard 0 of a fresh job through admission, upload and create to `batches/a` (file `files/a`), at time 0.
 fn submit_first_batch(job: &mut Job, policy: &Policy) {
     for outcome in [
-        Outcome::Admitted,
+        Outcome::Admitted { key: None },
         Outcome::UploadStarted { session_url: "s".into() },
         Outcome::Uploaded { file: "files/a".into() },
         Outcome::CreateSending,
         Outcome::Created { batch: "batches/a".into() },
     ] {
-        job.apply(outcome, 0, 0, policy);
+        job.apply(Some(0), outcome, 0, 0, policy);
     }
 }
 
 #[test]
-fn a_sharded_job_runs_its_batches_one_after_another() {
-    let policy = Policy::default();
+fn a_sharded_job_runs_one_batch_at_a_time_when_told_to() {
+    let policy = one_at_a_time();
     let mut job = sharded(&[4, 4, 2]);
     let mut g = fake(vec![], 1_000);
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Succeeded);
-    assert_eq!(job.tally.succeeded, 10, "every shard's lines, numbered on from the last");
-    assert_eq!(job.sharding.lines_done, 10);
+    assert_eq!(job.tally().succeeded, 10, "every shard's lines");
+    assert_eq!(job.readable_lines(), 10);
     assert_eq!(g.batches, vec!["batchgate-big", "batchgate-big-1-0", "batchgate-big-2-0"]);
     assert_eq!(g.admissions, vec![0, 1, 2], "each shard admitted once, in order");
-    assert_eq!(g.deleted, 3, "each shard's files deleted before the next starts");
+    assert_eq!(g.peak_holds, 1);
+    assert_eq!(g.deleted, 3);
     assert_eq!(g.charges, vec![10 * 10 * 3], "one charge for the whole job");
 }
 
 #[test]
-fn between_shards_the_job_is_running_and_its_results_not_ready() {
+fn shards_run_side_by_side_as_far_as_the_quota_and_the_limit_allow() {
+    let policy = Policy { max_parallel_shards: 3, ..Policy::default() };
+    let mut job = sharded(&[2; 8]);
+    let mut g = fake(vec![BatchState::Running; 20], 1_000);
+    // Room for two shards of 200 tokens at once: the quota, not the limit of 3, decides.
+    g.cap = 400;
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
+    assert_eq!(job.state(), JobState::Succeeded);
+    assert_eq!(job.tally().succeeded, 16);
+    assert_eq!(g.admissions, (0..8).collect::<Vec<_>>(), "admitted in shard order");
+    assert_eq!((g.peak_holds, g.peak_tokens), (2, 400), "two at once, never over the cap");
+    assert_eq!(g.charges, vec![16 * 10 * 3]);
+
+    let mut job = sharded(&[2; 8]);
+    let mut g = fake(vec![BatchState::Running; 20], 1_000);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
+    assert_eq!(g.peak_holds, 3, "an open quota: the limit decides");
+}
+
+#[test]
+fn one_shard_waits_for_the_quota_at_a_time_and_the_next_starts_once_it_is_admitted() {
     let policy = Policy::default();
-    let mut job = sharded(&[1, 1]);
+    let mut job = sharded(&[1, 1, 1]);
+    assert_eq!(job.runs.len(), 1, "only the first shard asks at first");
+    job.apply(Some(0), Outcome::QuotaFull, 0, 0, &policy);
+    assert_eq!(job.runs.len(), 1, "a refused shard keeps the others back");
+    job.apply(Some(0), Outcome::Admitted { key: None }, 1, 0, &policy);
+    assert_eq!(job.attempts(), vec![(0, 0), (1, 0)]);
+    assert_eq!(job.state(), JobState::Accepted);
+    assert!(tasks(&job, 1).contains(&task(Some(1), Action::Admit { tokens: 100 })));
+}
+
+#[test]
+fn results_can_be_read_shard_by_shard_as_they_land() {
+    let policy = Policy::default();
+    let mut job = sharded(&[2, 3]);
     submit_first_batch(&mut job, &policy);
-    let polled = Outcome::Polled {
-        state: BatchState::Succeeded,
-        progress: Progress { succeeded: 1, failed: 0, pending: 0 },
-        results_file: None,
-        error: None,
-    };
-    job.apply(polled, 0, 0, &policy);
+    // Shard 1 gets to Gemini too and finishes first.
+    for o in [
+        Outcome::Admitted { key: None },
+        Outcome::UploadStarted { session_url: "s".into() },
+        Outcome::Uploaded { file: "files/b".into() },
+        Outcome::CreateSending,
+        Outcome::Created { batch: "batches/b".into() },
+        Outcome::Polled {
+            state: BatchState::Succeeded,
+            progress: Progress { succeeded: 3, failed: 0, pending: 0 },
+            results_file: Some("files/rb".into()),
+            error: None,
+        },
+    ] {
+        job.apply(Some(1), o, 0, 0, &policy);
+    }
+    assert_eq!(job.readable_shards(), Vec::<u64>::new(), "nothing is stored whole yet");
+    assert_eq!(
+        job.progress(),
+        Progress { succeeded: 3, failed: 0, pending: 2 },
+        "counts cover the whole job"
+    );
+    let mut cursor = Cursor::default();
+    for _ in 0..3 {
+        cursor.lines += 1;
+        cursor.tally.add(&LineOutcome::Success(Usage { total: 1, ..Usage::default() }));
+    }
+    job.apply(Some(1), Outcome::IngestProgress { cursor, size: 9 }, 0, 0, &policy);
+    job.apply(Some(1), Outcome::Ingested, 0, 0, &policy);
+    assert_eq!(job.readable_shards(), vec![1], "shard 1 is readable before shard 0 ends");
+    assert_eq!(job.readable_lines(), 3);
     assert_eq!(job.state(), JobState::Running);
-    assert_eq!(job.progress, Progress { succeeded: 1, failed: 0, pending: 1 }, "counts cover the whole job");
     assert!(!job.results_complete());
-    assert_eq!(job.next_action(0), Action::Release, "the finished batch gives its quota back first");
-    job.apply(Outcome::Released, 0, 0, &policy);
-    assert_eq!(job.next_action(0), Action::DeleteFiles { files: vec!["files/a".into()] });
-    job.apply(Outcome::FilesDeleted, 0, 0, &policy);
-    assert_eq!((job.sharding.shard, job.phase.clone()), (1, Phase::Queued));
-    assert_eq!(job.next_action(0), Action::Admit { tokens: 100 });
+}
+
+#[test]
+fn a_shard_that_fails_stops_new_ones_and_those_running_keep_their_results() {
+    let policy = Policy { max_parallel_shards: 2, ..Policy::default() };
+    let mut job = sharded(&[2, 2, 2, 2]);
+    let mut g = fake(vec![BatchState::Running; 4], 1_000);
+    g.fail = vec!["batchgate-big".into()];
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
+    assert_eq!(job.state(), JobState::Failed);
+    assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("gemini_failed"));
+    assert_eq!(g.batches, vec!["batchgate-big", "batchgate-big-1-0"], "no shard started after the failure");
+    assert_eq!(g.ingested.keys().copied().collect::<Vec<_>>(), vec![1], "the shard beside it finished");
+    assert_eq!(g.charges, vec![2 * 10 * 3], "and is charged");
+    assert!(g.holds.is_empty());
 }
 
 #[test]
@@ -394,26 +535,24 @@ fn a_full_quota_defers_the_shard_and_never_fails_it() {
     let mut job = sharded(&[2, 2]);
     let mut g = fake(vec![], 1_000);
     g.quota_refusals = 30;
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Succeeded);
-    assert_eq!(job.tally.succeeded, 4);
+    assert_eq!(job.tally().succeeded, 4);
     assert_eq!(g.quota_refusals, 0, "it asked again after every refusal");
     assert!(job.finished_ms.unwrap_or(0) >= 60_000, "a refusal waits the quota retry time");
 }
 
 #[test]
 fn a_batch_stuck_in_pending_is_cancelled_and_submitted_again() {
-    let policy = Policy { pending_limit_ms: 3_600_000, ..Policy::default() };
+    let policy = Policy { pending_limit_ms: 3_600_000, ..one_at_a_time() };
     let mut job = sharded(&[3, 3]);
     let mut g = fake(vec![], 1_000);
     g.stuck = vec!["batchgate-big-1-0".into()];
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Succeeded);
-    assert_eq!(job.tally.succeeded, 6);
+    assert_eq!(job.tally().succeeded, 6);
     assert_eq!(g.abandoned, vec!["batches/batchgate-big-1-0"]);
     assert_eq!(g.batches, vec!["batchgate-big", "batchgate-big-1-0", "batchgate-big-1-1"]);
-    // The abandoned attempt's input file went to the final cleanup.
-    assert!(job.sharding.stale_files.is_empty());
 }
 
 #[test]
@@ -422,56 +561,63 @@ fn an_expired_batch_is_resubmitted_a_bounded_number_of_times_then_the_job_expire
     let mut job = sharded(&[2, 2]);
     let mut g = fake(vec![], 1_000);
     g.expire = vec!["batchgate-big-1-0".into()];
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Succeeded, "the second attempt went through");
 
     let mut job = sharded(&[2, 2]);
     let mut g = fake(vec![], 1_000);
     g.expire = (0..3).map(|r| format!("batchgate-big-1-{r}")).collect();
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Expired);
     assert_eq!(g.batches.len(), 4, "the first shard, then the second three times");
-    assert_eq!(job.tally.succeeded, 2, "the first shard's results are kept");
+    assert_eq!(job.tally().succeeded, 2, "the first shard's results are kept");
     assert_eq!(g.charges, vec![2 * 10 * 3], "and charged; nothing else");
-    assert!(!job.sharding.quota_held && g.quota_holder.is_none());
+    assert!(g.holds.is_empty());
 }
 
 #[test]
 fn cancelling_between_shards_stops_before_the_next_one() {
-    let policy = Policy::default();
+    let policy = one_at_a_time();
     let mut job = sharded(&[1, 1, 1]);
     let mut g = fake(vec![], 1_000);
-    let between = |j: &Job| matches!(j.phase, Phase::Cleaning { next_shard: Some(1), .. });
-    drive_until(&mut job, &mut g, &[2], None, &policy, &between);
-    assert!(between(&job));
+    let between = |j: &Job| j.finished.shards == 1 || j.runs.iter().any(|r| r.shard == 0 && r.results_in());
+    drive_until(&mut job, &mut g, ALL_OK, None, &policy, &between);
     job.request_cancel(job.updated_ms);
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Cancelled);
-    assert_eq!(g.batches.len(), 1);
-    assert_eq!(job.tally.succeeded, 1);
+    assert!(g.batches.len() <= 2, "{:?}", g.batches);
+    assert_eq!(job.tally().succeeded, g.ingested.values().sum::<u64>());
 }
 
 proptest! {
-    /// A sharded job under any Gemini behaviour and lost answers: it ends,
-    /// results are whole shards in order, charged once, the quota returned.
+    /// A sharded job under any Gemini behaviour, quota, parallelism and lost
+    /// answers: it ends, its results are whole shards, it is charged once,
+    /// the quota is returned and never held by more shards than allowed.
     #[test]
     fn a_sharded_job_ends_with_whole_shards_charged_once(
-        sizes in proptest::collection::vec(1u64..6, 1..5),
+        sizes in proptest::collection::vec(1u64..6, 1..6),
         states in proptest::collection::vec(arb_state(), 0..30),
         rolls in proptest::collection::vec(any::<u64>(), 1..50),
         cancel_at in proptest::option::of(0usize..200),
+        parallel in 1u32..4,
+        cap in 100u64..1_200,
     ) {
-        let policy = Policy::default();
+        let policy = Policy { max_parallel_shards: parallel, ..Policy::default() };
         let mut job = sharded(&sizes);
         let mut g = fake(states, 1_000);
+        g.cap = cap;
         let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
-        prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.phase);
+        prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.runs);
         prop_assert!(job.state().is_terminal());
-        prop_assert!(g.quota_holder.is_none() && !job.sharding.quota_held, "the quota was not released");
+        prop_assert!(g.holds.is_empty(), "the quota was not released");
+        prop_assert!(g.peak_holds <= parallel as usize);
+        prop_assert!(!g.over_cap, "several shards held more than the cap");
         prop_assert!(g.batches.iter().all(|b| g.batches.iter().filter(|c| *c == b).count() == 1));
-        let ingested = job.tally.succeeded;
-        let whole_shards: Vec<u64> = sizes.iter().scan(0, |sum, s| { *sum += s; Some(*sum) }).collect();
-        prop_assert!(ingested == 0 || whole_shards.contains(&ingested), "{} is not a prefix of {:?}", ingested, sizes);
+        for (shard, lines) in &g.ingested {
+            prop_assert_eq!(*lines, sizes[*shard as usize], "shard {} stored part of its lines", shard);
+        }
+        let ingested = job.tally().succeeded;
+        prop_assert_eq!(ingested, g.ingested.values().sum::<u64>());
         if job.state() == JobState::Succeeded {
             prop_assert_eq!(ingested, sizes.iter().sum::<u64>());
         }
@@ -484,35 +630,36 @@ fn a_gemini_webhook_wakes_only_the_batch_the_job_waits_on() {
     let policy = Policy::default();
     let mut job = sharded(&[1]);
     submit_first_batch(&mut job, &policy);
-    assert!(job.next_at_ms > 1_000, "the first poll is scheduled later");
+    assert!(job.next_at_ms() > 1_000, "the first poll is scheduled later");
     assert!(!job.wake("batches/old", 1_000));
-    assert!(job.next_at_ms > 1_000);
+    assert!(job.next_at_ms() > 1_000);
     assert!(job.wake("batches/a", 1_000));
-    assert_eq!(job.next_action(1_000), Action::PollBatch { batch: "batches/a".into() });
+    assert_eq!(tasks(&job, 1_000), vec![task(Some(0), Action::PollBatch { batch: "batches/a".into() })]);
 }
 
 #[test]
 fn the_deadline_counts_per_shard_so_a_long_sharded_job_is_not_cut_short() {
     // Each shard takes 20 h at Gemini; the job as a whole takes 60 h, past a 30 h deadline.
-    let policy = Policy { deadline_ms: 30 * 3_600_000, ..Policy::default() };
+    let policy = Policy { deadline_ms: 30 * 3_600_000, ..one_at_a_time() };
     let mut job = sharded(&[1, 1, 1]);
     let mut g = fake(vec![BatchState::Running; 10_000], 1_000);
     let mut shard_end = 0;
-    for _ in 0..3 {
-        let shard = job.sharding.shard;
-        let running = |j: &Job| matches!(j.phase, Phase::Submitted { .. }) && j.sharding.shard == shard;
-        drive_until(&mut job, &mut g, &[2], None, &policy, &running);
+    for shard in 0..3 {
+        let running = |j: &Job| j.run(shard).is_some_and(|r| matches!(r.phase, Phase::Submitted { .. }));
+        drive_until(&mut job, &mut g, ALL_OK, None, &policy, &running);
         // Gemini answers RUNNING until the shard has run 20 h, then SUCCEEDED.
         let done_at = job.updated_ms.max(shard_end) + 20 * 3_600_000;
         g.states.truncate(g.polls);
-        job.next_at_ms = done_at;
-        let to_end = |j: &Job| j.sharding.shard != shard || j.state().is_terminal();
-        drive_until(&mut job, &mut g, &[2], None, &policy, &to_end);
+        if let Some(run) = job.runs.iter_mut().find(|r| r.shard == shard) {
+            run.next_at_ms = done_at;
+        }
+        let to_end = |j: &Job| j.run(shard).is_none_or(Run::results_in);
+        drive_until(&mut job, &mut g, ALL_OK, None, &policy, &to_end);
         shard_end = done_at;
     }
-    drive(&mut job, &mut g, &[2], None, &policy);
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
     assert_eq!(job.state(), JobState::Succeeded, "{:?}", job.error);
-    assert!(job.finished_ms.unwrap_or(0) > 60 * 3_600_000);
+    assert!(job.finished_ms.unwrap_or(0) >= 60 * 3_600_000, "{:?}", job.finished_ms);
 }
 
 #[test]
@@ -520,26 +667,65 @@ fn a_purge_undoes_what_the_job_holds_and_nothing_it_does_not() {
     let policy = Policy::default();
     let fresh = sharded(&[2, 2]);
     let plan = fresh.purge_plan();
-    assert_eq!((plan.cancel_batch, plan.files.len(), plan.last_shard), (None, 0, 0));
-    assert!(plan.release_quota, "a job not yet ended may hold an admission whose answer was lost");
+    assert_eq!((plan.cancel_batches.len(), plan.files.len(), plan.started), (0, 0, 1));
+    assert_eq!(
+        plan.release_shards,
+        vec![0],
+        "a shard not yet ended may hold an admission whose answer was lost"
+    );
 
     let mut running = sharded(&[2, 2]);
     submit_first_batch(&mut running, &policy);
     let plan = running.purge_plan();
-    assert_eq!(plan.cancel_batch.as_deref(), Some("batches/a"), "a batch still running is cancelled");
-    assert_eq!(plan.files, vec!["files/a".to_string()]);
-    assert!(plan.release_quota);
+    assert_eq!(
+        plan.cancel_batches,
+        vec![("batches/a".to_string(), None)],
+        "a batch still running is cancelled"
+    );
+    assert_eq!(plan.files, vec![("files/a".to_string(), None)]);
+    assert_eq!(plan.release_shards, vec![0, 1], "shard 1 started once shard 0 was admitted");
 
     let mut ended = sharded(&[2, 2]);
     let mut g = fake(vec![], 1_000);
-    drive(&mut ended, &mut g, &[2], None, &policy);
+    drive(&mut ended, &mut g, ALL_OK, None, &policy);
     let plan = ended.purge_plan();
-    assert_eq!(plan.cancel_batch, None, "an ended batch is not cancelled");
-    assert!(!plan.release_quota, "every admission was released on the way");
+    assert_eq!(plan.cancel_batches, vec![], "an ended batch is not cancelled");
+    assert!(plan.release_shards.is_empty(), "every admission was released on the way");
+    assert!(plan.files.is_empty(), "every file was deleted on the way");
+    assert_eq!(plan.started, 2, "both shards' results objects go");
+}
+
+#[test]
+fn a_refused_key_sends_the_shard_back_to_the_quota_for_another_and_fails_it_mid_read() {
+    let policy = Policy::default();
+    let mut job = sharded(&[2]);
+    submit_first_batch(&mut job, &policy);
+    let refused = || Outcome::Failed(Failure::Permanent { status: 403, message: "key revoked".into() });
+    job.apply(Some(0), refused(), 5, 0, &policy);
+    let run = &job.runs()[0];
+    assert_eq!((run.phase(), run.key(), run.attempt()), (&Phase::Queued, None, (0, 1)), "a new attempt");
+    assert_eq!(run.stale_files, vec!["files/a".to_string()], "the old key's file is cleaned up at the end");
     assert_eq!(
-        plan.files,
-        ended.input_file.iter().cloned().collect::<Vec<_>>(),
-        "only its last input file, already deleted on the way (a repeat is answered 404: done)"
+        tasks(&job, 5),
+        vec![task(Some(0), Action::Release)],
+        "its room on the old key goes back first"
     );
-    assert_eq!(plan.last_shard, 1, "both shards' results objects go");
+    job.apply(Some(0), Outcome::Released, 5, 0, &policy);
+    assert_eq!(tasks(&job, 5), vec![task(Some(0), Action::Admit { tokens: 200 })]);
+    job.apply(Some(0), Outcome::Admitted { key: Some("key-2".into()) }, 5, 0, &policy);
+    assert_eq!(job.runs()[0].key(), Some("key-2"));
+    assert_eq!(job.display_name(&job.runs()[0]), "batchgate-big-0-1", "found again by a name of its own");
+
+    let mut reading = sharded(&[2]);
+    submit_first_batch(&mut reading, &policy);
+    let polled = Outcome::Polled {
+        state: BatchState::Succeeded,
+        progress: Progress::default(),
+        results_file: Some("files/r".into()),
+        error: None,
+    };
+    reading.apply(Some(0), polled, 1, 0, &policy);
+    reading.apply(Some(0), refused(), 2, 0, &policy);
+    assert_eq!(reading.state(), JobState::Failed);
+    assert_eq!(reading.error.as_ref().map(|e| e.code.as_str()), Some("gemini_key_refused"));
 }

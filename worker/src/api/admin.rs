@@ -1,5 +1,6 @@
 //! `/v1/admin/*`, for the operator's `ADMIN_TOKEN`: crediting accounts,
-//! minting user tokens, reading an account, stepping a job, and a model's quota.
+//! minting user tokens, reading an account, stepping a job, a model's quota,
+//! and the Gemini keys (ids and use, never the keys).
 
 use super::{Ctx, Result, auth, forwarded};
 use crate::objects::account::client as accounts;
@@ -40,7 +41,76 @@ pub async fn kick(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
     forwarded(JobRef::named(cx.env, id)?.forward("", &Kick).await?)
 }
 
-/// `GET /v1/admin/quota/:model`: `{enqueued, holds: [{job, shard, tokens, sinceMs}]}`.
+/// One Gemini key as `GET /v1/admin/keys` shows it (never the key).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyRow {
+    id: String,
+    /// In `GEMINI_API_KEYS` (or `GEMINI_API_KEY`) now.
+    configured: bool,
+    /// `active`, or `revoked` (Gemini refused it; see `reason`).
+    state: &'static str,
+    batches: u64,
+    enqueued: std::collections::BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl KeyRow {
+    fn of(id: String, configured: bool, u: quota::KeyUse) -> KeyRow {
+        KeyRow {
+            id,
+            configured,
+            state: if u.revoked_at_ms.is_some() { "revoked" } else { "active" },
+            batches: u.batches,
+            enqueued: u.enqueued,
+            revoked_at: u.revoked_at_ms.map(crate::platform::clock::rfc3339),
+            reason: u.reason,
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct KeyRows {
+    keys: Vec<KeyRow>,
+}
+
+/// `GET /v1/admin/keys`: each Gemini key by id, in the configured order,
+/// with its state (`active`, or `revoked` with when and why Gemini refused
+/// it), the batches in flight on it and its enqueued tokens per model; keys
+/// the quota still counts but are no longer configured come last.
+pub async fn keys(req: &Request, cx: &Ctx<'_>) -> Result<Response> {
+    auth::admin(req, cx.settings)?;
+    let mut seen = quota::keys(cx.env).await?;
+    let mut keys = vec![];
+    for id in cx.settings.secrets.gemini_keys.ids() {
+        let u = seen.iter().position(|k| k.key == id).map(|i| seen.remove(i)).unwrap_or_default();
+        keys.push(KeyRow::of(id, true, u));
+    }
+    keys.extend(seen.into_iter().map(|u| KeyRow::of(u.key.clone(), false, u)));
+    super::json(200, &KeyRows { keys })
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Reinstated {
+    id: String,
+    was_revoked: bool,
+}
+
+/// `POST /v1/admin/keys/:id/reinstate`: a revoked key back in rotation.
+pub async fn reinstate(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
+    auth::admin(req, cx.settings)?;
+    if !cx.settings.secrets.gemini_keys.ids().iter().any(|k| k == id) {
+        return Err(ApiError::not_found("no configured Gemini key has this id"));
+    }
+    let was_revoked = quota::reinstate(cx.env, id).await?;
+    super::json(200, &Reinstated { id: id.to_string(), was_revoked })
+}
+
+/// `GET /v1/admin/quota/:model`: `{enqueued, holds: [{job, shard, model, key, tokens, sinceMs}]}`.
 pub async fn quota(req: &Request, cx: &Ctx<'_>, model: &str) -> Result<Response> {
     auth::admin(req, cx.settings)?;
     forwarded(quota::holds(cx.env, model).await?)

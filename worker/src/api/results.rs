@@ -4,7 +4,7 @@
 
 use super::{Ctx, Result, auth};
 use crate::objects::job::client::JobRef;
-use crate::objects::job::protocol::{GetView, LineAt, Locate, Missing, Page};
+use crate::objects::job::protocol::{GetReadable, LineAt, Locate, Missing, Page};
 use crate::platform::bindings::{self, results_key};
 use crate::platform::error::ApiError;
 use crate::platform::query::Query;
@@ -41,12 +41,20 @@ fn ndjson(resp: Response) -> Result<Response> {
     Ok(resp)
 }
 
-/// `GET /v1/jobs/:id/results[?only=failed][&limit=&cursor=]`.
+/// `GET /v1/jobs/:id/results[?only=failed][&limit=&cursor=][&partial=true]`.
+/// With `partial=true`, before the job ends: the lines of the shards stored so
+/// far, in shard order (the requests Gemini returned nothing for are known
+/// only at the end).
 pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
     let account = auth::account(req, cx.settings)?;
     let job = JobRef::named(cx.env, id)?;
     let q = Query::of(req);
     let failed_only = q.get("only").as_deref() == Some("failed");
+    let partial = match q.get("partial").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("invalid_partial", "partial must be true or false")),
+    };
     if let Some(limit) = q.get("limit") {
         let limit: u64 =
             limit.parse().map_err(|_| ApiError::bad_request("invalid_limit", "limit must be a number"))?;
@@ -54,15 +62,15 @@ pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
             .get("cursor")
             .map_or(Ok(0), |c| c.parse::<u64>())
             .map_err(|_| ApiError::bad_request("invalid_cursor", "bad cursor"))?;
-        let ask = Page { after, limit: paging::RESULTS.of(Some(limit)), failed: failed_only };
+        let ask = Page { after, limit: paging::RESULTS.of(Some(limit)), failed: failed_only, partial };
         return page(cx.env, &job, &account, &ask).await;
     }
-    let view = job.ask(&account, &GetView).await?;
-    if !view.results_ready {
+    let readable = job.ask(&account, &GetReadable).await?;
+    if !readable.complete && !partial {
         return Err(not_ready());
     }
-    let body = shards_stream(cx.env, id, view.shards);
-    if !failed_only {
+    let body = shards_stream(cx.env, id, readable.shards);
+    if !failed_only || !readable.complete {
         return ndjson(Response::from_stream(body)?);
     }
     // Every request without a result, paged from the object as the stream
@@ -87,9 +95,9 @@ pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
 /// Every shard's results object, one after the other, read as they are sent
 /// (a shard whose batch returned no file has no object and adds nothing;
 /// each object ends its last line, see `ingest::stored_part`).
-fn shards_stream(env: &Env, id: &str, shards: u64) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
+fn shards_stream(env: &Env, id: &str, shards: Vec<u64>) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
     let (env, id) = (env.clone(), id.to_string());
-    let parts = stream::iter(0..shards.max(1)).then(move |shard| {
+    let parts = stream::iter(shards).then(move |shard| {
         let (env, key) = (env.clone(), results_key(&id, shard));
         async move {
             match object_stream(&env, &key, None).await {

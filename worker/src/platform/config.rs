@@ -4,6 +4,7 @@
 use batchgate_core::gemini::client::GeminiConfig;
 use batchgate_core::gemini::timestamp::seconds_to_ms;
 use batchgate_core::job::Policy;
+use batchgate_core::keys::KeyRing;
 use batchgate_core::ledger;
 use batchgate_core::pricing::{EstimateRules, PriceTable};
 use batchgate_core::quota::Caps;
@@ -50,7 +51,8 @@ pub struct Settings {
 /// Secrets (`wrangler secret put`, or `.dev.vars` locally), or plain vars of
 /// the same names; never echoed.
 pub struct Secrets {
-    pub gemini_key: String,
+    /// `GEMINI_API_KEYS` (comma-separated), or the one `GEMINI_API_KEY`.
+    pub gemini_keys: KeyRing,
     pub jwt_secret: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
@@ -67,6 +69,8 @@ pub struct ShardSettings {
     pub max_requests: u64,
     /// `SHARD_FILL_PERCENT`: share of a model's enqueued-token cap one shard may plan for.
     pub fill_percent: u64,
+    /// `MAX_CONCURRENT_BATCHES`: batches one Gemini key may have in flight (Tier 1: 100).
+    pub max_batches: u64,
     /// `ENQUEUED_TOKEN_CAPS`: per-model caps (JSON), or Tier 1's figures.
     pub caps: Caps,
     /// Set when `ENQUEUED_TOKEN_CAPS` is present but unreadable: submits are
@@ -165,7 +169,10 @@ impl Settings {
             bench_routes: var(env, "BENCH_ROUTES").is_some_and(|v| v == "true"),
             gemini_webhook_tolerance_secs: num(env, "GEMINI_WEBHOOK_TOLERANCE_SECS", 300),
             secrets: Secrets {
-                gemini_key: secret(env, "GEMINI_API_KEY").unwrap_or_default(),
+                gemini_keys: KeyRing::parse(
+                    secret(env, "GEMINI_API_KEYS").as_deref(),
+                    secret(env, "GEMINI_API_KEY").as_deref(),
+                ),
                 jwt_secret: secret(env, "JWT_SECRET"),
                 jwt_issuer: secret(env, "JWT_ISSUER"),
                 jwt_audience: secret(env, "JWT_AUDIENCE"),
@@ -208,6 +215,9 @@ fn policy(env: &Env) -> Policy {
     policy.max_resubmits =
         u32::try_from(num(env, "MAX_RESUBMITS", u64::from(defaults.max_resubmits))).unwrap_or(u32::MAX);
     policy.quota_retry_ms = secs_ms(env, "QUOTA_RETRY_SECS", defaults.quota_retry_ms);
+    policy.max_parallel_shards =
+        u32::try_from(num(env, "MAX_PARALLEL_SHARDS", u64::from(defaults.max_parallel_shards)).max(1))
+            .unwrap_or(u32::MAX);
     policy
 }
 
@@ -237,6 +247,7 @@ fn shards(env: &Env) -> ShardSettings {
         max_bytes: num(env, "MAX_BATCH_BYTES", 2_000_000_000),
         max_requests: num(env, "MAX_BATCH_REQUESTS", u64::MAX),
         fill_percent: num(env, "SHARD_FILL_PERCENT", 90).clamp(1, 100),
+        max_batches: num(env, "MAX_CONCURRENT_BATCHES", 100).max(1),
         caps,
         caps_error,
     }

@@ -41,12 +41,26 @@ fn method(m: &str) -> Method {
 }
 
 impl Gemini {
+    /// Gemini with the deployment's first key (user uploads, and everything
+    /// not tied to a batch: a file is its key's project's).
     pub fn new(settings: &Settings) -> Gemini {
-        Gemini {
+        let key = settings.secrets.gemini_keys.get(None).map(|k| k.secret().to_string()).unwrap_or_default();
+        Gemini { cfg: settings.gemini.clone(), key, timeout_ms: settings.gemini_timeout_ms }
+    }
+
+    /// Gemini with the key of this id (none: the first): a batch is made,
+    /// polled, read and cancelled with one key. A key no longer configured is
+    /// refused as Gemini refuses a revoked one.
+    pub fn with_key(settings: &Settings, id: Option<&str>) -> Result<Gemini, Failure> {
+        let key = settings.secrets.gemini_keys.get(id).ok_or_else(|| Failure::Permanent {
+            status: 401,
+            message: format!("the Gemini key {} is no longer configured", id.unwrap_or("(first)")),
+        })?;
+        Ok(Gemini {
             cfg: settings.gemini.clone(),
-            key: settings.secrets.gemini_key.clone(),
+            key: key.secret().to_string(),
             timeout_ms: settings.gemini_timeout_ms,
-        }
+        })
     }
 
     fn request(&self, call: &Call, body: Option<JsValue>) -> Result<Request, Failure> {

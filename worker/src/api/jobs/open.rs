@@ -66,6 +66,7 @@ pub async fn open(
         reserved: quote.batch,
         retry_of: retry_of.map(str::to_string),
         webhook_url: submission.webhook,
+        uses_files: !submission.summary.files.is_empty(),
         shards: submission.summary.shards,
     };
     let reserved = now_ms();

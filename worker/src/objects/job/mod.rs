@@ -18,17 +18,15 @@ use crate::objects::rpc::{self, Incoming, Rpc};
 use crate::platform::clock::now_ms;
 use crate::platform::config::Settings;
 use crate::platform::error::ApiError;
-use crate::platform::gemini::Gemini;
 use crate::platform::random;
-use batchgate_core::gemini::timestamp::format_nanos;
-use batchgate_core::job::Job;
+use batchgate_core::job::{Job, Phase};
 use batchgate_core::timeline;
 use batchgate_core::view::{JobMeta, JobView};
 use batchgate_core::webhook::Delivery;
 use protocol::{
-    Abandon, Abandoned, Cancel, Created, Delete, Deleted, Events, GetPrior, GetRetryPlan, GetView, Init,
-    Kick, Lines, Locate, Located, Missing, Page, Prior, RetryPlan, Ticket, Timeline, Tombstone, Wake, Watch,
-    WatchTicket, Woken,
+    Abandon, Abandoned, Cancel, Created, Delete, Deleted, Events, GetPrior, GetReadable, GetRetryPlan,
+    GetView, Init, Kick, Lines, Locate, Located, Missing, Page, Prior, Readable, RetryPlan, Ticket, Timeline,
+    Tombstone, Wake, Watch, WatchTicket, Woken,
 };
 use std::cell::{Cell, RefCell};
 use store::Store;
@@ -74,10 +72,6 @@ fn until(at_ms: u64) -> i64 {
 impl JobObject {
     fn store(&self) -> Result<Store> {
         Store::new(self.state.storage().sql())
-    }
-
-    fn gemini(&self) -> Gemini {
-        Gemini::new(&self.settings)
     }
 
     async fn set_alarm_at(&self, at_ms: u64) -> Result<()> {
@@ -153,7 +147,8 @@ impl JobObject {
         }
         let job = Job::new(init.id, init.model, init.request_count, init.input_bytes, now_ms())
             .with_billing(init.price, init.reserved)
-            .with_shards(init.shards);
+            .with_shards(init.shards)
+            .with_first_key_only(init.uses_files);
         let meta = JobMeta {
             display_name: init.display_name,
             metadata: init.metadata,
@@ -231,7 +226,7 @@ impl JobObject {
         let ticket = random::hex(32)?;
         let expires = now + WATCH_TICKET_MS;
         store.put(&format!("{WATCH_TICKET}{ticket}"), &expires)?;
-        let expires_at = format_nanos(i64::try_from(expires).unwrap_or(i64::MAX).saturating_mul(1_000_000));
+        let expires_at = crate::platform::clock::rfc3339(expires);
         Ok(Ticket { ticket, expires_at })
     }
 
@@ -256,7 +251,7 @@ impl JobObject {
         {
             return Ok(Err(ApiError::new(503, "ledger_unavailable", format!("{e:?}"))));
         }
-        steps::purge(&self.env, store, &self.gemini(), &job).await;
+        steps::purge(&self.env, store, &self.settings, &job).await;
         if let Some(account) = store.account()? {
             accounts::remove(&self.env, &account, job.id()).await;
         }
@@ -264,10 +259,10 @@ impl JobObject {
         // The id stays spent: resubmitting its Idempotency-Key answers 409.
         store.put(TOMBSTONE, &Tombstone { reason: "deleted".into(), at_ms: now_ms() })?;
         let _ = self.state.storage().delete_alarm().await;
-        if job.create_maybe_sent() {
-            // A create is out: Gemini may make a batch no job owns. The
-            // tombstone's alarm finds it by name and cancels it.
-            run::watch_for_orphan(store, &job)?;
+        if !job.creates_maybe_sent().is_empty() {
+            // Creates are out: Gemini may make batches no job owns. The
+            // tombstone's alarm finds them by name and cancels them.
+            run::watch_for_orphans(store, &job)?;
             self.state.storage().set_alarm(run::ORPHAN_RETRY_MS).await?;
         }
         for ws in self.state.get_websockets() {
@@ -325,6 +320,13 @@ impl JobObject {
         self.ensure_alarm(&store, &job).await?;
         let view = |job: &Job| store.meta().map(|meta| JobView::of(job, &meta));
         let ready = |job: &Job| view(job).map(|v| v.results_ready);
+        // Shards with result rows whose objects are not complete yet.
+        let unreadable: Vec<u64> = job
+            .runs()
+            .iter()
+            .filter(|r| matches!(r.phase(), Phase::Ingesting { .. }))
+            .map(|r| r.shard())
+            .collect();
         match call.route() {
             GetView::ROUTE => rpc::reply::<GetView>(Ok(view(&job)?)),
             Watch::ROUTE => self.watch(&view(&job)?, job.is_done()),
@@ -333,15 +335,22 @@ impl JobObject {
             Delete::ROUTE => rpc::reply::<Delete>(self.delete(&store, job).await?),
             Locate::ROUTE => {
                 let Locate(key) = call.read()?;
-                rpc::reply::<Locate>(Ok(Located { ready: ready(&job)?, line: store.by_key(&key)? }))
+                let line = store.by_key(&key)?;
+                // A line of a shard already stored can be read before the job ends.
+                let readable = line.as_ref().is_some_and(|l| !unreadable.contains(&l.shard));
+                rpc::reply::<Locate>(Ok(Located { ready: ready(&job)? || readable, line }))
             }
             Page::ROUTE => {
                 let p: Page = call.read()?;
                 rpc::reply::<Page>(Ok(Lines {
-                    ready: ready(&job)?,
-                    lines: store.page(p.after, p.limit, p.failed)?,
+                    ready: ready(&job)? || p.partial,
+                    lines: store.page(p.after, p.limit, p.failed, &unreadable)?,
                 }))
             }
+            GetReadable::ROUTE => rpc::reply::<GetReadable>(Ok(Readable {
+                complete: ready(&job)?,
+                shards: job.readable_shards(),
+            })),
             GetRetryPlan::ROUTE => rpc::reply::<GetRetryPlan>(Ok(self.retry_plan(&store, &job)?)),
             Events::ROUTE => {
                 let e: Events = call.read()?;

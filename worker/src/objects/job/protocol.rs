@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 /// Create the job from a stored, validated and reserved submission.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(
-    from = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>)",
-    into = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>)"
+    from = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool)",
+    into = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool)"
 )]
 pub struct Init {
     pub id: String,
@@ -29,9 +29,11 @@ pub struct Init {
     pub retry_of: Option<String>,
     pub webhook_url: Option<String>,
     pub shards: Vec<ShardSpec>,
+    /// The requests use uploaded files (which belong to the first Gemini key).
+    pub uses_files: bool,
 }
 
-tuple_wire!(Init { id: String, account: String, model: String, request_count: u64, input_bytes: u64, input_key: String, display_name: Option<String>, metadata: Option<serde_json::Value>, keys: Vec<String>, price: Price, reserved: i64, retry_of: Option<String>, webhook_url: Option<String>, shards: Vec<ShardSpec> });
+tuple_wire!(Init { id: String, account: String, model: String, request_count: u64, input_bytes: u64, input_key: String, display_name: Option<String>, metadata: Option<serde_json::Value>, keys: Vec<String>, price: Price, reserved: i64, retry_of: Option<String>, webhook_url: Option<String>, shards: Vec<ShardSpec>, uses_files: bool });
 
 /// `created: false`: the job already existed (an idempotent retry); its view either way.
 #[derive(Clone, Serialize, Deserialize)]
@@ -158,7 +160,7 @@ tuple_wire!(LineAt { shard: u64, number: u64, pos: u64, len: u64 });
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(from = "(bool, Option<LineAt>)", into = "(bool, Option<LineAt>)")]
 pub struct Located {
-    /// The results are stored (otherwise there is nothing to find yet).
+    /// The line's shard is stored, or all results are (otherwise it may yet come).
     pub ready: bool,
     pub line: Option<LineAt>,
 }
@@ -166,16 +168,30 @@ pub struct Located {
 tuple_wire!(Located { ready: bool, line: Option<LineAt> });
 
 /// `limit` result lines after line `after`, in file order (`failed`: only
-/// errors and malformed lines).
+/// errors and malformed lines; `partial`: of the shards stored so far, before the job ends).
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(from = "(u64, u64, bool)", into = "(u64, u64, bool)")]
+#[serde(from = "(u64, u64, bool, bool)", into = "(u64, u64, bool, bool)")]
 pub struct Page {
     pub after: u64,
     pub limit: u64,
     pub failed: bool,
+    pub partial: bool,
 }
 
-tuple_wire!(Page { after: u64, limit: u64, failed: bool });
+tuple_wire!(Page { after: u64, limit: u64, failed: bool, partial: bool });
+
+/// The shards whose results objects can be read, in order, and whether that is all of them.
+#[derive(Serialize, Deserialize)]
+pub struct GetReadable;
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "(bool, Vec<u64>)", into = "(bool, Vec<u64>)")]
+pub struct Readable {
+    pub complete: bool,
+    pub shards: Vec<u64>,
+}
+
+tuple_wire!(Readable { complete: bool, shards: Vec<u64> });
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(from = "(bool, Vec<LineAt>)", into = "(bool, Vec<LineAt>)")]
@@ -257,6 +273,7 @@ routes! {
     Delete => "/delete", Deleted;
     Locate => "/locate", Located;
     Page => "/page", Lines;
+    GetReadable => "/readable", Readable;
     GetRetryPlan => "/retry-plan", RetryPlan;
     Events => "/events", Timeline;
     // `(input line, key)`.

@@ -1,15 +1,19 @@
 //! The JobObject's alarm: step the job until it must wait, ends, or uses up
-//! the alarm's budget; then its webhook; and, for a deleted job whose create
-//! may have reached Gemini, finding and cancelling the batch no job owns.
+//! the alarm's budget (each pass runs every task due at once: one per shard,
+//! so shards side by side wait on Gemini together); then its webhook; and,
+//! for a deleted job whose creates may have reached Gemini, finding and
+//! cancelling the batches no job owns.
 
 use super::steps::{self, StepResult};
 use super::store::Store;
 use super::{JobObject, webhooks};
 use crate::objects::account::client as accounts;
+use crate::objects::quota::client as quota;
 use crate::platform::clock::now_ms;
 use crate::platform::gemini::Gemini;
 use crate::platform::random;
-use batchgate_core::job::{Action, Job, Outcome};
+use batchgate_core::gemini::client::Failure;
+use batchgate_core::job::{Action, Job, Next, Outcome, Phase, Task};
 use batchgate_core::timeline;
 use batchgate_core::view::JobView;
 use worker::Result;
@@ -17,10 +21,11 @@ use worker::Result;
 /// How long one alarm keeps stepping before it hands over to a fresh alarm.
 const ALARM_BUDGET_MS: u64 = 20_000;
 
-/// A batch a deleted job's last step made, still to cancel at Gemini; and the
-/// display name (and until when) to look one up by, when a create was in flight.
-const ORPHAN_BATCH: &str = "orphanBatch";
-const ORPHAN_LOOKUP: &str = "orphanLookup";
+/// Batches a deleted job's last steps made, still to cancel at Gemini; and
+/// the display names (and until when) to look them up by, when creates were
+/// in flight. Each with the id of the key it belongs to.
+const ORPHAN_BATCHES: &str = "orphanBatches";
+const ORPHAN_LOOKUPS: &str = "orphanLookups";
 const ORPHAN_WATCH_MS: u64 = 10 * 60_000;
 pub const ORPHAN_RETRY_MS: i64 = 5_000;
 
@@ -33,9 +38,12 @@ impl Drop for Running<'_> {
     }
 }
 
-/// A deleted job's create may have reached Gemini: look for its batch by name for a while.
-pub fn watch_for_orphan(store: &Store, job: &Job) -> Result<()> {
-    store.put(ORPHAN_LOOKUP, &(job.gemini_display_name(), now_ms() + ORPHAN_WATCH_MS))
+/// `(batch or display name, key id)`.
+type Keyed = Vec<(String, Option<String>)>;
+
+/// A deleted job's creates may have reached Gemini: look for their batches by name for a while.
+pub fn watch_for_orphans(store: &Store, job: &Job) -> Result<()> {
+    store.put(ORPHAN_LOOKUPS, &(job.creates_maybe_sent(), now_ms() + ORPHAN_WATCH_MS))
 }
 
 /// The scheduler's jitter (0 if the runtime's randomness failed: the schedule still holds).
@@ -56,32 +64,44 @@ impl JobObject {
         Ok(())
     }
 
-    /// Cancel a batch made by a create that a delete overtook: the one its step
-    /// reported (see `run`), or the one Gemini lists under the job's unique
-    /// display name, looked for until `ORPHAN_WATCH_MS` after the delete (the
+    /// Cancel batches made by creates that a delete overtook: those the steps
+    /// reported (see `run`), or those Gemini lists under the job's unique
+    /// display names, looked for until `ORPHAN_WATCH_MS` after the delete (the
     /// step itself may never finish: a deleted alarm's run can be torn down).
-    async fn cancel_orphan(&self, store: &Store, gemini: &Gemini) -> Result<()> {
-        let lookup: Option<(String, u64)> = store.get(ORPHAN_LOOKUP)?;
-        let mut batch: Option<String> = store.get(ORPHAN_BATCH)?;
-        if batch.is_none()
-            && let Some((name, until_ms)) = &lookup
-        {
-            match steps::find_batch_named(gemini, name).await {
-                Ok(Some(found)) => {
-                    store.put(ORPHAN_BATCH, &found)?;
-                    batch = Some(found);
+    async fn cancel_orphans(&self, store: &Store) -> Result<()> {
+        let (mut lookups, until_ms): (Keyed, u64) = store.get(ORPHAN_LOOKUPS)?.unwrap_or_default();
+        let mut batches: Keyed = store.get(ORPHAN_BATCHES)?.unwrap_or_default();
+        let mut again = false;
+        let mut still_looking = vec![];
+        for (name, key) in lookups.drain(..) {
+            let found = match Gemini::with_key(&self.settings, key.as_deref()) {
+                Ok(gemini) => steps::find_batch_named(&gemini, &name).await,
+                Err(f) => Err(f),
+            };
+            match found {
+                Ok(Some(batch)) => batches.push((batch, key)),
+                Ok(None) if now_ms() >= until_ms => {}
+                _ => {
+                    again = true;
+                    still_looking.push((name, key));
                 }
-                Ok(None) if now_ms() >= *until_ms => store.delete(ORPHAN_LOOKUP)?,
-                _ => self.state.storage().set_alarm(ORPHAN_RETRY_MS).await?,
             }
         }
-        if let Some(batch) = batch {
-            if steps::cancel_orphan(gemini, &batch).await {
-                store.delete(ORPHAN_BATCH)?;
-                store.delete(ORPHAN_LOOKUP)?;
-            } else {
-                self.state.storage().set_alarm(ORPHAN_RETRY_MS).await?;
+        let mut left = vec![];
+        for (batch, key) in batches {
+            let cancelled = match Gemini::with_key(&self.settings, key.as_deref()) {
+                Ok(gemini) => steps::cancel_orphan(&gemini, &batch).await,
+                Err(_) => true, // the key is gone: nothing can reach the batch any more
+            };
+            if !cancelled {
+                again = true;
+                left.push((batch, key));
             }
+        }
+        store.put(ORPHAN_LOOKUPS, &(still_looking, until_ms))?;
+        store.put(ORPHAN_BATCHES, &left)?;
+        if again {
+            self.state.storage().set_alarm(ORPHAN_RETRY_MS).await?;
         }
         Ok(())
     }
@@ -94,52 +114,70 @@ impl JobObject {
         }
         let _running = Running(&self.running);
         let store = self.store()?;
-        let gemini = self.gemini();
         let started = now_ms();
         loop {
-            let Some(mut job) = store.job()? else { return self.cancel_orphan(&store, &gemini).await };
+            let Some(mut job) = store.job()? else { return self.cancel_orphans(&store).await };
             let now = now_ms();
-            let action = job.next_action(now);
-            match action {
-                Action::Finished => return self.after_the_end(&store, &job).await,
-                Action::Wait { until_ms } => return self.set_alarm_at(until_ms).await,
-                _ if now.saturating_sub(started) > ALARM_BUDGET_MS => {
+            let tasks = match job.next(now) {
+                Next::Finished => return self.after_the_end(&store, &job).await,
+                Next::Wait { until_ms } => return self.set_alarm_at(until_ms).await,
+                Next::Do(_) if now.saturating_sub(started) > ALARM_BUDGET_MS => {
                     return self.state.storage().set_alarm(0).await;
                 }
-                _ => {}
-            }
+                Next::Do(tasks) => tasks,
+            };
             let state_before = job.state();
-            if matches!(action, Action::CreateBatch { .. }) {
-                // Recorded before the call: if the answer is lost, the next try looks first.
-                job.apply(Outcome::CreateSending, now, jitter(), &self.settings.policy);
+            let creates: Vec<&Task> =
+                tasks.iter().filter(|t| matches!(t.action, Action::CreateBatch { .. })).collect();
+            if !creates.is_empty() {
+                // Recorded before the calls: if an answer is lost, the next try looks first.
+                for t in creates {
+                    job.apply(t.shard, Outcome::CreateSending, now, jitter(), &self.settings.policy);
+                }
                 store.save_job(&job)?;
             }
-            let phase_before = job.phase().clone();
-            let result: StepResult =
-                steps::run(&self.env, &store, &gemini, &self.settings, &job, action).await;
+            let before: Vec<Option<Phase>> =
+                tasks.iter().map(|t| t.shard.and_then(|s| job.run(s)).map(|r| r.phase().clone())).collect();
+            let steps = tasks.iter().map(|t| steps::run(&self.env, &store, &self.settings, &job, t));
+            let results: Vec<StepResult> = futures_util::future::join_all(steps).await;
+            self.revoke_refused_keys(&job, &tasks, &results).await;
             // Re-read: a cancel or delete may have landed while we were waiting on I/O.
             let Some(mut fresh) = store.job()? else {
-                // Deleted while this step ran: a batch it made at Gemini has no job left
-                // to cancel or charge it. The tombstone keeps its name until Gemini
+                // Deleted while these steps ran: a batch they made at Gemini has no job
+                // left to cancel or charge it. The tombstone keeps its name until Gemini
                 // confirms the cancel (retried by the alarm).
-                if let Outcome::Created { batch } | Outcome::BatchFound { batch } = &result.outcome {
-                    store.put(ORPHAN_BATCH, batch)?;
+                let mut made: Keyed = store.get(ORPHAN_BATCHES)?.unwrap_or_default();
+                for (task, result) in tasks.iter().zip(&results) {
+                    if let Outcome::Created { batch } | Outcome::BatchFound { batch } = &result.outcome {
+                        let key =
+                            task.shard.and_then(|s| job.run(s)).and_then(|r| r.key().map(str::to_string));
+                        made.push((batch.clone(), key));
+                    }
                 }
-                return self.cancel_orphan(&store, &gemini).await;
+                store.put(ORPHAN_BATCHES, &made)?;
+                return self.cancel_orphans(&store).await;
             };
-            if *fresh.phase() != phase_before {
-                continue;
-            }
-            if let Some(slice) = &result.slice {
-                store.record_slice(&slice.records, slice.shard, slice.part_number, &slice.etag)?;
-            }
-            let step = timeline::of_outcome(&result.outcome);
-            let attempt_before = fresh.attempt();
+            let attempts_before = fresh.attempts();
             let done_before = fresh.is_done();
-            fresh.apply(result.outcome, now_ms(), jitter(), &self.settings.policy);
-            let shard = timeline::shard_change(attempt_before, &fresh);
-            let state = timeline::state_change(state_before, fresh.state());
-            for event in step.iter().chain(shard.iter()).chain(state.iter()) {
+            let many = fresh.shard_count() > 1;
+            let mut events = vec![];
+            for ((task, result), phase_before) in tasks.into_iter().zip(results).zip(before) {
+                // A step overtaken by a cancel (its shard moved on) is dropped; it repeats if still due.
+                let current = task.shard.and_then(|s| fresh.run(s)).map(|r| r.phase().clone());
+                if (task.shard.is_some() && current != phase_before)
+                    || (task.shard.is_none() && fresh.is_charged())
+                {
+                    continue;
+                }
+                if let Some(slice) = &result.slice {
+                    store.record_slice(&slice.records, slice.shard, slice.part_number, &slice.etag)?;
+                }
+                events.extend(timeline::of_outcome(task.shard.filter(|_| many), &result.outcome));
+                fresh.apply(task.shard, result.outcome, now_ms(), jitter(), &self.settings.policy);
+            }
+            events.extend(timeline::shard_changes(&attempts_before, &fresh));
+            events.extend(timeline::state_change(state_before, fresh.state()));
+            for event in &events {
                 store.add_event(now_ms(), event)?;
             }
             // Requests Gemini returned nothing for, counted once results are in:
@@ -157,6 +195,21 @@ impl JobObject {
                 && let Some(account) = store.account()?
             {
                 accounts::record(&self.env, &account, &fresh, store.meta()?.display_name).await;
+            }
+        }
+    }
+
+    /// Gemini refused a shard's key (401/403): out of rotation for every job,
+    /// before the shard asks the quota for another.
+    async fn revoke_refused_keys(&self, job: &Job, tasks: &[Task], results: &[StepResult]) {
+        for (task, result) in tasks.iter().zip(results) {
+            let Outcome::Failed(Failure::Permanent { status: 401 | 403, message }) = &result.outcome else {
+                continue;
+            };
+            let key = task.shard.and_then(|s| job.run(s)).and_then(|r| r.key().map(str::to_string));
+            let id = key.or_else(|| self.settings.secrets.gemini_keys.ids().into_iter().next());
+            if let Some(id) = id {
+                let _ = quota::revoke(&self.env, &id, message).await;
             }
         }
     }

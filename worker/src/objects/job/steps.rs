@@ -1,6 +1,7 @@
-//! Carrying out one [`Action`] of the job machine: the I/O, and nothing else.
+//! Carrying out one [`Task`] of the job machine: the I/O, and nothing else.
 //! Every function here returns an [`Outcome`] (failures included) and never
-//! panics; what it means for the job is decided in core.
+//! panics; what it means for the job is decided in core. A shard's Gemini
+//! calls all go out with the key the quota gave it.
 
 use super::store::Store;
 use crate::objects::account::client as accounts;
@@ -13,7 +14,7 @@ use crate::platform::gemini_files::{self, Received, download};
 use batchgate_core::gemini::client::Failure;
 use batchgate_core::gemini::{File, ListOperationsResponse, Operation};
 use batchgate_core::ingest::{Cursor, LineRecord, next_slice, scan_slice, stored_part};
-use batchgate_core::job::{Action, Job, Outcome, Progress};
+use batchgate_core::job::{Action, Job, Outcome, Progress, Run, Task};
 use batchgate_core::quota::AdmitRequest;
 use worker::{Bucket, Env, Range, ResponseBody, UploadedPart};
 
@@ -49,58 +50,88 @@ fn bucket(env: &Env) -> Result<Bucket, Failure> {
         .map_err(|e| Failure::Permanent { status: 0, message: format!("R2 binding {BUCKET}: {e}") })
 }
 
-pub async fn run(
+/// Carry out `task` for `job` (as stored before the task ran).
+pub async fn run(env: &Env, store: &Store, settings: &Settings, job: &Job, task: &Task) -> StepResult {
+    let result = match (task.shard.and_then(|s| job.run(s)), &task.action) {
+        (_, Action::Settle { charge, standard }) => settle(env, store, job, *charge, *standard).await,
+        (Some(run), action) => match Gemini::with_key(settings, run.key()) {
+            Ok(gemini) => shard_step(env, store, &gemini, settings, job, run, action).await,
+            Err(f) => Err(f),
+        },
+        (None, _) => Err(Failure::Permanent { status: 0, message: "the shard has no run".into() }),
+    };
+    result.unwrap_or_else(fail)
+}
+
+async fn shard_step(
     env: &Env,
     store: &Store,
     gemini: &Gemini,
     settings: &Settings,
     job: &Job,
-    action: Action,
-) -> StepResult {
-    let result = match action {
-        Action::Admit { tokens } => admit(env, settings, job, tokens).await,
-        Action::Release => release(env, job).await,
-        Action::StartUpload => start_upload(gemini, job).await,
+    run: &Run,
+    action: &Action,
+) -> Result<StepResult, Failure> {
+    match action {
+        Action::Admit { tokens } => admit(env, settings, job, run, *tokens).await,
+        Action::Release => release(env, job.id(), run.shard()).await,
+        Action::StartUpload => start_upload(gemini, job, run).await,
         Action::ContinueUpload { session_url, offset } => {
-            continue_upload(env, store, gemini, settings, job, &session_url, offset).await
+            continue_upload(env, store, gemini, settings, run, session_url, *offset).await
         }
-        Action::FindBatch => find_batch(gemini, job).await,
-        Action::CreateBatch { file } => create_batch(gemini, job, &file).await,
-        Action::CancelBatch { batch } => cancel_batch(gemini, &batch).await,
-        Action::PollBatch { batch } => poll(gemini, &batch).await,
+        Action::FindBatch => find_batch(gemini, &job.display_name(run)).await,
+        Action::CreateBatch { file } => create_batch(gemini, job, run, file).await,
+        Action::CancelBatch { batch } => cancel_batch(gemini, batch).await,
+        Action::PollBatch { batch } => poll(gemini, batch).await,
         Action::Ingest { results, cursor, size } => {
-            ingest(env, store, gemini, settings, job, &results, cursor, size).await
+            ingest(env, store, gemini, settings, job, run.shard(), results, cursor.clone(), *size).await
         }
-        Action::DeleteFiles { files } => delete_files(gemini, &files).await,
-        Action::Settle { charge, standard } => settle(env, store, job, charge, standard).await,
-        Action::Wait { .. } | Action::Finished => Ok(Outcome::FilesDeleted.into()),
-    };
-    result.unwrap_or_else(fail)
+        Action::DeleteFiles { files } => delete_files(gemini, files).await,
+        Action::Settle { charge, standard } => settle(env, store, job, *charge, *standard).await,
+    }
 }
 
 fn quota_failure(e: crate::platform::error::ApiError) -> Failure {
     Failure::network(format!("quota object: {}", e.message))
 }
 
-/// Ask the model's QuotaObject for room for the current shard's tokens.
-async fn admit(env: &Env, settings: &Settings, job: &Job, tokens: u64) -> Result<StepResult, Failure> {
+/// Ask the QuotaObject for room for the shard's tokens, on one of the keys
+/// (the first only, for a job whose requests use uploaded files: a file
+/// belongs to the key it was uploaded with).
+async fn admit(
+    env: &Env,
+    settings: &Settings,
+    job: &Job,
+    run: &Run,
+    tokens: u64,
+) -> Result<StepResult, Failure> {
+    let mut keys = settings.secrets.gemini_keys.ids();
+    if job.first_key_only() {
+        keys.truncate(1);
+    }
+    if keys.is_empty() {
+        return Err(Failure::network("no Gemini key is configured (GEMINI_API_KEYS or GEMINI_API_KEY)"));
+    }
     let ask = AdmitRequest {
         job: job.id().to_string(),
-        shard: job.attempt().0,
+        shard: run.shard(),
+        model: batchgate_core::model::bare(job.model()).to_string(),
         tokens,
         cap: settings.shards.caps.of(job.model()),
+        max_batches: settings.shards.max_batches,
+        keys,
     };
-    let answer = quota::admit(env, job.model(), ask).await.map_err(quota_failure)?;
-    Ok(if answer.admitted { Outcome::Admitted } else { Outcome::QuotaFull }.into())
+    let answer = quota::admit(env, ask).await.map_err(quota_failure)?;
+    Ok(if answer.admitted { Outcome::Admitted { key: answer.key } } else { Outcome::QuotaFull }.into())
 }
 
-async fn release(env: &Env, job: &Job) -> Result<StepResult, Failure> {
-    quota::release(env, job.model(), job.id(), job.attempt().0).await.map_err(quota_failure)?;
+pub async fn release(env: &Env, job: &str, shard: u64) -> Result<StepResult, Failure> {
+    quota::release(env, job, shard).await.map_err(quota_failure)?;
     Ok(Outcome::Released.into())
 }
 
-async fn start_upload(gemini: &Gemini, job: &Job) -> Result<StepResult, Failure> {
-    let call = gemini.cfg.upload_start(job.shard_spec().bytes, &job.gemini_display_name());
+async fn start_upload(gemini: &Gemini, job: &Job, run: &Run) -> Result<StepResult, Failure> {
+    let call = gemini.cfg.upload_start(run.spec().bytes, &job.display_name(run));
     let (session_url, _) = gemini_files::start(gemini, &call).await?;
     Ok(Outcome::UploadStarted { session_url }.into())
 }
@@ -111,18 +142,18 @@ async fn continue_upload(
     store: &Store,
     gemini: &Gemini,
     settings: &Settings,
-    job: &Job,
+    run: &Run,
     session_url: &str,
     mut offset: u64,
 ) -> Result<StepResult, Failure> {
-    if job.after_a_failure() {
+    if run.after_a_failure() {
         // After a broken chunk, ask the session what it really holds.
         match gemini_files::query(gemini, session_url).await? {
             Received::Final(file) => return Ok(Outcome::Uploaded { file: file.name }.into()),
             Received::Partial(n) => offset = n,
         }
     }
-    let shard = job.shard_spec();
+    let shard = run.spec();
     let total = shard.bytes;
     let len = settings.upload_chunk_bytes.min(total.saturating_sub(offset));
     let finalize = offset + len >= total;
@@ -171,8 +202,8 @@ async fn input_range(
 }
 
 /// A create whose answer was lost may have made a batch: look for it by its unique display name.
-async fn find_batch(gemini: &Gemini, job: &Job) -> Result<StepResult, Failure> {
-    Ok(match find_batch_named(gemini, &job.gemini_display_name()).await? {
+async fn find_batch(gemini: &Gemini, name: &str) -> Result<StepResult, Failure> {
+    Ok(match find_batch_named(gemini, name).await? {
         Some(batch) => Outcome::BatchFound { batch }.into(),
         None => Outcome::BatchAbsent.into(),
     })
@@ -198,8 +229,8 @@ pub async fn find_batch_named(gemini: &Gemini, wanted: &str) -> Result<Option<St
     Err(Failure::network("the batch list did not end"))
 }
 
-async fn create_batch(gemini: &Gemini, job: &Job, file: &str) -> Result<StepResult, Failure> {
-    let call = gemini.cfg.create_batch(job.model(), &job.gemini_display_name(), file);
+async fn create_batch(gemini: &Gemini, job: &Job, run: &Run, file: &str) -> Result<StepResult, Failure> {
+    let call = gemini.cfg.create_batch(job.model(), &job.display_name(run), file);
     let op: Operation = gemini.json(&call).await?;
     Ok(Outcome::Created { batch: op.name }.into())
 }
@@ -237,6 +268,7 @@ async fn ingest(
     gemini: &Gemini,
     settings: &Settings,
     job: &Job,
+    shard: u64,
     results: &str,
     cursor: Cursor,
     size: Option<u64>,
@@ -246,7 +278,6 @@ async fn ingest(
         None => gemini.json::<File>(&gemini.cfg.get_file(results)).await?.size_bytes,
     };
     let bucket = bucket(env)?;
-    let shard = job.attempt().0;
     let key = results_key(job.id(), shard);
     let Some(slice) = next_slice(&cursor, size, settings.part_bytes) else {
         return complete(store, &bucket, &key, shard).await;
@@ -359,32 +390,39 @@ pub async fn cancel_orphan(gemini: &Gemini, batch: &str) -> bool {
 }
 
 /// `DELETE /v1/jobs/:id`: undo what core's purge plan lists: stop Gemini's
-/// batch if it runs, give the quota back, delete every file and object the job
-/// made. Best effort: whatever fails here expires on its own (Gemini files at
-/// 48 h, unfinished R2 multipart uploads at 7 days).
-pub async fn purge(env: &Env, store: &Store, gemini: &Gemini, job: &Job) {
+/// batches that run, give the quota back, delete every file and object the
+/// job made. Best effort: whatever fails here expires on its own (Gemini files
+/// at 48 h, unfinished R2 multipart uploads at 7 days).
+pub async fn purge(env: &Env, store: &Store, settings: &Settings, job: &Job) {
     let plan = job.purge_plan();
-    if let Some(batch) = &plan.cancel_batch {
-        let _ = cancel_batch(gemini, batch).await;
+    let keyed = |key: &Option<String>| Gemini::with_key(settings, key.as_deref()).ok();
+    for (batch, key) in &plan.cancel_batches {
+        if let Some(gemini) = keyed(key) {
+            let _ = cancel_batch(&gemini, batch).await;
+        }
     }
-    if plan.release_quota {
-        let _ = release(env, job).await;
+    for shard in &plan.release_shards {
+        let _ = release(env, job.id(), *shard).await;
     }
-    let _ = delete_files(gemini, &plan.files).await;
+    for (file, key) in &plan.files {
+        if let Some(gemini) = keyed(key) {
+            let _ = gemini_files::delete(&gemini, file).await;
+        }
+    }
     let Ok(bucket) = bucket(env) else { return };
-    let last = results_key(job.id(), plan.last_shard);
-    let completed = bucket.head(last.clone()).await.map(|h| h.is_some());
-    if let (Ok(Some(upload_id)), Ok(false)) =
-        (store.get::<String>(&upload_id_key(plan.last_shard)), completed)
-        && let Ok(up) = bucket.resume_multipart_upload(last, upload_id)
-    {
-        let _ = up.abort().await;
+    for shard in &plan.ingesting {
+        if let Ok(Some(upload_id)) = store.get::<String>(&upload_id_key(*shard))
+            && let Ok(up) = bucket.resume_multipart_upload(results_key(job.id(), *shard), upload_id)
+        {
+            let _ = up.abort().await;
+        }
     }
-    let mut keys: Vec<String> = (0..=plan.last_shard).map(|s| results_key(job.id(), s)).collect();
+    let mut keys: Vec<String> = (0..plan.started).map(|s| results_key(job.id(), s)).collect();
     if let Ok(Some(input)) = store.input_key() {
         keys.push(input);
     }
-    for k in keys {
-        let _ = bucket.delete(k).await;
+    // R2 deletes up to 1,000 keys a call.
+    for chunk in keys.chunks(1_000) {
+        let _ = bucket.delete_multiple(chunk.to_vec()).await;
     }
 }

@@ -154,6 +154,7 @@ impl Store {
         for chunk in records.chunks(ROWS) {
             let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
             for r in chunk {
+                let number = batchgate_core::ingest::line_number(shard, r.number);
                 let (ok, code, u) = match &r.outcome {
                     Outcome::Success(u) => (1, None, Some(*u)),
                     Outcome::Error { code, .. } => (0, Some(i64::from(*code)), None),
@@ -161,7 +162,7 @@ impl Store {
                 };
                 let opt = |v: Option<u64>| v.map_or(SqlStorageValue::Null, int);
                 params.extend([
-                    int(r.number),
+                    int(number),
                     r.key.clone().into(),
                     int(r.offset),
                     int(r.len),
@@ -238,7 +239,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| {
-                let at = batchgate_core::gemini::timestamp::format_nanos(r.int(1).saturating_mul(1_000_000));
+                let at = crate::platform::clock::rfc3339(r.uint(1));
                 let detail: serde_json::Value =
                     serde_json::from_slice(r.text(3).as_bytes()).unwrap_or_default();
                 Entry { seq: r.uint(0), at, kind: r.text(2), detail }
@@ -272,12 +273,19 @@ impl Store {
         Ok(row.map(line_at))
     }
 
-    /// Lines after `after` in file order (`failed_only`: errors and malformed lines).
-    pub fn page(&self, after: u64, limit: u64, failed_only: bool) -> Result<Vec<LineAt>> {
+    /// Lines after `after` in file order (`failed_only`: errors and malformed
+    /// lines), leaving out the `skip`ped shards (a few: those being ingested).
+    pub fn page(&self, after: u64, limit: u64, failed_only: bool, skip: &[u64]) -> Result<Vec<LineAt>> {
         let filter = if failed_only { "AND ok = 0" } else { "" };
+        let skipped = vec!["?"; skip.len()].join(", ");
+        let mut params = vec![int(after)];
+        params.extend(skip.iter().map(|s| int(*s)));
+        params.push(int(limit));
         let rows = rows(self.sql.exec(
-            &format!("{LOCATED} WHERE number > ? {filter} ORDER BY number LIMIT ?"),
-            vec![int(after), int(limit)],
+            &format!(
+                "{LOCATED} WHERE number > ? {filter} AND shard NOT IN ({skipped}) ORDER BY number LIMIT ?"
+            ),
+            params,
         )?)?;
         Ok(rows.into_iter().map(line_at).collect())
     }

@@ -1,8 +1,10 @@
-//! `QuotaObject`: one Durable Object per Gemini model, the enqueued-token
-//! governor every job's shards ask before they upload and create (core's
-//! `quota` decides; this object only stores the holds). A Durable Object runs
-//! one request at a time and nothing here awaits between reading the holds and
-//! writing the decision, so two shards can never both take the last room.
+//! `QuotaObject`: one Durable Object for the deployment, the governor every
+//! job's shards ask before they upload and create: per Gemini key, each
+//! model's enqueued tokens and the batches in flight (core's `quota` decides;
+//! this object only stores the holds and the keys Gemini refused). A Durable
+//! Object runs one request at a time and nothing here awaits between reading
+//! the holds and writing the decision, so two shards can never both take the
+//! last room.
 
 pub mod client;
 pub mod protocol;
@@ -10,8 +12,9 @@ mod store;
 
 use crate::objects::rpc::{self, Incoming, Rpc};
 use crate::platform::clock::now_ms;
-use batchgate_core::quota;
-use protocol::{Admit, Holds, ListHolds, Release};
+use batchgate_core::quota::{self, Hold};
+use protocol::{Admit, Holds, KeyUse, ListHolds, ListKeys, Reinstate, Release, Revoke};
+use std::collections::BTreeMap;
 use store::Store;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
 
@@ -21,6 +24,24 @@ const STALE_MS: u64 = 96 * 3_600_000;
 #[durable_object]
 pub struct QuotaObject {
     state: State,
+}
+
+/// Each key's batches and tokens per model, with its revocation if any.
+fn key_use(holds: &[Hold], revoked: Vec<(String, u64, String)>) -> Vec<KeyUse> {
+    let mut keys: BTreeMap<String, KeyUse> = BTreeMap::new();
+    for h in holds {
+        let k =
+            keys.entry(h.key.clone()).or_insert_with(|| KeyUse { key: h.key.clone(), ..KeyUse::default() });
+        k.batches += 1;
+        let tokens = k.enqueued.entry(h.model.clone()).or_default();
+        *tokens = tokens.saturating_add(h.tokens);
+    }
+    for (key, at, reason) in revoked {
+        let k = keys.entry(key.clone()).or_insert_with(|| KeyUse { key, ..KeyUse::default() });
+        k.revoked_at_ms = Some(at);
+        k.reason = Some(reason);
+    }
+    keys.into_values().collect()
 }
 
 impl QuotaObject {
@@ -33,9 +54,17 @@ impl QuotaObject {
                 for (job, shard) in quota::stale(&store.holds()?, now, STALE_MS) {
                     store.release(&job, shard)?;
                 }
-                let decision = quota::admit(&store.holds()?, &ask);
-                if decision.admitted {
-                    store.hold(&ask.job, ask.shard, ask.tokens, now)?;
+                let revoked: Vec<String> = store.revoked()?.into_iter().map(|(k, _, _)| k).collect();
+                let decision = quota::admit(&store.holds()?, &revoked, &ask);
+                if let (true, Some(key)) = (decision.admitted, &decision.key) {
+                    store.hold(&Hold {
+                        job: ask.job,
+                        shard: ask.shard,
+                        model: ask.model,
+                        key: key.clone(),
+                        tokens: ask.tokens,
+                        since_ms: now,
+                    })?;
                 }
                 rpc::reply::<Admit>(Ok(decision))
             }
@@ -44,11 +73,26 @@ impl QuotaObject {
                 store.release(&r.job, r.shard)?;
                 rpc::reply::<Release>(Ok(()))
             }
+            Revoke::ROUTE => {
+                let r: Revoke = call.read()?;
+                store.revoke(&r.key, now_ms(), &r.reason)?;
+                rpc::reply::<Revoke>(Ok(()))
+            }
+            Reinstate::ROUTE => {
+                let Reinstate(key) = call.read()?;
+                rpc::reply::<Reinstate>(Ok(store.reinstate(&key)?))
+            }
             ListHolds::ROUTE => {
-                let holds = store.holds()?;
+                let ListHolds(model) = call.read()?;
+                let holds: Vec<Hold> = store
+                    .holds()?
+                    .into_iter()
+                    .filter(|h| model.as_ref().is_none_or(|m| *m == h.model))
+                    .collect();
                 let enqueued = holds.iter().map(|h| h.tokens).fold(0u64, u64::saturating_add);
                 rpc::reply::<ListHolds>(Ok(Holds { enqueued, holds }))
             }
+            ListKeys::ROUTE => rpc::reply::<ListKeys>(Ok(key_use(&store.holds()?, store.revoked()?))),
             other => rpc::unknown_route("quota", other),
         }
     }

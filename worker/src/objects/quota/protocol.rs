@@ -1,10 +1,10 @@
-//! What a model's `QuotaObject` answers, as types (see `objects::rpc`).
+//! What the `QuotaObject` answers, as types (see `objects::rpc`).
 
 use crate::objects::rpc::{routes, tuple_wire};
 use batchgate_core::quota::{Admission, AdmitRequest, Hold};
 use serde::{Deserialize, Serialize};
 
-/// Room for a shard's tokens (idempotent per job and shard).
+/// Room for a shard's tokens on a key (idempotent per job and shard).
 #[derive(Serialize, Deserialize)]
 pub struct Admit(pub AdmitRequest);
 
@@ -18,9 +18,23 @@ pub struct Release {
 
 tuple_wire!(Release { job: String, shard: u64 });
 
-/// Every hold, for `GET /v1/admin/quota/:model`.
+/// Gemini refused this key (401/403): no shard is admitted on it any more.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "(String, String)", into = "(String, String)")]
+pub struct Revoke {
+    pub key: String,
+    pub reason: String,
+}
+
+tuple_wire!(Revoke { key: String, reason: String });
+
+/// Put a revoked key back in rotation (the operator fixed it).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Reinstate(pub String);
+
+/// Every hold (of one model, if named), for `GET /v1/admin/quota/:model`.
 #[derive(Serialize, Deserialize)]
-pub struct ListHolds;
+pub struct ListHolds(pub Option<String>);
 
 #[derive(Serialize, Deserialize)]
 pub struct Holds {
@@ -28,8 +42,30 @@ pub struct Holds {
     pub holds: Vec<Hold>,
 }
 
+/// What the quota knows of each key it has seen, for `GET /v1/admin/keys`.
+#[derive(Serialize, Deserialize)]
+pub struct ListKeys;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyUse {
+    pub key: String,
+    /// Batches in flight on it (held from admission to the batch's end).
+    pub batches: u64,
+    /// Tokens enqueued on it, per model.
+    pub enqueued: std::collections::BTreeMap<String, u64>,
+    /// When Gemini refused it, and what it said; none: in rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 routes! {
     Admit => "/admit", Admission;
     Release => "/release", ();
+    Revoke => "/revoke", ();
+    Reinstate => "/reinstate", bool;
     ListHolds => "/holds", Holds;
+    ListKeys => "/keys", Vec<KeyUse>;
 }
