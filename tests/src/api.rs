@@ -203,10 +203,15 @@ impl Stack {
 
     /// Gemini's batches, newest first (as the emulator lists them).
     pub async fn gemini_batches(&self) -> Vec<Value> {
+        self.batches_at(&self.emulator.url, GEMINI_KEY).await
+    }
+
+    /// The batches of the emulator at `base` (another project), listed with `key`.
+    pub async fn batches_at(&self, base: &str, key: &str) -> Vec<Value> {
         let v: Value = self
             .http
-            .get(self.emu("/v1beta/batches?pageSize=100"))
-            .header("x-goog-api-key", GEMINI_KEY)
+            .get(format!("{base}/v1beta/batches?pageSize=100"))
+            .header("x-goog-api-key", key)
             .send()
             .await
             .unwrap_or_else(|e| panic!("{e}"))

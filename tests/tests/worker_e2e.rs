@@ -187,7 +187,8 @@ async fn jobs_over_the_token_quota_run_as_shards_that_share_the_cap() {
     let s = Stack::start(
         // Results files without a final newline: shard objects must still read as separate lines.
         json!({"enqueuedTokenCap": CAP, "omitFinalNewline": true}),
-        &[("ENQUEUED_TOKEN_CAPS", &caps), ("QUOTA_RETRY_SECS", "0.3")],
+        // Shards of 90 % of the cap: one at a time on the model, whichever job it is from.
+        &[("ENQUEUED_TOKEN_CAPS", &caps), ("QUOTA_RETRY_SECS", "0.3"), ("SHARD_FILL_PERCENT", "90")],
     );
     // Two jobs of ~10,000 tokens each under a 5,000-token cap: three shards each, sharing the quota.
     let mut ids = vec![];

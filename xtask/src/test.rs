@@ -102,6 +102,8 @@ fn worker_e2e() -> Result<(), String> {
                 "abuse",
                 "--test",
                 "inputs_e2e",
+                "--test",
+                "shards_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",

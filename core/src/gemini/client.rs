@@ -195,16 +195,22 @@ impl Failure {
 }
 
 /// Classify a non-200 answer, reading the Google error envelope when there is one.
+///
+/// A refused key comes back as status 401 whatever Gemini sent: 401, 403, or a
+/// 400 whose `ErrorInfo` says the key is invalid or expired (how Gemini
+/// answers a deleted or rotated key).
 pub fn failure(status: u16, body: &str) -> Failure {
     let envelope: Option<ErrorEnvelope> = serde_json::from_slice(body.as_bytes()).ok();
     let message = envelope
         .as_ref()
         .map(|e| format!("{} {}: {}", status, e.error.status.as_deref().unwrap_or(""), e.error.message))
         .unwrap_or_else(|| format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()));
+    let key_refused = status == 403 || envelope.as_ref().is_some_and(ErrorEnvelope::refuses_the_key);
     match status {
         408 | 429 | 500 | 502 | 503 | 504 => {
             Failure::Transient { message, retry_after_ms: envelope.and_then(|e| e.retry_delay_ms()) }
         }
+        _ if key_refused => Failure::Permanent { status: 401, message },
         _ => Failure::Permanent { status, message },
     }
 }
@@ -281,6 +287,20 @@ mod tests {
         );
         assert!(matches!(failure(503, "<html>"), Failure::Transient { .. }));
         assert!(matches!(failure(400, "{}"), Failure::Permanent { status: 400, .. }));
+    }
+
+    #[test]
+    fn a_refused_key_reads_as_401_whichever_way_gemini_says_it() {
+        let invalid = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        let denied = r#"{"error":{"code":403,"message":"Method doesn't allow unregistered callers","status":"PERMISSION_DENIED"}}"#;
+        for (status, body) in [(400, invalid), (403, denied), (401, "{}")] {
+            assert!(
+                matches!(failure(status, body), Failure::Permanent { status: 401, .. }),
+                "{status} {body}"
+            );
+        }
+        let bad_request = r#"{"error":{"code":400,"message":"bad model","status":"INVALID_ARGUMENT"}}"#;
+        assert!(matches!(failure(400, bad_request), Failure::Permanent { status: 400, .. }));
     }
 
     #[test]

@@ -112,6 +112,17 @@ impl ErrorEnvelope {
         self
     }
 
+    /// The API key itself was refused: `UNAUTHENTICATED`, or an `ErrorInfo`
+    /// reason naming the key (`API_KEY_INVALID`, `API_KEY_EXPIRED`, …).
+    pub fn refuses_the_key(&self) -> bool {
+        let reason_names_key = self
+            .error
+            .details
+            .iter()
+            .any(|d| d.get("reason").and_then(Value::as_str).is_some_and(|r| r.starts_with("API_KEY_")));
+        self.error.status.as_deref() == Some("UNAUTHENTICATED") || reason_names_key
+    }
+
     /// The retry delay a 429 may carry in a `google.rpc.RetryInfo` detail, in ms.
     pub fn retry_delay_ms(&self) -> Option<u64> {
         self.error.details.iter().find_map(|d| {

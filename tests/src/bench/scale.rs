@@ -1,11 +1,13 @@
 //! The news-classification job from the seeds at full size: 100,000 requests
 //! of ~2,800 input tokens (1.1 GB of NDJSON, sent as an input in 64 MiB parts,
 //! as production must: Cloudflare caps a request body at 100 MB) through the
-//! worker against the emulator at Gemini's Tier 1 cap of 3,000,000 enqueued tokens, so it must
-//! run as ~100 shards admitted one after another. Beside it, the baseline: the
-//! same input as one batch straight to the emulator with the cap lifted (what
-//! the job would take if Gemini had no quota and nothing stood in between).
-//! Both at the same accelerated Gemini timings.
+//! worker against the emulator at Gemini's Tier 1 cap of 3,000,000 enqueued
+//! tokens, so it runs as ~300 shards of 30 % of the cap: once with the shards
+//! side by side (the default), once with `MAX_PARALLEL_SHARDS=1` (one after
+//! another), each on a fresh worker. Beside them, the baseline: the same input
+//! as one batch straight to the emulator with the cap lifted (what the job
+//! would take if Gemini had no quota and nothing stood in between). All at the
+//! same accelerated Gemini timings.
 
 use super::{Row, Section};
 use crate::process::memory_kib;
@@ -161,6 +163,46 @@ async fn result_keys(s: &Stack, id: &str) -> usize {
     keys.len()
 }
 
+/// One run of the job through a worker, and what it left at Gemini.
+struct Measured {
+    wall: Duration,
+    submitted: Duration,
+    shards: u64,
+    peak: u64,
+    refused: usize,
+    keys: usize,
+    workerd_kib: u64,
+}
+
+/// Start a worker with `vars`, run the job through it, and measure.
+async fn measured_run(emulator: &Value, vars: &[(&str, &str)], path: &Path, requests: usize) -> Measured {
+    let s = Stack::start(emulator.clone(), vars);
+    let _ = s.get("/v1/jobs").await; // the first request compiles the wasm
+    let (wall, submitted, done) = through_worker(&s, path).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let id = done["id"].as_str().unwrap_or_default().to_string();
+    let keys = result_keys(&s, &id).await;
+    assert_eq!(keys, requests, "every key stored");
+    let state = s.emulator_state().await;
+    let peak = state["peakEnqueuedTokens"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(_, v)| v.as_u64())
+        .max()
+        .unwrap_or(0);
+    let refused = s.gemini_calls().await.iter().filter(|(_, _, status)| *status == 429).count();
+    Measured {
+        wall,
+        submitted,
+        shards: done["shards"].as_u64().unwrap_or(0),
+        peak,
+        refused,
+        keys,
+        workerd_kib: kib_of(&s.workerd_pids()),
+    }
+}
+
 pub async fn run(requests: usize) -> Section {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("news.jsonl");
@@ -171,81 +213,88 @@ pub async fn run(requests: usize) -> Section {
         ("MAX_REQUESTS_PER_JOB", "1000000"),
         ("STORAGE_QUOTA_BYTES", "1099511627776"),
     ];
-    let s = Stack::start(emulator, &vars);
-    let _ = s.get("/v1/jobs").await; // the first request compiles the wasm
-    let idle_kib: u64 = s.workerd_pids().into_iter().filter_map(memory_kib).map(|(_, rss)| rss).sum();
+    let one_at_a_time: Vec<(&str, &str)> =
+        vars.iter().copied().chain([("MAX_PARALLEL_SHARDS", "1")]).collect();
 
-    // Baseline first, with the cap lifted, then the emulator back as it started.
-    s.control("/config", json!({"enqueuedTokenCap": u64::MAX / 4})).await;
-    let (base_wall, base_lines) = baseline(&s, &path, size).await;
-    assert_eq!(base_lines, requests as u64, "the baseline batch answered every request");
-    s.control("/reset", json!({})).await;
+    // Baseline first, on its own emulator with the cap lifted.
+    let (base_wall, emulator_kib) = {
+        let s = Stack::start(emulator.clone(), &vars);
+        s.control("/config", json!({"enqueuedTokenCap": u64::MAX / 4})).await;
+        let (wall, lines) = baseline(&s, &path, size).await;
+        assert_eq!(lines, requests as u64, "the baseline batch answered every request");
+        (wall, kib_of(&[s.emulator.pid()]))
+    };
+    let sequential = measured_run(&emulator, &one_at_a_time, &path, requests).await;
+    let parallel = measured_run(&emulator, &vars, &path, requests).await;
 
-    let (wall, submitted, done) = through_worker(&s, &path).await;
-    assert_eq!(done["state"], "succeeded", "{done}");
-    let id = done["id"].as_str().unwrap_or_default().to_string();
-    let workerd = kib_of(&s.workerd_pids());
-    let emulator_kib = kib_of(&[s.emulator.pid()]);
-    let keys = result_keys(&s, &id).await;
-    let state = s.emulator_state().await;
-    let peak = state["peakEnqueuedTokens"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(_, v)| v.as_u64())
-        .max()
-        .unwrap_or(0);
-    let refused = s.gemini_calls().await.iter().filter(|(_, _, status)| *status == 429).count();
-    let shards = done["shards"].as_u64().unwrap_or(0);
     let mb = size as f64 / 1_048_576.0;
+    let secs =
+        |m: &Measured| format!("{:.0} s (submit {:.0} s)", m.wall.as_secs_f64(), m.submitted.as_secs_f64());
+    let speedup = parallel.wall.as_secs_f64() / sequential.wall.as_secs_f64();
+    let cap_kept = |m: &Measured| m.peak <= CAP && m.refused == 0;
     Section {
         title: format!("Scale: {requests} requests of ~2,800 tokens under a 3M-token cap"),
         how: format!(
             "{mb:.0} MiB of NDJSON sent to the worker as an input in 64 MiB parts (`/v1/inputs`: a Cloudflare \
              request body is at most 100 MB) and made a job by `POST /v1/jobs` with the input (submit = the \
-             parts and the job), planned into shards \
-             under the emulator's 3,000,000 enqueued-token cap (Tier 1, `gemini-2.5-flash`) and run to the end \
-             (each batch pending 0.2 s and running 0.5 s, polls every 0.3–1 s). Baseline: the same file \
-             uploaded straight to the emulator as one batch with the cap lifted, polled and downloaded. Peak \
-             memory is `VmHWM` after the run (workerd: all its processes)."
+             parts and the job), planned into shards of 30 % of the emulator's 3,000,000 enqueued-token cap \
+             (Tier 1, `gemini-2.5-flash`; `SHARD_FILL_PERCENT` 30, the default) and run to the end (each batch \
+             pending 0.2 s and running 0.5 s, polls every 0.3–1 s): side by side as the quota admits \
+             (`MAX_PARALLEL_SHARDS` 8, the default), and one after another (`MAX_PARALLEL_SHARDS=1`), each on a \
+             fresh worker. Baseline: the same file uploaded straight to the emulator as one batch with the cap \
+             lifted, polled and downloaded. Under a fixed cap and a batch lifetime that does not shrink with the \
+             batch (as here), side by side cannot beat the cap: it wins by overlapping each shard's upload, \
+             polling gap and ingestion with the others' time at Gemini. Peak memory is `VmHWM` after the run \
+             (workerd: all its processes)."
         ),
         rows: vec![
             Row {
-                metric: "wall time, submit to succeeded".into(),
-                value: format!("{:.0} s (submit {:.0} s)", wall.as_secs_f64(), submitted.as_secs_f64()),
+                metric: "wall time, side by side vs one at a time".into(),
+                value: secs(&parallel),
+                baseline: secs(&sequential),
+                ratio: Some(speedup),
+                target: Some(("≤ 0.35".into(), speedup <= 0.35)),
+            },
+            Row {
+                metric: "wall time vs one uncapped batch".into(),
+                value: format!("{:.0} s", parallel.wall.as_secs_f64()),
                 baseline: format!("{:.0} s, one uncapped batch", base_wall.as_secs_f64()),
-                ratio: Some(wall.as_secs_f64() / base_wall.as_secs_f64()),
+                ratio: Some(parallel.wall.as_secs_f64() / base_wall.as_secs_f64()),
                 target: None,
             },
             Row {
                 metric: "shards (Gemini batches)".into(),
-                value: format!("{shards}"),
-                baseline: "1".into(),
+                value: format!("{}", parallel.shards),
+                baseline: format!("{} one at a time", sequential.shards),
                 ratio: None,
-                target: Some(("> 1, all succeeded".into(), shards > 1 && done["state"] == "succeeded")),
+                target: Some(("> 1, all succeeded".into(), parallel.shards > 1)),
             },
             Row {
-                metric: "peak enqueued tokens at Gemini".into(),
-                value: format!("{peak}"),
-                baseline: format!("cap {CAP}"),
-                ratio: Some(peak as f64 / CAP as f64),
-                target: Some(("≤ cap, no 429".into(), peak <= CAP && refused == 0)),
+                metric: "peak enqueued tokens at Gemini, side by side".into(),
+                value: format!("{}", parallel.peak),
+                baseline: format!("cap {CAP} ({} one at a time)", sequential.peak),
+                ratio: Some(parallel.peak as f64 / CAP as f64),
+                target: Some(("≤ cap, no 429".into(), cap_kept(&parallel) && cap_kept(&sequential))),
             },
             Row {
                 metric: "results stored, distinct keys".into(),
-                value: format!("{keys}"),
+                value: format!("{} / {}", parallel.keys, sequential.keys),
                 baseline: format!("{requests} requests"),
                 ratio: None,
-                target: Some(("all".into(), keys == requests)),
+                target: Some((
+                    "all, both runs".into(),
+                    parallel.keys == requests && sequential.keys == requests,
+                )),
             },
             Row {
-                metric: "peak RSS: workerd / emulator".into(),
+                metric: "peak RSS: workerd side by side / one at a time / emulator".into(),
                 value: format!(
-                    "{:.0} MiB / {:.0} MiB",
-                    workerd as f64 / 1024.0,
+                    "{:.0} MiB / {:.0} MiB / {:.0} MiB",
+                    parallel.workerd_kib as f64 / 1024.0,
+                    sequential.workerd_kib as f64 / 1024.0,
                     emulator_kib as f64 / 1024.0
                 ),
-                baseline: format!("{:.0} MiB workerd idle; {mb:.0} MiB input", idle_kib as f64 / 1024.0),
+                baseline: format!("{mb:.0} MiB input"),
                 ratio: None,
                 target: None,
             },

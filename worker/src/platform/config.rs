@@ -246,7 +246,7 @@ fn shards(env: &Env) -> ShardSettings {
     ShardSettings {
         max_bytes: num(env, "MAX_BATCH_BYTES", 2_000_000_000),
         max_requests: num(env, "MAX_BATCH_REQUESTS", u64::MAX),
-        fill_percent: num(env, "SHARD_FILL_PERCENT", 90).clamp(1, 100),
+        fill_percent: num(env, "SHARD_FILL_PERCENT", 30).clamp(1, 100),
         max_batches: num(env, "MAX_CONCURRENT_BATCHES", 100).max(1),
         caps,
         caps_error,
