@@ -552,6 +552,12 @@ impl Job {
         (0..self.next_shard).filter(|s| self.run(*s).is_none_or(Run::results_in)).collect()
     }
 
+    /// Shards started whose results are not stored whole yet (their index rows
+    /// may be partial).
+    pub fn unreadable_shards(&self) -> Vec<u64> {
+        self.runs.iter().filter(|r| !r.results_in()).map(Run::shard).collect()
+    }
+
     /// Result lines in the readable shards.
     pub fn readable_lines(&self) -> u64 {
         let current: u64 = self.runs.iter().filter(|r| r.results_in()).map(|r| r.lines).sum();
@@ -613,8 +619,8 @@ impl Job {
         runs.chain(settle).min().unwrap_or(self.next_at_ms)
     }
 
-    /// What to do now: every step that is due (at most one shard ingesting at
-    /// a time: a slice is held in memory while it is stored), or when to look again.
+    /// What to do now: every step that is due (at most one shard uploading and
+    /// one ingesting at a time), or when to look again.
     pub fn next(&self, now_ms: u64) -> Next {
         if self.is_done() {
             return Next::Finished;
@@ -624,11 +630,15 @@ impl Job {
             let (charge, standard) = self.cost();
             tasks.push(Task { shard: None, action: Action::Settle { charge, standard } });
         }
-        let mut ingesting = false;
+        // One upload chunk and one ingest slice at a time: each holds two
+        // streams open (R2 and Gemini), and a Worker has six connections.
+        let (mut uploading, mut ingesting) = (false, false);
         for run in &self.runs {
             match run.next_action(now_ms) {
+                Some(Action::ContinueUpload { .. }) if uploading => {}
                 Some(Action::Ingest { .. }) if ingesting => {}
                 Some(action) => {
+                    uploading |= matches!(action, Action::ContinueUpload { .. });
                     ingesting |= matches!(action, Action::Ingest { .. });
                     tasks.push(Task { shard: Some(run.shard), action });
                 }
@@ -717,8 +727,17 @@ impl Job {
                 if matches!(outcome, Outcome::Created { .. } | Outcome::BatchFound { .. }) {
                     self.submitted_ms.get_or_insert(now_ms);
                 }
+                let released = matches!(outcome, Outcome::Released);
                 if let Some(run) = self.run_mut(s) {
                     run.apply(outcome, now_ms, rand, policy);
+                }
+                if released {
+                    // Room came back: the shard waiting at the quota asks now, not at its retry time.
+                    for run in
+                        self.runs.iter_mut().filter(|r| matches!(r.phase, Phase::Queued) && !r.quota_held)
+                    {
+                        run.next_at_ms = run.next_at_ms.min(now_ms);
+                    }
                 }
             }
         }
@@ -735,6 +754,9 @@ impl Job {
         {
             self.stop = run.end();
             self.error = run.error.clone();
+            for run in &mut self.runs {
+                run.stand_down(now_ms);
+            }
         }
         while let Some(i) = self.runs.iter().position(Run::is_finished) {
             let run = self.runs.remove(i);

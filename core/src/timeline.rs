@@ -59,7 +59,8 @@ pub fn of_outcome(shard: Option<u64>, outcome: &Outcome) -> Option<Event> {
 
 fn outcome_event(outcome: &Outcome) -> Option<Event> {
     match outcome {
-        Outcome::Admitted { key } => event("quota_admitted", json!({"key": key})),
+        // Which key (an internal id) is the operator's business (`GET /v1/admin/keys`).
+        Outcome::Admitted { .. } => event("quota_admitted", json!({})),
         Outcome::QuotaFull => event("quota_waiting", json!({})),
         Outcome::Released => event("quota_released", json!({})),
         Outcome::UploadStarted { .. } => event("upload_started", json!({})),

@@ -98,8 +98,10 @@ async fn shards_run_side_by_side_and_their_results_are_read_as_they_land() {
     assert_eq!(partial.len() as u64, lines, "{view}");
     let landed = keys_of(&partial);
     assert!(partial.iter().all(|l| l["response"].is_object()), "{partial:?}");
+    // Pages go in line order and stop at the first shard not stored (shard 0),
+    // so a cursor never passes lines still to come.
     let (_, paged) = s.results(&id, "?partial=true&limit=1000").await;
-    assert_eq!(keys_of(&paged), landed, "a page of the stored shards holds the same lines");
+    assert!(paged.is_empty(), "{paged:?}");
     let one = landed.iter().next().unwrap();
     let (status, line) = s.get(&format!("/v1/jobs/{id}/results/{one}")).await;
     assert_eq!((status, line["key"].as_str()), (200, Some(one.as_str())), "by key, before the end");
@@ -111,6 +113,22 @@ async fn shards_run_side_by_side_and_their_results_are_read_as_they_land() {
     );
     let (status, bad) = s.get(&format!("/v1/jobs/{id}/results?partial=yes")).await;
     assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_partial")));
+
+    // Shard 0 lands too: pages now run through shards 0 and 1, and tell where to go on from.
+    let shard_0 = format!("batchgate-{id}");
+    let (name, _, _) =
+        waiting.iter().find(|(_, d, _)| *d == shard_0).cloned().unwrap_or_else(|| panic!("{waiting:?}"));
+    s.control(&format!("/{name}/release"), json!({})).await;
+    let view = s.wait_for(&id, 60, |v| v["readable"]["shards"] == 2).await;
+    let r =
+        s.http.get(s.url(&format!("/v1/jobs/{id}/results?partial=true&limit=1000"))).send().await.unwrap();
+    let resume = r.headers().get("batchgate-resume-cursor").map(|v| v.to_str().unwrap().to_string());
+    assert!(r.headers().get("batchgate-next-cursor").is_none(), "nothing more stored yet");
+    let paged: Vec<Value> =
+        r.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(paged.len() as u64, view["readable"]["lines"].as_u64().unwrap(), "{view}");
+    assert!(keys_of(&paged).contains("s0") && landed.is_subset(&keys_of(&paged)));
+    assert!(resume.is_some(), "a partial page says where to go on from");
 
     // Let everything go: the job ends with every key, charged what it delivered.
     s.control("/config", json!({"stickNewBatches": false})).await;

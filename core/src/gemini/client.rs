@@ -196,16 +196,19 @@ impl Failure {
 
 /// Classify a non-200 answer, reading the Google error envelope when there is one.
 ///
-/// A refused key comes back as status 401 whatever Gemini sent: 401, 403, or a
-/// 400 whose `ErrorInfo` says the key is invalid or expired (how Gemini
-/// answers a deleted or rotated key).
+/// A refused key comes back as status 401 whatever Gemini sent: a 401, or an
+/// answer whose `ErrorInfo` names the key or its project (`API_KEY_INVALID`,
+/// `API_KEY_EXPIRED`, `SERVICE_DISABLED`, `CONSUMER_SUSPENDED`: how Gemini
+/// answers a deleted, rotated or disabled key). A bare 403 is not one: Gemini
+/// also answers it for a file it cannot find, and a key taken out of rotation
+/// for that would strand every batch on it.
 pub fn failure(status: u16, body: &str) -> Failure {
     let envelope: Option<ErrorEnvelope> = serde_json::from_slice(body.as_bytes()).ok();
     let message = envelope
         .as_ref()
         .map(|e| format!("{} {}: {}", status, e.error.status.as_deref().unwrap_or(""), e.error.message))
         .unwrap_or_else(|| format!("HTTP {status}: {}", body.chars().take(200).collect::<String>()));
-    let key_refused = status == 403 || envelope.as_ref().is_some_and(ErrorEnvelope::refuses_the_key);
+    let key_refused = status == 401 || envelope.as_ref().is_some_and(ErrorEnvelope::refuses_the_key);
     match status {
         408 | 429 | 500 | 502 | 503 | 504 => {
             Failure::Transient { message, retry_after_ms: envelope.and_then(|e| e.retry_delay_ms()) }
@@ -292,8 +295,8 @@ mod tests {
     #[test]
     fn a_refused_key_reads_as_401_whichever_way_gemini_says_it() {
         let invalid = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
-        let denied = r#"{"error":{"code":403,"message":"Method doesn't allow unregistered callers","status":"PERMISSION_DENIED"}}"#;
-        for (status, body) in [(400, invalid), (403, denied), (401, "{}")] {
+        let disabled = r#"{"error":{"code":403,"message":"Generative Language API has not been used in project 1 before or it is disabled.","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED"}]}}"#;
+        for (status, body) in [(400, invalid), (403, disabled), (401, "{}")] {
             assert!(
                 matches!(failure(status, body), Failure::Permanent { status: 401, .. }),
                 "{status} {body}"
@@ -301,6 +304,9 @@ mod tests {
         }
         let bad_request = r#"{"error":{"code":400,"message":"bad model","status":"INVALID_ARGUMENT"}}"#;
         assert!(matches!(failure(400, bad_request), Failure::Permanent { status: 400, .. }));
+        // Gemini's 403 for a file it cannot find (or not ours) says nothing of the key.
+        let no_file = r#"{"error":{"code":403,"message":"You do not have permission to access the File x or it may not exist.","status":"PERMISSION_DENIED"}}"#;
+        assert!(matches!(failure(403, no_file), Failure::Permanent { status: 403, .. }));
     }
 
     #[test]

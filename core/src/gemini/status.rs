@@ -113,13 +113,13 @@ impl ErrorEnvelope {
     }
 
     /// The API key itself was refused: `UNAUTHENTICATED`, or an `ErrorInfo`
-    /// reason naming the key (`API_KEY_INVALID`, `API_KEY_EXPIRED`, …).
+    /// reason naming the key or its project (`API_KEY_INVALID`,
+    /// `API_KEY_EXPIRED`, `SERVICE_DISABLED`, `CONSUMER_SUSPENDED`, …).
     pub fn refuses_the_key(&self) -> bool {
-        let reason_names_key = self
-            .error
-            .details
-            .iter()
-            .any(|d| d.get("reason").and_then(Value::as_str).is_some_and(|r| r.starts_with("API_KEY_")));
+        let names_key =
+            |r: &str| r.starts_with("API_KEY_") || r == "SERVICE_DISABLED" || r == "CONSUMER_SUSPENDED";
+        let reason_names_key =
+            self.error.details.iter().any(|d| d.get("reason").and_then(Value::as_str).is_some_and(names_key));
         self.error.status.as_deref() == Some("UNAUTHENTICATED") || reason_names_key
     }
 

@@ -60,6 +60,10 @@ pub struct Run {
     /// Files of abandoned attempts, deleted with the rest.
     pub(crate) stale_files: Vec<String>,
     pub(crate) error: Option<JobError>,
+    /// Its results were being read when it failed: the lines read so far are
+    /// dropped (not charged, their index rows deleted), its requests missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) results_discarded: bool,
 }
 
 impl Run {
@@ -86,6 +90,7 @@ impl Run {
             lines: 0,
             stale_files: vec![],
             error: None,
+            results_discarded: false,
         }
     }
 
@@ -132,6 +137,29 @@ impl Run {
     /// Its results are stored whole (or it has none): they may be read.
     pub fn results_in(&self) -> bool {
         self.end().is_some()
+    }
+
+    /// It failed while its results were being read: the lines stored so far
+    /// are not its results (see [`Run::results_discarded`]'s field).
+    pub fn results_discarded(&self) -> bool {
+        self.results_discarded
+    }
+
+    /// The job stopped (another shard failed or expired): a shard that has
+    /// not reached Gemini ends here, cancelled, rather than start a batch the
+    /// job will not wait for. One at Gemini runs to its end.
+    pub(crate) fn stand_down(&mut self, now_ms: u64) {
+        let before_gemini = matches!(
+            self.phase,
+            Phase::Queued
+                | Phase::Uploading { .. }
+                | Phase::Creating { attempts: 0, .. }
+                | Phase::Creating { verified_absent: true, .. }
+        );
+        if before_gemini {
+            let files = self.input_file.iter().cloned().collect();
+            self.finish(End::Cancelled, files, now_ms);
+        }
     }
 
     /// Nothing left to do: cleaned up and its quota returned.
@@ -212,7 +240,10 @@ impl Run {
         }
         self.cancel_requested = true;
         match &self.phase {
-            Phase::Queued | Phase::Uploading { .. } | Phase::Creating { attempts: 0, .. } => {
+            Phase::Queued
+            | Phase::Uploading { .. }
+            | Phase::Creating { attempts: 0, .. }
+            | Phase::Creating { verified_absent: true, .. } => {
                 let files = self.input_file.iter().cloned().collect();
                 self.finish(End::Cancelled, files, now_ms);
             }
@@ -272,6 +303,12 @@ impl Run {
 
     fn fail(&mut self, code: &str, message: String, now_ms: u64) {
         self.error = Some(JobError { code: code.into(), message });
+        if matches!(self.phase, Phase::Ingesting { .. }) {
+            // Part of a results file is no result: nothing of it is charged or shown.
+            self.tally = Tally::default();
+            self.lines = 0;
+            self.results_discarded = true;
+        }
         let files = self.files();
         self.finish(End::Failed, files, now_ms);
     }
@@ -335,6 +372,13 @@ impl Run {
                 if self.cancel_requested {
                     self.next_at_ms = now_ms;
                 }
+            }
+            // A stuck batch cancelled after the user cancelled the job: nothing goes again.
+            Outcome::CancelSent
+                if matches!(self.phase, Phase::Abandoning { .. }) && self.cancel_requested =>
+            {
+                let files = self.input_file.iter().cloned().collect();
+                self.finish(End::Cancelled, files, now_ms);
             }
             Outcome::CancelSent if matches!(self.phase, Phase::Abandoning { .. }) => self.resubmit(now_ms),
             Outcome::CancelSent => {

@@ -729,3 +729,94 @@ fn a_refused_key_sends_the_shard_back_to_the_quota_for_another_and_fails_it_mid_
     assert_eq!(reading.state(), JobState::Failed);
     assert_eq!(reading.error.as_ref().map(|e| e.code.as_str()), Some("gemini_key_refused"));
 }
+
+#[test]
+fn a_stopped_job_sends_no_more_shards_to_gemini_and_keeps_those_there() {
+    let policy = Policy::default();
+    let mut job = sharded(&[2, 2, 2]);
+    submit_first_batch(&mut job, &policy);
+    // Shard 1 is admitted and uploading; shard 2 waits at the quota.
+    job.apply(Some(1), Outcome::Admitted { key: None }, 1, 0, &policy);
+    job.apply(Some(1), Outcome::UploadStarted { session_url: "s".into() }, 1, 0, &policy);
+    assert_eq!(job.attempts(), vec![(0, 0), (1, 0), (2, 0)]);
+    let failed = Outcome::Polled {
+        state: BatchState::Failed,
+        progress: Progress::default(),
+        results_file: None,
+        error: Some("bad input".into()),
+    };
+    job.apply(Some(0), failed, 2, 0, &policy);
+    let ended: Vec<Option<End>> = job.runs().iter().map(Run::end).collect();
+    assert_eq!(ended, vec![Some(End::Failed), Some(End::Cancelled), Some(End::Cancelled)]);
+    assert_eq!(job.state(), JobState::Failed);
+    assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("gemini_failed"));
+}
+
+#[test]
+fn a_shard_that_fails_mid_read_drops_what_it_read() {
+    let policy = Policy::default();
+    let mut job = sharded(&[4]);
+    submit_first_batch(&mut job, &policy);
+    let polled = Outcome::Polled {
+        state: BatchState::Succeeded,
+        progress: Progress { succeeded: 4, failed: 0, pending: 0 },
+        results_file: Some("files/r".into()),
+        error: None,
+    };
+    job.apply(Some(0), polled, 1, 0, &policy);
+    let mut cursor = Cursor::default();
+    cursor.lines = 2;
+    cursor.tally.add(&LineOutcome::Success(Usage { total: 5, candidates: 5, ..Usage::default() }));
+    job.apply(Some(0), Outcome::IngestProgress { cursor, size: 99 }, 2, 0, &policy);
+    assert_eq!(job.tally().succeeded, 1);
+    let gone = Outcome::Failed(Failure::Permanent { status: 404, message: "results file gone".into() });
+    job.apply(Some(0), gone, 3, 0, &policy);
+    assert_eq!(job.state(), JobState::Failed);
+    assert!(job.runs()[0].results_discarded());
+    assert_eq!(
+        (job.tally(), job.readable_lines()),
+        (Tally::default(), 0),
+        "nothing of it is charged or shown"
+    );
+    assert_eq!(job.cost(), (0, 0));
+}
+
+#[test]
+fn a_cancel_while_a_stuck_batch_is_abandoned_submits_nothing_again() {
+    let policy = Policy { pending_limit_ms: 1_000, ..Policy::default() };
+    let mut job = sharded(&[1]);
+    submit_first_batch(&mut job, &policy);
+    let pending = Outcome::Polled {
+        state: BatchState::Pending,
+        progress: Progress::default(),
+        results_file: None,
+        error: None,
+    };
+    job.apply(Some(0), pending, 5_000, 0, &policy);
+    assert!(matches!(job.runs()[0].phase(), Phase::Abandoning { .. }));
+    job.request_cancel(5_001);
+    job.apply(Some(0), Outcome::CancelSent, 5_002, 0, &policy);
+    assert_eq!(job.state(), JobState::Cancelled);
+    assert_eq!(job.runs()[0].attempt(), (0, 0), "no second attempt");
+}
+
+#[test]
+fn room_given_back_wakes_the_shard_waiting_at_the_quota() {
+    let policy = Policy { quota_retry_ms: 60_000, max_parallel_shards: 2, ..Policy::default() };
+    let mut job = sharded(&[1, 1, 1]);
+    submit_first_batch(&mut job, &policy);
+    job.apply(Some(1), Outcome::QuotaFull, 0, 0, &policy);
+    assert_eq!(job.run(1).map(Run::next_at_ms), Some(60_000));
+    // Shard 0's batch ends (with nothing to read) and its room goes back.
+    let polled = Outcome::Polled {
+        state: BatchState::Succeeded,
+        progress: Progress::default(),
+        results_file: None,
+        error: None,
+    };
+    job.apply(Some(0), polled, 10, 0, &policy);
+    assert!(tasks(&job, 10).contains(&task(Some(0), Action::Release)));
+    assert_eq!(job.run(1).map(Run::next_at_ms), Some(60_000), "not before the room is back");
+    job.apply(Some(0), Outcome::Released, 10, 0, &policy);
+    assert_eq!(job.run(1).map(Run::next_at_ms), Some(10), "the waiting shard asks at once");
+}

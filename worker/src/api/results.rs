@@ -70,8 +70,12 @@ pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
         return Err(not_ready());
     }
     let body = shards_stream(cx.env, id, readable.shards);
-    if !failed_only || !readable.complete {
+    if !failed_only {
         return ndjson(Response::from_stream(body)?);
+    }
+    if !readable.complete {
+        // Which requests Gemini returned nothing for is known only at the end.
+        return ndjson(Response::from_stream(failed_lines(body))?);
     }
     // Every request without a result, paged from the object as the stream
     // is read (not only the first page: no result is lost, invariant 3).
@@ -102,7 +106,8 @@ fn shards_stream(env: &Env, id: &str, shards: Vec<u64>) -> LocalBoxStream<'stati
         async move {
             match object_stream(&env, &key, None).await {
                 Ok(body) => body.boxed_local(),
-                Err(_) if shard > 0 => stream::empty().boxed_local(),
+                // A shard whose batch returned no file (or whose read failed) has no object.
+                Err(e) if e.status == 409 => stream::empty().boxed_local(),
                 Err(e) => stream::once(async move { Err(worker::Error::RustError(e.message)) }).boxed_local(),
             }
         }
@@ -181,8 +186,14 @@ async fn page(env: &Env, job: &JobRef, account: &str, ask: &Page) -> Result<Resp
         }
     }
     let resp = ndjson(Response::from_bytes(out)?)?;
-    if more && let Some(last) = lines.last() {
-        resp.headers().set("batchgate-next-cursor", &last.number.to_string())?;
+    if let Some(last) = lines.last() {
+        if more {
+            resp.headers().set("batchgate-next-cursor", &last.number.to_string())?;
+        }
+        if ask.partial {
+            // Where to go on from once more shards are stored.
+            resp.headers().set("batchgate-resume-cursor", &last.number.to_string())?;
+        }
     }
     Ok(resp)
 }

@@ -49,12 +49,16 @@ impl Gemini {
     }
 
     /// Gemini with the key of this id (none: the first): a batch is made,
-    /// polled, read and cancelled with one key. A key no longer configured is
-    /// refused as Gemini refuses a revoked one.
+    /// polled, read and cancelled with one key. A key no longer configured
+    /// fails transiently: the shard waits (up to its deadline) for the
+    /// operator to put it back; its batch may still run, and only that key
+    /// reaches it (`GET /v1/admin/keys` lists such keys with their batches).
     pub fn with_key(settings: &Settings, id: Option<&str>) -> Result<Gemini, Failure> {
-        let key = settings.secrets.gemini_keys.get(id).ok_or_else(|| Failure::Permanent {
-            status: 401,
-            message: format!("the Gemini key {} is no longer configured", id.unwrap_or("(first)")),
+        let key = settings.secrets.gemini_keys.get(id).ok_or_else(|| {
+            Failure::network(format!(
+                "the Gemini key {} this shard's batch belongs to is no longer configured",
+                id.unwrap_or("(first)")
+            ))
         })?;
         Ok(Gemini {
             cfg: settings.gemini.clone(),

@@ -19,7 +19,8 @@ use crate::platform::clock::now_ms;
 use crate::platform::config::Settings;
 use crate::platform::error::ApiError;
 use crate::platform::random;
-use batchgate_core::job::{Job, Phase};
+use batchgate_core::ingest::line_number;
+use batchgate_core::job::Job;
 use batchgate_core::timeline;
 use batchgate_core::view::{JobMeta, JobView};
 use batchgate_core::webhook::Delivery;
@@ -243,27 +244,33 @@ impl JobObject {
         Ok(JobView::of(&job, &meta))
     }
 
-    async fn delete(&self, store: &Store, job: Job) -> Result<Answer<Deleted>> {
+    async fn delete(&self, store: &Store) -> Result<Answer<Deleted>> {
+        // From here the alarm starts no step, and a step under way leaves what
+        // it made to the orphan sweep (run.rs); the job is read after that, so
+        // the purge plan holds everything a step saved before.
+        store.put(run::DELETING, &true)?;
+        let Some(job) = store.job()? else { return Ok(Err(no_job())) };
         // A job deleted before it ended still settles first (what was
         // delivered, usually nothing), or its reservation would be held forever.
         if !job.is_charged()
             && let Err(e) = steps::settle_now(&self.env, store, &job).await
         {
+            store.delete(run::DELETING)?;
             return Ok(Err(ApiError::new(503, "ledger_unavailable", format!("{e:?}"))));
         }
         steps::purge(&self.env, store, &self.settings, &job).await;
         if let Some(account) = store.account()? {
             accounts::remove(&self.env, &account, job.id()).await;
         }
-        store.clear()?;
+        store.clear(run::ORPHANS)?;
         // The id stays spent: resubmitting its Idempotency-Key answers 409.
         store.put(TOMBSTONE, &Tombstone { reason: "deleted".into(), at_ms: now_ms() })?;
-        let _ = self.state.storage().delete_alarm().await;
-        if !job.creates_maybe_sent().is_empty() {
-            // Creates are out: Gemini may make batches no job owns. The
-            // tombstone's alarm finds them by name and cancels them.
-            run::watch_for_orphans(store, &job)?;
+        // Creates may be out: Gemini may make batches no job owns. The
+        // tombstone's alarm finds them by name and cancels them.
+        if run::watch_for_orphans(store, &job)? {
             self.state.storage().set_alarm(run::ORPHAN_RETRY_MS).await?;
+        } else {
+            let _ = self.state.storage().delete_alarm().await;
         }
         for ws in self.state.get_websockets() {
             let _ = ws.close(Some(1000), Some("the job was deleted"));
@@ -320,19 +327,14 @@ impl JobObject {
         self.ensure_alarm(&store, &job).await?;
         let view = |job: &Job| store.meta().map(|meta| JobView::of(job, &meta));
         let ready = |job: &Job| view(job).map(|v| v.results_ready);
-        // Shards with result rows whose objects are not complete yet.
-        let unreadable: Vec<u64> = job
-            .runs()
-            .iter()
-            .filter(|r| matches!(r.phase(), Phase::Ingesting { .. }))
-            .map(|r| r.shard())
-            .collect();
+        // Shards whose results are not stored whole yet (rows of one being read may exist).
+        let unreadable = job.unreadable_shards();
         match call.route() {
             GetView::ROUTE => rpc::reply::<GetView>(Ok(view(&job)?)),
             Watch::ROUTE => self.watch(&view(&job)?, job.is_done()),
             WatchTicket::ROUTE => rpc::reply::<WatchTicket>(Ok(self.watch_ticket(&store)?)),
             Cancel::ROUTE => rpc::reply::<Cancel>(Ok(self.cancel(&store, job).await?)),
-            Delete::ROUTE => rpc::reply::<Delete>(self.delete(&store, job).await?),
+            Delete::ROUTE => rpc::reply::<Delete>(self.delete(&store).await?),
             Locate::ROUTE => {
                 let Locate(key) = call.read()?;
                 let line = store.by_key(&key)?;
@@ -342,9 +344,12 @@ impl JobObject {
             }
             Page::ROUTE => {
                 let p: Page = call.read()?;
+                // Before the end, a page stops at the first shard not stored yet: a
+                // cursor never passes lines still to come.
+                let below = unreadable.iter().min().map(|s| line_number(*s, 0));
                 rpc::reply::<Page>(Ok(Lines {
                     ready: ready(&job)? || p.partial,
-                    lines: store.page(p.after, p.limit, p.failed, &unreadable)?,
+                    lines: store.page(p.after, p.limit, p.failed, below)?,
                 }))
             }
             GetReadable::ROUTE => rpc::reply::<GetReadable>(Ok(Readable {

@@ -26,6 +26,10 @@ const ALARM_BUDGET_MS: u64 = 20_000;
 /// in flight. Each with the id of the key it belongs to.
 const ORPHAN_BATCHES: &str = "orphanBatches";
 const ORPHAN_LOOKUPS: &str = "orphanLookups";
+/// What a delete keeps (see `Store::clear`).
+pub const ORPHANS: &[&str] = &[ORPHAN_BATCHES, ORPHAN_LOOKUPS];
+/// Set by a delete before its first wait: the alarm starts no more steps.
+pub const DELETING: &str = "deleting";
 const ORPHAN_WATCH_MS: u64 = 10 * 60_000;
 pub const ORPHAN_RETRY_MS: i64 = 5_000;
 
@@ -41,9 +45,15 @@ impl Drop for Running<'_> {
 /// `(batch or display name, key id)`.
 type Keyed = Vec<(String, Option<String>)>;
 
-/// A deleted job's creates may have reached Gemini: look for their batches by name for a while.
-pub fn watch_for_orphans(store: &Store, job: &Job) -> Result<()> {
-    store.put(ORPHAN_LOOKUPS, &(job.creates_maybe_sent(), now_ms() + ORPHAN_WATCH_MS))
+/// A deleted job's creates may have reached Gemini: look for their batches by
+/// name for a while (beside any a step under way already reported). True if
+/// there is anything to sweep.
+pub fn watch_for_orphans(store: &Store, job: &Job) -> Result<bool> {
+    let (mut lookups, _): (Keyed, u64) = store.get(ORPHAN_LOOKUPS)?.unwrap_or_default();
+    lookups.extend(job.creates_maybe_sent());
+    store.put(ORPHAN_LOOKUPS, &(&lookups, now_ms() + ORPHAN_WATCH_MS))?;
+    let batches: Keyed = store.get(ORPHAN_BATCHES)?.unwrap_or_default();
+    Ok(!lookups.is_empty() || !batches.is_empty())
 }
 
 /// The scheduler's jitter (0 if the runtime's randomness failed: the schedule still holds).
@@ -116,6 +126,9 @@ impl JobObject {
         let store = self.store()?;
         let started = now_ms();
         loop {
+            if store.get::<bool>(DELETING)?.unwrap_or(false) {
+                return Ok(()); // the delete under way sweeps up
+            }
             let Some(mut job) = store.job()? else { return self.cancel_orphans(&store).await };
             let now = now_ms();
             let tasks = match job.next(now) {
@@ -142,20 +155,9 @@ impl JobObject {
             let results: Vec<StepResult> = futures_util::future::join_all(steps).await;
             self.revoke_refused_keys(&job, &tasks, &results).await;
             // Re-read: a cancel or delete may have landed while we were waiting on I/O.
-            let Some(mut fresh) = store.job()? else {
-                // Deleted while these steps ran: a batch they made at Gemini has no job
-                // left to cancel or charge it. The tombstone keeps its name until Gemini
-                // confirms the cancel (retried by the alarm).
-                let mut made: Keyed = store.get(ORPHAN_BATCHES)?.unwrap_or_default();
-                for (task, result) in tasks.iter().zip(&results) {
-                    if let Outcome::Created { batch } | Outcome::BatchFound { batch } = &result.outcome {
-                        let key =
-                            task.shard.and_then(|s| job.run(s)).and_then(|r| r.key().map(str::to_string));
-                        made.push((batch.clone(), key));
-                    }
-                }
-                store.put(ORPHAN_BATCHES, &made)?;
-                return self.cancel_orphans(&store).await;
+            let deleting = store.get::<bool>(DELETING)?.unwrap_or(false);
+            let Some(mut fresh) = store.job()?.filter(|_| !deleting) else {
+                return self.sweep_after_delete(&store, &job, &tasks, &results).await;
             };
             let attempts_before = fresh.attempts();
             let done_before = fresh.is_done();
@@ -174,6 +176,14 @@ impl JobObject {
                 }
                 events.extend(timeline::of_outcome(task.shard.filter(|_| many), &result.outcome));
                 fresh.apply(task.shard, result.outcome, now_ms(), jitter(), &self.settings.policy);
+                // A shard that failed while its results were read: the rows stored so
+                // far go with the part of the file they indexed (core dropped their tally).
+                let run = task.shard.and_then(|s| fresh.run(s));
+                if matches!(phase_before, Some(Phase::Ingesting { .. }))
+                    && let Some(run) = run.filter(|r| r.results_discarded())
+                {
+                    store.discard_shard(run.shard())?;
+                }
             }
             events.extend(timeline::shard_changes(&attempts_before, &fresh));
             events.extend(timeline::state_change(state_before, fresh.state()));
@@ -197,6 +207,39 @@ impl JobObject {
                 accounts::record(&self.env, &account, &fresh, store.meta()?.display_name).await;
             }
         }
+    }
+
+    /// Deleted while these steps ran: a batch they made at Gemini has no job
+    /// left to cancel or charge it, and room the quota gave has no shard to
+    /// use it. The batches go to the orphan sweep (the tombstone keeps their
+    /// names until Gemini confirms the cancel); the room goes back now.
+    async fn sweep_after_delete(
+        &self,
+        store: &Store,
+        job: &Job,
+        tasks: &[Task],
+        results: &[StepResult],
+    ) -> Result<()> {
+        let mut made: Keyed = store.get(ORPHAN_BATCHES)?.unwrap_or_default();
+        for (task, result) in tasks.iter().zip(results) {
+            let run = task.shard.and_then(|s| job.run(s));
+            match &result.outcome {
+                Outcome::Created { batch } | Outcome::BatchFound { batch } => {
+                    made.push((batch.clone(), run.and_then(|r| r.key().map(str::to_string))));
+                }
+                Outcome::Admitted { .. } => {
+                    if let Some(s) = task.shard {
+                        let _ = quota::release(&self.env, job.id(), s).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        store.put(ORPHAN_BATCHES, &made)?;
+        if store.job()?.is_none() {
+            return self.cancel_orphans(store).await;
+        }
+        Ok(()) // the delete still under way sets the sweep's alarm
     }
 
     /// Gemini refused a shard's key (401/403): out of rotation for every job,

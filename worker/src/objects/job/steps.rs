@@ -54,6 +54,9 @@ fn bucket(env: &Env) -> Result<Bucket, Failure> {
 pub async fn run(env: &Env, store: &Store, settings: &Settings, job: &Job, task: &Task) -> StepResult {
     let result = match (task.shard.and_then(|s| job.run(s)), &task.action) {
         (_, Action::Settle { charge, standard }) => settle(env, store, job, *charge, *standard).await,
+        // The quota is ours, not Gemini's: no key is needed to ask it.
+        (Some(run), Action::Admit { tokens }) => admit(env, settings, job, run, *tokens).await,
+        (Some(run), Action::Release) => release(env, job.id(), run.shard()).await,
         (Some(run), action) => match Gemini::with_key(settings, run.key()) {
             Ok(gemini) => shard_step(env, store, &gemini, settings, job, run, action).await,
             Err(f) => Err(f),
@@ -73,8 +76,9 @@ async fn shard_step(
     action: &Action,
 ) -> Result<StepResult, Failure> {
     match action {
-        Action::Admit { tokens } => admit(env, settings, job, run, *tokens).await,
-        Action::Release => release(env, job.id(), run.shard()).await,
+        Action::Admit { .. } | Action::Release | Action::Settle { .. } => {
+            Err(Failure::Permanent { status: 0, message: "not a Gemini step".into() })
+        }
         Action::StartUpload => start_upload(gemini, job, run).await,
         Action::ContinueUpload { session_url, offset } => {
             continue_upload(env, store, gemini, settings, run, session_url, *offset).await
@@ -87,7 +91,6 @@ async fn shard_step(
             ingest(env, store, gemini, settings, job, run.shard(), results, cursor.clone(), *size).await
         }
         Action::DeleteFiles { files } => delete_files(gemini, files).await,
-        Action::Settle { charge, standard } => settle(env, store, job, *charge, *standard).await,
     }
 }
 

@@ -274,26 +274,35 @@ impl Store {
     }
 
     /// Lines after `after` in file order (`failed_only`: errors and malformed
-    /// lines), leaving out the `skip`ped shards (a few: those being ingested).
-    pub fn page(&self, after: u64, limit: u64, failed_only: bool, skip: &[u64]) -> Result<Vec<LineAt>> {
+    /// lines), and numbered below `below` if set.
+    pub fn page(&self, after: u64, limit: u64, failed_only: bool, below: Option<u64>) -> Result<Vec<LineAt>> {
         let filter = if failed_only { "AND ok = 0" } else { "" };
-        let skipped = vec!["?"; skip.len()].join(", ");
-        let mut params = vec![int(after)];
-        params.extend(skip.iter().map(|s| int(*s)));
-        params.push(int(limit));
         let rows = rows(self.sql.exec(
-            &format!(
-                "{LOCATED} WHERE number > ? {filter} AND shard NOT IN ({skipped}) ORDER BY number LIMIT ?"
-            ),
-            params,
+            &format!("{LOCATED} WHERE number > ? AND number < ? {filter} ORDER BY number LIMIT ?"),
+            vec![int(after), int(below.unwrap_or(u64::MAX)), int(limit)],
         )?)?;
         Ok(rows.into_iter().map(line_at).collect())
     }
 
-    pub fn clear(&self) -> Result<()> {
-        for t in ["meta", "inputs", "results", "parts", "hooks"] {
+    /// Everything but the `keep` meta entries.
+    pub fn clear(&self, keep: &[&str]) -> Result<()> {
+        let kept = vec!["?"; keep.len()].join(", ");
+        let params: Vec<SqlStorageValue> = keep.iter().map(|k| (*k).into()).collect();
+        self.sql.exec(&format!("DELETE FROM meta WHERE k NOT IN ({kept})"), params)?;
+        for t in ["inputs", "results", "parts", "hooks"] {
             self.sql.exec(&format!("DELETE FROM {t}"), None)?;
         }
+        Ok(())
+    }
+
+    /// The result rows and stored parts of a shard whose results were dropped.
+    pub fn discard_shard(&self, shard: u64) -> Result<()> {
+        self.sql.exec("DELETE FROM results WHERE shard = ?", vec![int(shard)])?;
+        let base = shard.saturating_mul(PARTS_PER_SHARD);
+        self.sql.exec(
+            "DELETE FROM parts WHERE number >= ? AND number < ?",
+            vec![int(base), int(base.saturating_add(PARTS_PER_SHARD))],
+        )?;
         Ok(())
     }
 }
