@@ -764,8 +764,7 @@ fn a_shard_that_fails_mid_read_drops_what_it_read() {
         error: None,
     };
     job.apply(Some(0), polled, 1, 0, &policy);
-    let mut cursor = Cursor::default();
-    cursor.lines = 2;
+    let mut cursor = Cursor { lines: 2, ..Cursor::default() };
     cursor.tally.add(&LineOutcome::Success(Usage { total: 5, candidates: 5, ..Usage::default() }));
     job.apply(Some(0), Outcome::IngestProgress { cursor, size: 99 }, 2, 0, &policy);
     assert_eq!(job.tally().succeeded, 1);
