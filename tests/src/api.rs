@@ -36,7 +36,9 @@ impl Stack {
 
     /// Submit a file of NDJSON lines as an input in parts of at most `part`
     /// bytes (cut at line ends), then the job from it: how production sends
-    /// a job larger than one request body may be.
+    /// a job larger than one request body may be. The second part's
+    /// connection is cut halfway once, and the part sent again from the
+    /// server's `received`, as a client that lost its connection does.
     pub async fn submit_parts(&self, model: &str, path: &std::path::Path, part: usize) -> (u16, Value) {
         use tokio::io::AsyncReadExt;
         let r = self
@@ -50,7 +52,7 @@ impl Stack {
         let id = input["id"].as_str().unwrap_or_else(|| panic!("no input: {input}")).to_string();
         let mut file = tokio::fs::File::open(path).await.unwrap_or_else(|e| panic!("{e}"));
         let total = file.metadata().await.map(|m| m.len()).unwrap_or_default() as usize;
-        let (mut at, mut carry) = (0usize, Vec::new());
+        let (mut at, mut carry, mut cut) = (0usize, Vec::new(), true);
         let mut buf = vec![0u8; 1 << 20];
         loop {
             while carry.len() < part {
@@ -78,6 +80,12 @@ impl Stack {
             } else {
                 format!("bytes {at}-{}/*", at + end - 1)
             };
+            if at > 0 && cut {
+                cut = false;
+                self.cut_part(&id, &range, &body).await;
+                let (_, input) = self.get(&format!("/v1/inputs/{id}")).await;
+                assert_eq!(input["received"], at, "after a cut part the input resumes where it was: {input}");
+            }
             let r = self
                 .http
                 .put(self.url(&format!("/v1/inputs/{id}")))
@@ -96,6 +104,24 @@ impl Stack {
             at += end;
         }
         self.submit(json!({"model": model, "input": id}), None).await
+    }
+
+    /// Send half of a part, then break the connection.
+    async fn cut_part(&self, id: &str, range: &str, body: &[u8]) {
+        let half = body.len() / 2;
+        let pieces: Vec<std::io::Result<bytes::Bytes>> = vec![
+            Ok(bytes::Bytes::copy_from_slice(&body[..half])),
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "cable pulled")),
+        ];
+        let broken = self
+            .http
+            .put(self.url(&format!("/v1/inputs/{id}")))
+            .header("content-range", range)
+            .header("content-length", body.len().to_string())
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(pieces)))
+            .send()
+            .await;
+        assert!(!broken.is_ok_and(|r| r.status().is_success()), "a part cut halfway was accepted");
     }
 
     /// A GET, sent again (it is idempotent) when the connection it went out on

@@ -114,11 +114,12 @@ fn worker_e2e() -> Result<(), String> {
 }
 
 /// The sharded path at a third of the benchmark's size, built for release:
-/// 30,000 requests of ~2,800 tokens (322 MB sent as an input in 64 MiB parts) run as ~32
-/// shards under the 3M-token cap, with every target of the scale benchmark
-/// checked (shards, the cap never passed, no 429, every key stored). The e2e
-/// jobs shard in threes; this size caught a SQLite cursor left open that broke
-/// workerd (workerd issue 959) while every e2e test passed.
+/// 30,000 requests of ~2,800 tokens (322 MB sent as an input in 64 MiB parts,
+/// one cut halfway and sent again) run as ~94 shards under the 3M-token cap,
+/// side by side and one at a time, each asserted to end with every key and
+/// charged what it delivered (the cap never passed and no 429 are its
+/// targets). The e2e jobs are a few shards; this size caught a SQLite cursor
+/// left open that broke workerd (workerd issue 959) while every e2e test passed.
 fn scale() -> Result<(), String> {
     worker::build_worker(&[])?;
     step(

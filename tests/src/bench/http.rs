@@ -65,32 +65,76 @@ async fn read_whole(request: reqwest::RequestBuilder) -> (u16, String) {
     (status, timing)
 }
 
-/// Each submit's latency and the worker's `Server-Timing` (read, reserve,
-/// init), to say which phase the slowest ones spent their time in.
+/// Milliseconds since the epoch (the worker's clock is the same machine's).
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// One submit as the client saw it and the worker told it (`Server-Timing`):
+/// the wait before the handler began, the handler's phases, the time after.
+struct Seen {
+    total_ms: f64,
+    before_ms: f64,
+    handler_ms: f64,
+    after_ms: f64,
+    timing: String,
+}
+
+impl Seen {
+    fn of(sent: f64, received: f64, timing: String) -> Seen {
+        let metric = |name: &str, field: &str| {
+            timing.split(',').map(str::trim).find(|m| m.starts_with(name)).and_then(|m| {
+                m.split(';').find_map(|p| p.strip_prefix(field)).and_then(|v| v.parse::<f64>().ok())
+            })
+        };
+        let handler: f64 = ["read", "reserve", "init"].iter().filter_map(|n| metric(n, "dur=")).sum();
+        let start = metric("start", "desc=").unwrap_or(sent);
+        let before_ms = (start - sent).max(0.0);
+        Seen {
+            total_ms: received - sent,
+            before_ms,
+            handler_ms: handler,
+            after_ms: (received - start - handler).max(0.0),
+            timing,
+        }
+    }
+}
+
+/// Each submit's latency split by where it went, to say which phase the slowest ones spent their time in.
 #[derive(Clone, Default)]
-struct Timings(Arc<std::sync::Mutex<Vec<(f64, String)>>>);
+struct Timings(Arc<std::sync::Mutex<Vec<Seen>>>);
 
 impl Timings {
     async fn post(&self, request: reqwest::RequestBuilder) -> u16 {
-        let t = Instant::now();
+        let sent = epoch_ms();
         let (status, timing) = read_whole(request).await;
         if let Ok(mut all) = self.0.lock() {
-            all.push((t.elapsed().as_secs_f64() * 1000.0, timing));
+            all.push(Seen::of(sent, epoch_ms(), timing));
         }
         status
     }
 
-    /// The slowest 1%, and the median, with where the worker says the time went (stderr).
+    /// The slowest 1%, and the median, with where the time went (stderr):
+    /// before the handler began (queued in the runtime or the connection), in
+    /// it, and after it (the answer on its way back).
     fn report(&self, what: &str) {
         let Ok(mut all) = self.0.lock() else { return };
-        all.sort_by(|a, b| b.0.total_cmp(&a.0));
+        all.sort_by(|a, b| b.total_ms.total_cmp(&a.total_ms));
         let slowest = (all.len() / 100).max(1);
         eprintln!("POST /v1/jobs, {what}: the slowest {slowest} of {}:", all.len());
-        for (ms, timing) in all.iter().take(slowest) {
-            eprintln!("  {ms:.0} ms: {timing}");
+        let line = |s: &Seen| {
+            format!(
+                "{:.0} ms = before {:.0} + handler {:.0} + after {:.0} ({})",
+                s.total_ms, s.before_ms, s.handler_ms, s.after_ms, s.timing
+            )
+        };
+        for s in all.iter().take(slowest) {
+            eprintln!("  {}", line(s));
         }
-        if let Some((ms, timing)) = all.get(all.len() / 2) {
-            eprintln!("  median {ms:.0} ms: {timing}");
+        if let Some(s) = all.get(all.len() / 2) {
+            eprintln!("  median {}", line(s));
         }
     }
 }

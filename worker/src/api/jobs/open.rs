@@ -99,9 +99,11 @@ pub async fn open(
         delete_input(cx.env, input_key).await;
     }
     let resp = accepted(&created.view)?;
-    // Where the time went (the clock moves on I/O): for operators and the load benchmark.
+    // Where the time went (the clock moves on I/O), and when the handler
+    // began (ms since the epoch: a client on the same clock can tell the wait
+    // before it from the time in it): for operators and the load benchmark.
     let timing = format!(
-        "read;dur={}, reserve;dur={}, init;dur={}",
+        "read;dur={}, reserve;dur={}, init;dur={}, start;desc={read_from}",
         started.saturating_sub(read_from),
         reserved.saturating_sub(started),
         initialized.saturating_sub(reserved)
