@@ -25,12 +25,13 @@ use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let arrived_ms = platform::clock::now_ms();
     let settings = Settings::from_env(&env);
     if let Some(answer) = cors::preflight(&req, &settings) {
         return answer;
     }
     let origin = cors::allowed_origin(&req, &settings);
-    let resp = match route(req, &Ctx { env: &env, settings: &settings }).await {
+    let resp = match route(req, &Ctx { env: &env, settings: &settings, arrived_ms }).await {
         Ok(r) => r,
         Err(e) => e.into_response()?,
     };

@@ -24,6 +24,8 @@ use worker::{Env, Response};
 pub struct Ctx<'a> {
     pub env: &'a Env,
     pub settings: &'a Settings,
+    /// When the request's event began (ms since the epoch), for `Server-Timing`.
+    pub arrived_ms: u64,
 }
 
 pub type Result<T> = std::result::Result<T, ApiError>;

@@ -99,14 +99,17 @@ pub async fn open(
         delete_input(cx.env, input_key).await;
     }
     let resp = accepted(&created.view)?;
-    // Where the time went (the clock moves on I/O), and when the handler
-    // began (ms since the epoch: a client on the same clock can tell the wait
-    // before it from the time in it): for operators and the load benchmark.
+    // Where the time went (the clock moves on I/O), and when the request's
+    // event began (ms since the epoch: a client on the same clock can tell
+    // the wait before it from the time in it): for operators and the load
+    // benchmark. `auth` is everything before reading (routing, settings, the token).
     let timing = format!(
-        "read;dur={}, reserve;dur={}, init;dur={}, start;desc={read_from}",
+        "auth;dur={}, read;dur={}, reserve;dur={}, init;dur={}, start;desc={}",
+        read_from.saturating_sub(cx.arrived_ms),
         started.saturating_sub(read_from),
         reserved.saturating_sub(started),
-        initialized.saturating_sub(reserved)
+        initialized.saturating_sub(reserved),
+        cx.arrived_ms
     );
     resp.headers().set("server-timing", &timing)?;
     Ok(resp)
