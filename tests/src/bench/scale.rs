@@ -182,11 +182,8 @@ async fn measured_run(emulator: &Value, vars: &[(&str, &str)], path: &Path, requ
     let (wall, submitted, done) = through_worker(&s, path).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["counts"]["succeeded"], requests, "{done}");
-    let charged = s
-        .wait_for(&done["id"].as_str().unwrap_or_default().to_string(), 60, |v| {
-            !v["cost"]["charged"].is_null()
-        })
-        .await;
+    let charged =
+        s.wait_for(done["id"].as_str().unwrap_or_default(), 60, |v| !v["cost"]["charged"].is_null()).await;
     assert_eq!(
         charged["cost"]["charged"], charged["cost"]["delivered"],
         "charged what was delivered: {charged}"
