@@ -21,7 +21,7 @@ use crate::gemini::BatchState;
 use crate::gemini::client::Failure;
 use crate::ingest::Cursor;
 use crate::pricing::{Price, Tokens};
-use crate::results::{Tally, Usage};
+use crate::results::Tally;
 use crate::schedule::{PollPolicy, RetryPolicy};
 use crate::shard::ShardSpec;
 use serde::{Deserialize, Serialize};
@@ -529,11 +529,6 @@ impl Job {
             tally.merge(&run.tally);
         }
         tally
-    }
-
-    /// Usage delivered so far (what a charge is based on).
-    pub fn delivered_usage(&self) -> Usage {
-        self.tally().usage
     }
 
     /// Gemini's counts over the whole job, as last polled.

@@ -1,6 +1,7 @@
 use super::*;
 use crate::pricing::Price;
 use crate::results::Outcome as LineOutcome;
+use crate::results::Usage;
 use proptest::prelude::*;
 
 /// A scripted Gemini and quota: answers what the job asks, counts what it was asked.
