@@ -248,7 +248,7 @@ impl JobObject {
         // From here the alarm starts no step, and a step under way leaves what
         // it made to the orphan sweep (run.rs); the job is read after that, so
         // the purge plan holds everything a step saved before.
-        store.put(run::DELETING, &true)?;
+        store.put(run::DELETING, &now_ms())?;
         let Some(job) = store.job()? else { return Ok(Err(no_job())) };
         // A job deleted before it ended still settles first (what was
         // delivered, usually nothing), or its reservation would be held forever.
