@@ -35,10 +35,10 @@ pub const DELETING: &str = "deleting";
 const DELETE_PATIENCE_MS: u64 = 10 * 60_000;
 
 /// A delete is under way.
-fn deleting(store: &Store) -> Result<bool> {
+fn deleting(store: &Store) -> bool {
     // An unreadable marker is no delete under way: the job goes on stepping.
     let since: Option<u64> = store.get(DELETING).unwrap_or(None);
-    Ok(since.is_some_and(|at| now_ms().saturating_sub(at) < DELETE_PATIENCE_MS))
+    since.is_some_and(|at| now_ms().saturating_sub(at) < DELETE_PATIENCE_MS)
 }
 const ORPHAN_WATCH_MS: u64 = 10 * 60_000;
 pub const ORPHAN_RETRY_MS: i64 = 5_000;
@@ -136,7 +136,7 @@ impl JobObject {
         let store = self.store()?;
         let started = now_ms();
         loop {
-            if deleting(&store)? {
+            if deleting(&store) {
                 return Ok(()); // the delete under way sweeps up
             }
             let Some(mut job) = store.job()? else { return self.cancel_orphans(&store).await };
@@ -165,7 +165,7 @@ impl JobObject {
             let results: Vec<StepResult> = futures_util::future::join_all(steps).await;
             self.revoke_refused_keys(&job, &tasks, &results).await;
             // Re-read: a cancel or delete may have landed while we were waiting on I/O.
-            let being_deleted = deleting(&store)?;
+            let being_deleted = deleting(&store);
             let Some(mut fresh) = store.job()?.filter(|_| !being_deleted) else {
                 return self.sweep_after_delete(&store, &job, &tasks, &results).await;
             };
