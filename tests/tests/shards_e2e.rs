@@ -216,6 +216,12 @@ async fn shards_spread_over_two_keys_and_a_revoked_key_hands_its_shards_to_the_o
     let (a, b_row) = (row(&listed, &id_a), row(&listed, &id_b));
     assert_eq!((a["state"].as_str(), a["batches"].as_u64()), (Some("active"), Some(0)), "{listed:?}");
     assert_eq!(b_row["state"], "revoked", "{listed:?}");
+    // Reinstating: only a configured key, only for the operator.
+    let reinstate = |id: String| s.http.post(s.url(&format!("/v1/admin/keys/{id}/reinstate")));
+    let r = reinstate("key-00000000".into()).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 404, "an id no key has");
+    let r = reinstate(id_b.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 401, "a user's token is not the operator's");
     assert!(b_row["reason"].as_str().is_some_and(|r| r.contains("API key not valid")), "{b_row}");
     let (_, events) = s.get(&format!("/v1/jobs/{id}/events?limit=1000")).await;
     let resubmitted =
