@@ -65,6 +65,13 @@ pub struct Config {
     /// Pad every answer's text to at least this many bytes (realistic result
     /// sizes for benchmarks; token counts do not change).
     pub answer_pad_bytes: usize,
+    /// Realtime calls per minute per API key and model (`rpm_limits` for one
+    /// model, `rpm_limit` for the rest; none: unlimited).
+    pub rpm_limit: Option<u64>,
+    pub rpm_limits: BTreeMap<String, u64>,
+    /// `streamGenerateContent` answers in this many chunks, this far apart.
+    pub stream_chunks: usize,
+    pub stream_chunk_delay_ms: u64,
     pub webhook: Option<WebhookConfig>,
 }
 
@@ -125,6 +132,10 @@ impl Default for Config {
             list_requires_page_size: false,
             cancel_error_code: 1,
             answer_pad_bytes: 0,
+            rpm_limit: None,
+            rpm_limits: BTreeMap::new(),
+            stream_chunks: 3,
+            stream_chunk_delay_ms: 0,
             webhook: None,
         }
     }
@@ -133,6 +144,10 @@ impl Default for Config {
 impl Config {
     pub fn token_cap(&self, model: &str) -> u64 {
         self.enqueued_token_caps.get(model).copied().unwrap_or(self.enqueued_token_cap)
+    }
+
+    pub fn rpm_limit(&self, model: &str) -> Option<u64> {
+        self.rpm_limits.get(model).copied().or(self.rpm_limit)
     }
 
     /// Merge a JSON object of changed fields into this config.

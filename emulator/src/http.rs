@@ -1,7 +1,7 @@
 //! The route table, and the small helpers the Gemini routes share.
 
 use crate::error::{ApiError, ApiResult, parse_json};
-use crate::fields::{check_generate_request, check_known};
+use crate::fields::check_known;
 use crate::{Emulator, control, gate};
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -160,7 +160,7 @@ fn model_json(name: &str) -> Value {
     json!({
         "name": format!("models/{name}"),
         "displayName": name,
-        "supportedGenerationMethods": ["generateContent", "countTokens", "batchGenerateContent"],
+        "supportedGenerationMethods": ["generateContent", "streamGenerateContent", "countTokens", "batchGenerateContent"],
     })
 }
 
@@ -173,16 +173,19 @@ async fn get_model(State(emu): Emu, Path(name): Path<String>) -> ApiResult<Json<
     Ok(Json(model_json(&name)))
 }
 
-async fn model_action(State(emu): Emu, Path(action): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn model_action(
+    State(emu): Emu,
+    Path(action): Path<String>,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let (model, method) = split_action(&action);
     match method {
         Some("batchGenerateContent") => Ok(emu.create_batch(model, &body).await?.into_response()),
-        Some("generateContent") => {
-            emu.known_model(model, "generateContent")?;
-            let request = parse_json(&body)?;
-            check_generate_request(&request, "")?;
-            let resp = crate::model::respond(model, &request).map_err(|e| ApiError::invalid(e.0))?;
-            Ok(Json(resp).into_response())
+        Some("generateContent") => emu.generate_content(model, &headers, &body),
+        Some("streamGenerateContent") => {
+            emu.stream(model, q.get("alt").map(String::as_str) == Some("sse"), &headers, &body)
         }
         Some("countTokens") => {
             emu.known_model(model, "countTokens")?;

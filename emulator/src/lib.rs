@@ -16,6 +16,7 @@ mod files;
 mod gate;
 mod http;
 pub mod model;
+mod realtime;
 mod results;
 pub mod store;
 mod upload;
@@ -39,6 +40,7 @@ pub struct Emulator {
     store: Mutex<Store>,
     faults: Mutex<Faults>,
     log: Mutex<RequestLog>,
+    rpm: Mutex<realtime::RpmLog>,
     uploads: upload::Sessions,
     webhooks: Mutex<Vec<webhook::Delivery>>,
     /// `http://{Host}` of the latest request: the base of the URLs handed out
@@ -74,6 +76,7 @@ impl Emulator {
             clock: Mutex::new(Clock::new(time_scale)),
             faults: Mutex::new(Faults::default()),
             log: Mutex::new(RequestLog::default()),
+            rpm: Mutex::default(),
             uploads: upload::Sessions::default(),
             webhooks: Mutex::new(Vec::new()),
             observed_base: Mutex::new(None),
@@ -152,6 +155,7 @@ impl Emulator {
         *store = Store::new(self.initial_config.seed);
         lock(&self.faults).clear();
         lock(&self.log).clear();
+        lock(&self.rpm).clear();
         lock(&self.webhooks).clear();
         self.uploads.clear();
         self.set_config(self.initial_config.clone());
