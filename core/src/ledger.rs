@@ -171,7 +171,7 @@ pub struct Admission<'a> {
     pub now_ms: u64,
 }
 
-pub const MINUTE_MS: u64 = 60_000;
+pub use crate::window::MINUTE_MS;
 
 /// Reserve `amount` for `job`. A job id with any history is refused
 /// ([`Refusal::Duplicate`]): the caller finds out what that id already is.
@@ -182,14 +182,9 @@ pub fn reserve(a: &Admission, job: &str, amount: i64) -> Result<Vec<Entry>, Refu
     if a.open_jobs >= a.limits.max_open_jobs {
         return Err(Refusal::TooManyOpenJobs { limit: a.limits.max_open_jobs });
     }
-    let window_start = a.now_ms.saturating_sub(MINUTE_MS);
-    let mut recent: Vec<u64> = a.recent_submits_ms.iter().copied().filter(|t| *t > window_start).collect();
-    if recent.len() as u64 >= a.limits.max_submits_per_minute {
-        recent.sort_unstable();
-        // The window frees a slot when the oldest submit that still counts leaves it.
-        let excess = recent.len() + 1 - a.limits.max_submits_per_minute as usize;
-        let frees_at = recent.get(excess.saturating_sub(1)).map_or(a.now_ms, |t| t + MINUTE_MS);
-        let retry_after_secs = frees_at.saturating_sub(a.now_ms).div_ceil(1000).max(1);
+    if let Err(wait_ms) = crate::window::admit(a.recent_submits_ms, a.now_ms, a.limits.max_submits_per_minute)
+    {
+        let retry_after_secs = wait_ms.div_ceil(1000).max(1);
         return Err(Refusal::TooManySubmits { limit: a.limits.max_submits_per_minute, retry_after_secs });
     }
     let amount = amount.max(0);

@@ -36,11 +36,22 @@ impl Default for Caps {
 }
 
 impl Caps {
+    /// A figure per model prefix, and `default` for the rest.
+    pub fn new(default: u64, models: &[(&str, u64)]) -> Caps {
+        Caps { default, models: models.iter().map(|(m, n)| (m.to_string(), *n)).collect() }
+    }
+
     /// `{"model-prefix": tokens, …, "*": default}`; unlisted models keep the built-in figures.
     pub fn from_json(text: &str) -> Result<Caps, String> {
+        Caps::default().overridden("ENQUEUED_TOKEN_CAPS", text)
+    }
+
+    /// These figures with the operator's `{"model-prefix": n, …, "*": default}`
+    /// (the setting `name`) over them.
+    pub fn overridden(self, name: &str, text: &str) -> Result<Caps, String> {
         let map: std::collections::BTreeMap<String, u64> = serde_json::from_slice(text.as_bytes())
-            .map_err(|e| format!("ENQUEUED_TOKEN_CAPS must map model ids to token counts: {e}"))?;
-        let mut caps = Caps::default();
+            .map_err(|e| format!("{name} must map model ids to numbers: {e}"))?;
+        let mut caps = self;
         for (model, cap) in map {
             match model.as_str() {
                 "*" => caps.default = cap,

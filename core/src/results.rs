@@ -73,15 +73,29 @@ struct RawResponse {
     usage: Option<RawUsage>,
 }
 
+/// `usageMetadata` as Gemini writes it (missing counts are zero).
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase")]
-struct RawUsage {
+pub(crate) struct RawUsage {
     prompt_token_count: u64,
     candidates_token_count: u64,
     thoughts_token_count: u64,
     cached_content_token_count: u64,
     tool_use_prompt_token_count: u64,
     total_token_count: u64,
+}
+
+impl From<RawUsage> for Usage {
+    fn from(u: RawUsage) -> Usage {
+        Usage {
+            prompt: u.prompt_token_count,
+            candidates: u.candidates_token_count,
+            thoughts: u.thoughts_token_count,
+            cached: u.cached_content_token_count,
+            tool_use_prompt: u.tool_use_prompt_token_count,
+            total: u.total_token_count,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -106,17 +120,7 @@ pub fn scan_with_serde(line: &[u8]) -> ResultLine<'_> {
     };
     let key = raw.key.or_else(|| raw.metadata.and_then(|m| m.key));
     let outcome = match (raw.response, raw.error) {
-        (Some(resp), None) => {
-            let u = resp.usage.unwrap_or_default();
-            Outcome::Success(Usage {
-                prompt: u.prompt_token_count,
-                candidates: u.candidates_token_count,
-                thoughts: u.thoughts_token_count,
-                cached: u.cached_content_token_count,
-                tool_use_prompt: u.tool_use_prompt_token_count,
-                total: u.total_token_count,
-            })
-        }
+        (Some(resp), None) => Outcome::Success(resp.usage.unwrap_or_default().into()),
         (None, Some(e)) => Outcome::Error { code: e.code, message: e.message },
         _ => Outcome::Malformed("a result line has exactly one of response or error".into()),
     };

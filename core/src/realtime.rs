@@ -1,0 +1,212 @@
+//! The realtime lane: a request answered now, at the standard price, beside
+//! the batch lane's half price. Its rules: which Gemini key may take one more
+//! request for a model this minute (Gemini's requests-per-minute limit, kept
+//! here so batchgate never draws the 429 itself), what a call is charged
+//! (the usage Gemini reports; the reserved ceiling when it reports none), and
+//! reading that usage from an answer, whole or streamed as server-sent events.
+
+use crate::pricing::{Price, Tokens};
+use crate::quota::Caps;
+use crate::results::{RawUsage, Usage};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+/// Ledger ids of `POST /v1/generate` calls start so (job ids are hex): the
+/// account counts them apart from jobs.
+pub const GENERATE_PREFIX: &str = "gen_";
+
+pub fn is_generate(ledger_job: &str) -> bool {
+    ledger_job.starts_with(GENERATE_PREFIX)
+}
+
+/// Tier 1's published requests per minute (the lowest paid tier: a safe start).
+pub fn default_rpm() -> Caps {
+    Caps::new(
+        150,
+        &[
+            ("gemini-2.5-pro", 150),
+            ("gemini-2.5-flash", 1_000),
+            ("gemini-2.5-flash-lite", 4_000),
+            ("gemini-2.0-flash", 2_000),
+            ("gemini-2.0-flash-lite", 4_000),
+            ("gemini-3-pro", 50),
+        ],
+    )
+}
+
+/// `REALTIME_RPM`: `{"model-prefix": requests per minute, …, "*": default}` over [`default_rpm`].
+pub fn rpm_caps(json: Option<&str>) -> Result<Caps, String> {
+    match json {
+        Some(text) => default_rpm().overridden("REALTIME_RPM", text),
+        None => Ok(default_rpm()),
+    }
+}
+
+/// What one key sent for a model in the last minute.
+pub struct KeyLoad<'a> {
+    pub key: &'a str,
+    pub recent_ms: &'a [u64],
+}
+
+/// The key that may send one more request now (the least loaded of those with
+/// room), or how many milliseconds until one has room.
+pub fn pick_key<'a>(loads: &[KeyLoad<'a>], now_ms: u64, rpm: u64) -> Result<&'a str, u64> {
+    let mut wait = u64::MAX;
+    let mut best: Option<(&str, usize)> = None;
+    for load in loads {
+        match crate::window::admit(load.recent_ms, now_ms, rpm) {
+            Ok(()) => {
+                let n = load.recent_ms.iter().filter(|t| **t + crate::window::MINUTE_MS > now_ms).count();
+                if best.is_none_or(|(_, m)| n < m) {
+                    best = Some((load.key, n));
+                }
+            }
+            Err(w) => wait = wait.min(w),
+        }
+    }
+    best.map(|(k, _)| k).ok_or(if loads.is_empty() { crate::window::MINUTE_MS } else { wait })
+}
+
+/// What a realtime call costs: `charge` = `standard` (no discount in this lane).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bill {
+    pub charge: i64,
+    /// Gemini reported the usage; otherwise the call is charged its reserved
+    /// ceiling (it ran, and what it used is unknown: never less than it may have cost).
+    pub measured: bool,
+}
+
+pub fn bill(price: &Price, usage: Option<&Usage>, reserved: i64) -> Bill {
+    match usage {
+        Some(u) => Bill { charge: price.standard(&Tokens::from(u)), measured: true },
+        None => Bill { charge: reserved.max(0), measured: false },
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answer {
+    usage_metadata: Option<RawUsage>,
+    candidates: Option<Vec<Candidate>>,
+    #[serde(default)]
+    error: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Candidate {
+    finish_reason: Option<IgnoredAny>,
+}
+
+/// The usage in a whole `GenerateContentResponse` (fields it does not need
+/// are skipped, not built: an answer may carry megabytes of image).
+pub fn response_usage(body: &[u8]) -> Option<Usage> {
+    serde_json::from_slice::<Answer>(body).ok()?.usage_metadata.map(Usage::from)
+}
+
+/// Reads a streamed answer (`alt=sse`) as it passes through, in chunks cut
+/// anywhere, keeping the latest usage. Memory stays bounded: an event longer
+/// than `max_event` bytes is skipped (an image chunk; usage rides on small ones).
+#[derive(Debug)]
+pub struct StreamMeter {
+    line: Vec<u8>,
+    data: Vec<u8>,
+    max_event: usize,
+    /// The current line or event outgrew `max_event` and is being skipped.
+    skipping_line: bool,
+    skipping_event: bool,
+    usage: Option<Usage>,
+    finished: bool,
+    errored: bool,
+}
+
+impl StreamMeter {
+    pub fn new(max_event: usize) -> StreamMeter {
+        StreamMeter {
+            line: vec![],
+            data: vec![],
+            max_event,
+            skipping_line: false,
+            skipping_event: false,
+            usage: None,
+            finished: false,
+            errored: false,
+        }
+    }
+
+    pub fn feed(&mut self, mut chunk: &[u8]) {
+        while let Some(end) = memchr::memchr(b'\n', chunk) {
+            let (head, rest) = chunk.split_at(end);
+            self.take(head);
+            if !std::mem::take(&mut self.skipping_line) {
+                let line = std::mem::take(&mut self.line);
+                self.line_done(line.strip_suffix(b"\r").unwrap_or(&line));
+            }
+            self.line.clear();
+            chunk = rest.get(1..).unwrap_or_default();
+        }
+        self.take(chunk);
+    }
+
+    fn take(&mut self, bytes: &[u8]) {
+        if self.skipping_line {
+            return;
+        }
+        if self.line.len() + bytes.len() > self.max_event {
+            self.line.clear();
+            self.skipping_line = true;
+            self.skipping_event = true;
+        } else {
+            self.line.extend_from_slice(bytes);
+        }
+    }
+
+    fn line_done(&mut self, line: &[u8]) {
+        if line.is_empty() {
+            self.dispatch();
+        } else if let Some(value) = line.strip_prefix(b"data:") {
+            let value = value.strip_prefix(b" ").unwrap_or(value);
+            if self.data.len() + value.len() + 1 > self.max_event {
+                self.data.clear();
+                self.skipping_event = true;
+            } else if !self.skipping_event {
+                if !self.data.is_empty() {
+                    self.data.push(b'\n');
+                }
+                self.data.extend_from_slice(value);
+            }
+        }
+    }
+
+    fn dispatch(&mut self) {
+        let data = std::mem::take(&mut self.data);
+        if std::mem::take(&mut self.skipping_event) || data.is_empty() {
+            return;
+        }
+        let Ok(answer) = serde_json::from_slice::<Answer>(&data) else { return };
+        if answer.error.is_some() {
+            self.errored = true;
+        }
+        if let Some(u) = answer.usage_metadata {
+            self.usage = Some(u.into());
+        }
+        if answer.candidates.iter().flatten().any(|c| c.finish_reason.is_some()) {
+            self.finished = true;
+        }
+    }
+
+    /// The usage to charge once the stream is over: Gemini's last report, if
+    /// the stream ended cleanly and finished its answer; `None` otherwise
+    /// (charged the ceiling: what a cut stream used is unknown).
+    pub fn settle(mut self, ended_cleanly: bool) -> Option<Usage> {
+        if !self.line.is_empty() && !self.skipping_line {
+            let line = std::mem::take(&mut self.line);
+            self.line_done(&line);
+        }
+        self.dispatch();
+        (ended_cleanly && self.finished && !self.errored).then_some(self.usage).flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests;
