@@ -83,6 +83,53 @@ pub fn bill(price: &Price, usage: Option<&Usage>, reserved: i64) -> Bill {
     }
 }
 
+/// A Gemini error answer, as the realtime lane's user gets it: Gemini's
+/// status, a `gemini_*` code and Gemini's own error in the details. A key
+/// Gemini refused is batchgate's problem, not the user's: 503, and nothing
+/// of Gemini's message (it names the key's project).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refused {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+    pub gemini: Option<crate::gemini::status::Status>,
+    pub key_refused: bool,
+}
+
+pub fn refused(status: u16, body: &[u8]) -> Refused {
+    let envelope: Option<crate::gemini::status::ErrorEnvelope> = serde_json::from_slice(body).ok();
+    if status == 401 || envelope.as_ref().is_some_and(|e| e.refuses_the_key()) {
+        return Refused {
+            status: 503,
+            code: "gemini_key_refused".into(),
+            message: "Gemini refused batchgate's API key; the operator must replace it (GET /v1/admin/keys)"
+                .into(),
+            retry_after_secs: Some(60),
+            gemini: None,
+            key_refused: true,
+        };
+    }
+    let name = envelope.as_ref().and_then(|e| e.error.status.as_deref()).map(str::to_ascii_lowercase);
+    let retry_after_secs = match status {
+        429 | 503 => {
+            Some(envelope.as_ref().and_then(|e| e.retry_delay_ms()).map_or(30, |ms| ms.div_ceil(1000).max(1)))
+        }
+        _ => None,
+    };
+    Refused {
+        status: if (400..600).contains(&status) { status } else { 502 },
+        code: name.map_or_else(|| format!("gemini_http_{status}"), |n| format!("gemini_{n}")),
+        message: envelope.as_ref().map_or_else(
+            || format!("Gemini answered HTTP {status}"),
+            |e| format!("Gemini refused the request: {}", e.error.message),
+        ),
+        retry_after_secs,
+        gemini: envelope.map(|e| e.error),
+        key_refused: false,
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Answer {

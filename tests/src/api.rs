@@ -124,6 +124,19 @@ impl Stack {
         assert!(!broken.is_ok_and(|r| r.status().is_success()), "a part cut halfway was accepted");
     }
 
+    /// The operator grants `account` credits.
+    pub async fn grant(&self, account: &str, amount: i64) {
+        let r = self
+            .http
+            .post(self.url(&format!("/v1/admin/accounts/{account}/grants")))
+            .bearer_auth(crate::stack::ADMIN_TOKEN)
+            .json(&json!({"amount": amount}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    }
+
     /// A GET, sent again (it is idempotent) when the connection it went out on
     /// was one workerd had just dropped: its local server may close a pooled
     /// keep-alive connection after a long or large exchange (ARCHITECTURE.md,

@@ -41,18 +41,6 @@ async fn account(s: &Stack, client: &reqwest::Client) -> Value {
     v
 }
 
-async fn grant(s: &Stack, account: &str, amount: i64) {
-    let r = s
-        .http
-        .post(s.url(&format!("/v1/admin/accounts/{account}/grants")))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"amount": amount}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-}
-
 async fn ended_and_charged(s: &Stack, id: &str) -> Value {
     s.wait_for(id, 90, |j| j["cost"]["charged"].is_i64()).await
 }
@@ -174,7 +162,7 @@ async fn another_accounts_jobs_are_not_found_on_any_route() {
     let id = job["id"].as_str().unwrap().to_string();
     s.wait_for(&id, 60, |j| j["resultsReady"] == true).await;
 
-    grant(&s, "mallory", 1_000_000_000).await;
+    s.grant("mallory", 1_000_000_000).await;
     let mallory = client_with(&token("mallory"));
     for (method, path) in [
         ("GET", format!("/v1/jobs/{id}")),
@@ -218,7 +206,7 @@ async fn parallel_submits_racing_for_the_last_credits_never_overspend() {
         json_of(s.http.post(s.url("/v1/estimate")).json(&submission(2)).send().await.unwrap()).await;
     let price = quote["quote"]["batch"].as_i64().unwrap();
     // Room for exactly 3 of these jobs.
-    grant(&s, "racer", price * 3 + price / 2).await;
+    s.grant("racer", price * 3 + price / 2).await;
     let racer = client_with(&token("racer"));
     let tasks: Vec<_> = (0..8)
         .map(|_| {

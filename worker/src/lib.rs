@@ -24,14 +24,14 @@ use serde::Serialize;
 use worker::{Context, Env, Method, Request, Response, Result, event};
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let arrived_ms = platform::clock::now_ms();
     let settings = Settings::from_env(&env);
     if let Some(answer) = cors::preflight(&req, &settings) {
         return answer;
     }
     let origin = cors::allowed_origin(&req, &settings);
-    let resp = match route(req, &Ctx { env: &env, settings: &settings, arrived_ms }).await {
+    let resp = match route(req, &Ctx { env: &env, ctx: &ctx, settings: &settings, arrived_ms }).await {
         Ok(r) => r,
         Err(e) => e.into_response()?,
     };
@@ -68,7 +68,7 @@ fn segment(s: &str) -> String {
 }
 
 async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiError> {
-    use api::{account, admin, bench, estimate, files, hooks, inputs, jobs, results, uploads};
+    use api::{account, admin, bench, estimate, files, generate, hooks, inputs, jobs, results, uploads};
     let path = req.path();
     let segments: Vec<String> = path.trim_matches('/').split('/').map(segment).collect();
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
@@ -82,6 +82,7 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
             jobs::submit::handle(req, cx, &account).await
         }
         (Method::Get, ["v1", "jobs"]) => jobs::list(&req, cx).await,
+        (Method::Post, ["v1", "generate"]) => generate::handle(req, cx).await,
         (Method::Get, ["v1", "jobs", id]) => jobs::view(&req, cx, id).await,
         (Method::Delete, ["v1", "jobs", id]) => jobs::delete(&req, cx, id).await,
         (Method::Get, ["v1", "jobs", id, "watch"]) => jobs::watch(&req, cx, id).await,
@@ -113,7 +114,14 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
         (Method::Get, ["v1", "admin", "quota", model]) => admin::quota(&req, cx, model).await,
         (Method::Get, ["v1", "admin", "keys"]) => admin::keys(&req, cx).await,
         (Method::Post, ["v1", "admin", "keys", id, "reinstate"]) => admin::reinstate(&req, cx, id).await,
-        (_, ["v1", "jobs" | "account" | "estimate" | "admin" | "files" | "uploads" | "inputs", ..])
+        (
+            _,
+            [
+                "v1",
+                "jobs" | "account" | "estimate" | "admin" | "files" | "uploads" | "inputs" | "generate",
+                ..,
+            ],
+        )
         | (_, ["healthz"]) => {
             Err(ApiError::new(405, "method_not_allowed", format!("{method:?} is not allowed on {path}")))
         }

@@ -104,6 +104,8 @@ fn worker_e2e() -> Result<(), String> {
                 "inputs_e2e",
                 "--test",
                 "shards_e2e",
+                "--test",
+                "realtime_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",

@@ -131,6 +131,15 @@ impl GeminiConfig {
             .json(json!({"batch": {"displayName": display_name, "inputConfig": {"fileName": file_name}}}))
     }
 
+    /// A realtime call: `body` is the user's request, checked and bounded
+    /// (`maxOutputTokens` written in); streamed answers come as server-sent events.
+    pub fn generate(&self, model: &str, body: String, stream: bool) -> Call {
+        let method = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
+        let mut call = Call::new("POST", self.api(&format!("{}:{method}", crate::model::resource(model))));
+        call.body = Some(body);
+        call
+    }
+
     pub fn get_batch(&self, name: &str) -> Call {
         Call::new("GET", self.api(name))
     }

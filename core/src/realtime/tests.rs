@@ -133,3 +133,26 @@ fn rpm_defaults_are_tier_one_and_the_operator_overrides_them() {
     assert_eq!((caps.of("gemini-2.5-flash"), caps.of("gemini-2.5-pro"), caps.of("x")), (60, 150, 10));
     assert!(rpm_caps(Some("[1]")).unwrap_err().contains("REALTIME_RPM"));
 }
+
+#[test]
+fn gemini_refusals_keep_their_status_and_name_and_a_refused_key_says_nothing_of_it() {
+    let body = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "bad temperature"}})
+        .to_string();
+    let r = refused(400, body.as_bytes());
+    assert_eq!((r.status, r.code.as_str(), r.key_refused), (400, "gemini_invalid_argument", false));
+    assert!(r.message.contains("bad temperature") && r.gemini.is_some());
+
+    let body = json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "slow down",
+        "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7.2s"}]}})
+    .to_string();
+    assert_eq!(refused(429, body.as_bytes()).retry_after_secs, Some(8));
+    assert_eq!(refused(503, b"overloaded").retry_after_secs, Some(30));
+    assert_eq!(refused(503, b"overloaded").code, "gemini_http_503");
+
+    let body = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "API key not valid for project 1234",
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}})
+    .to_string();
+    let r = refused(400, body.as_bytes());
+    assert_eq!((r.status, r.code.as_str(), r.key_refused), (503, "gemini_key_refused", true));
+    assert!(!r.message.contains("1234") && r.gemini.is_none());
+}

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cors;
 pub mod estimate;
 pub mod files;
+pub mod generate;
 pub mod hooks;
 pub mod inputs;
 pub mod jobs;
@@ -23,6 +24,8 @@ use worker::{Env, Response};
 /// What every handler works with: the bindings and the settings read for this request.
 pub struct Ctx<'a> {
     pub env: &'a Env,
+    /// The event's context: work that outlives the response (`wait_until`).
+    pub ctx: &'a worker::Context,
     pub settings: &'a Settings,
     /// When the request's event began (ms since the epoch), for `Server-Timing`.
     pub arrived_ms: u64,

@@ -39,6 +39,7 @@ pub struct Settings {
     /// `WEBHOOK_ALLOW_HTTP`: accept `http://` webhook URLs (local development only).
     pub webhook_allow_http: bool,
     pub shards: ShardSettings,
+    pub realtime: RealtimeSettings,
     /// `CORS_ORIGINS` (comma-separated; `*` for any).
     pub cors_origins: Vec<String>,
     /// `BENCH_ROUTES`: serve `/_bench/*` (benchmarks only).
@@ -62,6 +63,16 @@ pub struct Secrets {
 }
 
 /// How a job is cut into Gemini batches, and the quota they are admitted under.
+pub struct RealtimeSettings {
+    /// `POST /v1/generate` calls per account per minute (and in flight at once).
+    pub max_generate_per_minute: u64,
+    /// Each model's requests per minute, per Gemini key (`REALTIME_RPM`).
+    pub rpm: Caps,
+    pub rpm_error: Option<String>,
+    /// The largest answer a non-streamed call reads (an image model's can be large).
+    pub max_answer_bytes: u64,
+}
+
 pub struct ShardSettings {
     /// `MAX_BATCH_BYTES`: input file bytes per batch (Gemini: 2 GB).
     pub max_bytes: u64,
@@ -162,6 +173,7 @@ impl Settings {
             },
             webhook_allow_http: var(env, "WEBHOOK_ALLOW_HTTP").is_some_and(|v| v == "true"),
             shards: shards(env),
+            realtime: realtime(env),
             cors_origins: list(env, "CORS_ORIGINS")
                 .iter()
                 .map(|o| o.trim_end_matches('/').to_string())
@@ -233,6 +245,19 @@ fn uploads(env: &Env) -> UploadSettings {
         max_single_bytes: num(env, "MAX_SINGLE_UPLOAD_BYTES", 100 * 1024 * 1024),
         quota_bytes: num(env, "STORAGE_QUOTA_BYTES", 10 * 1024 * 1024 * 1024),
         idle_ms: secs_ms(env, "UPLOAD_IDLE_SECS", 86_400_000),
+    }
+}
+
+fn realtime(env: &Env) -> RealtimeSettings {
+    let (rpm, rpm_error) = match batchgate_core::realtime::rpm_caps(var(env, "REALTIME_RPM").as_deref()) {
+        Ok(caps) => (caps, None),
+        Err(e) => (batchgate_core::realtime::default_rpm(), Some(e)),
+    };
+    RealtimeSettings {
+        max_generate_per_minute: num(env, "MAX_GENERATE_PER_MINUTE", 60),
+        rpm,
+        rpm_error,
+        max_answer_bytes: num(env, "MAX_GENERATE_ANSWER_BYTES", 64 * 1024 * 1024),
     }
 }
 

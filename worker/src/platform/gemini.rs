@@ -86,7 +86,19 @@ impl Gemini {
 
     /// Send and wait for the response head (within the timeout).
     pub async fn send(&self, call: &Call, body: Option<JsValue>) -> Result<Response, Failure> {
-        let req = self.request(call, body)?;
+        match self.exchange(call, body).await {
+            Exchange::Answered(r) => Ok(r),
+            Exchange::Failed(f) | Exchange::TimedOut(f) => Err(f),
+        }
+    }
+
+    /// [`Gemini::send`], telling a call that got no answer in time (Gemini
+    /// may be working on it) from one that failed.
+    pub async fn exchange(&self, call: &Call, body: Option<JsValue>) -> Exchange {
+        let req = match self.request(call, body) {
+            Ok(r) => r,
+            Err(f) => return Exchange::Failed(f),
+        };
         let controller = AbortController::default();
         let signal = controller.signal();
         let what = format!("{} {}", call.method, path_of(&call.url));
@@ -95,10 +107,17 @@ impl Gemini {
         })
         .await;
         match sent {
-            None => Err(Failure::network(format!("{what}: no answer within {} ms", self.timeout_ms))),
-            Some(Err(e)) => Err(Failure::network(format!("{what}: {e}"))),
-            Some(Ok(r)) => Ok(r),
+            None => Exchange::TimedOut(Failure::network(format!(
+                "{what}: no answer within {} ms",
+                self.timeout_ms
+            ))),
+            Some(Err(e)) => Exchange::Failed(Failure::network(format!("{what}: {e}"))),
+            Some(Ok(r)) => Exchange::Answered(r),
         }
+    }
+
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms
     }
 
     /// Read a whole (small) body within the timeout.
@@ -125,6 +144,12 @@ impl Gemini {
         serde_json::from_slice(text.as_bytes())
             .map_err(|e| Failure::network(format!("unreadable Gemini answer: {e}")))
     }
+}
+
+pub enum Exchange {
+    Answered(Response),
+    Failed(Failure),
+    TimedOut(Failure),
 }
 
 /// The path of a URL, for messages (no host, no query: nothing secret).

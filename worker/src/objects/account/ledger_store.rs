@@ -71,22 +71,68 @@ pub fn job_facts(sql: &SqlStorage, job: &str) -> Result<JobFacts> {
     Ok(facts)
 }
 
-/// Jobs reserved and not yet settled.
-pub fn open_jobs(sql: &SqlStorage) -> Result<u64> {
+/// Which reservations a count is of: jobs, or `POST /v1/generate` calls
+/// (core's `realtime::GENERATE_PREFIX`); each has its own limits.
+#[derive(Clone, Copy)]
+pub enum Lane {
+    Jobs,
+    Generate,
+}
+
+impl Lane {
+    pub fn of(ledger_job: &str) -> Lane {
+        if batchgate_core::realtime::is_generate(ledger_job) { Lane::Generate } else { Lane::Jobs }
+    }
+
+    /// An SQL condition on `{table}.job`.
+    fn filter(self, table: &str) -> String {
+        let op = match self {
+            Lane::Jobs => "!=",
+            Lane::Generate => "=",
+        };
+        let n = batchgate_core::realtime::GENERATE_PREFIX.len();
+        format!("substr({table}.job, 1, {n}) {op} '{}'", batchgate_core::realtime::GENERATE_PREFIX)
+    }
+}
+
+/// Reserved and not yet settled, of one lane.
+pub fn open_jobs(sql: &SqlStorage, lane: Lane) -> Result<u64> {
     let count = first(sql.exec(
-        "SELECT COUNT(*) FROM ledger r WHERE r.kind = 'reserve' AND NOT EXISTS \
-         (SELECT 1 FROM ledger s WHERE s.job = r.job AND s.kind = 'settle')",
+        &format!(
+            "SELECT COUNT(*) FROM ledger r WHERE r.kind = 'reserve' AND {} AND NOT EXISTS \
+             (SELECT 1 FROM ledger s WHERE s.job = r.job AND s.kind = 'settle')",
+            lane.filter("r")
+        ),
         None,
     )?)?;
     Ok(count.map_or(0, |c| c.uint(0)))
 }
 
-/// When this account's reservations of the last minute were made.
-pub fn recent_submits(sql: &SqlStorage, now_ms: u64) -> Result<Vec<u64>> {
+/// When this account's reservations of one lane in the last minute were made.
+pub fn recent_submits(sql: &SqlStorage, now_ms: u64, lane: Lane) -> Result<Vec<u64>> {
     let since = now_ms.saturating_sub(MINUTE_MS);
-    let rows =
-        rows(sql.exec("SELECT at_ms FROM ledger WHERE kind = 'reserve' AND at_ms > ?", vec![int(since)])?)?;
+    let rows = rows(sql.exec(
+        &format!(
+            "SELECT at_ms FROM ledger WHERE kind = 'reserve' AND at_ms > ? AND {}",
+            lane.filter("ledger")
+        ),
+        vec![int(since)],
+    )?)?;
     Ok(rows.into_iter().map(|r| r.uint(0)).collect())
+}
+
+/// Generate calls reserved before `before_ms` and never settled, with their
+/// holds: their worker went away mid-call.
+pub fn stranded_generates(sql: &SqlStorage, before_ms: u64) -> Result<Vec<(String, i64)>> {
+    let rows = rows(sql.exec(
+        &format!(
+            "SELECT r.job, r.amount FROM ledger r WHERE r.kind = 'reserve' AND {} AND r.at_ms < ? \
+             AND NOT EXISTS (SELECT 1 FROM ledger s WHERE s.job = r.job AND s.kind = 'settle') LIMIT 100",
+            Lane::Generate.filter("r")
+        ),
+        vec![int(before_ms)],
+    )?)?;
+    Ok(rows.into_iter().map(|r| (r.text(0), r.int(1))).collect())
 }
 
 /// Newest first, `limit` rows before `before` (a `seq`).

@@ -15,6 +15,10 @@ use crate::platform::clock::now_ms;
 use crate::platform::error::ApiError;
 use crate::platform::sql_rows::MAX_SAFE;
 use batchgate_core::ledger::{self, Admission};
+use ledger_store::Lane;
+
+/// Longer than any generate call can last (the Gemini timeout, a stream's length).
+const STRANDED_GENERATE_MS: u64 = 30 * 60_000;
 use batchgate_core::webhook::Secret;
 use protocol::{
     ForgetFile, GetSummary, GetWebhookSecret, Grant, HoldStorage, JobList, LedgerEntries, LedgerPage,
@@ -131,11 +135,15 @@ impl AccountObject {
 /// Reserve a job's quote if the ledger's rules allow it (core's `ledger::reserve`).
 fn reserve(sql: &SqlStorage, r: Reserve) -> Result<ReserveAnswer> {
     let now = now_ms();
-    let recent = ledger_store::recent_submits(sql, now)?;
+    let lane = Lane::of(&r.job);
+    if let Lane::Generate = lane {
+        settle_stranded_generates(sql, now)?;
+    }
+    let recent = ledger_store::recent_submits(sql, now, lane)?;
     let admission = Admission {
         totals: ledger_store::totals(sql)?,
         job: ledger_store::job_facts(sql, &r.job)?,
-        open_jobs: ledger_store::open_jobs(sql)?,
+        open_jobs: ledger_store::open_jobs(sql, lane)?,
         recent_submits_ms: &recent,
         limits: r.limits,
         now_ms: now,
@@ -149,6 +157,22 @@ fn reserve(sql: &SqlStorage, r: Reserve) -> Result<ReserveAnswer> {
     })
 }
 
+/// A generate call settles as its answer ends; one whose worker went away
+/// first would hold its reservation for ever. Past the longest a call can
+/// last, it is charged its reservation: it may have run to its ceiling, and
+/// the operator paid Google for whatever it used.
+fn settle_stranded_generates(sql: &SqlStorage, now: u64) -> Result<()> {
+    for (job, hold) in ledger_store::stranded_generates(sql, now.saturating_sub(STRANDED_GENERATE_MS))? {
+        let facts = ledger_store::job_facts(sql, &job)?;
+        let mut entries = ledger::settle(&facts, &job, "stranded", hold, hold);
+        for e in &mut entries {
+            e.note = "the call's worker ended before it settled: charged its reservation".into();
+        }
+        ledger_store::insert(sql, &entries, now)?;
+    }
+    Ok(())
+}
+
 fn summary(sql: &SqlStorage, account: String) -> Result<Summary> {
     let t = ledger_store::totals(sql)?;
     Ok(Summary {
@@ -159,7 +183,7 @@ fn summary(sql: &SqlStorage, account: String) -> Result<Summary> {
         granted: t.granted,
         spent: t.spent,
         saved: t.saved,
-        open_jobs: ledger_store::open_jobs(sql)?,
+        open_jobs: ledger_store::open_jobs(sql, Lane::Jobs)?,
     })
 }
 

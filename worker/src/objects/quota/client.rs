@@ -1,7 +1,8 @@
 //! Calls to the deployment's `QuotaObject`.
 
 pub use super::protocol::KeyUse;
-use super::protocol::{Admit, ListHolds, ListKeys, Reinstate, Release, Revoke};
+pub use super::protocol::RealtimeAdmission;
+use super::protocol::{Admit, AdmitRealtime, ListHolds, ListKeys, Reinstate, Release, Revoke};
 use crate::objects::rpc;
 use crate::platform::bindings::{self, QUOTAS};
 use crate::platform::error::ApiError;
@@ -21,6 +22,16 @@ async fn send<R: rpc::Rpc>(env: &Env, request: &R) -> Result<R::Reply> {
 
 pub async fn admit(env: &Env, ask: AdmitRequest) -> Result<Admission> {
     send(env, &Admit(ask)).await
+}
+
+/// A key to send one realtime request for `model` with now, or how long to wait.
+pub async fn admit_realtime(
+    env: &Env,
+    model: &str,
+    rpm: u64,
+    keys: Vec<String>,
+) -> Result<RealtimeAdmission> {
+    send(env, &AdmitRealtime { model: model.to_string(), rpm, keys }).await
 }
 
 pub async fn release(env: &Env, job: &str, shard: u64) -> Result<()> {

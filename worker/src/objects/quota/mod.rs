@@ -13,7 +13,10 @@ mod store;
 use crate::objects::rpc::{self, Incoming, Rpc};
 use crate::platform::clock::now_ms;
 use batchgate_core::quota::{self, Hold};
-use protocol::{Admit, Holds, KeyUse, ListHolds, ListKeys, Reinstate, Release, Revoke};
+use batchgate_core::realtime::{KeyLoad, pick_key};
+use protocol::{
+    Admit, AdmitRealtime, Holds, KeyUse, ListHolds, ListKeys, RealtimeAdmission, Reinstate, Release, Revoke,
+};
 use std::collections::BTreeMap;
 use store::Store;
 use worker::{DurableObject, Env, Request, Response, Result, State, durable_object};
@@ -44,6 +47,26 @@ fn key_use(holds: &[Hold], revoked: Vec<(String, u64, String)>) -> Vec<KeyUse> {
     keys.into_values().collect()
 }
 
+/// Core's `realtime::pick_key` over the last minute's calls of keys in rotation; the call is counted.
+fn admit_realtime(store: &Store, ask: AdmitRealtime, now: u64) -> Result<RealtimeAdmission> {
+    let revoked: Vec<String> = store.revoked()?.into_iter().map(|(k, _, _)| k).collect();
+    let calls = store.realtime_calls(&ask.model, now)?;
+    let times: Vec<(&str, Vec<u64>)> = ask
+        .keys
+        .iter()
+        .filter(|k| !revoked.contains(k))
+        .map(|k| (k.as_str(), calls.iter().filter(|(c, _)| c == k).map(|(_, t)| *t).collect()))
+        .collect();
+    let loads: Vec<KeyLoad> = times.iter().map(|(key, recent_ms)| KeyLoad { key, recent_ms }).collect();
+    Ok(match pick_key(&loads, now, ask.rpm) {
+        Ok(key) => {
+            store.count_realtime(key, &ask.model, now)?;
+            RealtimeAdmission::Key(key.to_string())
+        }
+        Err(wait) => RealtimeAdmission::WaitMs(wait),
+    })
+}
+
 impl QuotaObject {
     async fn route(&self, call: Incoming) -> Result<Response> {
         let store = Store::new(self.state.storage().sql())?;
@@ -67,6 +90,10 @@ impl QuotaObject {
                     })?;
                 }
                 rpc::reply::<Admit>(Ok(decision))
+            }
+            AdmitRealtime::ROUTE => {
+                let ask: AdmitRealtime = call.read()?;
+                rpc::reply::<AdmitRealtime>(Ok(admit_realtime(&store, ask, now_ms())?))
             }
             Release::ROUTE => {
                 let r: Release = call.read()?;

@@ -61,7 +61,28 @@ pub struct KeyUse {
     pub reason: Option<String>,
 }
 
+/// Room for one realtime request to `model` under its requests-per-minute
+/// limit `rpm`, on one of `keys` (the configured key ids).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "(String, u64, Vec<String>)", into = "(String, u64, Vec<String>)")]
+pub struct AdmitRealtime {
+    pub model: String,
+    pub rpm: u64,
+    pub keys: Vec<String>,
+}
+
+tuple_wire!(AdmitRealtime { model: String, rpm: u64, keys: Vec<String> });
+
+/// Send it with this key now, or wait this many milliseconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RealtimeAdmission {
+    Key(String),
+    WaitMs(u64),
+}
+
 routes! {
+    AdmitRealtime => "/admit-realtime", RealtimeAdmission;
     Admit => "/admit", Admission;
     Release => "/release", ();
     Revoke => "/revoke", ();

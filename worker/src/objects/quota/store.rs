@@ -16,6 +16,8 @@ impl Store {
             "CREATE TABLE IF NOT EXISTS holds (job TEXT NOT NULL, shard INTEGER NOT NULL, model TEXT NOT NULL, \
              key TEXT NOT NULL, tokens INTEGER NOT NULL, since_ms INTEGER NOT NULL, PRIMARY KEY (job, shard))",
             "CREATE TABLE IF NOT EXISTS revoked (key TEXT PRIMARY KEY, at_ms INTEGER NOT NULL, reason TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS realtime (key TEXT NOT NULL, model TEXT NOT NULL, at_ms INTEGER NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS realtime_model ON realtime (model, key, at_ms)",
         ] {
             sql.exec(ddl, None)?;
         }
@@ -59,6 +61,24 @@ impl Store {
 
     pub fn release(&self, job: &str, shard: u64) -> Result<()> {
         self.sql.exec("DELETE FROM holds WHERE job = ? AND shard = ?", vec![job.into(), int(shard)])?;
+        Ok(())
+    }
+
+    /// When each realtime request for `model` of the last minute was sent, per key
+    /// (older rows are dropped first: the table holds one minute).
+    pub fn realtime_calls(&self, model: &str, now_ms: u64) -> Result<Vec<(String, u64)>> {
+        let since = int(now_ms.saturating_sub(batchgate_core::window::MINUTE_MS));
+        self.sql.exec("DELETE FROM realtime WHERE at_ms <= ?", vec![since])?;
+        let rows =
+            rows(self.sql.exec("SELECT key, at_ms FROM realtime WHERE model = ?", vec![model.into()])?)?;
+        Ok(rows.into_iter().map(|r| (r.text(0), r.uint(1))).collect())
+    }
+
+    pub fn count_realtime(&self, key: &str, model: &str, at_ms: u64) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO realtime (key, model, at_ms) VALUES (?, ?, ?)",
+            vec![key.into(), model.into(), int(at_ms)],
+        )?;
         Ok(())
     }
 

@@ -1,0 +1,240 @@
+//! The realtime lane end to end: `POST /v1/generate` plain and streamed, in
+//! the real worker in workerd against the emulator, each call's charge
+//! predicted to the micro-credit from the emulator's deterministic usage, and
+//! the account's credits conserved (granted − spent − reserved = balance).
+
+use batchgate_core::pricing::{PriceTable, Tokens};
+use batchgate_core::results::Usage;
+use batchgate_e2e::stack::{Stack, client_with, token};
+use futures_util::StreamExt;
+use gemini_emulator::model;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const MODEL: &str = "gemini-2.5-flash";
+
+fn request(text: &str) -> Value {
+    json!({"contents": [{"parts": [{"text": text}]}], "generationConfig": {"maxOutputTokens": 200}})
+}
+
+/// What the emulator's answer to `req` costs at the standard price.
+fn standard_cost(req: &Value) -> i64 {
+    let u = model::usage(MODEL, req).unwrap_or_else(|e| panic!("{e:?}"));
+    let usage = Usage {
+        prompt: u.prompt,
+        candidates: u.candidates,
+        thoughts: u.thoughts,
+        total: u.total(),
+        ..Usage::default()
+    };
+    PriceTable::default().price(MODEL).unwrap_or_default().standard(&Tokens::from(&usage))
+}
+
+async fn account(client: &reqwest::Client, s: &Stack) -> Value {
+    client.get(s.url("/v1/account")).send().await.unwrap().json().await.unwrap()
+}
+
+fn conserved(a: &Value) {
+    let n = |k: &str| a[k].as_i64().unwrap_or_else(|| panic!("{k} in {a}"));
+    assert_eq!(n("granted") - n("spent") - n("reserved"), n("balance"), "credits conserved: {a}");
+}
+
+/// Wait until the account holds nothing (a streamed call settles after its answer ends).
+async fn settled(client: &reqwest::Client, s: &Stack) -> Value {
+    for _ in 0..100 {
+        let a = account(client, s).await;
+        if a["reserved"] == 0 {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the call never settled: {}", account(client, s).await);
+}
+
+async fn generate_calls(s: &Stack) -> usize {
+    s.gemini_calls().await.iter().filter(|(_, path, _)| path.contains("enerateContent")).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn generate_answers_now_at_the_standard_price_and_refusals_cost_nothing() {
+    let s = Stack::start(json!({"streamChunks": 4}), &[("MAX_GENERATE_PER_MINUTE", "8")]);
+    let user = client_with(&token("realtime-user"));
+    s.grant("realtime-user", 1_000_000_000).await;
+    let req = request("What is the capital of France? Answer in one word.");
+    let expected = standard_cost(&req);
+
+    let r =
+        user.post(s.url("/v1/generate")).json(&json!({"model": MODEL, "request": req})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cost: Value = serde_json::from_str(r.headers()["batchgate-cost"].to_str().unwrap()).unwrap();
+    assert_eq!(cost, json!({"standard": expected, "charged": expected}));
+    let answer: Value = r.json().await.unwrap();
+    assert!(answer["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().contains("capital"));
+    let a = account(&user, &s).await;
+    assert_eq!((a["spent"].as_i64(), a["reserved"].as_i64()), (Some(expected), Some(0)), "{a}");
+    conserved(&a);
+
+    // A request Gemini refuses reaches the user with its status and costs nothing.
+    s.control(
+        "/faults",
+        json!({"method": "POST", "path": "*:generateContent", "kind": "status", "status": 400, "times": 1}),
+    )
+    .await;
+    let r =
+        user.post(s.url("/v1/generate")).json(&json!({"model": MODEL, "request": req})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "gemini_invalid_argument", "{e}");
+    assert_eq!(account(&user, &s).await["spent"], expected, "a refused call is not charged");
+
+    // Bad input is refused before Gemini is asked, naming the field.
+    let before = generate_calls(&s).await;
+    let bad = json!({"model": MODEL, "request": {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": 10_000_000}}});
+    let r = user.post(s.url("/v1/generate")).json(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "invalid_request");
+    assert!(e["error"]["message"].as_str().unwrap().contains("maxOutputTokens"), "{e}");
+    let r = user
+        .post(s.url("/v1/generate"))
+        .json(&json!({"model": MODEL, "request": req, "extra": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "unknown fields are refused");
+    let r = user
+        .post(s.url("/v1/generate"))
+        .json(&json!({"model": "gemini-nonexistent", "request": req}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(generate_calls(&s).await, before, "nothing invalid reached Gemini");
+
+    // A balance that cannot cover the quote: 402, nothing sent, nothing held.
+    let poor = client_with(&token("realtime-poor"));
+    s.grant("realtime-poor", 10).await;
+    let r =
+        poor.post(s.url("/v1/generate")).json(&json!({"model": MODEL, "request": req})).send().await.unwrap();
+    assert_eq!(r.status(), 402);
+    let a = account(&poor, &s).await;
+    assert_eq!((a["balance"].as_i64(), a["reserved"].as_i64()), (Some(10), Some(0)));
+    assert_eq!(generate_calls(&s).await, before);
+
+    // The account's per-minute limit: 429 with Retry-After, past 8 calls.
+    let mut statuses = vec![];
+    for _ in 0..8 {
+        let r = user
+            .post(s.url("/v1/generate"))
+            .json(&json!({"model": MODEL, "request": req}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 2, "2 calls above made 10 of 8: {statuses:?}");
+    assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
+}
+
+/// Parse the SSE body: the `data:` events, and the cost comment.
+fn events(body: &str) -> (Vec<Value>, Option<Value>) {
+    let mut data = vec![];
+    let mut cost = None;
+    for line in body.lines() {
+        if let Some(d) = line.strip_prefix("data: ") {
+            data.push(serde_json::from_str(d).unwrap());
+        } else if let Some(c) = line.strip_prefix(": batchgate-cost ") {
+            cost = Some(serde_json::from_str(c).unwrap());
+        }
+    }
+    (data, cost)
+}
+
+async fn stream(user: &reqwest::Client, s: &Stack, req: &Value) -> reqwest::Response {
+    user.post(s.url("/v1/generate?alt=sse"))
+        .json(&json!({"model": MODEL, "request": req}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_stream_passes_through_as_it_arrives_and_a_user_who_leaves_is_still_charged() {
+    let s = Stack::start(json!({"streamChunks": 5, "streamChunkDelayMs": 300}), &[]);
+    let user = client_with(&token("stream-user"));
+    s.grant("stream-user", 1_000_000_000).await;
+    let req = request("Tell me a short story about a lighthouse keeper and a storm.");
+    let expected = standard_cost(&req);
+
+    let started = std::time::Instant::now();
+    let r = stream(&user, &s, &req).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut body = r.bytes_stream();
+    let first = body.next().await.unwrap().unwrap();
+    let first_at = started.elapsed();
+    assert!(String::from_utf8_lossy(&first).contains("data: "), "the first event came through");
+    let mut rest = first.to_vec();
+    while let Some(chunk) = body.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    let all_at = started.elapsed();
+    assert!(
+        all_at - first_at >= Duration::from_millis(900),
+        "events arrive as Gemini sends them, not all at the end"
+    );
+    let (data, cost) = events(&String::from_utf8(rest).unwrap());
+    assert_eq!(data.len(), 5);
+    assert_eq!(cost, Some(json!({"standard": expected, "charged": expected})));
+    let a = settled(&user, &s).await;
+    assert_eq!(a["spent"], expected, "{a}");
+    conserved(&a);
+
+    // A user who reads one event and leaves: Gemini's whole answer is still paid for.
+    let mut body = stream(&user, &s, &req).await.bytes_stream();
+    let _ = body.next().await;
+    drop(body);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let a = settled(&user, &s).await;
+    assert_eq!(a["spent"], 2 * expected, "the abandoned stream is charged what Gemini reported: {a}");
+    conserved(&a);
+    assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn the_model_rpm_limit_is_shared_and_batchgate_never_draws_geminis_429() {
+    // Gemini allows 3 a minute; batchgate is told 3: the 4th waits at batchgate, not at Gemini.
+    let s = Stack::start(json!({"rpmLimits": {MODEL: 3}}), &[("REALTIME_RPM", r#"{"gemini-2.5-flash": 3}"#)]);
+    let (a, b) = (client_with(&token("rpm-a")), client_with(&token("rpm-b")));
+    s.grant("rpm-a", 1_000_000_000).await;
+    s.grant("rpm-b", 1_000_000_000).await;
+    let req = json!({"model": MODEL, "request": request("hello")});
+    let mut statuses = vec![];
+    for c in [&a, &b, &a, &b] {
+        let r = c.post(s.url("/v1/generate")).json(&req).send().await.unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            let e: Value = r.json().await.unwrap();
+            assert_eq!(e["error"]["code"], "realtime_capacity", "{e}");
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "the limit spans accounts");
+    let gemini_429s = s
+        .gemini_calls()
+        .await
+        .iter()
+        .filter(|(_, p, st)| p.contains("generateContent") && *st == 429)
+        .count();
+    assert_eq!(gemini_429s, 0, "Gemini never refused a call for rate");
+    for c in [&a, &b] {
+        let acc = account(c, &s).await;
+        assert_eq!(acc["reserved"], 0);
+        conserved(&acc);
+    }
+}

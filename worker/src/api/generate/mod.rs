@@ -1,0 +1,245 @@
+//! `POST /v1/generate`: one request answered now through Gemini's
+//! `generateContent`, at the standard price. The request is checked and
+//! bounded as a batch line is (its `maxOutputTokens` written in, so the quote
+//! is a ceiling), the model's requests-per-minute limit gives it a key, the
+//! quote is reserved, and the call is settled from the `usageMetadata`
+//! Gemini reports (the rest released). `?alt=sse` streams the answer through
+//! as it arrives (`stream.rs`). A call Gemini refuses is charged nothing.
+
+mod stream;
+
+use super::jobs::check_files;
+use super::jobs::submit::{priced_model, validator};
+use super::{Ctx, Result, auth};
+use crate::objects::account::client as accounts;
+use crate::objects::account::protocol::{Reserve, ReserveAnswer, Settle};
+use crate::objects::quota::client::{self as quota, RealtimeAdmission};
+use crate::platform::error::ApiError;
+use crate::platform::gemini::{Exchange, Gemini};
+use crate::platform::query::Query;
+use crate::platform::{body, random};
+use batchgate_core::ledger;
+use batchgate_core::pricing::Price;
+use batchgate_core::realtime::{self, Bill, GENERATE_PREFIX};
+use batchgate_core::results::Usage;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use worker::{Env, Request, Response};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Body {
+    model: String,
+    request: Value,
+}
+
+/// The `batchgate-cost` header: what the call cost and was charged (equal in
+/// this lane; batch jobs are charged half of `standard`).
+#[derive(Serialize)]
+struct Cost {
+    standard: i64,
+    charged: i64,
+}
+
+/// How long a call waits for a free slot under the model's RPM limit before
+/// answering 429 itself.
+const MAX_SLOT_WAIT_MS: u64 = 2_000;
+
+pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
+    let account = auth::account(&req, cx.settings)?;
+    let stream = Query::of(&req).get("alt").as_deref() == Some("sse");
+    let body: Body = body::json(
+        &mut req,
+        cx.settings.max_json_body_bytes,
+        "a generate request",
+        "{\"model\", \"request\": GenerateContentRequest}",
+    )
+    .await?;
+    let (model, price) = priced_model(&body.model, cx.settings)?;
+    if let Some(e) = &cx.settings.realtime.rpm_error {
+        return Err(ApiError::new(503, "misconfigured", e.clone()));
+    }
+    let mut validator = validator(cx.settings, &model);
+    let accepted = validator.check(1, json!({"request": body.request}));
+    let summary = validator.finish().map_err(|(_, errors)| {
+        let why = errors.into_iter().next().map_or_else(String::new, |e| e.message);
+        ApiError::bad_request("invalid_request", format!("request: {why}"))
+    })?;
+    let Some(accepted) = accepted else { return Err(ApiError::internal("an accepted request went missing")) };
+    let mut tokens = accepted.tokens;
+    tokens.input = tokens.input.saturating_add(check_files(cx, &account, &summary.files).await?);
+    let quote = super::jobs::quote(&price, &tokens)?;
+    let key = admit(cx, &model).await?;
+    let call = Call {
+        env: cx.env.clone(),
+        account,
+        id: format!("{GENERATE_PREFIX}{}", random::hex(16)?),
+        price,
+        reserved: quote.standard,
+    };
+    call.reserve(cx).await?;
+    let gemini = match Gemini::with_key(cx.settings, Some(&key)) {
+        Ok(g) => g,
+        Err(f) => {
+            call.settle(Bill { charge: 0, measured: true }, "refused").await;
+            return Err(ApiError::new(503, "gemini_unavailable", format!("{f:?}")));
+        }
+    };
+    let body = accepted.request.to_string();
+    let sent = gemini.exchange(&cx.settings.gemini.generate(&model, body, stream), None).await;
+    let mut answer = match sent {
+        Exchange::Answered(r) => r,
+        Exchange::Failed(f) => {
+            call.settle(Bill { charge: 0, measured: true }, "unsent").await;
+            return Err(ApiError::new(
+                502,
+                "gemini_unreachable",
+                format!("Gemini could not be reached: {f:?}"),
+            ));
+        }
+        Exchange::TimedOut(_) => {
+            // Gemini may have worked on it, and bills what it did: the ceiling.
+            let bill = call.bill(None);
+            call.settle(bill, "timed-out").await;
+            return Err(ApiError::new(
+                504,
+                "gemini_timeout",
+                format!(
+                    "Gemini did not answer in time; the call was charged its reservation ({})",
+                    bill.charge
+                ),
+            ));
+        }
+    };
+    if answer.status_code() != 200 {
+        let text = gemini.text(&mut answer).await.unwrap_or_default();
+        call.settle(Bill { charge: 0, measured: true }, "refused").await;
+        return Err(refusal(cx.env, &key, answer.status_code(), text.as_bytes()).await);
+    }
+    if stream {
+        return stream::pass_through(cx, answer, call, gemini.timeout_ms());
+    }
+    let bytes =
+        match stream::read_capped(&mut answer, cx.settings.realtime.max_answer_bytes, gemini.timeout_ms())
+            .await
+        {
+            Ok(b) => b,
+            Err(why) => {
+                let bill = call.bill(None);
+                call.settle(bill, "unreadable").await;
+                return Err(ApiError::new(
+                    502,
+                    "gemini_answer_unreadable",
+                    format!("{why}; the call was charged its reservation ({})", bill.charge),
+                ));
+            }
+        };
+    let bill = call.bill(realtime::response_usage(&bytes).as_ref());
+    call.settle(bill, if bill.measured { "answered" } else { "unmeasured" }).await;
+    let resp = crate::platform::error::json_response(200, bytes)?;
+    call.decorate(&resp, bill)?;
+    Ok(resp)
+}
+
+/// A key with room under the model's RPM limit: waited for briefly, else 429.
+async fn admit(cx: &Ctx<'_>, model: &str) -> Result<String> {
+    let rpm = cx.settings.realtime.rpm.of(model);
+    let keys = cx.settings.secrets.gemini_keys.ids();
+    if keys.is_empty() {
+        return Err(ApiError::new(503, "gemini_unavailable", "no Gemini key is configured"));
+    }
+    let mut waited = 0;
+    loop {
+        match quota::admit_realtime(cx.env, model, rpm, keys.clone()).await? {
+            RealtimeAdmission::Key(key) => return Ok(key),
+            RealtimeAdmission::WaitMs(ms) if waited + ms <= MAX_SLOT_WAIT_MS => {
+                worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+                waited += ms;
+            }
+            RealtimeAdmission::WaitMs(ms) => {
+                let secs = ms.div_ceil(1000).max(1);
+                return Err(ApiError::new(
+                    429,
+                    "realtime_capacity",
+                    format!("{model} is at its {rpm} requests a minute across batchgate; retry in {secs} s"),
+                )
+                .with_retry_after(secs));
+            }
+        }
+    }
+}
+
+/// Gemini's refusal, as the user gets it; a refused key leaves rotation.
+async fn refusal(env: &Env, key: &str, status: u16, body: &[u8]) -> ApiError {
+    let r = realtime::refused(status, body);
+    if r.key_refused {
+        let _ = quota::revoke(env, key, &format!("a realtime call was refused ({status})")).await;
+    }
+    let mut e = ApiError::new(r.status, "gemini_error", r.message);
+    e.code = r.code.into();
+    e.retry_after_secs = r.retry_after_secs;
+    if let Some(g) = r.gemini {
+        e = e.with_details(json!({ "gemini": g }));
+    }
+    e
+}
+
+/// One call's money: reserved before Gemini is asked, settled once after.
+#[derive(Clone)]
+struct Call {
+    env: Env,
+    account: String,
+    id: String,
+    price: Price,
+    reserved: i64,
+}
+
+impl Call {
+    async fn reserve(&self, cx: &Ctx<'_>) -> Result<()> {
+        let per_minute = cx.settings.realtime.max_generate_per_minute;
+        let limits = ledger::Limits { max_open_jobs: per_minute, max_submits_per_minute: per_minute };
+        let reservation = Reserve { job: self.id.clone(), amount: self.reserved, limits };
+        match accounts::reserve(cx.env, &self.account, &reservation).await? {
+            ReserveAnswer::Reserved { .. } => Ok(()),
+            ReserveAnswer::Insufficient { balance, needed } => Err(ApiError::new(
+                402,
+                "insufficient_credits",
+                format!("the call needs {needed} micro-credits reserved and the balance is {balance}"),
+            )),
+            ReserveAnswer::TooManySubmits { limit, retry_after_secs } => Err(ApiError::new(
+                429,
+                "too_many_generates",
+                format!("at most {limit} generate calls a minute per account; retry in {retry_after_secs} s"),
+            )
+            .with_retry_after(retry_after_secs)),
+            ReserveAnswer::TooManyOpenJobs { limit } => Err(ApiError::new(
+                429,
+                "too_many_generates",
+                format!("at most {limit} generate calls at once per account"),
+            )
+            .with_retry_after(1)),
+            ReserveAnswer::Duplicate { .. } => Err(ApiError::internal("a fresh call id was already used")),
+        }
+    }
+
+    fn bill(&self, usage: Option<&Usage>) -> Bill {
+        realtime::bill(&self.price, usage, self.reserved)
+    }
+
+    /// Settle once (a lost settle is charged its reservation by the account later).
+    async fn settle(&self, bill: Bill, event: &str) {
+        let s =
+            Settle { job: self.id.clone(), event: event.into(), charge: bill.charge, standard: bill.charge };
+        if let Err(e) = accounts::settle(&self.env, &self.account, &s).await {
+            worker::console_error!("settling generate call {} failed: {}", self.id, e.message);
+        }
+    }
+
+    fn decorate(&self, resp: &Response, bill: Bill) -> Result<()> {
+        let cost =
+            serde_json::to_string(&Cost { standard: bill.charge, charged: bill.charge }).unwrap_or_default();
+        resp.headers().set("batchgate-cost", &cost)?;
+        resp.headers().set("batchgate-call-id", &self.id)?;
+        Ok(())
+    }
+}
