@@ -20,6 +20,7 @@
 use crate::gemini::BatchState;
 use crate::gemini::client::Failure;
 use crate::ingest::Cursor;
+use crate::lane::{Choice, Lane};
 use crate::pricing::{Price, Tokens};
 use crate::results::Tally;
 use crate::schedule::{PollPolicy, RetryPolicy};
@@ -37,6 +38,10 @@ pub enum End {
     Expired,
     Cancelled,
 }
+
+/// Realtime shards of one job answering at once (each sends its requests
+/// several at a time; the model's RPM limit is what bounds them).
+pub const REALTIME_PARALLEL_SHARDS: u32 = 2;
 
 /// Where a shard is. Serialized into the JobObject's storage (read back by
 /// `phase_serde`, in the same format).
@@ -88,6 +93,11 @@ pub enum Phase {
     Done {
         end: End,
     },
+    /// The realtime lane: its requests sent as realtime calls, in one step
+    /// whose results are stored whole (realtime shards are small). A step
+    /// that finds its answers already stored (its outcome was lost) takes
+    /// them as they are, even after a cancel: stored answers are charged.
+    Answering,
 }
 
 /// The state users see.
@@ -265,6 +275,9 @@ pub struct Job {
     /// Gemini key: every shard runs on that key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) first_key_only: bool,
+    /// Batch or realtime, and why (absent from records before lanes: batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) lane: Option<Choice>,
 }
 
 /// What deleting a job must undo, whatever it was doing.
@@ -315,6 +328,8 @@ pub enum Action {
     DeleteFiles {
         files: Vec<String>,
     },
+    /// Send the shard's requests as realtime calls and store the answers.
+    Answer,
     /// Charge the account for what was delivered (batch price), releasing the
     /// rest of the reservation. `standard` is the same usage at the standard price.
     Settle {
@@ -381,6 +396,11 @@ pub enum Outcome {
         size: u64,
     },
     Ingested,
+    /// A realtime shard's answers are stored: what they hold, and how many lines.
+    Answered {
+        tally: Tally,
+        lines: u64,
+    },
     FilesDeleted,
     Settled {
         charge: i64,
@@ -413,7 +433,27 @@ impl Job {
             version: 1,
             billing: Billing::default(),
             first_key_only: false,
+            lane: None,
         }
+    }
+
+    /// Run in the lane `choice` says (before any step: its first shard starts there).
+    pub fn with_lane(mut self, choice: Choice) -> Job {
+        let lane = choice.lane;
+        self.lane = Some(choice);
+        for run in &mut self.runs {
+            run.enter_lane(lane);
+        }
+        self
+    }
+
+    pub fn lane(&self) -> Lane {
+        self.lane.as_ref().map_or(Lane::Batch, |c| c.lane)
+    }
+
+    /// The lane and why it was chosen (none: a batch job from before lanes).
+    pub fn lane_choice(&self) -> Option<&Choice> {
+        self.lane.as_ref()
     }
 
     /// Run on the first Gemini key only (the requests use uploaded files).
@@ -516,10 +556,16 @@ impl Job {
         self.billing.charged.is_some()
     }
 
-    /// What the delivered results cost: `(batch, standard)` micro-credits.
+    /// What the delivered results cost: `(charge, standard)` micro-credits;
+    /// the charge is half the standard price in the batch lane, all of it in
+    /// the realtime lane.
     pub fn cost(&self) -> (i64, i64) {
         let tokens = Tokens::from(&self.tally().usage);
-        (self.billing.price.batch(&tokens), self.billing.price.standard(&tokens))
+        let standard = self.billing.price.standard(&tokens);
+        match self.lane() {
+            Lane::Batch => (self.billing.price.batch(&tokens), standard),
+            Lane::Realtime => (standard, standard),
+        }
     }
 
     /// What the ingested result lines hold, over every shard.
@@ -743,6 +789,10 @@ impl Job {
     /// shards are folded into the totals, the next shards start while there is
     /// room, and a job that just ended gets its end time and settle due now.
     fn after_change(&mut self, now_ms: u64, max_parallel: u32) {
+        let max_parallel = match self.lane() {
+            Lane::Batch => max_parallel,
+            Lane::Realtime => max_parallel.min(REALTIME_PARALLEL_SHARDS),
+        };
         let limit = usize::try_from(max_parallel.max(1)).unwrap_or(usize::MAX);
         if self.stop.is_none()
             && let Some(run) = self.runs.iter().find(|r| r.end().is_some_and(|e| e != End::Succeeded))
@@ -767,7 +817,9 @@ impl Job {
             && self.runs.len() < limit.saturating_mul(2)
         {
             let shard = self.next_shard;
-            self.runs.push(Run::new(shard, self.spec_of(shard), now_ms));
+            let mut run = Run::new(shard, self.spec_of(shard), now_ms);
+            run.enter_lane(self.lane());
+            self.runs.push(run);
             self.next_shard += 1;
         }
         if self.end().is_some() && self.finished_ms.is_none() {

@@ -14,6 +14,7 @@ pub mod input;
 pub mod job;
 pub mod jsonl;
 pub mod keys;
+pub mod lane;
 pub mod ledger;
 pub mod model;
 pub mod netguard;

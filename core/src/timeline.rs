@@ -81,6 +81,10 @@ fn outcome_event(outcome: &Outcome) -> Option<Event> {
             json!({"lines": cursor.lines, "bytes": cursor.scan_offset, "size": size}),
         ),
         Outcome::Ingested => event("ingested", json!({})),
+        Outcome::Answered { tally, lines } => event(
+            "answered",
+            json!({"lines": lines, "succeeded": tally.succeeded, "failed": tally.failed + tally.malformed}),
+        ),
         Outcome::FilesDeleted => event("files_deleted", json!({})),
         Outcome::Settled { charge } => event("charged", json!({"amount": charge})),
         Outcome::Failed(Failure::Transient { message, retry_after_ms }) => {

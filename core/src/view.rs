@@ -76,6 +76,12 @@ pub struct JobView {
     /// What can be read already (`GET /v1/jobs/:id/results?partial=true`).
     #[serde(default)]
     pub readable: Readable,
+    /// Where it runs: `batch` (half price) or `realtime` (standard price, now).
+    #[serde(default)]
+    pub lane: crate::lane::Lane,
+    /// Why that lane (`auto` says how it chose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lane_reason: Option<String>,
 }
 
 /// The shards whose results are stored whole, and the result lines they hold.
@@ -149,6 +155,8 @@ impl JobView {
             finished_at: job.finished_ms.map(ts),
             error: job.error.clone(),
             cancel_requested: job.cancel_requested,
+            lane: job.lane(),
+            lane_reason: job.lane_choice().map(|c| c.reason.clone()),
             retry_of: meta.retry_of.clone(),
             results_ready: ingested,
             version: job.version,

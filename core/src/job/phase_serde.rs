@@ -21,6 +21,7 @@ enum Tag {
     Ingesting,
     Cleaning,
     Done,
+    Answering,
 }
 
 /// The tag and every variant's fields; the tag says which must be present.
@@ -74,6 +75,7 @@ impl<'de> Deserialize<'de> for Phase {
                 tries: required(r.tries, "tries")?,
             },
             Tag::Done => Phase::Done { end: required(r.end, "end")? },
+            Tag::Answering => Phase::Answering,
         })
     }
 }
@@ -109,6 +111,7 @@ mod tests {
             Phase::Cleaning { end: End::Failed, files: vec!["files/a".into()], tries: 1 },
             Phase::Cleaning { end: End::Cancelled, files: vec![], tries: 0 },
             Phase::Done { end: End::Succeeded },
+            Phase::Answering,
         ]
     }
 

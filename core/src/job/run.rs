@@ -159,6 +159,17 @@ impl Run {
         if before_gemini {
             let files = self.input_file.iter().cloned().collect();
             self.finish(End::Cancelled, files, now_ms);
+        } else if matches!(self.phase, Phase::Answering) {
+            // Its step may be answering right now: it ends at its next step, never under one.
+            self.cancel_requested = true;
+            self.next_at_ms = now_ms;
+        }
+    }
+
+    /// A realtime job's shards answer with realtime calls; they need no quota and make no batch.
+    pub(crate) fn enter_lane(&mut self, lane: crate::lane::Lane) {
+        if lane == crate::lane::Lane::Realtime && matches!(self.phase, Phase::Queued) {
+            self.phase = Phase::Answering;
         }
     }
 
@@ -169,7 +180,7 @@ impl Run {
 
     /// It takes a place at Gemini (or waits for one): queued, uploading, created or abandoning.
     pub(crate) fn in_flight(&self) -> bool {
-        matches!(self.phase, Phase::Queued) || self.needs_quota()
+        matches!(self.phase, Phase::Queued | Phase::Answering) || self.needs_quota()
     }
 
     /// Whether it counts against the quota: from admission until its batch ended.
@@ -194,6 +205,7 @@ impl Run {
             },
             Phase::Abandoning { .. } => JobState::Pending,
             Phase::Ingesting { .. } => JobState::Ingesting,
+            Phase::Answering => JobState::Running,
             Phase::Cleaning { end, .. } | Phase::Done { end } => JobState::from(*end),
         }
     }
@@ -223,6 +235,8 @@ impl Run {
                 Action::Ingest { results: results.clone(), cursor: cursor.clone(), size: *size }
             }
             Phase::Cleaning { files, .. } => Action::DeleteFiles { files: files.clone() },
+            // A cancel is carried out by the step too (see `stand_down`).
+            Phase::Answering => Action::Answer,
             Phase::Done { .. } => return None,
         })
     }
@@ -373,6 +387,21 @@ impl Run {
                     self.next_at_ms = now_ms;
                 }
             }
+            Outcome::CancelSent if matches!(self.phase, Phase::Answering) => {
+                self.finish(End::Cancelled, vec![], now_ms);
+            }
+            Outcome::Answered { tally, lines } => {
+                if matches!(self.phase, Phase::Answering) {
+                    self.progress = Progress {
+                        succeeded: tally.succeeded,
+                        failed: tally.failed + tally.malformed,
+                        pending: 0,
+                    };
+                    self.tally = tally;
+                    self.lines = lines;
+                    self.finish(End::Succeeded, vec![], now_ms);
+                }
+            }
             // A stuck batch cancelled after the user cancelled the job: nothing goes again.
             Outcome::CancelSent
                 if matches!(self.phase, Phase::Abandoning { .. }) && self.cancel_requested =>
@@ -496,6 +525,7 @@ impl Run {
                     self.next_at_ms = now_ms + policy.retry.delay_ms(self.retries, None, rand);
                 }
                 Phase::Ingesting { .. } => self.fail("results_unavailable", message, now_ms),
+                Phase::Answering => self.fail("realtime_failed", message, now_ms),
                 Phase::Done { .. } => {
                     // A release the quota refused: ask again.
                     self.retries += 1;

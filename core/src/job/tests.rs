@@ -191,6 +191,18 @@ fn answer(
             g.deleted += 1;
             Outcome::FilesDeleted
         }
+        // As the worker's step: answers a lost step stored are taken as they are
+        // (never left stored unpaid); only a shard with none stored can be cancelled.
+        Action::Answer if run.cancel_requested && !g.ingested.contains_key(&shard) => Outcome::CancelSent,
+        Action::Answer => {
+            let lines = run.spec.requests;
+            g.ingested.insert(shard, lines);
+            let mut tally = Tally::default();
+            for _ in 0..lines {
+                tally.add(&LineOutcome::Success(Usage { candidates: 10, total: 10, ..Usage::default() }));
+            }
+            Outcome::Answered { tally, lines }
+        }
         Action::Settle { .. } => unreachable!("settles are the job's"),
     })
 }
@@ -624,6 +636,49 @@ proptest! {
         }
         prop_assert_eq!(&g.charges, &vec![ingested as i64 * 10 * 3]);
     }
+}
+
+fn realtime(choice: crate::lane::Choice) -> impl Fn(&[u64]) -> Job {
+    move |sizes| sharded(sizes).with_lane(choice.clone())
+}
+
+proptest! {
+    /// A realtime job, whatever fails, is lost or cancelled: it ends, makes
+    /// no batch and asks no quota, and is charged the standard price for
+    /// exactly the answers it stored (never an answer stored unpaid).
+    #[test]
+    fn a_realtime_job_is_charged_the_standard_price_for_every_answer_it_stored(
+        sizes in proptest::collection::vec(1u64..6, 1..6),
+        rolls in proptest::collection::vec(any::<u64>(), 1..50),
+        cancel_at in proptest::option::of(0usize..40),
+    ) {
+        let choice = crate::lane::choose(crate::lane::Mode::Realtime, 1, 0);
+        let mut job = realtime(choice)(&sizes);
+        let mut g = fake(vec![], 1_000);
+        let policy = Policy::default();
+        let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
+        prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.runs);
+        prop_assert!(g.batches.is_empty() && g.admissions.is_empty(), "the realtime lane never makes a batch");
+        let stored: u64 = g.ingested.values().sum();
+        prop_assert_eq!(job.tally().succeeded, stored, "every stored answer is counted");
+        if job.state() == JobState::Succeeded {
+            prop_assert_eq!(stored, sizes.iter().sum::<u64>());
+        }
+        prop_assert_eq!(&g.charges, &vec![stored as i64 * 10 * 6], "the standard price, not half");
+        let (charge, standard) = job.cost();
+        prop_assert_eq!(charge, standard);
+    }
+}
+
+#[test]
+fn realtime_shards_answer_two_at_a_time_and_show_running() {
+    let choice = crate::lane::choose(crate::lane::Mode::Auto, 6, 50);
+    let job = realtime(choice)(&[2, 2, 2]);
+    assert_eq!(job.lane(), crate::lane::Lane::Realtime);
+    assert_eq!(job.state(), JobState::Running);
+    let tasks = tasks(&job, 0);
+    assert_eq!(tasks.len(), 1, "the first shard, then the next as it goes: {tasks:?}");
+    assert_eq!(tasks[0].action, Action::Answer);
 }
 
 #[test]
