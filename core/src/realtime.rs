@@ -130,6 +130,50 @@ pub fn refused(status: u16, body: &[u8]) -> Refused {
     }
 }
 
+/// A realtime job's result line for `key`: Gemini's answer, compacted to one
+/// line (Gemini may pretty-print), as a batch result line is written.
+/// `None`: the answer is not JSON.
+pub fn answer_line(key: &str, body: &[u8]) -> Option<Vec<u8>> {
+    let response: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let mut out = serde_json::to_vec(&serde_json::json!({"key": key, "response": response})).ok()?;
+    out.push(b'\n');
+    Some(out)
+}
+
+/// The error line of a request the realtime lane could not answer: a
+/// `google.rpc.Status` with the gRPC code of Gemini's HTTP status.
+pub fn error_line(key: &str, http_status: u16, message: &str) -> Vec<u8> {
+    let code = crate::gemini::status::Code::from_http_status(http_status) as i32;
+    let line = serde_json::json!({"key": key, "error": {"code": code, "message": message}});
+    let mut out = line.to_string().into_bytes();
+    out.push(b'\n');
+    out
+}
+
+/// Index a stored realtime shard's results (whole lines, each ending `\n`):
+/// each line's place and outcome, and what they hold together.
+pub fn index_answers(bytes: &[u8]) -> (Vec<crate::ingest::LineRecord>, crate::results::Tally) {
+    let mut records = vec![];
+    let mut tally = crate::results::Tally::default();
+    let mut offset = 0u64;
+    for line in bytes.split_inclusive(|b| *b == b'\n') {
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        if !body.is_empty() {
+            let scanned = crate::results::scan_line(body);
+            tally.add(&scanned.outcome);
+            records.push(crate::ingest::LineRecord {
+                number: records.len() as u64 + 1,
+                offset,
+                len: body.len() as u64,
+                key: scanned.key.map(|k| k.to_string()),
+                outcome: scanned.outcome,
+            });
+        }
+        offset += line.len() as u64;
+    }
+    (records, tally)
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Answer {

@@ -45,6 +45,8 @@ pub struct Validator {
     tokens: Tokens,
     files: Vec<(u64, String)>,
     shards: Planner,
+    /// The same input cut for the realtime lane (small shards, each answered in one step).
+    realtime: Option<Planner>,
 }
 
 /// A valid submission's facts.
@@ -59,6 +61,8 @@ pub struct Summary {
     pub files: Vec<(u64, String)>,
     /// The Gemini batches the job is split into (one unless it is over a limit).
     pub shards: Vec<ShardSpec>,
+    /// The shards it runs as in the realtime lane (when planned: `with_realtime_shards`).
+    pub realtime_shards: Vec<ShardSpec>,
 }
 
 /// A request the validator accepted (its key is the last of the job's keys).
@@ -140,7 +144,14 @@ impl Validator {
                 max_requests: u64::MAX,
                 max_tokens: u64::MAX,
             }),
+            realtime: None,
         }
+    }
+
+    /// Also cut the job for the realtime lane, within these limits.
+    pub fn with_realtime_shards(mut self, limits: ShardLimits) -> Validator {
+        self.realtime = Some(Planner::new(limits));
+        self
     }
 
     /// Split the job into batches within these limits (one batch otherwise).
@@ -189,7 +200,15 @@ impl Validator {
         let mut out = serde_json::to_vec(&json!({"key": key, "request": request})).ok()?;
         out.push(b'\n');
         self.shards.push(out.len() as u64, tokens.input);
+        if let Some(r) = &mut self.realtime {
+            r.push(out.len() as u64, tokens.input);
+        }
         Some(out)
+    }
+
+    /// Check a lone `GenerateContentRequest` (a realtime call) as line 1 of a job.
+    pub fn request(&mut self, request: Value) -> Option<Accepted> {
+        self.check(1, json!({ "request": request }))
     }
 
     /// Check one request object and count it (its key, tokens and files),
@@ -329,6 +348,7 @@ impl Validator {
             tokens: self.tokens,
             files: self.files,
             shards: self.shards.finish(),
+            realtime_shards: self.realtime.map(Planner::finish).unwrap_or_default(),
         })
     }
 }
@@ -373,13 +393,24 @@ mod tests {
     #[test]
     fn shards_cover_the_emitted_input_byte_for_byte() {
         let limits = ShardLimits { max_bytes: u64::MAX, max_requests: 3, max_tokens: u64::MAX };
-        let mut v = Validator::new(Limits::default()).with_shards(limits);
+        let realtime = ShardLimits { max_requests: 2, ..limits };
+        let mut v = Validator::new(Limits::default()).with_shards(limits).with_realtime_shards(realtime);
         let mut input = vec![];
         for n in 1..=7 {
             input.extend(v.line(n, &ok_line(None)).unwrap());
         }
-        let shards = v.finish().unwrap().shards;
+        let summary = v.finish().unwrap();
+        let shards = summary.shards;
         assert_eq!(shards.iter().map(|s| s.requests).collect::<Vec<_>>(), vec![3, 3, 1]);
+        let cut = |s: &[ShardSpec]| s.iter().map(|s| (s.offset, s.bytes)).collect::<Vec<_>>();
+        let rt = &summary.realtime_shards;
+        assert_eq!(rt.iter().map(|s| s.requests).collect::<Vec<_>>(), vec![2, 2, 2, 1]);
+        assert_eq!(
+            rt.iter().map(|s| s.bytes).sum::<u64>(),
+            input.len() as u64,
+            "the realtime cut tiles it too"
+        );
+        assert_eq!(cut(&rt[..1]).first().map(|c| c.0), Some(0));
         let last = shards.last().unwrap();
         assert_eq!(last.offset + last.bytes, input.len() as u64);
         // Each shard starts at a line boundary, with the line it claims.

@@ -10,6 +10,26 @@ pub fn requests(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// What the emulator's answers to `reqs` (`{key, request}` lines) cost on
+/// `model` at the default prices: `(standard, batch)` micro-credits.
+pub fn emulated_prices(model: &str, reqs: &[Value]) -> (i64, i64) {
+    use batchgate_core::pricing::{PriceTable, Tokens};
+    use batchgate_core::results::Usage;
+    let mut usage = Usage::default();
+    for r in reqs {
+        let u = gemini_emulator::model::usage(model, &r["request"]).unwrap_or_else(|e| panic!("{e:?}"));
+        usage.add(&Usage {
+            prompt: u.prompt,
+            candidates: u.candidates,
+            thoughts: u.thoughts,
+            total: u.total(),
+            ..Usage::default()
+        });
+    }
+    let price = PriceTable::default().price(model).unwrap_or_default();
+    (price.standard(&Tokens::from(&usage)), price.batch(&Tokens::from(&usage)))
+}
+
 impl Stack {
     pub async fn submit(&self, body: Value, idempotency_key: Option<&str>) -> (u16, Value) {
         let mut req = self.http.post(self.url("/v1/jobs")).json(&body);

@@ -2,11 +2,8 @@
 //! the emulator, whose deterministic token counts let every charge be predicted
 //! to the micro-credit. Run by `cargo xtask test`.
 
-use batchgate_core::pricing::{PriceTable, Tokens};
-use batchgate_core::results::Usage;
-use batchgate_e2e::api::requests;
+use batchgate_e2e::api::{emulated_prices, requests};
 use batchgate_e2e::stack::{ACCOUNT, ADMIN_TOKEN, JWT_SECRET, STARTING_CREDITS, Stack, client_with, token};
-use gemini_emulator::model;
 use serde_json::{Value, json};
 
 const MODEL: &str = "gemini-2.5-flash";
@@ -17,18 +14,7 @@ fn submission(n: usize) -> Value {
 
 /// What the emulator will charge for `requests(n)`, at the batch price.
 fn expected_charge(reqs: &[Value]) -> i64 {
-    let mut usage = Usage::default();
-    for r in reqs {
-        let u = model::usage(MODEL, &r["request"]).unwrap_or_else(|e| panic!("{e:?}"));
-        usage.add(&Usage {
-            prompt: u.prompt,
-            candidates: u.candidates,
-            thoughts: u.thoughts,
-            total: u.total(),
-            ..Usage::default()
-        });
-    }
-    PriceTable::default().price(MODEL).unwrap_or_default().batch(&Tokens::from(&usage))
+    emulated_prices(MODEL, reqs).1
 }
 
 async fn json_of(r: reqwest::Response) -> (u16, Value) {

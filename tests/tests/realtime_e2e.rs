@@ -3,11 +3,9 @@
 //! predicted to the micro-credit from the emulator's deterministic usage, and
 //! the account's credits conserved (granted − spent − reserved = balance).
 
-use batchgate_core::pricing::{PriceTable, Tokens};
-use batchgate_core::results::Usage;
+use batchgate_e2e::api::{emulated_prices, requests};
 use batchgate_e2e::stack::{Stack, client_with, token};
 use futures_util::StreamExt;
-use gemini_emulator::model;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -19,15 +17,7 @@ fn request(text: &str) -> Value {
 
 /// What the emulator's answer to `req` costs at the standard price.
 fn standard_cost(req: &Value) -> i64 {
-    let u = model::usage(MODEL, req).unwrap_or_else(|e| panic!("{e:?}"));
-    let usage = Usage {
-        prompt: u.prompt,
-        candidates: u.candidates,
-        thoughts: u.thoughts,
-        total: u.total(),
-        ..Usage::default()
-    };
-    PriceTable::default().price(MODEL).unwrap_or_default().standard(&Tokens::from(&usage))
+    emulated_prices(MODEL, &[json!({"request": req})]).0
 }
 
 async fn account(client: &reqwest::Client, s: &Stack) -> Value {
@@ -237,4 +227,70 @@ async fn the_model_rpm_limit_is_shared_and_batchgate_never_draws_geminis_429() {
         assert_eq!(acc["reserved"], 0);
         conserved(&acc);
     }
+}
+
+/// The standard and batch prices of `reqs` as the emulator answers them.
+fn prices(reqs: &[Value]) -> (i64, i64) {
+    emulated_prices(MODEL, reqs)
+}
+
+async fn batch_creates(s: &Stack) -> usize {
+    s.gemini_calls().await.iter().filter(|(_, p, _)| p.ends_with(":batchGenerateContent")).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn realtime_and_auto_jobs_run_in_their_lane_and_are_charged_its_price() {
+    let s = Stack::start(json!({}), &[("AUTO_REALTIME_MAX_REQUESTS", "5"), ("REALTIME_SHARD_REQUESTS", "4")]);
+    let submit = |body: Value| s.submit(body, None);
+
+    // Realtime: 10 requests in shards of 4, answered now at the standard price, no batch made.
+    let reqs = requests(10);
+    let (standard, _) = prices(&reqs);
+    let (status, job) = submit(json!({"model": MODEL, "requests": reqs, "mode": "realtime"})).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!((job["lane"].as_str(), job["laneReason"].as_str()), (Some("realtime"), Some("mode realtime")));
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = s.wait_for(&id, 60, |j| j["cost"]["charged"].is_i64()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["cost"]["charged"], standard, "the realtime lane charges the standard price: {done}");
+    assert_eq!(done["counts"]["succeeded"], 10);
+    let (status, lines) = s.results(&id, "").await;
+    assert_eq!(status, 200);
+    let keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        (0..10).map(|i| format!("k{i}")).collect::<Vec<_>>(),
+        "results in input order, batch format"
+    );
+    assert!(lines.iter().all(|l| l["response"]["usageMetadata"].is_object()));
+    assert_eq!(batch_creates(&s).await, 0, "the realtime lane makes no batch");
+    assert_eq!(generate_calls(&s).await, 10, "each request asked once");
+
+    // Auto: 5 requests run realtime, 6 run as a batch; each says why.
+    let (_, small) = submit(json!({"model": MODEL, "requests": requests(5), "mode": "auto"})).await;
+    assert_eq!(small["lane"], "realtime", "{small}");
+    assert!(small["laneReason"].as_str().unwrap().contains("at most 5"), "{small}");
+    let six = requests(6);
+    let (_, batch_price) = prices(&six);
+    let (_, big) = submit(json!({"model": MODEL, "requests": six, "mode": "auto"})).await;
+    assert_eq!(big["lane"], "batch", "{big}");
+    assert!(big["laneReason"].as_str().unwrap().contains("more than 5"), "{big}");
+    for id in [&small["id"], &big["id"]] {
+        let done = s.wait_for(id.as_str().unwrap(), 90, |j| j["cost"]["charged"].is_i64()).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+    }
+    let big_done = s.job(big["id"].as_str().unwrap()).await;
+    assert_eq!(big_done["cost"]["charged"], batch_price, "the batch lane keeps half price");
+    assert_eq!(batch_creates(&s).await, 1);
+
+    // A mode that is not one is refused, naming it.
+    let (status, e) = submit(json!({"model": MODEL, "requests": requests(1), "mode": "fast"})).await;
+    assert_eq!(status, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("fast"), "{e}");
+
+    let a = account(&s.http, &s).await;
+    assert_eq!(a["reserved"], 0);
+    conserved(&a);
+    assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
 }

@@ -116,6 +116,11 @@ impl Run {
         (self.shard, self.resubmits)
     }
 
+    /// The user cancelled (or the job stopped) while it was under way.
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel_requested
+    }
+
     /// The last step failed transiently (an upload resumes by asking where it stands).
     pub fn after_a_failure(&self) -> bool {
         self.retries > 0

@@ -156,3 +156,26 @@ fn gemini_refusals_keep_their_status_and_name_and_a_refused_key_says_nothing_of_
     assert_eq!((r.status, r.code.as_str(), r.key_refused), (503, "gemini_key_refused", true));
     assert!(!r.message.contains("1234") && r.gemini.is_none());
 }
+
+#[test]
+fn answers_and_errors_are_written_as_batch_result_lines_and_indexed_back() {
+    let pretty = b"{\n  \"candidates\": [],\n  \"usageMetadata\": {\"promptTokenCount\": 3, \"candidatesTokenCount\": 4, \"totalTokenCount\": 7}\n}";
+    let mut stored = answer_line("a", pretty).unwrap();
+    assert_eq!(stored.iter().filter(|b| **b == b'\n').count(), 1, "one line, however Gemini printed it");
+    stored.extend(error_line("b", 400, "bad request"));
+    assert!(answer_line("c", b"<html>").is_none());
+    let (records, tally) = index_answers(&stored);
+    assert_eq!(records.len(), 2);
+    assert_eq!((records[0].number, records[0].offset, records[0].key.as_deref()), (1, 0, Some("a")));
+    assert_eq!(records[1].offset, records[0].len + 1);
+    assert_eq!(
+        &stored[records[1].offset as usize..][..records[1].len as usize],
+        error_line("b", 400, "bad request").trim_ascii_end()
+    );
+    assert_eq!((tally.succeeded, tally.failed), (1, 1));
+    assert_eq!(tally.usage, whole_usage(3, 4));
+    assert!(
+        matches!(records[1].outcome, crate::results::Outcome::Error { code: 3, .. }),
+        "HTTP 400 is INVALID_ARGUMENT"
+    );
+}

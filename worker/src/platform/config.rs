@@ -71,6 +71,13 @@ pub struct RealtimeSettings {
     pub rpm_error: Option<String>,
     /// The largest answer a non-streamed call reads (an image model's can be large).
     pub max_answer_bytes: u64,
+    /// `mode: "auto"` runs a job of at most this many requests realtime.
+    pub auto_max_requests: u64,
+    /// A realtime job's shards: at most this many requests and input bytes,
+    /// answered this many at a time (each shard's answers are held whole).
+    pub shard_requests: u64,
+    pub shard_bytes: u64,
+    pub concurrency: usize,
 }
 
 pub struct ShardSettings {
@@ -258,6 +265,10 @@ fn realtime(env: &Env) -> RealtimeSettings {
         rpm,
         rpm_error,
         max_answer_bytes: num(env, "MAX_GENERATE_ANSWER_BYTES", 64 * 1024 * 1024),
+        auto_max_requests: num(env, "AUTO_REALTIME_MAX_REQUESTS", 50),
+        shard_requests: num(env, "REALTIME_SHARD_REQUESTS", 25).max(1),
+        shard_bytes: num(env, "REALTIME_SHARD_BYTES", 4 * 1024 * 1024).max(1),
+        concurrency: usize::try_from(num(env, "REALTIME_CONCURRENCY", 8).clamp(1, 64)).unwrap_or(8),
     }
 }
 

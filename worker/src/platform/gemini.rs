@@ -129,6 +129,27 @@ impl Gemini {
         }
     }
 
+    /// A whole answer body of at most `cap` bytes, each chunk within the timeout
+    /// (an image model's answer can be large: it is never read unbounded).
+    pub async fn read_capped(&self, resp: &mut Response, cap: u64) -> Result<Vec<u8>, String> {
+        use futures_util::StreamExt;
+        let mut body = resp.stream().map_err(|e| format!("reading Gemini's answer: {e}"))?;
+        let mut bytes = Vec::new();
+        loop {
+            match with_timeout(self.timeout_ms, body.next(), || ()).await {
+                None => return Err("Gemini's answer stalled".into()),
+                Some(None) => return Ok(bytes),
+                Some(Some(Err(e))) => return Err(format!("Gemini's answer broke off: {e}")),
+                Some(Some(Ok(chunk))) => {
+                    if bytes.len() as u64 + chunk.len() as u64 > cap {
+                        return Err(format!("Gemini's answer is over {cap} bytes"));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+            }
+        }
+    }
+
     /// Send; a 200 answer's body is returned, anything else is a failure.
     pub async fn ok_text(&self, call: &Call, body: Option<JsValue>) -> Result<(Response, String), Failure> {
         let mut resp = self.send(call, body).await?;

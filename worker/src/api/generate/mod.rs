@@ -23,7 +23,7 @@ use batchgate_core::pricing::Price;
 use batchgate_core::realtime::{self, Bill, GENERATE_PREFIX};
 use batchgate_core::results::Usage;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use worker::{Env, Request, Response};
 
 #[derive(Deserialize)]
@@ -39,6 +39,12 @@ struct Body {
 struct Cost {
     standard: i64,
     charged: i64,
+}
+
+/// A refusal's details: Gemini's own error.
+#[derive(Serialize)]
+struct GeminiError {
+    gemini: batchgate_core::gemini::status::Status,
 }
 
 /// How long a call waits for a free slot under the model's RPM limit before
@@ -60,7 +66,7 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         return Err(ApiError::new(503, "misconfigured", e.clone()));
     }
     let mut validator = validator(cx.settings, &model);
-    let accepted = validator.check(1, json!({"request": body.request}));
+    let accepted = validator.request(body.request);
     let summary = validator.finish().map_err(|(_, errors)| {
         let why = errors.into_iter().next().map_or_else(String::new, |e| e.message);
         ApiError::bad_request("invalid_request", format!("request: {why}"))
@@ -119,21 +125,18 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
     if stream {
         return stream::pass_through(cx, answer, call, gemini.timeout_ms());
     }
-    let bytes =
-        match stream::read_capped(&mut answer, cx.settings.realtime.max_answer_bytes, gemini.timeout_ms())
-            .await
-        {
-            Ok(b) => b,
-            Err(why) => {
-                let bill = call.bill(None);
-                call.settle(bill, "unreadable").await;
-                return Err(ApiError::new(
-                    502,
-                    "gemini_answer_unreadable",
-                    format!("{why}; the call was charged its reservation ({})", bill.charge),
-                ));
-            }
-        };
+    let bytes = match gemini.read_capped(&mut answer, cx.settings.realtime.max_answer_bytes).await {
+        Ok(b) => b,
+        Err(why) => {
+            let bill = call.bill(None);
+            call.settle(bill, "unreadable").await;
+            return Err(ApiError::new(
+                502,
+                "gemini_answer_unreadable",
+                format!("{why}; the call was charged its reservation ({})", bill.charge),
+            ));
+        }
+    };
     let bill = call.bill(realtime::response_usage(&bytes).as_ref());
     call.settle(bill, if bill.measured { "answered" } else { "unmeasured" }).await;
     let resp = crate::platform::error::json_response(200, bytes)?;
@@ -178,8 +181,8 @@ async fn refusal(env: &Env, key: &str, status: u16, body: &[u8]) -> ApiError {
     let mut e = ApiError::new(r.status, "gemini_error", r.message);
     e.code = r.code.into();
     e.retry_after_secs = r.retry_after_secs;
-    if let Some(g) = r.gemini {
-        e = e.with_details(json!({ "gemini": g }));
+    if let Some(gemini) = r.gemini {
+        e = e.with_details(GeminiError { gemini });
     }
     e
 }

@@ -15,29 +15,6 @@ use worker::Response;
 /// The largest event the meter reads (usage rides on small ones; an image chunk is skipped).
 const MAX_METERED_EVENT: usize = 1 << 20;
 
-/// The whole answer, at most `cap` bytes, each chunk within `timeout_ms`.
-pub async fn read_capped(
-    resp: &mut Response,
-    cap: u64,
-    timeout_ms: u64,
-) -> std::result::Result<Vec<u8>, String> {
-    let mut body = resp.stream().map_err(|e| format!("reading Gemini's answer: {e}"))?;
-    let mut bytes = Vec::new();
-    loop {
-        match with_timeout(timeout_ms, body.next(), || ()).await {
-            None => return Err("Gemini's answer stalled".into()),
-            Some(None) => return Ok(bytes),
-            Some(Some(Err(e))) => return Err(format!("Gemini's answer broke off: {e}")),
-            Some(Some(Ok(chunk))) => {
-                if bytes.len() as u64 + chunk.len() as u64 > cap {
-                    return Err(format!("Gemini's answer is over {cap} bytes"));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-        }
-    }
-}
-
 /// Answer with Gemini's event stream as it arrives; settle when it ends. The
 /// cost comes last, as an SSE comment line every client ignores:
 /// `: batchgate-cost {"standard", "charged"}`.

@@ -13,6 +13,7 @@ use crate::objects::job::protocol::{Abandoned, Init, Prior, Tombstone};
 use crate::platform::bindings;
 use crate::platform::clock::now_ms;
 use crate::platform::error::ApiError;
+use batchgate_core::lane::{self, Lane, Mode};
 use batchgate_core::pricing::{Price, Quote, Tokens};
 use batchgate_core::submit::LineError;
 use batchgate_core::upload::OwnedFile;
@@ -44,7 +45,9 @@ pub async fn open(
 ) -> Result<Response> {
     let input_key = submission.input_key.clone();
     let started = now_ms();
-    let quote = match reserve(cx, account, job, &submission).await {
+    let lane =
+        lane::choose(submission.mode, submission.summary.count, cx.settings.realtime.auto_max_requests);
+    let quote = match reserve(cx, account, job, &submission, lane.lane).await {
         Ok(q) => q,
         Err(answer) => {
             // Nothing else happens: the stored input goes too.
@@ -63,11 +66,15 @@ pub async fn open(
         metadata: submission.metadata,
         keys: submission.summary.keys,
         price: submission.price,
-        reserved: quote.batch,
+        reserved: charged_for(&quote, lane.lane),
         retry_of: retry_of.map(str::to_string),
         webhook_url: submission.webhook,
         uses_files: !submission.summary.files.is_empty(),
-        shards: submission.summary.shards,
+        shards: match lane.lane {
+            Lane::Batch => submission.summary.shards,
+            Lane::Realtime => submission.summary.realtime_shards,
+        },
+        lane: (lane.lane == Lane::Realtime || submission.mode != Mode::Batch).then_some(lane),
     };
     let reserved = now_ms();
     let created = match job.init(&init).await {
@@ -129,18 +136,31 @@ async fn reserve(
     account: &str,
     job: &JobRef,
     submission: &Submission,
+    lane: Lane,
 ) -> std::result::Result<Quote, Result<Response>> {
     let extra = check_files(cx, account, &submission.summary.files).await.map_err(Err)?;
     let mut tokens = submission.summary.tokens;
     tokens.input = tokens.input.saturating_add(extra);
     let quote = quote(&submission.price, &tokens).map_err(Err)?;
-    let reservation =
-        Reserve { job: job.id().to_string(), amount: quote.batch, limits: cx.settings.account_limits };
+    let reservation = Reserve {
+        job: job.id().to_string(),
+        amount: charged_for(&quote, lane),
+        limits: cx.settings.account_limits,
+    };
     match accounts::reserve(cx.env, account, &reservation).await {
         Ok(ReserveAnswer::Reserved { .. }) => Ok(quote),
         Ok(ReserveAnswer::Duplicate { .. }) => Err(already_claimed(job, account).await),
         Ok(refused) => Err(Err(refused_error(refused, &quote))),
         Err(e) => Err(Err(e)),
+    }
+}
+
+/// What a job is reserved (and at most charged): half the standard price in
+/// the batch lane, all of it in the realtime lane.
+fn charged_for(quote: &Quote, lane: Lane) -> i64 {
+    match lane {
+        Lane::Batch => quote.batch,
+        Lane::Realtime => quote.standard,
     }
 }
 

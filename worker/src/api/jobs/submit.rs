@@ -15,7 +15,9 @@ use crate::platform::clock::now_ms;
 use crate::platform::config::Settings;
 use crate::platform::error::ApiError;
 use crate::platform::query::Query;
+use batchgate_core::lane::Mode;
 use batchgate_core::pricing::Price;
+use batchgate_core::shard::ShardLimits;
 use batchgate_core::submit::{LineError, Summary, Validator};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -79,6 +81,9 @@ pub struct JsonSubmission {
     /// `{url}`: POSTed the final job, signed with the account's webhook secret.
     #[serde(default)]
     pub webhook: Option<WebhookTarget>,
+    /// `batch` (the default), `realtime` or `auto`.
+    #[serde(default)]
+    pub mode: Mode,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +107,21 @@ pub fn validator(settings: &Settings, model: &str) -> Validator {
         .with_estimate(settings.estimate)
         .with_model(model)
         .with_shards(settings.shards.limits(model))
+        .with_realtime_shards(ShardLimits {
+            max_bytes: settings.realtime.shard_bytes,
+            max_requests: settings.realtime.shard_requests,
+            max_tokens: u64::MAX,
+        })
+}
+
+/// `?mode=` of an NDJSON submission.
+fn mode_of(q: &Query) -> Result<Mode> {
+    match q.get("mode") {
+        None => Ok(Mode::Batch),
+        Some(m) => serde_json::from_value(Value::String(m.clone())).map_err(|_| {
+            ApiError::bad_request("invalid_mode", format!("mode {m:?} is not one of batch, realtime, auto"))
+        }),
+    }
 }
 
 /// A validated input, stored in R2 under `input_key`, not yet a job.
@@ -114,6 +134,7 @@ pub struct Submission {
     pub bytes: u64,
     pub input_key: String,
     pub webhook: Option<String>,
+    pub mode: Mode,
 }
 
 /// `POST /v1/jobs` as `account`.
@@ -180,6 +201,7 @@ async fn read_ndjson(
     )?;
     let display_name = q.get("displayName");
     let webhook = webhook_url(q.get("webhookUrl"), settings, own_host)?;
+    let mode = mode_of(&q)?;
     let mut validator = validator(settings, &model);
     let feed = Feed::new(settings, &mut validator, Some(&mut writer));
     let failed = match body_stream(req) {
@@ -187,7 +209,7 @@ async fn read_ndjson(
         Err(e) => Some(e),
     };
     let submission = conclude(validator, writer, failed, (model, price), display_name, None).await?;
-    Ok(Submission { webhook, ..submission })
+    Ok(Submission { webhook, mode, ..submission })
 }
 
 /// A request's body as a stream.
@@ -260,8 +282,9 @@ async fn from_requests(
         }
     }
     let failed = writer.flush().await.err();
+    let mode = body.mode;
     let submission = conclude(validator, writer, failed, model, body.display_name, body.metadata).await?;
-    Ok(Submission { webhook, ..submission })
+    Ok(Submission { webhook, mode, ..submission })
 }
 
 /// The job's lines from `input`, claimed for it (an input makes one job).
@@ -277,8 +300,9 @@ async fn from_input(
     let (model, webhook, mut validator) = prepare(cx.settings, &body, own_host)?;
     let parts = input.claim(account, job.id()).await?;
     let failed = feed_parts(cx, &parts.keys, &mut validator, Some(&mut writer)).await.err();
+    let mode = body.mode;
     match conclude(validator, writer, failed, model, body.display_name, body.metadata).await {
-        Ok(submission) => Ok(Submission { webhook, ..submission }),
+        Ok(submission) => Ok(Submission { webhook, mode, ..submission }),
         Err(e) => {
             input.unclaim(account, job.id()).await;
             Err(e)
@@ -310,6 +334,7 @@ pub async fn conclude(
                 bytes,
                 input_key,
                 webhook: None,
+                mode: Mode::Batch,
             });
         }
     };

@@ -6,6 +6,7 @@
 //! overdue alarm, because local workerd drops alarms that came due while it
 //! was down. It holds the job's watchers' WebSockets (hibernation API).
 
+mod answer;
 pub mod client;
 pub mod protocol;
 mod run;
@@ -150,6 +151,10 @@ impl JobObject {
             .with_billing(init.price, init.reserved)
             .with_shards(init.shards)
             .with_first_key_only(init.uses_files);
+        let job = match init.lane {
+            Some(choice) => job.with_lane(choice),
+            None => job,
+        };
         let meta = JobMeta {
             display_name: init.display_name,
             metadata: init.metadata,

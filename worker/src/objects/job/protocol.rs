@@ -3,6 +3,7 @@
 //! the job's own account: another account gets "no such job".
 
 use crate::objects::rpc::{routes, tuple_wire};
+use batchgate_core::lane::Choice;
 use batchgate_core::pricing::Price;
 use batchgate_core::shard::ShardSpec;
 use batchgate_core::view::JobView;
@@ -11,8 +12,8 @@ use serde::{Deserialize, Serialize};
 /// Create the job from a stored, validated and reserved submission.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(
-    from = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool)",
-    into = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool)"
+    from = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool, Option<Choice>)",
+    into = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool, Option<Choice>)"
 )]
 pub struct Init {
     pub id: String,
@@ -31,9 +32,11 @@ pub struct Init {
     pub shards: Vec<ShardSpec>,
     /// The requests use uploaded files (which belong to the first Gemini key).
     pub uses_files: bool,
+    /// The lane and why (none: batch, as asked by default).
+    pub lane: Option<Choice>,
 }
 
-tuple_wire!(Init { id: String, account: String, model: String, request_count: u64, input_bytes: u64, input_key: String, display_name: Option<String>, metadata: Option<serde_json::Value>, keys: Vec<String>, price: Price, reserved: i64, retry_of: Option<String>, webhook_url: Option<String>, shards: Vec<ShardSpec>, uses_files: bool });
+tuple_wire!(Init { id: String, account: String, model: String, request_count: u64, input_bytes: u64, input_key: String, display_name: Option<String>, metadata: Option<serde_json::Value>, keys: Vec<String>, price: Price, reserved: i64, retry_of: Option<String>, webhook_url: Option<String>, shards: Vec<ShardSpec>, uses_files: bool, lane: Option<Choice> });
 
 /// `created: false`: the job already existed (an idempotent retry); its view either way.
 #[derive(Clone, Serialize, Deserialize)]

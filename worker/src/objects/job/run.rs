@@ -182,7 +182,8 @@ impl JobObject {
                     continue;
                 }
                 if let Some(slice) = &result.slice {
-                    store.record_slice(&slice.records, slice.shard, slice.part_number, &slice.etag)?;
+                    let part = slice.part.as_ref().map(|(n, etag)| (*n, etag.as_str()));
+                    store.record_slice(&slice.records, slice.shard, part)?;
                 }
                 events.extend(timeline::of_outcome(task.shard.filter(|_| many), &result.outcome));
                 fresh.apply(task.shard, result.outcome, now_ms(), jitter(), &self.settings.policy);

@@ -22,8 +22,8 @@ use worker::{Bucket, Env, Range, ResponseBody, UploadedPart};
 pub struct SliceWrite {
     pub records: Vec<LineRecord>,
     pub shard: u64,
-    pub part_number: u64,
-    pub etag: String,
+    /// The multipart upload part they sit in (`(number, etag)`); none: a whole object.
+    pub part: Option<(u64, String)>,
 }
 
 pub struct StepResult {
@@ -54,6 +54,8 @@ fn bucket(env: &Env) -> Result<Bucket, Failure> {
 pub async fn run(env: &Env, store: &Store, settings: &Settings, job: &Job, task: &Task) -> StepResult {
     let result = match (task.shard.and_then(|s| job.run(s)), &task.action) {
         (_, Action::Settle { charge, standard }) => settle(env, store, job, *charge, *standard).await,
+        // Realtime calls take a key per request, from the model's RPM limiter.
+        (Some(run), Action::Answer) => super::answer::run(env, store, settings, job, run).await,
         // The quota is ours, not Gemini's: no key is needed to ask it.
         (Some(run), Action::Admit { tokens }) => admit(env, settings, job, run, *tokens).await,
         (Some(run), Action::Release) => release(env, job.id(), run.shard()).await,
@@ -76,7 +78,7 @@ async fn shard_step(
     action: &Action,
 ) -> Result<StepResult, Failure> {
     match action {
-        Action::Admit { .. } | Action::Release | Action::Settle { .. } => {
+        Action::Admit { .. } | Action::Release | Action::Settle { .. } | Action::Answer => {
             Err(Failure::Permanent { status: 0, message: "not a Gemini step".into() })
         }
         Action::StartUpload => start_upload(gemini, job, run).await,
@@ -311,7 +313,7 @@ async fn ingest(
     let uploaded = upload.upload_part(part_number, part).await.map_err(|e| r2_failure("part upload", e))?;
     Ok(StepResult {
         outcome: Outcome::IngestProgress { cursor: next, size },
-        slice: Some(SliceWrite { records, shard, part_number: slice.part_number, etag: uploaded.etag() }),
+        slice: Some(SliceWrite { records, shard, part: Some((slice.part_number, uploaded.etag())) }),
     })
 }
 

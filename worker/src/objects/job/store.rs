@@ -142,13 +142,7 @@ impl Store {
 
     /// A slice's rows and its part, replacing any earlier attempt at the same
     /// slice. Nine rows a statement: eleven columns each stay under SQLite's 100-parameter cap.
-    pub fn record_slice(
-        &self,
-        records: &[LineRecord],
-        shard: u64,
-        part_number: u64,
-        etag: &str,
-    ) -> Result<()> {
+    pub fn record_slice(&self, records: &[LineRecord], shard: u64, part: Option<(u64, &str)>) -> Result<()> {
         const COLUMNS: usize = 11;
         const ROWS: usize = 100 / COLUMNS;
         for chunk in records.chunks(ROWS) {
@@ -184,10 +178,12 @@ impl Store {
                 params,
             )?;
         }
-        self.sql.exec(
-            "INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)",
-            vec![int(shard * PARTS_PER_SHARD + part_number), etag.into()],
-        )?;
+        if let Some((number, etag)) = part {
+            self.sql.exec(
+                "INSERT OR REPLACE INTO parts (number, etag) VALUES (?, ?)",
+                vec![int(shard * PARTS_PER_SHARD + number), etag.into()],
+            )?;
+        }
         Ok(())
     }
 
