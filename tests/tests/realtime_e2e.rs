@@ -284,6 +284,22 @@ async fn realtime_and_auto_jobs_run_in_their_lane_and_are_charged_its_price() {
     assert_eq!(big_done["cost"]["charged"], batch_price, "the batch lane keeps half price");
     assert_eq!(batch_creates(&s).await, 1);
 
+    // The listing shows each job's lane, counts and charge; ?state= takes several.
+    let (status, list) = s.get("/v1/jobs?state=pending,succeeded").await;
+    assert_eq!(status, 200, "{list}");
+    let rows = list["jobs"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{list}");
+    let row = rows.iter().find(|r| r["id"] == id.as_str()).unwrap();
+    assert_eq!((row["lane"].as_str(), row["requestCount"].as_u64()), (Some("realtime"), Some(10)), "{row}");
+    assert_eq!(
+        (row["counts"]["succeeded"].as_u64(), row["cost"]["charged"].as_i64()),
+        (Some(10), Some(standard)),
+        "{row}"
+    );
+    assert_eq!(s.get("/v1/jobs?state=running").await.1["jobs"], json!([]));
+    let (status, e) = s.get("/v1/jobs?state=pending,finished").await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_state")), "{e}");
+
     // A mode that is not one is refused, naming it.
     let (status, e) = submit(json!({"model": MODEL, "requests": requests(1), "mode": "fast"})).await;
     assert_eq!(status, 400, "{e}");

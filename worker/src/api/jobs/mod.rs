@@ -34,9 +34,22 @@ pub async fn list(req: &Request, cx: &Ctx<'_>) -> Result<Response> {
     let page = ListJobs {
         limit: paging::JOBS.of_query(q.get("limit").as_deref()),
         before,
-        state: q.get("state").filter(|s| JobState::parse(s).is_some()),
+        states: states(q.get("state"))?,
     };
     forwarded(accounts::forward(cx.env, &account, &page).await?)
+}
+
+/// `?state=pending,running`: any of these states; a name that is no state is refused.
+fn states(query: Option<String>) -> Result<Vec<String>> {
+    let Some(list) = query else { return Ok(vec![]) };
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| match JobState::parse(s) {
+            Some(state) => Ok(state.as_str().to_string()),
+            None => Err(ApiError::bad_request("invalid_state", format!("state {s:?} is not a job state"))),
+        })
+        .collect()
 }
 
 /// `GET /v1/jobs/:id` with `ETag` / `If-None-Match`.

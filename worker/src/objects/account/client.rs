@@ -3,8 +3,8 @@
 //! its credit ledger and its files.
 
 use super::protocol::{
-    ForgetFile, GetSummary, GetWebhookSecret, HoldStorage, ListFiles, RecordFile, RecordJob, ReleaseStorage,
-    RemoveJob, Reserve, ReserveAnswer, Settle, StorageHeld, Summary,
+    ForgetFile, GetSummary, GetWebhookSecret, HoldStorage, JobFigures, ListFiles, RecordFile, RecordJob,
+    ReleaseStorage, RemoveJob, Reserve, ReserveAnswer, Settle, StorageHeld, Summary,
 };
 use crate::objects::rpc::{self, Rpc};
 use crate::platform::bindings::{self, ACCOUNTS};
@@ -12,6 +12,7 @@ use crate::platform::error::ApiError;
 use batchgate_core::job::Job;
 use batchgate_core::ledger::Totals;
 use batchgate_core::upload::OwnedFile;
+use batchgate_core::view::JobView;
 use worker::Env;
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -44,14 +45,20 @@ async fn exchange(env: &Env, account: &str, route: &'static str, json: String) -
 
 /// Report a job's current summary (best effort: a failure is logged, and the
 /// next state change reports again).
-pub async fn record(env: &Env, account: &str, job: &Job, display_name: Option<String>) {
+pub async fn record(env: &Env, account: &str, job: &Job, view: &JobView) {
     let summary = RecordJob {
         id: job.id().to_string(),
         state: job.state().as_str().to_string(),
         model: job.model().to_string(),
-        display_name,
+        display_name: view.display_name.clone(),
         created_ms: i64::try_from(job.created_ms()).unwrap_or(i64::MAX),
         updated_ms: i64::try_from(job.updated_ms()).unwrap_or(i64::MAX),
+        figures: Some(JobFigures {
+            lane: view.lane,
+            request_count: view.request_count,
+            counts: view.counts,
+            cost: view.cost,
+        }),
     };
     if let Err(e) = send(env, account, &summary).await {
         worker::console_error!("recording job {} in its account index failed: {}", job.id(), e.message);

@@ -1,10 +1,11 @@
 //! The account's job history: `jobs(id, state, model, display_name,
-//! created_ms, updated_ms)`, newest first by `(created_ms, id)`, so listing
-//! never scans jobs. Each JobObject stays the truth for its job; a late,
-//! older report never overwrites a newer one.
+//! created_ms, updated_ms, figures)`, newest first by `(created_ms, id)`, so
+//! listing never scans jobs (`figures`: the lane, counts and cost as JSON).
+//! Each JobObject stays the truth for its job; a late, older report never
+//! overwrites a newer one.
 
 use super::protocol::{ListJobs, RecordJob};
-use crate::platform::sql_rows::{self, int, rows};
+use crate::platform::sql_rows::{self, first, int, rows};
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 pub fn create(sql: &SqlStorage) -> Result<()> {
@@ -14,13 +15,23 @@ pub fn create(sql: &SqlStorage) -> Result<()> {
         None,
     )?;
     sql.exec("CREATE INDEX IF NOT EXISTS jobs_newest ON jobs (created_ms DESC, id DESC)", None)?;
+    // Tables made before figures were kept gain the column.
+    let has_figures = first(sql.exec(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'jobs' AND sql LIKE '%figures%'",
+        None,
+    )?)?
+    .is_some();
+    if !has_figures {
+        sql.exec("ALTER TABLE jobs ADD COLUMN figures TEXT", None)?;
+    }
     Ok(())
 }
 
 pub fn record(sql: &SqlStorage, j: RecordJob) -> Result<()> {
     sql.exec(
-        "INSERT INTO jobs (id, state, model, display_name, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?) \
-         ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_ms = excluded.updated_ms \
+        "INSERT INTO jobs (id, state, model, display_name, created_ms, updated_ms, figures) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, \
+         updated_ms = excluded.updated_ms, figures = excluded.figures \
          WHERE excluded.updated_ms >= jobs.updated_ms",
         vec![
             j.id.into(),
@@ -29,6 +40,7 @@ pub fn record(sql: &SqlStorage, j: RecordJob) -> Result<()> {
             j.display_name.into(),
             sql_rows::bound(j.created_ms),
             sql_rows::bound(j.updated_ms),
+            j.figures.and_then(|f| serde_json::to_string(&f).ok()).into(),
         ],
     )?;
     Ok(())
@@ -45,14 +57,14 @@ pub fn page(sql: &SqlStorage, page: &ListJobs) -> Result<(Vec<RecordJob>, bool)>
     let mut params: Vec<SqlStorageValue> =
         vec![sql_rows::bound(cursor_ms), sql_rows::bound(cursor_ms), cursor_id.into()];
     let mut filter = String::new();
-    if let Some(s) = &page.state {
-        filter.push_str(" AND state = ?");
-        params.push(s.as_str().into());
+    if !page.states.is_empty() {
+        filter = format!(" AND state IN ({})", vec!["?"; page.states.len()].join(", "));
+        params.extend(page.states.iter().map(|s| s.as_str().into()));
     }
     params.push(int(page.limit.saturating_add(1)));
     let rows = rows(sql.exec(
         &format!(
-            "SELECT id, state, model, display_name, created_ms, updated_ms FROM jobs \
+            "SELECT id, state, model, display_name, created_ms, updated_ms, figures FROM jobs \
              WHERE (created_ms < ? OR (created_ms = ? AND id < ?)){filter} \
              ORDER BY created_ms DESC, id DESC LIMIT ?"
         ),
@@ -67,6 +79,7 @@ pub fn page(sql: &SqlStorage, page: &ListJobs) -> Result<(Vec<RecordJob>, bool)>
             display_name: r.opt_text(3),
             created_ms: r.int(4),
             updated_ms: r.int(5),
+            figures: r.opt_text(6).and_then(|f| serde_json::from_str(&f).ok()),
         })
         .collect();
     let more = jobs.len() as u64 > page.limit;

@@ -2,17 +2,20 @@
 //! its job history, its credit ledger and its uploaded files.
 
 use crate::objects::rpc::{routes, tuple_wire};
+use batchgate_core::lane::Lane;
 use batchgate_core::ledger::{self, Refusal, Totals};
 use batchgate_core::upload::OwnedFile;
+use batchgate_core::view::{Cost, Counts};
 use serde::{Deserialize, Serialize};
 
 // ---- The job history ----
 
-/// A job's current summary, reported by its JobObject on every state change.
+/// A job's current summary, reported by its JobObject on every state change
+/// (and once charged).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(
-    from = "(String, String, String, Option<String>, i64, i64)",
-    into = "(String, String, String, Option<String>, i64, i64)"
+    from = "(String, String, String, Option<String>, i64, i64, Option<JobFigures>)",
+    into = "(String, String, String, Option<String>, i64, i64, Option<JobFigures>)"
 )]
 pub struct RecordJob {
     pub id: String,
@@ -21,28 +24,40 @@ pub struct RecordJob {
     pub display_name: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Rows recorded before figures were kept have none.
+    pub figures: Option<JobFigures>,
 }
 
-tuple_wire!(RecordJob { id: String, state: String, model: String, display_name: Option<String>, created_ms: i64, updated_ms: i64 });
+tuple_wire!(RecordJob { id: String, state: String, model: String, display_name: Option<String>, created_ms: i64, updated_ms: i64, figures: Option<JobFigures> });
+
+/// What a listed job shows beside its state: its lane, counts and money.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobFigures {
+    pub lane: Lane,
+    pub request_count: u64,
+    pub counts: Counts,
+    pub cost: Cost,
+}
 
 /// The job's id.
 #[derive(Serialize, Deserialize)]
 pub struct RemoveJob(pub String);
 
 /// A page of the history, newest first: `limit` jobs created before `before`
-/// (`(created_ms, id)`), of one state if `state` is set.
+/// (`(created_ms, id)`), in one of `states` if any are named.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(
-    from = "(u64, Option<(i64, String)>, Option<String>)",
-    into = "(u64, Option<(i64, String)>, Option<String>)"
+    from = "(u64, Option<(i64, String)>, Vec<String>)",
+    into = "(u64, Option<(i64, String)>, Vec<String>)"
 )]
 pub struct ListJobs {
     pub limit: u64,
     pub before: Option<(i64, String)>,
-    pub state: Option<String>,
+    pub states: Vec<String>,
 }
 
-tuple_wire!(ListJobs { limit: u64, before: Option<(i64, String)>, state: Option<String> });
+tuple_wire!(ListJobs { limit: u64, before: Option<(i64, String)>, states: Vec<String> });
 
 /// A listed job, as users see it.
 #[derive(Serialize, Deserialize)]
@@ -55,6 +70,15 @@ pub struct Listed {
     pub display_name: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    // A job's figures, spelled out (none on rows recorded before they were kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<Lane>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Counts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Cost>,
 }
 
 impl From<RecordJob> for Listed {
@@ -67,6 +91,10 @@ impl From<RecordJob> for Listed {
             state: j.state,
             model: j.model,
             display_name: j.display_name,
+            lane: j.figures.as_ref().map(|f| f.lane),
+            request_count: j.figures.as_ref().map(|f| f.request_count),
+            counts: j.figures.as_ref().map(|f| f.counts),
+            cost: j.figures.map(|f| f.cost),
         }
     }
 }

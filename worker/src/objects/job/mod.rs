@@ -170,8 +170,9 @@ impl JobObject {
         store.save_job(&job)?;
         store.add_event(now_ms(), &timeline::submitted(&job, init.reserved, meta.retry_of.as_deref()))?;
         self.state.storage().set_alarm(0).await?;
-        accounts::record(&self.env, &init.account, &job, meta.display_name.clone()).await;
-        Ok(Ok(Created { created: true, view: JobView::of(&job, &meta) }))
+        let view = JobView::of(&job, &meta);
+        accounts::record(&self.env, &init.account, &job, &view).await;
+        Ok(Ok(Created { created: true, view }))
     }
 
     /// What this id already is, for a submission about to claim it.
@@ -242,11 +243,11 @@ impl JobObject {
         store.add_event(now_ms(), &timeline::cancel_requested())?;
         self.broadcast(store, &job)?;
         self.state.storage().set_alarm(0).await?;
-        let meta = store.meta()?;
+        let view = JobView::of(&job, &store.meta()?);
         if let Some(account) = store.account()? {
-            accounts::record(&self.env, &account, &job, meta.display_name.clone()).await;
+            accounts::record(&self.env, &account, &job, &view).await;
         }
-        Ok(JobView::of(&job, &meta))
+        Ok(view)
     }
 
     async fn delete(&self, store: &Store) -> Result<Answer<Deleted>> {

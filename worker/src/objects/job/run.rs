@@ -150,6 +150,7 @@ impl JobObject {
                 Next::Do(tasks) => tasks,
             };
             let state_before = job.state();
+            let charged_before = job.is_charged();
             let creates: Vec<&Task> =
                 tasks.iter().filter(|t| matches!(t.action, Action::CreateBatch { .. })).collect();
             if !creates.is_empty() {
@@ -212,10 +213,11 @@ impl JobObject {
             }
             store.save_job(&fresh)?;
             self.broadcast(&store, &fresh)?;
-            if fresh.state() != state_before
+            // The account's listing shows state, counts and the charge.
+            if (fresh.state() != state_before || fresh.is_charged() != charged_before)
                 && let Some(account) = store.account()?
             {
-                accounts::record(&self.env, &account, &fresh, store.meta()?.display_name).await;
+                accounts::record(&self.env, &account, &fresh, &JobView::of(&fresh, &store.meta()?)).await;
             }
         }
     }
