@@ -25,6 +25,7 @@ use crate::pricing::{Price, Tokens};
 use crate::results::Tally;
 use crate::schedule::{PollPolicy, RetryPolicy};
 use crate::shard::ShardSpec;
+pub use fallback::Fallback;
 use serde::{Deserialize, Serialize};
 
 pub use run::Run;
@@ -234,6 +235,8 @@ pub struct Finished {
     pub(crate) lines: u64,
     pub(crate) progress: Progress,
     pub(crate) tally: Tally,
+    /// The part of `tally` realtime calls delivered (charged the standard price).
+    pub(crate) realtime_tally: Tally,
 }
 
 /// One job: what was submitted, its shards at Gemini, and what it has
@@ -278,6 +281,9 @@ pub struct Job {
     /// Batch or realtime, and why (absent from records before lanes: batch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) lane: Option<Choice>,
+    /// It may fall back to the realtime lane (see `fallback.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) fallback: Option<Fallback>,
 }
 
 /// What deleting a job must undo, whatever it was doing.
@@ -434,6 +440,7 @@ impl Job {
             billing: Billing::default(),
             first_key_only: false,
             lane: None,
+            fallback: None,
         }
     }
 
@@ -557,15 +564,28 @@ impl Job {
     }
 
     /// What the delivered results cost: `(charge, standard)` micro-credits;
-    /// the charge is half the standard price in the batch lane, all of it in
-    /// the realtime lane.
+    /// the charge is half the standard price for what batches delivered, all
+    /// of it for what realtime calls did.
     pub fn cost(&self) -> (i64, i64) {
-        let tokens = Tokens::from(&self.tally().usage);
-        let standard = self.billing.price.standard(&tokens);
-        match self.lane() {
-            Lane::Batch => (self.billing.price.batch(&tokens), standard),
-            Lane::Realtime => (standard, standard),
+        let price = &self.billing.price;
+        let all = Tokens::from(&self.tally().usage);
+        let realtime = Tokens::from(&self.realtime_tally().usage);
+        let batched = Tokens {
+            input: all.input.saturating_sub(realtime.input),
+            cached_input: all.cached_input.saturating_sub(realtime.cached_input),
+            output: all.output.saturating_sub(realtime.output),
+        };
+        let charge = price.batch(&batched).saturating_add(price.standard(&realtime));
+        (charge, price.standard(&all))
+    }
+
+    /// What realtime calls delivered (a part of [`Job::tally`]).
+    pub fn realtime_tally(&self) -> Tally {
+        let mut tally = self.finished.realtime_tally;
+        for run in self.runs.iter().filter(|r| r.realtime) {
+            tally.merge(&run.tally);
         }
+        tally
     }
 
     /// What the ingested result lines hold, over every shard.
@@ -765,12 +785,33 @@ impl Job {
                 }
             },
             Some(s) => {
+                let mut outcome = outcome;
+                if let Some(reason) = self.fallback_reason(s, &outcome, now_ms) {
+                    match self.fall_back(s, reason, now_ms) {
+                        fallback::FellBack::Yes => {
+                            return self.after_change(now_ms, policy.max_parallel_shards);
+                        }
+                        fallback::FellBack::NotYet if matches!(outcome, Outcome::Failed(_)) => {
+                            outcome = Outcome::Failed(Failure::network(
+                                "Gemini refused the batch; falling back once the shards beside it are sure to have none",
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
                 if matches!(outcome, Outcome::Created { .. } | Outcome::BatchFound { .. }) {
                     self.submitted_ms.get_or_insert(now_ms);
                 }
                 let released = matches!(outcome, Outcome::Released);
+                let quota_full = matches!(outcome, Outcome::QuotaFull);
                 if let Some(run) = self.run_mut(s) {
                     run.apply(outcome, now_ms, rand, policy);
+                }
+                // A shard that may fall back asks again when its wait reaches the limit.
+                if let (true, Some(after)) = (quota_full, self.fallback.as_ref().map(|f| f.after_ms))
+                    && let Some(run) = self.run_mut(s)
+                {
+                    run.next_at_ms = run.next_at_ms.min(run.started_ms.saturating_add(after)).max(now_ms);
                 }
                 if released {
                     // Room came back: the shard waiting at the quota asks now, not at its retry time.
@@ -810,6 +851,9 @@ impl Job {
             self.finished.progress.succeeded += run.progress.succeeded;
             self.finished.progress.failed += run.progress.failed;
             self.finished.tally.merge(&run.tally);
+            if run.realtime {
+                self.finished.realtime_tally.merge(&run.tally);
+            }
         }
         while !self.no_more_shards()
             && !self.runs.iter().any(|r| matches!(r.phase, Phase::Queued))
@@ -829,6 +873,7 @@ impl Job {
     }
 }
 
+mod fallback;
 mod phase_serde;
 mod run;
 pub mod stored;

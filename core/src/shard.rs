@@ -69,13 +69,8 @@ impl Planner {
         let over = o.requests + 1 > self.limits.max_requests
             || o.bytes + bytes > self.limits.max_bytes
             || o.tokens + tokens > self.limits.max_tokens;
-        if over && o.requests > 0 {
-            let next = ShardSpec {
-                first_line: o.first_line + o.requests,
-                offset: o.offset + o.bytes,
-                ..ShardSpec::default()
-            };
-            self.done.push(std::mem::replace(&mut self.open, next));
+        if over {
+            self.cut();
         }
         self.open.requests += 1;
         self.open.bytes += bytes;
@@ -83,6 +78,23 @@ impl Planner {
     }
 
     /// The shards, in input order (none for an empty input).
+    /// Shards closed so far.
+    pub fn closed(&self) -> usize {
+        self.done.len()
+    }
+
+    /// Close the open shard here, whatever the limits (the next line starts one).
+    pub fn cut(&mut self) {
+        if self.open.requests > 0 {
+            let next = ShardSpec {
+                first_line: self.open.first_line + self.open.requests,
+                offset: self.open.offset + self.open.bytes,
+                ..ShardSpec::default()
+            };
+            self.done.push(std::mem::replace(&mut self.open, next));
+        }
+    }
+
     pub fn finish(mut self) -> Vec<ShardSpec> {
         if self.open.requests > 0 {
             self.done.push(self.open);

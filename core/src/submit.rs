@@ -61,7 +61,8 @@ pub struct Summary {
     pub files: Vec<(u64, String)>,
     /// The Gemini batches the job is split into (one unless it is over a limit).
     pub shards: Vec<ShardSpec>,
-    /// The shards it runs as in the realtime lane (when planned: `with_realtime_shards`).
+    /// The shards it runs as in the realtime lane (when planned:
+    /// `with_realtime_shards`), cut at every batch boundary too.
     pub realtime_shards: Vec<ShardSpec>,
 }
 
@@ -199,8 +200,13 @@ impl Validator {
         let key = self.order.last()?;
         let mut out = serde_json::to_vec(&json!({"key": key, "request": request})).ok()?;
         out.push(b'\n');
+        let closed = self.shards.closed();
         self.shards.push(out.len() as u64, tokens.input);
         if let Some(r) = &mut self.realtime {
+            // Every batch boundary is a realtime one: a shard that falls back maps onto pieces.
+            if self.shards.closed() > closed {
+                r.cut();
+            }
             r.push(out.len() as u64, tokens.input);
         }
         Some(out)
@@ -404,7 +410,11 @@ mod tests {
         assert_eq!(shards.iter().map(|s| s.requests).collect::<Vec<_>>(), vec![3, 3, 1]);
         let cut = |s: &[ShardSpec]| s.iter().map(|s| (s.offset, s.bytes)).collect::<Vec<_>>();
         let rt = &summary.realtime_shards;
-        assert_eq!(rt.iter().map(|s| s.requests).collect::<Vec<_>>(), vec![2, 2, 2, 1]);
+        assert_eq!(
+            rt.iter().map(|s| s.requests).collect::<Vec<_>>(),
+            vec![2, 1, 2, 1, 1],
+            "cut at 2 and at each batch's end"
+        );
         assert_eq!(
             rt.iter().map(|s| s.bytes).sum::<u64>(),
             input.len() as u64,

@@ -118,6 +118,12 @@ pub fn shard_changes(before: &[(u64, u32)], after: &Job) -> Vec<Event> {
 }
 
 /// The entry for a visible state change.
+/// The job fell back to the realtime lane (it was in `before`).
+pub fn lane_change(before: crate::lane::Lane, after: &Job) -> Option<Event> {
+    let choice = after.lane_choice().filter(|c| c.lane != before)?;
+    event("fallback_realtime", json!({"reason": redact(&choice.reason)}))
+}
+
 pub fn state_change(before: JobState, after: JobState) -> Option<Event> {
     (before != after).then(|| Event { kind: "state", detail: json!({"from": before, "to": after}) })
 }

@@ -310,3 +310,81 @@ async fn realtime_and_auto_jobs_run_in_their_lane_and_are_charged_its_price() {
     conserved(&a);
     assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
 }
+
+async fn kinds(s: &Stack, id: &str) -> Vec<String> {
+    let (_, events) = s.get(&format!("/v1/jobs/{id}/events?limit=1000")).await;
+    events["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn a_job_allowed_to_fall_back_runs_realtime_when_gemini_refuses_the_batch_or_the_quota_is_full() {
+    let s = Stack::start(
+        json!({}),
+        &[
+            ("FALLBACK_AFTER_SECS", "2"),
+            ("REALTIME_SHARD_REQUESTS", "2"),
+            ("ENQUEUED_TOKEN_CAPS", r#"{"gemini-2.5-flash": 20}"#),
+            ("FALLBACK_MAX_REQUESTS", "8"),
+        ],
+    );
+    // Gemini refuses the batch outright: the job runs realtime, reserved and charged the standard price.
+    s.control("/faults", json!({"method": "POST", "path": "*:batchGenerateContent", "kind": "status", "status": 400, "times": 1})).await;
+    let reqs = requests(5);
+    let (standard, batch) = prices(&reqs);
+    let (status, estimate) = s.post_json("/v1/estimate", &json!({"model": MODEL, "requests": reqs})).await;
+    assert_eq!(status, 200, "{estimate}");
+    let (status, job) =
+        s.submit(json!({"model": MODEL, "requests": reqs, "fallback": "realtime"}), None).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["lane"], "batch");
+    assert_eq!(
+        job["cost"]["reserved"], estimate["quote"]["standard"],
+        "fallback reserves the standard price from the start"
+    );
+    let id = job["id"].as_str().unwrap().to_string();
+    let done = s.wait_for(&id, 60, |j| j["cost"]["charged"].is_i64()).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["lane"], "realtime");
+    assert!(done["laneReason"].as_str().unwrap().contains("refused the batch"), "{done}");
+    assert_eq!(
+        done["cost"]["charged"], standard,
+        "answered realtime: the standard price ({batch} as a batch)"
+    );
+    assert_eq!(s.results(&id, "").await.1.len(), 5);
+    assert!(kinds(&s, &id).await.contains(&"fallback_realtime".to_string()), "the timeline shows the switch");
+
+    // Without fallback the same refusal fails the job, and it is charged nothing.
+    s.control("/faults", json!({"method": "POST", "path": "*:batchGenerateContent", "kind": "status", "status": 400, "times": 1})).await;
+    let (_, plain) = s.submit(json!({"model": MODEL, "requests": requests(2)}), None).await;
+    let plain = s.wait_for(plain["id"].as_str().unwrap(), 60, |j| j["cost"]["charged"].is_i64()).await;
+    assert_eq!(
+        (plain["state"].as_str(), plain["cost"]["charged"].as_i64()),
+        (Some("failed"), Some(0)),
+        "{plain}"
+    );
+
+    // A batch stuck at Gemini fills the model's quota: the next job waits, then falls back after 2 s.
+    s.control("/config", json!({"stickNewBatches": true})).await;
+    let (_, blocker) = s.submit(json!({"model": MODEL, "requests": requests(3)}), None).await;
+    let blocker_id = blocker["id"].as_str().unwrap().to_string();
+    s.wait_state(&blocker_id, "pending", 30).await;
+    let (_, waiting) =
+        s.submit(json!({"model": MODEL, "requests": requests(4), "fallback": "realtime"}), None).await;
+    let waiting = s.wait_for(waiting["id"].as_str().unwrap(), 60, |j| j["cost"]["charged"].is_i64()).await;
+    assert_eq!(waiting["state"], "succeeded", "{waiting}");
+    assert!(waiting["laneReason"].as_str().unwrap().contains("quota"), "{waiting}");
+    assert_eq!(waiting["cost"]["charged"], prices(&requests(4)).0);
+    s.post_json(&format!("/v1/jobs/{blocker_id}/cancel"), &json!({})).await;
+
+    // Fallback is to the realtime lane only, and for jobs small enough to run there.
+    let (status, e) =
+        s.submit(json!({"model": MODEL, "requests": requests(2), "fallback": "later"}), None).await;
+    assert_eq!(status, 400, "{e}");
+    let (status, e) =
+        s.submit(json!({"model": MODEL, "requests": requests(9), "fallback": "realtime"}), None).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (400, Some("fallback_too_large")), "{e}");
+    let a = account(&s.http, &s).await;
+    conserved(&a);
+    assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
+}

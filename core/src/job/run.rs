@@ -64,6 +64,9 @@ pub struct Run {
     /// dropped (not charged, their index rows deleted), its requests missing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) results_discarded: bool,
+    /// It runs in the realtime lane (its results are charged the standard price).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) realtime: bool,
 }
 
 impl Run {
@@ -91,6 +94,7 @@ impl Run {
             stale_files: vec![],
             error: None,
             results_discarded: false,
+            realtime: false,
         }
     }
 
@@ -154,14 +158,7 @@ impl Run {
     /// not reached Gemini ends here, cancelled, rather than start a batch the
     /// job will not wait for. One at Gemini runs to its end.
     pub(crate) fn stand_down(&mut self, now_ms: u64) {
-        let before_gemini = matches!(
-            self.phase,
-            Phase::Queued
-                | Phase::Uploading { .. }
-                | Phase::Creating { attempts: 0, .. }
-                | Phase::Creating { verified_absent: true, .. }
-        );
-        if before_gemini {
+        if self.before_gemini() {
             let files = self.input_file.iter().cloned().collect();
             self.finish(End::Cancelled, files, now_ms);
         } else if matches!(self.phase, Phase::Answering) {
@@ -175,7 +172,36 @@ impl Run {
     pub(crate) fn enter_lane(&mut self, lane: crate::lane::Lane) {
         if lane == crate::lane::Lane::Realtime && matches!(self.phase, Phase::Queued) {
             self.phase = Phase::Answering;
+            self.realtime = true;
         }
+    }
+
+    /// It has not reached Gemini: no batch exists or may exist for it.
+    pub(crate) fn before_gemini(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Queued
+                | Phase::Uploading { .. }
+                | Phase::Creating { attempts: 0, .. }
+                | Phase::Creating { verified_absent: true, .. }
+        )
+    }
+
+    /// The job fell back to the realtime lane: answer `spec` with realtime
+    /// calls. Room it holds at the quota is released first and a Gemini file
+    /// it uploaded is deleted at its end, as its batch's would have been.
+    pub(crate) fn answer_realtime(&mut self, spec: ShardSpec, now_ms: u64) {
+        // Waiting at the quota, an admission whose answer was lost may be held: release it.
+        if matches!(self.phase, Phase::Queued) {
+            self.quota_held = true;
+        }
+        self.stale_files.extend(self.input_file.take());
+        self.spec = spec;
+        self.phase = Phase::Answering;
+        self.realtime = true;
+        self.progress = Progress { pending: spec.requests, ..Progress::default() };
+        self.retries = 0;
+        self.next_at_ms = now_ms;
     }
 
     /// Nothing left to do: cleaned up and its quota returned.

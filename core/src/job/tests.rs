@@ -34,6 +34,8 @@ struct FakeGemini {
     over_cap: bool,
     /// Result lines stored, per shard.
     ingested: std::collections::BTreeMap<u64, u64>,
+    /// Gemini refuses every batch create outright (no batch access).
+    refuse_creates: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -125,6 +127,12 @@ fn answer(
         Action::CreateBatch { .. } => {
             // The adapter stores the attempt before it calls.
             job.apply(Some(shard), Outcome::CreateSending, now, roll, policy);
+            if g.refuse_creates && !matches!(f, Fate::Transient) {
+                return Some(Outcome::Failed(Failure::Permanent {
+                    status: 400,
+                    message: "no batch access".into(),
+                }));
+            }
             match f {
                 Fate::Transient => transient(),
                 Fate::Lost => {
@@ -232,8 +240,14 @@ fn drive_until(
             }
             Next::Do(tasks) => tasks,
         };
-        // Each task's answer is applied in turn, as the worker does after running them together.
+        // Each task's answer is applied in turn, as the worker does after running
+        // them together, dropping one whose shard another answer moved on.
+        let phases: Vec<Option<Phase>> =
+            tasks.iter().map(|t| t.shard.and_then(|s| job.run(s)).map(|r| r.phase.clone())).collect();
         for (i, task) in tasks.iter().enumerate() {
+            if task.shard.and_then(|s| job.run(s)).map(|r| r.phase.clone()) != phases[i] {
+                continue;
+            }
             let roll = match rolls.len() {
                 0 => 2,
                 n => rolls[(step + i) % n].wrapping_mul(step as u64 + 1),
@@ -271,6 +285,7 @@ fn fake(states: Vec<BatchState>, lines: u64) -> FakeGemini {
         peak_tokens: 0,
         over_cap: false,
         ingested: Default::default(),
+        refuse_creates: false,
     }
 }
 
@@ -668,6 +683,85 @@ proptest! {
         let (charge, standard) = job.cost();
         prop_assert_eq!(charge, standard);
     }
+}
+
+/// `sharded(sizes)` allowed to fall back, its realtime cut in pieces of at
+/// most 2 lines, cut at every batch boundary too.
+fn with_fallback(sizes: &[u64], after_ms: u64) -> Job {
+    let job = sharded(sizes);
+    let mut pieces = vec![];
+    for q in 0..job.shard_count() {
+        let spec = job.spec_of(q);
+        let mut line = spec.first_line;
+        while line < spec.first_line + spec.requests {
+            let n = 2.min(spec.first_line + spec.requests - line);
+            pieces.push(ShardSpec {
+                first_line: line,
+                requests: n,
+                offset: line * 10,
+                bytes: n * 10,
+                tokens: n * 100,
+            });
+            line += n;
+        }
+    }
+    job.with_fallback(Fallback { after_ms, pieces })
+}
+
+proptest! {
+    /// Gemini refuses every batch, or the quota never has room: a job allowed
+    /// to fall back answers every request realtime, once, holds no quota at
+    /// its end and is charged the standard price for exactly what it stored.
+    #[test]
+    fn a_job_that_falls_back_delivers_every_request_once_at_the_standard_price(
+        sizes in proptest::collection::vec(1u64..6, 1..5),
+        rolls in proptest::collection::vec(any::<u64>(), 1..50),
+        quota_stuck in any::<bool>(),
+        parallel in 1u32..4,
+    ) {
+        let policy = Policy { max_parallel_shards: parallel, ..Policy::default() };
+        let mut job = with_fallback(&sizes, 60_000);
+        let mut g = fake(vec![], 1_000);
+        g.refuse_creates = true;
+        if quota_stuck {
+            g.quota_refusals = u32::MAX;
+        }
+        let steps = drive(&mut job, &mut g, &rolls, None, &policy);
+        prop_assert!(job.is_done(), "not done after {} steps: {:?}", steps, job.runs);
+        prop_assert_eq!(job.state(), JobState::Succeeded, "{:?}", job.error);
+        prop_assert_eq!(job.lane(), crate::lane::Lane::Realtime);
+        prop_assert!(job.lane_choice().unwrap().reason.contains("fell back"));
+        prop_assert!(g.holds.is_empty(), "the quota was not released");
+        let total: u64 = sizes.iter().sum();
+        prop_assert_eq!(g.ingested.values().sum::<u64>(), total, "every request answered once: {:?}", g.ingested);
+        prop_assert_eq!(job.tally().succeeded, total);
+        prop_assert_eq!(&g.charges, &vec![total as i64 * 10 * 6], "the standard price for realtime answers");
+    }
+}
+
+#[test]
+fn a_job_without_fallback_fails_when_gemini_refuses_the_batch() {
+    let mut job = sharded(&[2, 2]);
+    let mut g = fake(vec![], 1_000);
+    g.refuse_creates = true;
+    drive(&mut job, &mut g, ALL_OK, None, &Policy::default());
+    assert_eq!(job.state(), JobState::Failed);
+    assert_eq!(job.lane(), crate::lane::Lane::Batch);
+}
+
+#[test]
+fn a_fallback_after_one_batch_succeeded_charges_each_part_its_lane_price() {
+    let policy = Policy { max_parallel_shards: 1, ..Policy::default() };
+    let mut job = with_fallback(&[3, 3], 60_000);
+    let mut g = fake(vec![BatchState::Succeeded], 1_000);
+    // The first batch runs; then Gemini stops taking batches.
+    drive_until(&mut job, &mut g, ALL_OK, None, &policy, &|j| j.run(1).is_some());
+    g.refuse_creates = true;
+    drive(&mut job, &mut g, ALL_OK, None, &policy);
+    assert_eq!(job.state(), JobState::Succeeded);
+    assert_eq!(g.batches.len(), 1);
+    assert_eq!(job.realtime_tally().succeeded, 3);
+    assert_eq!(g.charges, vec![3 * 30 + 3 * 60], "half price for the batch, full for the realtime calls");
 }
 
 #[test]

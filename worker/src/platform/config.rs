@@ -78,6 +78,10 @@ pub struct RealtimeSettings {
     pub shard_requests: u64,
     pub shard_bytes: u64,
     pub concurrency: usize,
+    /// `"fallback": "realtime"`: a shard waiting this long for Gemini's batch
+    /// quota runs realtime; a job of more requests may not ask for it.
+    pub fallback_after_ms: u64,
+    pub fallback_max_requests: u64,
 }
 
 pub struct ShardSettings {
@@ -269,6 +273,8 @@ fn realtime(env: &Env) -> RealtimeSettings {
         shard_requests: num(env, "REALTIME_SHARD_REQUESTS", 25).max(1),
         shard_bytes: num(env, "REALTIME_SHARD_BYTES", 4 * 1024 * 1024).max(1),
         concurrency: usize::try_from(num(env, "REALTIME_CONCURRENCY", 8).clamp(1, 64)).unwrap_or(8),
+        fallback_after_ms: secs_ms(env, "FALLBACK_AFTER_SECS", 3_600_000),
+        fallback_max_requests: num(env, "FALLBACK_MAX_REQUESTS", 10_000),
     }
 }
 

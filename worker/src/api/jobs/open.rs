@@ -4,17 +4,20 @@
 //! already claimed answers with what it already is. Shared by submissions and
 //! retries.
 
-use super::submit::{Submission, invalid};
+use super::submit::{FallbackLane, Submission, invalid};
 use crate::api::{Ctx, Result, json};
 use crate::objects::account::client as accounts;
 use crate::objects::account::protocol::{Reserve, ReserveAnswer, Settle};
 use crate::objects::job::client::JobRef;
-use crate::objects::job::protocol::{Abandoned, Init, Prior, Tombstone};
+use crate::objects::job::protocol::{Abandoned, Init, Lanes, Prior, Tombstone};
 use crate::platform::bindings;
 use crate::platform::clock::now_ms;
+use crate::platform::config::Settings;
 use crate::platform::error::ApiError;
+use batchgate_core::job::Fallback;
 use batchgate_core::lane::{self, Lane, Mode};
 use batchgate_core::pricing::{Price, Quote, Tokens};
+use batchgate_core::shard::ShardSpec;
 use batchgate_core::submit::LineError;
 use batchgate_core::upload::OwnedFile;
 use batchgate_core::view::JobView;
@@ -40,14 +43,21 @@ pub async fn open(
     cx: &Ctx<'_>,
     account: &str,
     job: &JobRef,
-    submission: Submission,
+    mut submission: Submission,
     (retry_of, read_from): (Option<&str>, u64),
 ) -> Result<Response> {
     let input_key = submission.input_key.clone();
     let started = now_ms();
-    let lane =
-        lane::choose(submission.mode, submission.summary.count, cx.settings.realtime.auto_max_requests);
-    let quote = match reserve(cx, account, job, &submission, lane.lane).await {
+    let (lanes, shards) = match plan_lanes(cx.settings, &mut submission) {
+        Ok(planned) => planned,
+        Err(e) => {
+            delete_input(cx.env, input_key).await;
+            return Err(e);
+        }
+    };
+    let standard =
+        lanes.fallback.is_some() || lanes.choice.as_ref().is_some_and(|c| c.lane == Lane::Realtime);
+    let quote = match reserve(cx, account, job, &submission, standard).await {
         Ok(q) => q,
         Err(answer) => {
             // Nothing else happens: the stored input goes too.
@@ -66,15 +76,12 @@ pub async fn open(
         metadata: submission.metadata,
         keys: submission.summary.keys,
         price: submission.price,
-        reserved: charged_for(&quote, lane.lane),
+        reserved: charged_for(&quote, standard),
         retry_of: retry_of.map(str::to_string),
         webhook_url: submission.webhook,
         uses_files: !submission.summary.files.is_empty(),
-        shards: match lane.lane {
-            Lane::Batch => submission.summary.shards,
-            Lane::Realtime => submission.summary.realtime_shards,
-        },
-        lane: (lane.lane == Lane::Realtime || submission.mode != Mode::Batch).then_some(lane),
+        shards,
+        lanes,
     };
     let reserved = now_ms();
     let created = match job.init(&init).await {
@@ -136,7 +143,7 @@ async fn reserve(
     account: &str,
     job: &JobRef,
     submission: &Submission,
-    lane: Lane,
+    standard: bool,
 ) -> std::result::Result<Quote, Result<Response>> {
     let extra = check_files(cx, account, &submission.summary.files).await.map_err(Err)?;
     let mut tokens = submission.summary.tokens;
@@ -144,7 +151,7 @@ async fn reserve(
     let quote = quote(&submission.price, &tokens).map_err(Err)?;
     let reservation = Reserve {
         job: job.id().to_string(),
-        amount: charged_for(&quote, lane),
+        amount: charged_for(&quote, standard),
         limits: cx.settings.account_limits,
     };
     match accounts::reserve(cx.env, account, &reservation).await {
@@ -156,12 +163,39 @@ async fn reserve(
 }
 
 /// What a job is reserved (and at most charged): half the standard price in
-/// the batch lane, all of it in the realtime lane.
-fn charged_for(quote: &Quote, lane: Lane) -> i64 {
-    match lane {
-        Lane::Batch => quote.batch,
-        Lane::Realtime => quote.standard,
+/// the batch lane, all of it when it may run realtime.
+fn charged_for(quote: &Quote, standard: bool) -> i64 {
+    if standard { quote.standard } else { quote.batch }
+}
+
+/// The lane the submission runs in (and why), the realtime fallback it may
+/// take, and the shards it is cut into for it.
+fn plan_lanes(settings: &Settings, submission: &mut Submission) -> Result<(Lanes, Vec<ShardSpec>)> {
+    let count = submission.summary.count;
+    let choice = lane::choose(submission.mode, count, settings.realtime.auto_max_requests);
+    let pieces = std::mem::take(&mut submission.summary.realtime_shards);
+    let batches = std::mem::take(&mut submission.summary.shards);
+    if choice.lane == Lane::Realtime {
+        return Ok((Lanes { choice: Some(choice), fallback: None }, pieces));
     }
+    let fallback = match submission.fallback {
+        None => None,
+        Some(FallbackLane::Realtime) if count > settings.realtime.fallback_max_requests => {
+            return Err(ApiError::bad_request(
+                "fallback_too_large",
+                format!(
+                    "fallback: realtime is for jobs of at most {} requests; this one has {count}",
+                    settings.realtime.fallback_max_requests
+                ),
+            ));
+        }
+        Some(FallbackLane::Realtime) => {
+            Some(Fallback { after_ms: settings.realtime.fallback_after_ms, pieces })
+        }
+    };
+    // A plain batch job records no choice (as before lanes); any other says why.
+    let choice = (submission.mode != Mode::Batch || fallback.is_some()).then_some(choice);
+    Ok((Lanes { choice, fallback }, batches))
 }
 
 /// Requests may reference (`fileData.fileUri`) only the account's own files;

@@ -84,6 +84,16 @@ pub struct JsonSubmission {
     /// `batch` (the default), `realtime` or `auto`.
     #[serde(default)]
     pub mode: Mode,
+    /// `"realtime"`: run realtime what Gemini will not take as a batch.
+    #[serde(default)]
+    pub fallback: Option<FallbackLane>,
+}
+
+/// The one lane a batch job may fall back to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FallbackLane {
+    Realtime,
 }
 
 #[derive(Deserialize)]
@@ -114,14 +124,22 @@ pub fn validator(settings: &Settings, model: &str) -> Validator {
         })
 }
 
-/// `?mode=` of an NDJSON submission.
-fn mode_of(q: &Query) -> Result<Mode> {
-    match q.get("mode") {
-        None => Ok(Mode::Batch),
+/// `?mode=` and `?fallback=` of an NDJSON submission.
+fn lanes_of(q: &Query) -> Result<(Mode, Option<FallbackLane>)> {
+    let mode = match q.get("mode") {
+        None => Mode::Batch,
         Some(m) => serde_json::from_value(Value::String(m.clone())).map_err(|_| {
             ApiError::bad_request("invalid_mode", format!("mode {m:?} is not one of batch, realtime, auto"))
-        }),
-    }
+        })?,
+    };
+    let fallback = match q.get("fallback").as_deref() {
+        None => None,
+        Some("realtime") => Some(FallbackLane::Realtime),
+        Some(f) => {
+            return Err(ApiError::bad_request("invalid_fallback", format!("fallback {f:?} is not realtime")));
+        }
+    };
+    Ok((mode, fallback))
 }
 
 /// A validated input, stored in R2 under `input_key`, not yet a job.
@@ -135,6 +153,7 @@ pub struct Submission {
     pub input_key: String,
     pub webhook: Option<String>,
     pub mode: Mode,
+    pub fallback: Option<FallbackLane>,
 }
 
 /// `POST /v1/jobs` as `account`.
@@ -201,7 +220,7 @@ async fn read_ndjson(
     )?;
     let display_name = q.get("displayName");
     let webhook = webhook_url(q.get("webhookUrl"), settings, own_host)?;
-    let mode = mode_of(&q)?;
+    let (mode, fallback) = lanes_of(&q)?;
     let mut validator = validator(settings, &model);
     let feed = Feed::new(settings, &mut validator, Some(&mut writer));
     let failed = match body_stream(req) {
@@ -209,7 +228,7 @@ async fn read_ndjson(
         Err(e) => Some(e),
     };
     let submission = conclude(validator, writer, failed, (model, price), display_name, None).await?;
-    Ok(Submission { webhook, mode, ..submission })
+    Ok(Submission { webhook, mode, fallback, ..submission })
 }
 
 /// A request's body as a stream.
@@ -282,9 +301,9 @@ async fn from_requests(
         }
     }
     let failed = writer.flush().await.err();
-    let mode = body.mode;
+    let (mode, fallback) = (body.mode, body.fallback);
     let submission = conclude(validator, writer, failed, model, body.display_name, body.metadata).await?;
-    Ok(Submission { webhook, mode, ..submission })
+    Ok(Submission { webhook, mode, fallback, ..submission })
 }
 
 /// The job's lines from `input`, claimed for it (an input makes one job).
@@ -300,9 +319,9 @@ async fn from_input(
     let (model, webhook, mut validator) = prepare(cx.settings, &body, own_host)?;
     let parts = input.claim(account, job.id()).await?;
     let failed = feed_parts(cx, &parts.keys, &mut validator, Some(&mut writer)).await.err();
-    let mode = body.mode;
+    let (mode, fallback) = (body.mode, body.fallback);
     match conclude(validator, writer, failed, model, body.display_name, body.metadata).await {
-        Ok(submission) => Ok(Submission { webhook, mode, ..submission }),
+        Ok(submission) => Ok(Submission { webhook, mode, fallback, ..submission }),
         Err(e) => {
             input.unclaim(account, job.id()).await;
             Err(e)
@@ -335,6 +354,7 @@ pub async fn conclude(
                 input_key,
                 webhook: None,
                 mode: Mode::Batch,
+                fallback: None,
             });
         }
     };

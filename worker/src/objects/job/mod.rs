@@ -151,8 +151,12 @@ impl JobObject {
             .with_billing(init.price, init.reserved)
             .with_shards(init.shards)
             .with_first_key_only(init.uses_files);
-        let job = match init.lane {
+        let job = match init.lanes.choice {
             Some(choice) => job.with_lane(choice),
+            None => job,
+        };
+        let job = match init.lanes.fallback {
+            Some(fallback) => job.with_fallback(fallback),
             None => job,
         };
         let meta = JobMeta {

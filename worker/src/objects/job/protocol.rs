@@ -3,6 +3,7 @@
 //! the job's own account: another account gets "no such job".
 
 use crate::objects::rpc::{routes, tuple_wire};
+use batchgate_core::job::Fallback;
 use batchgate_core::lane::Choice;
 use batchgate_core::pricing::Price;
 use batchgate_core::shard::ShardSpec;
@@ -12,8 +13,8 @@ use serde::{Deserialize, Serialize};
 /// Create the job from a stored, validated and reserved submission.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(
-    from = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool, Option<Choice>)",
-    into = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool, Option<Choice>)"
+    from = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool, Lanes)",
+    into = "(String, String, String, u64, u64, String, Option<String>, Option<serde_json::Value>, Vec<String>, Price, i64, Option<String>, Option<String>, Vec<ShardSpec>, bool, Lanes)"
 )]
 pub struct Init {
     pub id: String,
@@ -32,11 +33,18 @@ pub struct Init {
     pub shards: Vec<ShardSpec>,
     /// The requests use uploaded files (which belong to the first Gemini key).
     pub uses_files: bool,
-    /// The lane and why (none: batch, as asked by default).
-    pub lane: Option<Choice>,
+    pub lanes: Lanes,
 }
 
-tuple_wire!(Init { id: String, account: String, model: String, request_count: u64, input_bytes: u64, input_key: String, display_name: Option<String>, metadata: Option<serde_json::Value>, keys: Vec<String>, price: Price, reserved: i64, retry_of: Option<String>, webhook_url: Option<String>, shards: Vec<ShardSpec>, uses_files: bool, lane: Option<Choice> });
+/// The lane and why (none: batch, as asked by default), and the realtime
+/// fallback it may take.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Lanes {
+    pub choice: Option<Choice>,
+    pub fallback: Option<Fallback>,
+}
+
+tuple_wire!(Init { id: String, account: String, model: String, request_count: u64, input_bytes: u64, input_key: String, display_name: Option<String>, metadata: Option<serde_json::Value>, keys: Vec<String>, price: Price, reserved: i64, retry_of: Option<String>, webhook_url: Option<String>, shards: Vec<ShardSpec>, uses_files: bool, lanes: Lanes });
 
 /// `created: false`: the job already existed (an idempotent retry); its view either way.
 #[derive(Clone, Serialize, Deserialize)]

@@ -151,6 +151,7 @@ impl JobObject {
             };
             let state_before = job.state();
             let charged_before = job.is_charged();
+            let lane_before = job.lane();
             let creates: Vec<&Task> =
                 tasks.iter().filter(|t| matches!(t.action, Action::CreateBatch { .. })).collect();
             if !creates.is_empty() {
@@ -198,6 +199,7 @@ impl JobObject {
                 }
             }
             events.extend(timeline::shard_changes(&attempts_before, &fresh));
+            events.extend(timeline::lane_change(lane_before, &fresh));
             events.extend(timeline::state_change(state_before, fresh.state()));
             for event in &events {
                 store.add_event(now_ms(), event)?;
