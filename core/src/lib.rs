@@ -16,6 +16,7 @@ pub mod jsonl;
 pub mod keys;
 pub mod lane;
 pub mod ledger;
+pub mod media;
 pub mod model;
 pub mod netguard;
 pub mod paging;

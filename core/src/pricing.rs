@@ -55,6 +55,10 @@ const DEFAULT_PRICES: &[(&str, Price)] = &[
     ("gemini-2.5-flash-lite", Price { input: 100, output: 400, cached_input: 10 }),
     ("gemini-2.0-flash", Price { input: 100, output: 400, cached_input: 25 }),
     ("gemini-2.0-flash-lite", Price { input: 75, output: 300, cached_input: 75 }),
+    // Image and speech output is billed per output token, at these models' own rates.
+    ("gemini-2.5-flash-image", Price { input: 300, output: 30_000, cached_input: 30 }),
+    ("gemini-3-pro-image-preview", Price { input: 2_000, output: 120_000, cached_input: 200 }),
+    ("gemini-2.5-flash-preview-tts", Price { input: 500, output: 10_000, cached_input: 50 }),
 ];
 
 /// Prices by model id. A versioned id (`gemini-2.5-flash-001`,

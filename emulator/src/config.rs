@@ -120,6 +120,8 @@ impl Default for Config {
                 "gemini-2.0-flash",
                 "gemini-2.0-flash-lite",
                 "gemini-3-pro-image-preview",
+                "gemini-2.5-flash-image",
+                "gemini-2.5-flash-preview-tts",
             ]
             .map(String::from)
             .to_vec(),

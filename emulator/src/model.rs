@@ -100,6 +100,40 @@ pub fn usage(model: &str, request: &Value) -> Result<Usage, InvalidRequest> {
     Ok(Usage { prompt, candidates, thoughts, cut: candidates < wanted })
 }
 
+/// The media an image or speech model answers with: a 1×1 PNG, or a short
+/// clip of 16-bit PCM, the same for every request.
+struct Media {
+    mime: &'static str,
+    bytes: &'static [u8],
+}
+
+const PNG_1X1: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00,
+    0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00,
+    0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0xfc, 0xcf, 0xc0, 0x50, 0x0f, 0x00, 0x04,
+    0x85, 0x01, 0x80, 0x84, 0xa9, 0x8c, 0x21, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42,
+    0x60, 0x82,
+];
+
+const PCM_CLIP: &[u8] = &[0, 0, 16, 0, 32, 0, 16, 0, 0, 0, 240, 255, 224, 255, 240, 255];
+
+impl Media {
+    fn part(&self) -> Value {
+        let data = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, self.bytes);
+        json!({"inlineData": {"mimeType": self.mime, "data": data}})
+    }
+}
+
+fn media_of(model: &str) -> Option<Media> {
+    if model.contains("-image") {
+        Some(Media { mime: "image/png", bytes: PNG_1X1 })
+    } else if model.contains("-tts") {
+        Some(Media { mime: "audio/L16;codec=pcm;rate=24000", bytes: PCM_CLIP })
+    } else {
+        None
+    }
+}
+
 /// A deterministic id in the style of real `responseId`s.
 fn response_id(model: &str, request: &Value) -> String {
     use sha2::{Digest, Sha256};
@@ -140,9 +174,15 @@ pub fn respond_padded(model: &str, request: &Value, pad_bytes: usize) -> Result<
     if u.thoughts > 0 {
         usage["thoughtsTokenCount"] = json!(u.thoughts);
     }
+    let parts = match media_of(model) {
+        // A speech model answers with audio only; an image model with its caption and a picture.
+        Some(m) if m.mime.starts_with("audio/") => vec![m.part()],
+        Some(m) => vec![json!({"text": answer}), m.part()],
+        None => vec![json!({"text": answer})],
+    };
     Ok(json!({
         "candidates": [{
-            "content": {"parts": [{"text": answer}], "role": "model"},
+            "content": {"parts": parts, "role": "model"},
             "finishReason": if u.cut { "MAX_TOKENS" } else { "STOP" },
             "index": 0
         }],

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const MODEL: &str = "gemini-2.5-flash";
+const IMAGE_MODEL: &str = "gemini-3-pro-image-preview";
 
 fn request(text: &str) -> Value {
     json!({"contents": [{"parts": [{"text": text}]}], "generationConfig": {"maxOutputTokens": 200}})
@@ -299,6 +300,54 @@ async fn realtime_and_auto_jobs_run_in_their_lane_and_are_charged_its_price() {
     assert_eq!(s.get("/v1/jobs?state=running").await.1["jobs"], json!([]));
     let (status, e) = s.get("/v1/jobs?state=pending,finished").await;
     assert_eq!((status, e["error"]["code"].as_str()), (400, Some("invalid_state")), "{e}");
+
+    // An image model's pictures are served on their own; the lines link them.
+    for mode in ["batch", "realtime"] {
+        let (_, job) = submit(json!({"model": IMAGE_MODEL, "requests": requests(2), "mode": mode})).await;
+        let id = job["id"].as_str().unwrap().to_string();
+        let done = s.wait_for(&id, 90, |j| j["cost"]["charged"].is_i64()).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        let (_, lines) = s.results(&id, "").await;
+        let media = &lines[0]["response"]["candidates"][0]["content"]["parts"][1]["inlineData"];
+        assert_eq!(media["mimeType"], "image/png", "{mode}: {media}");
+        assert!(media.get("data").is_none(), "{mode}: no base64 in the line by default");
+        let url = media["url"].as_str().unwrap();
+        assert_eq!(url, format!("/v1/jobs/{id}/results/k0/media/0"));
+        let r = s.http.get(s.url(url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "image/png");
+        let png = r.bytes().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{mode}: the picture itself");
+        assert_eq!(media["bytes"], png.len());
+        let (_, inline) = s.results(&id, "?inlineMedia=true").await;
+        let data = inline[0]["response"]["candidates"][0]["content"]["parts"][1]["inlineData"]["data"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data).unwrap(),
+            png.to_vec()
+        );
+        let (_, one) = s.get(&format!("/v1/jobs/{id}/results/k1")).await;
+        assert_eq!(
+            one["response"]["candidates"][0]["content"]["parts"][1]["inlineData"]["url"],
+            format!("/v1/jobs/{id}/results/k1/media/0")
+        );
+        let (_, page) = s.results(&id, "?limit=1").await;
+        assert!(
+            page[0]["response"]["candidates"][0]["content"]["parts"][1]["inlineData"]["url"].is_string(),
+            "pages link too"
+        );
+        assert_eq!(
+            s.http.get(s.url(&format!("/v1/jobs/{id}/results/k0/media/1"))).send().await.unwrap().status(),
+            404
+        );
+        let other = client_with(&token("someone-else"));
+        assert_eq!(
+            other.get(s.url(url)).send().await.unwrap().status(),
+            404,
+            "another account's media is not found"
+        );
+    }
 
     // A mode that is not one is refused, naming it.
     let (status, e) = submit(json!({"model": MODEL, "requests": requests(1), "mode": "fast"})).await;

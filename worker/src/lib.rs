@@ -92,6 +92,9 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
         (Method::Post, ["v1", "jobs", id, "retry"]) => jobs::retry::handle(&req, cx, id).await,
         (Method::Get, ["v1", "jobs", id, "results"]) => results::all(&req, cx, id).await,
         (Method::Get, ["v1", "jobs", id, "results", key]) => results::one(&req, cx, id, key).await,
+        (Method::Get, ["v1", "jobs", id, "results", key, "media", n]) => {
+            results::media_part(&req, cx, id, key, n).await
+        }
         (Method::Post, ["v1", "files"]) => files::single(req, cx).await,
         (Method::Get, ["v1", "files"]) => files::list(&req, cx).await,
         (Method::Get, ["v1", "files", id]) => files::get(&req, cx, id).await,

@@ -35,8 +35,11 @@ fn a_longer_name_of_another_model_is_not_priced_as_the_shorter_one() {
         "gemini-2.5-flash-image-preview",
         "gemini-2.5-pro-tts",
     ] {
-        assert_eq!(table.price(other), None, "{other}");
+        let text_model = if other.contains("pro") { "gemini-2.5-pro" } else { "gemini-2.5-flash" };
+        assert_ne!(table.price(other), table.price(text_model), "{other}");
     }
+    assert_eq!(table.price("gemini-2.5-flash-tts"), None, "not a model with a price of its own");
+    assert_eq!(table.price("gemini-2.5-flash-image").map(|p| p.output), Some(30_000), "its own image rate");
     let own = PriceTable::from_json(
         r#"{"gemini-2.5-flash-image": {"input": 300, "output": 30000, "cachedInput": 30}}"#,
     )

@@ -9,8 +9,8 @@ use crate::platform::bindings::{self, results_key};
 use crate::platform::error::ApiError;
 use crate::platform::query::Query;
 use batchgate_core::jsonl::LineSplitter;
-use batchgate_core::paging;
 use batchgate_core::results::{Outcome, missing_line, scan_line};
+use batchgate_core::{media, paging};
 use futures_util::stream::LocalBoxStream;
 use futures_util::{StreamExt, stream};
 use std::rc::Rc;
@@ -63,13 +63,14 @@ pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
             .map_or(Ok(0), |c| c.parse::<u64>())
             .map_err(|_| ApiError::bad_request("invalid_cursor", "bad cursor"))?;
         let ask = Page { after, limit: paging::RESULTS.of(Some(limit)), failed: failed_only, partial };
-        return page(cx.env, &job, &account, &ask).await;
+        return page(cx.env, &job, &account, &ask, inline_media(&q)?).await;
     }
     let readable = job.ask(&account, &GetReadable).await?;
     if !readable.complete && !partial {
         return Err(not_ready());
     }
     let body = shards_stream(cx.env, id, readable.shards);
+    let body = if readable.media && !inline_media(&q)? { media_linked(body, id) } else { body };
     if !failed_only {
         return ndjson(Response::from_stream(body)?);
     }
@@ -118,38 +119,75 @@ fn shards_stream(env: &Env, id: &str, shards: Vec<u64>) -> LocalBoxStream<'stati
 /// Keep the lines whose outcome is not a success (errors and malformed lines).
 fn failed_lines(
     body: LocalBoxStream<'static, worker::Result<Vec<u8>>>,
-) -> impl futures_util::Stream<Item = worker::Result<Vec<u8>>> {
-    let keep = |out: &mut Vec<u8>, line: &[u8]| {
+) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
+    map_lines(body, |line, out| {
         if !matches!(scan_line(line).outcome, Outcome::Success(_)) {
             out.extend_from_slice(line);
             out.push(b'\n');
         }
-    };
-    stream::unfold(Some((body, LineSplitter::new(usize::MAX / 2))), move |state| async move {
-        let (mut body, mut splitter) = state?;
-        let mut out = Vec::new();
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                let _ = splitter.feed(&chunk, |_, l| {
-                    keep(&mut out, l);
-                    Ok::<(), std::convert::Infallible>(())
-                });
-                Some((Ok(out), Some((body, splitter))))
-            }
-            Some(Err(e)) => Some((Err(e), None)),
-            None => {
-                let _ = splitter.finish(|_, l| {
-                    keep(&mut out, l);
-                    Ok::<(), std::convert::Infallible>(())
-                });
-                Some((Ok(out), None))
-            }
-        }
     })
 }
 
+/// Each line with its media parts linked rather than inline (see `media_url`).
+fn media_linked(
+    body: LocalBoxStream<'static, worker::Result<Vec<u8>>>,
+    id: &str,
+) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
+    let id = id.to_string();
+    map_lines(body, move |line, out| {
+        out.extend(link(&id, line).as_deref().unwrap_or(line));
+        out.push(b'\n');
+    })
+}
+
+/// `line` with its media linked, if it has any.
+fn link(id: &str, line: &[u8]) -> Option<Vec<u8>> {
+    if !media::may_have_media(line) {
+        return None;
+    }
+    let key = scan_line(line).key?.to_string();
+    media::link_media(line, |n| media_url(id, &key, n))
+}
+
+/// Where media part `n` of `key`'s answer is served.
+fn media_url(id: &str, key: &str, n: usize) -> String {
+    let key = percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC);
+    format!("{}/results/{key}/media/{n}", crate::paths::job(id))
+}
+
+/// The stream's lines, each passed through `f` (which writes what to send).
+fn map_lines(
+    body: LocalBoxStream<'static, worker::Result<Vec<u8>>>,
+    f: impl Fn(&[u8], &mut Vec<u8>) + 'static,
+) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
+    let f = Rc::new(f);
+    stream::unfold(Some((body, LineSplitter::new(usize::MAX / 2))), move |state| {
+        let f = f.clone();
+        async move {
+            let (mut body, mut splitter) = state?;
+            let mut out = Vec::new();
+            let mut each = |_: u64, l: &[u8]| {
+                f(l, &mut out);
+                Ok::<(), std::convert::Infallible>(())
+            };
+            match body.next().await {
+                Some(Ok(chunk)) => {
+                    let _ = splitter.feed(&chunk, &mut each);
+                    Some((Ok(out), Some((body, splitter))))
+                }
+                Some(Err(e)) => Some((Err(e), None)),
+                None => {
+                    let _ = splitter.finish(&mut each);
+                    Some((Ok(out), None))
+                }
+            }
+        }
+    })
+    .boxed_local()
+}
+
 /// Lines after line number `after`; contiguous lines come from one range read.
-async fn page(env: &Env, job: &JobRef, account: &str, ask: &Page) -> Result<Response> {
+async fn page(env: &Env, job: &JobRef, account: &str, ask: &Page, inline: bool) -> Result<Response> {
     let page = job.ask(account, ask).await?;
     if !page.ready {
         return Err(not_ready());
@@ -180,7 +218,8 @@ async fn page(env: &Env, job: &JobRef, account: &str, ask: &Page) -> Result<Resp
             let from = usize::try_from(l.pos - start).unwrap_or(usize::MAX);
             let to = from.saturating_add(usize::try_from(l.len).unwrap_or(usize::MAX));
             if let Some(line) = bytes.get(from..to) {
-                out.extend_from_slice(line);
+                let linked = if inline { None } else { link(job.id(), line) };
+                out.extend_from_slice(linked.as_deref().unwrap_or(line));
                 out.push(b'\n');
             }
         }
@@ -219,8 +258,41 @@ fn runs(lines: &[LineAt]) -> Vec<&[LineAt]> {
     out
 }
 
-/// `GET /v1/jobs/:id/results/:key`: one result line, by its key.
+/// `?inlineMedia=true`: media stays base64 in the lines, as Gemini sent it.
+fn inline_media(q: &Query) -> Result<bool> {
+    match q.get("inlineMedia").as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(_) => Err(ApiError::bad_request("invalid_inline_media", "inlineMedia must be true or false")),
+    }
+}
+
+/// `GET /v1/jobs/:id/results/:key[?inlineMedia=true]`: one result line, by its key.
 pub async fn one(req: &Request, cx: &Ctx<'_>, id: &str, key: &str) -> Result<Response> {
+    let bytes = stored_line(req, cx, id, key).await?;
+    let linked = if inline_media(&Query::of(req))? { None } else { link(id, &bytes) };
+    let resp = Response::from_bytes(linked.unwrap_or(bytes))?;
+    resp.headers().set("content-type", "application/json")?;
+    Ok(resp)
+}
+
+/// `GET /v1/jobs/:id/results/:key/media/:n`: media part `n` of the answer, as
+/// its own bytes with its content type.
+pub async fn media_part(req: &Request, cx: &Ctx<'_>, id: &str, key: &str, n: &str) -> Result<Response> {
+    let n: usize =
+        n.parse().map_err(|_| ApiError::bad_request("invalid_media_index", "the media index is a number"))?;
+    let line = stored_line(req, cx, id, key).await?;
+    let (mime, bytes) = media::media_part(&line, n).ok_or_else(|| {
+        ApiError::new(404, "media_not_found", format!("the answer for {key:?} has no media part {n}"))
+    })?;
+    let resp = Response::from_bytes(bytes)?;
+    resp.headers().set("content-type", &mime)?;
+    resp.headers().set("cache-control", "private, max-age=3600")?;
+    Ok(resp)
+}
+
+/// The stored result line of `key`, as the job's owner may read it.
+async fn stored_line(req: &Request, cx: &Ctx<'_>, id: &str, key: &str) -> Result<Vec<u8>> {
     let account = auth::account(req, cx.settings)?;
     let found = JobRef::named(cx.env, id)?.ask(&account, &Locate(key.to_string())).await?;
     if !found.ready {
@@ -239,7 +311,5 @@ pub async fn one(req: &Request, cx: &Ctx<'_>, id: &str, key: &str) -> Result<Res
     while let Some(chunk) = s.next().await {
         bytes.extend(chunk?);
     }
-    let resp = Response::from_bytes(bytes)?;
-    resp.headers().set("content-type", "application/json")?;
-    Ok(resp)
+    Ok(bytes)
 }

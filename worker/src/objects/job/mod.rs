@@ -365,6 +365,7 @@ impl JobObject {
             GetReadable::ROUTE => rpc::reply::<GetReadable>(Ok(Readable {
                 complete: ready(&job)?,
                 shards: job.readable_shards(),
+                media: batchgate_core::media::makes_media(job.model()),
             })),
             GetRetryPlan::ROUTE => rpc::reply::<GetRetryPlan>(Ok(self.retry_plan(&store, &job)?)),
             Events::ROUTE => {

@@ -196,13 +196,15 @@ tuple_wire!(Page { after: u64, limit: u64, failed: bool, partial: bool });
 pub struct GetReadable;
 
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(from = "(bool, Vec<u64>)", into = "(bool, Vec<u64>)")]
+#[serde(from = "(bool, Vec<u64>, bool)", into = "(bool, Vec<u64>, bool)")]
 pub struct Readable {
     pub complete: bool,
     pub shards: Vec<u64>,
+    /// The model answers with media (see core's `media`).
+    pub media: bool,
 }
 
-tuple_wire!(Readable { complete: bool, shards: Vec<u64> });
+tuple_wire!(Readable { complete: bool, shards: Vec<u64>, media: bool });
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(from = "(bool, Vec<LineAt>)", into = "(bool, Vec<LineAt>)")]
