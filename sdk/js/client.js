@@ -6,6 +6,7 @@
 import { Rules } from "batchgate-wasm";
 import { BatchgateError, invalidArgument } from "./errors.js";
 import { Http, enc } from "./http.js";
+import { generate, generateStream } from "./generate.js";
 import { results } from "./results.js";
 import { upload } from "./upload.js";
 import { JobWatch, wait } from "./watch.js";
@@ -70,13 +71,17 @@ export class Batchgate {
     return JSON.parse(checked(() => this.#rules.resultCost(String(model), JSON.stringify(line)), 0, "invalid_argument"));
   }
 
-  async submit(input) {
+    async submit(input) {
     const { idempotencyKey, ...body } = input ?? {};
-    const quote = this.estimate(body);
+    const { model, requests } = body;
+    const quote = this.estimate({ model, requests });
     const { balance } = await this.#http.call("GET", "/v1/account");
-    if (balance < quote.batch) {
-      const message = `the job needs ${quote.batch} micro-credits and the balance is ${balance}`;
-      throw new BatchgateError(message, "insufficient_credits", 402, { quote, balance, needed: quote.batch });
+    // Realtime (and a job that may fall back to it) is reserved the standard
+    // price; `auto` picks its lane on the server, so the batch price is the floor.
+    const needed = body.mode === "realtime" || body.fallback === "realtime" ? quote.standard : quote.batch;
+    if (balance < needed) {
+      const message = `the job needs ${needed} micro-credits and the balance is ${balance}`;
+      throw new BatchgateError(message, "insufficient_credits", 402, { quote, balance, needed });
     }
     const key = typeof idempotencyKey === "string" ? idempotencyKey : randomKey();
     return this.#http.call("POST", "/v1/jobs", body, { "idempotency-key": key });
@@ -86,8 +91,19 @@ export class Batchgate {
     return this.#http.call("GET", `/v1/jobs/${enc(id)}`);
   }
 
-  list(options) {
-    return this.#http.call("GET", `/v1/jobs?${query(options, ["state", "limit", "cursor"])}`);
+    list(options) {
+    const state = Array.isArray(options?.state) ? options.state.join(",") : options?.state;
+    return this.#http.call("GET", `/v1/jobs?${query({ ...options, state }, ["state", "limit", "cursor"])}`);
+  }
+
+  generate(model, request, options) {
+    if (typeof model !== "string") return Promise.reject(invalidArgument("model is required"));
+    return generate(this.#http, model, request, options);
+  }
+
+  generateStream(model, request, options) {
+    if (typeof model !== "string") throw invalidArgument("model is required");
+    return generateStream(this.#http, model, request, options);
   }
 
   cancel(id) {

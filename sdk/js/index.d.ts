@@ -5,9 +5,9 @@
 // batchgate.d.ts also declares the wasm's own class, which wasm-bindgen gives
 // a `[Symbol.dispose]()` (explicit resource management).
 /// <reference lib="esnext.disposable" />
-import type { JobState, JobView, Kind, Quote } from "./batchgate.js";
+import type { Cost, Counts, JobState, JobView, Kind, Lane, Mode, Quote } from "./batchgate.js";
 
-export type { Cost, Counts, JobError, JobState, JobView, Kind, Quote, ShardSpec, Tokens, Totals, Usage } from "./batchgate.js";
+export type { Cost, Counts, JobError, JobState, JobView, Kind, Lane, Mode, Quote, ShardSpec, Tokens, Totals, Usage } from "./batchgate.js";
 
 /** A Gemini `GenerateContentRequest` (https://ai.google.dev/api/generate-content). */
 export interface GenerateContentRequest {
@@ -41,18 +41,49 @@ export interface SubmitInput extends EstimateInput {
   metadata?: Record<string, unknown>;
   /** Sent as `Idempotency-Key`; generated when absent. */
   idempotencyKey?: string;
-  /** POSTed the final, charged job, signed with the account's webhook secret (Standard Webhooks). */
+    /** POSTed the final, charged job, signed with the account's webhook secret (Standard Webhooks). */
   webhook?: { url: string };
+  /** `batch` (default: half price, results within 24 h), `realtime` (standard
+   *  price, now) or `auto` (realtime for small jobs; the view says which and why). */
+  mode?: Mode;
+  /** Run realtime what Gemini will not take as a batch (refused, or a long
+   *  wait for quota). Reserved at the standard price from the start. */
+  fallback?: "realtime";
 }
-export interface ListOptions { state?: JobState; limit?: number; cursor?: string }
+/** What a realtime call cost, in micro-credits (`standard` = `charged` in this lane). */
+export interface GenerateCost { standard: number; charged: number }
+/** A Gemini `GenerateContentResponse`. */
+export interface GenerateContentResponse {
+  candidates?: { content?: Content; finishReason?: string; [field: string]: unknown }[];
+  usageMetadata?: Record<string, number | unknown>;
+  [field: string]: unknown;
+}
+export interface GenerateResult {
+  response: GenerateContentResponse;
+  cost: GenerateCost | null;
+  /** The ledger entry's job id (`gen_…`). */
+  callId: string | null;
+}
+export interface GenerateStream {
+  /** Gemini's answer in chunks as they arrive (leaving early closes the stream; the call is still charged in full). */
+  chunks: AsyncIterable<GenerateContentResponse>;
+  /** The call's cost, once the stream has ended (null if it broke off first). */
+  cost: Promise<GenerateCost | null>;
+}
+export interface GenerateOptions { signal?: AbortSignal }
+export interface ListOptions { state?: JobState | JobState[]; limit?: number; cursor?: string }
 /** A job as `list` shows it; `job(id)` has the whole view. */
 export interface JobSummary {
   id: string;
   state: JobState;
   model: string;
   displayName?: string;
-  createdAt: string;
+    createdAt: string;
   updatedAt: string;
+  lane?: Lane;
+  requestCount?: number;
+  counts?: Counts;
+  cost?: Cost;
 }
 export interface JobPage { jobs: JobSummary[]; nextCursor?: string | null }
 export interface WatchOptions { intervalMs?: number }
@@ -153,7 +184,12 @@ export declare class Batchgate {
    *  `insufficient_credits` without a round trip), then submits with an
    *  `Idempotency-Key` (generated when absent): a retried call with the same
    *  key returns the same job. */
-  submit(input: SubmitInput): Promise<JobView>;
+    submit(input: SubmitInput): Promise<JobView>;
+  /** One request answered now (`POST /v1/generate`) at the standard price: 402
+   *  when the balance cannot cover its quote, Gemini's refusals with their status. */
+  generate(model: string, request: GenerateContentRequest, options?: GenerateOptions): Promise<GenerateResult>;
+  /** The same, streamed as Gemini answers (server-sent events). */
+  generateStream(model: string, request: GenerateContentRequest, options?: GenerateOptions): GenerateStream;
   /** The job's current view. */
   job(id: string): Promise<JobView>;
   /** `{jobs, nextCursor}`, newest first. */

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BatchgateError } from "../js/errors.js";
+import { generate, generateStream } from "../js/generate.js";
 import { Http } from "../js/http.js";
 import { results } from "../js/results.js";
 import { upload } from "../js/upload.js";
@@ -144,4 +145,55 @@ test("an upload continues from the server's offset when another attempt moved it
   assert.deepEqual(progress, [0, 4, 8, 10]);
   const ranges = log.filter((r) => r.method === "PUT").map((r) => r.headers.get("content-range"));
   assert.deepEqual(ranges, ["bytes 0-3/10", "bytes 4-7/10", "bytes 8-9/10"]);
+});
+
+test("generate answers with Gemini's response, its cost and call id; a refusal is a BatchgateError", async () => {
+  const log = serve((url, init) => {
+    const body = JSON.parse(init.body);
+    if (body.model === "poor") return json({ error: { code: "insufficient_credits", message: "no" } }, 402);
+    return json({ candidates: [] }, 200, { "batchgate-cost": '{"standard":7,"charged":7}', "batchgate-call-id": "gen_1" });
+  });
+  const http = new Http("http://x", "t");
+  const r = await generate(http, "m", { contents: [] });
+  assert.deepEqual(r, { response: { candidates: [] }, cost: { standard: 7, charged: 7 }, callId: "gen_1" });
+  assert.equal(log[0].path, "/v1/generate");
+  await assert.rejects(generate(http, "poor", {}), (e) => e instanceof BatchgateError && e.status === 402);
+});
+
+test("a stream yields each event whole across chunk boundaries, then its cost", async () => {
+  serve((url) => {
+    assert.equal(url.search, "?alt=sse");
+    return new Response(
+      chunked(['data: {"n":1}\r\n', '\r\ndata: {"n"', ':2}\n\n: batchgate-co', 'st {"standard":3,"charged":3}\n\n']),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  });
+  const s = generateStream(new Http("http://x", "t"), "m", {});
+  const seen = [];
+  for await (const chunk of s.chunks) seen.push(chunk.n);
+  assert.deepEqual(seen, [1, 2]);
+  assert.deepEqual(await s.cost, { standard: 3, charged: 3 });
+});
+
+test("leaving a stream early closes it, and its cost is then unknown", async () => {
+  let cancelled = false;
+    // Gemini is still answering: the first event, then nothing yet.
+  let sent = false;
+  const body = new ReadableStream({
+        pull(c) {
+      if (sent) return new Promise(() => {});
+      sent = true;
+      c.enqueue(new TextEncoder().encode('data: {"n":1}\n\n'));
+    },
+    cancel: () => (cancelled = true),
+  });
+  serve(() => new Response(body));
+  const s = generateStream(new Http("http://x", "t"), "m", {});
+  for await (const chunk of s.chunks) {
+    assert.equal(chunk.n, 1);
+        break;
+  }
+  await new Promise((r) => setTimeout(r, 20)); // the cancel crosses the decoder's pipe
+  assert.ok(cancelled, "the connection was closed");
+  assert.equal(await s.cost, null);
 });

@@ -148,6 +148,24 @@ const retriedKeys = [];
 for await (const line of bg.results(retried.id)) retriedKeys.push(line.key);
 assert.deepEqual(retriedKeys, ["flaky"], JSON.stringify(retriedDone));
 
+// The realtime lane: a job answered now at the standard price, and single calls.
+const realtime = await bg.submit({ model, requests, mode: "realtime" });
+assert.equal(realtime.lane, "realtime");
+assert.equal(realtime.cost.reserved, quote.standard, "realtime reserves the standard price");
+const realtimeDone = await bg.wait(realtime.id, { intervalMs: 100 });
+assert.equal(realtimeDone.cost.charged, realtimeDone.cost.standard, JSON.stringify(realtimeDone));
+const rows = await bg.list({ state: ["succeeded", "failed"], limit: 1 });
+assert.equal(rows.jobs[0].lane, "realtime");
+const single = await bg.generate(model, requests[0].request);
+assert.ok(single.response.candidates[0].content.parts[0].text.length > 0);
+assert.ok(single.cost.charged > 0 && single.cost.charged === single.cost.standard && single.callId.startsWith("gen_"));
+const live = bg.generateStream(model, requests[0].request);
+let text = "";
+for await (const chunk of live.chunks) text += chunk.candidates[0].content.parts[0].text ?? "";
+assert.equal(text, single.response.candidates[0].content.parts[0].text, "the stream is the same answer");
+assert.deepEqual(await live.cost, single.cost);
+await assert.rejects(bg.generate(model, { contents: [] }), (e) => e.status === 400 && e.code === "invalid_request");
+
 // Errors: the API's, by code; the local balance check; the network's.
 await assert.rejects(bg.job("0".repeat(64)), (e) => e instanceof BatchgateError && e.status === 404 && e.code === "not_found");
 const poor = new Batchgate({ endpoint, token: process.env.POOR_TOKEN });

@@ -20,7 +20,17 @@ export async function use(blob: Blob): Promise<number> {
   const file: UploadedFile = await bg.upload(blob, { onProgress: (p) => p.received / p.size });
   const child: JobView = await bg.retryFailed(job.id);
   if (child.retryOf !== job.id) return -1;
-  const page = await bg.list({ state: "running", limit: 5 });
+    const page = await bg.list({ state: ["running", "pending"], limit: 5 });
+  const lane: "batch" | "realtime" | undefined = page.jobs[0]?.lane;
+  const now = await bg.submit({ model: "gemini-2.5-flash", requests, mode: "auto", fallback: "realtime" });
+  if (now.lane === "realtime" && lane) return now.laneReason?.length ?? 0;
+  const answer = await bg.generate("gemini-2.5-flash", { contents: [{ parts: [{ text: "hi" }] }] });
+  const charged: number = answer.cost?.charged ?? 0;
+  const stream = bg.generateStream("gemini-2.5-flash", { contents: [] }, { signal: AbortSignal.timeout(1000) });
+  for await (const chunk of stream.chunks) {
+    if (chunk.candidates?.[0]?.finishReason) break;
+  }
+  if (((await stream.cost)?.standard ?? 0) > charged) return 0;
   const account = await bg.account();
   const ledger = await bg.ledger();
   const steps = await bg.events(job.id, { limit: 10 });
@@ -32,6 +42,8 @@ export async function use(blob: Blob): Promise<number> {
   }
   // @ts-expect-error: states are a closed set
   await bg.list({ state: "done" });
+    // @ts-expect-error: modes are a closed set
+  await bg.submit({ model: "m", requests, mode: "fast" });
   // @ts-expect-error: requests need a request
   bg.estimate({ model: "m", requests: [{ key: "a" }] });
   // @ts-expect-error: the endpoint is required
