@@ -255,7 +255,8 @@ $("submit").addEventListener("click", async () => {
   try {
     const { requests } = parseRequests();
     const displayName = $("display-name").value.trim() || undefined;
-    const job = await bg.submit({ model: $("model").value, requests, displayName });
+        const mode = document.querySelector('input[name="lane"]:checked')?.value ?? "auto";
+    const job = await bg.submit({ model: $("model").value, requests, displayName, mode });
     refreshBalance();
     refreshHistory();
     openJob(job);
@@ -304,7 +305,8 @@ function render(view) {
   const badge = $("job-state");
   badge.textContent = view.state;
   badge.className = `badge ${view.state}`;
-  $("job-retry-of").textContent = view.retryOf ? `retry of ${view.retryOf.slice(0, 8)}` : "";
+    $("job-retry-of").textContent = view.retryOf ? `retry of ${view.retryOf.slice(0, 8)}` : "";
+  $("job-lane").textContent = view.laneReason ? `${view.lane} lane (${view.laneReason})` : `${view.lane ?? "batch"} lane`;
   const done = view.counts.succeeded + view.counts.failed;
   const total = Math.max(1, view.requestCount);
   const bar = $("progress");
@@ -341,6 +343,12 @@ function render(view) {
   }
 }
 
+/** The answer's media parts (`inlineData`, linked by the server rather than inline). */
+function mediaOf(line) {
+  const parts = line.response?.candidates?.[0]?.content?.parts ?? [];
+  return parts.map((p) => p.inlineData).filter(Boolean);
+}
+
 function answerText(line) {
   const parts = line.response?.candidates?.[0]?.content?.parts ?? [];
   return parts.map((p) => p.text ?? "").join("");
@@ -364,12 +372,22 @@ async function showResults(job) {
       cell(line.key);
       if (line.error) cell(`error ${line.error.code ?? ""}`.trim(), "bad");
       else cell("ok", "ok");
-      const text = line.error ? line.error.message ?? "" : answerText(line);
-      cell(text.length > 140 ? `${text.slice(0, 140)}…` : text, "preview");
+            const text = line.error ? line.error.message ?? "" : answerText(line);
+      const preview = cell(text.length > 140 ? `${text.slice(0, 140)}…` : text, "preview");
+      for (const [n, media] of mediaOf(line).entries()) {
+        if (!media.mimeType?.startsWith("image/")) continue;
+        const img = document.createElement("img");
+        img.alt = `image ${n + 1} of the answer to ${line.key}`;
+        img.className = "answer-image";
+        preview.append(img);
+        bg.resultMedia(job.id, line.key, n).then((blob) => (img.src = URL.createObjectURL(blob)), () => img.remove());
+      }
       cell(String(line.response?.usageMetadata?.totalTokenCount ?? 0), "num");
+            // Realtime answers cost the standard price, batch ones half of it.
       const cost = bg.resultCost(job.model, line);
-      const td = cell(credits(cost.batch), "num");
-      td.dataset.micro = String(cost.batch);
+      const price = job.view.lane === "realtime" ? cost.standard : cost.batch;
+      const td = cell(credits(price), "num");
+      td.dataset.micro = String(price);
       rows.push(row);
     }
   } catch (e) {
@@ -438,7 +456,7 @@ async function refreshHistory() {
       const first = document.createElement("td");
       first.append(open);
       row.append(first);
-      for (const text of [job.state, job.model, new Date(job.createdAt).toLocaleString("en-GB")]) {
+            for (const text of [job.state, job.lane ?? "batch", job.model, new Date(job.createdAt).toLocaleString("en-GB")]) {
         const td = document.createElement("td");
         td.textContent = text;
         row.append(td);

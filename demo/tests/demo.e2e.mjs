@@ -63,7 +63,8 @@ async function run() {
   const [standard, batch, savings] = [await micro("#quote-standard"), await micro("#quote-batch"), await micro("#quote-savings")];
   assert.ok(batch > 0 && Math.abs(standard - 2 * batch) <= 1 && savings === standard - batch, `${standard} ${batch} ${savings}`);
   assert.match(await page.textContent("#jsonl-status"), /20 requests/);
-  await page.getByLabel("Name").fill("demo e2e");
+    await page.getByLabel("Name").fill("demo e2e");
+    await page.check('input[name="lane"][value="batch"]');
   await shot("quote");
   await page.getByRole("button", { name: "Submit job" }).click();
   await page.waitForSelector("#job:not([hidden])");
@@ -97,6 +98,25 @@ async function run() {
   await shot("succeeded");
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(artifacts, "demo-readme.png") });
+
+    // The realtime lane, on an image model: answered now at the standard price, pictures shown.
+  await page.selectOption("#model", "gemini-3-pro-image-preview");
+  await page.getByLabel("How many").fill("2");
+  await page.getByRole("button", { name: "Generate" }).click();
+  await page.getByLabel("Name").fill("pictures");
+  await page.check('input[name="lane"][value="realtime"]');
+  await page.waitForFunction(() => !document.querySelector("#submit").disabled);
+    await page.getByRole("button", { name: "Submit job" }).click();
+  await page.waitForFunction(() => document.querySelector("#job-name").textContent.startsWith("pictures"));
+  await page.waitForFunction(() => document.querySelector("#job-state").textContent === "succeeded", null, { timeout: 60_000 });
+  assert.match(await page.textContent("#job-lane"), /realtime/);
+  await page.waitForFunction(() => [...document.querySelectorAll("#results img.answer-image")].filter((i) => i.naturalWidth === 1).length === 2, null, { timeout: 30_000 });
+  await waitMicro("#cost-charged");
+  const rtRows = await page.$$eval("#results tbody td[data-micro]", (tds) => tds.map((td) => Number(td.dataset.micro)));
+  assert.equal(rtRows.reduce((a, b) => a + b, 0), await micro("#cost-charged"), "realtime rows at the standard price are the charge");
+    await shot("realtime-images");
+  await page.selectOption("#model", "gemini-2.5-flash");
+  await page.check('input[name="lane"][value="batch"]');
 
   // Cancel: Gemini holds the batch; the user cancels; the job ends cancelled and costs nothing.
   await control("/config", { stickNewBatches: true });

@@ -5,7 +5,7 @@
 
 import { Rules } from "batchgate-wasm";
 import { BatchgateError, invalidArgument } from "./errors.js";
-import { Http, enc } from "./http.js";
+import { Http, enc, jsonOf } from "./http.js";
 import { generate, generateStream } from "./generate.js";
 import { results } from "./results.js";
 import { upload } from "./upload.js";
@@ -118,8 +118,14 @@ export class Batchgate {
     return this.#http.call("DELETE", `/v1/jobs/${enc(id)}`);
   }
 
-  result(id, key) {
+    result(id, key) {
     return this.#http.call("GET", `/v1/jobs/${enc(id)}/results/${enc(key)}`);
+  }
+
+  async resultMedia(id, key, n) {
+    const resp = await this.#http.fetch("GET", `/v1/jobs/${enc(id)}/results/${enc(key)}/media/${Number(n)}`);
+    if (!resp.ok) await jsonOf(resp);
+    return resp.blob();
   }
 
   account() {

@@ -201,6 +201,8 @@ export declare class Batchgate {
   retryFailed(id: string): Promise<JobView>;
   /** Delete the job and its stored results (a running job is cancelled and settled first). */
   deleteJob(id: string): Promise<unknown>;
+    /** Media part `n` (from 0) of `key`'s answer: an image model's picture, a TTS model's audio. */
+  resultMedia(id: string, key: string, n: number): Promise<Blob>;
   /** One result line `{key, response}` or `{key, error}`. */
   result(id: string, key: string): Promise<ResultLine>;
   /** `{account, balance, reserved, granted, spent, saved, openJobs}` in micro-credits. */
