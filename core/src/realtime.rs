@@ -42,6 +42,14 @@ pub fn rpm_caps(json: Option<&str>) -> Result<Caps, String> {
     }
 }
 
+/// A call counts against the minute from its admission, a little before
+/// Gemini sees it; it counts this much longer here, so that Gemini, counting
+/// from when it arrives, never sees more than the limit in its minute.
+pub const WINDOW_MARGIN_MS: u64 = 1_000;
+
+/// How long the limiter must remember a call.
+pub const REMEMBER_MS: u64 = crate::window::MINUTE_MS + WINDOW_MARGIN_MS;
+
 /// What one key sent for a model in the last minute.
 pub struct KeyLoad<'a> {
     pub key: &'a str,
@@ -53,10 +61,12 @@ pub struct KeyLoad<'a> {
 pub fn pick_key<'a>(loads: &[KeyLoad<'a>], now_ms: u64, rpm: u64) -> Result<&'a str, u64> {
     let mut wait = u64::MAX;
     let mut best: Option<(&str, usize)> = None;
+    // Judged a margin in the past: a call counts for the minute and the margin.
+    let then = now_ms.saturating_sub(WINDOW_MARGIN_MS);
     for load in loads {
-        match crate::window::admit(load.recent_ms, now_ms, rpm) {
+        match crate::window::admit(load.recent_ms, then, rpm) {
             Ok(()) => {
-                let n = load.recent_ms.iter().filter(|t| **t + crate::window::MINUTE_MS > now_ms).count();
+                let n = load.recent_ms.iter().filter(|t| **t + crate::window::MINUTE_MS > then).count();
                 if best.is_none_or(|(_, m)| n < m) {
                     best = Some((load.key, n));
                 }

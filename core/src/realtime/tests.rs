@@ -117,9 +117,11 @@ fn the_least_loaded_key_with_room_takes_the_request() {
     assert_eq!(pick_key(&loads, 10_000, 3), Ok("b"));
     assert_eq!(
         pick_key(&loads[..1], 10_000, 2),
-        Err(51_000),
-        "a full key waits for its oldest call to leave"
+        Err(52_000),
+        "a full key waits for its oldest call to leave, and the margin"
     );
+    assert_eq!(pick_key(&loads[..1], 62_000, 2), Ok("a"), "a minute and the margin later it has room");
+    assert_eq!(pick_key(&loads[..1], 61_500, 2), Err(500));
     assert_eq!(pick_key(&[], 10_000, 2), Err(60_000), "no key at all: wait, never send");
 }
 

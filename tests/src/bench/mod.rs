@@ -8,6 +8,7 @@ pub mod emulator_io;
 pub mod http;
 pub mod ingest;
 pub mod polling;
+pub mod realtime;
 pub mod scale;
 pub mod scanner;
 pub mod sizes;

@@ -24,7 +24,7 @@ async fn main() {
 
     let lines: usize = arg("--lines").and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let scale_requests: usize = arg("--scale-requests").and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    // `--only a,b` runs a subset (names: scanner, ingest, uploads, http, polling, webhooks, sizes, adversarial, emulator, scale).
+    // `--only a,b` runs a subset (names: scanner, ingest, uploads, http, polling, webhooks, sizes, adversarial, emulator, realtime, scale).
     let only = arg("--only");
     let wanted = |name: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w == name));
     let mut sections = Vec::new();
@@ -54,6 +54,9 @@ async fn main() {
     }
     if wanted("emulator") {
         sections.push(bench::emulator_io::run(size_mb, reps, &me).await);
+    }
+    if wanted("realtime") {
+        sections.push(bench::realtime::run().await);
     }
     if wanted("scale") {
         sections.push(bench::scale::run(scale_requests).await);

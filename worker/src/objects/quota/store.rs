@@ -67,7 +67,7 @@ impl Store {
     /// When each realtime request for `model` of the last minute was sent, per key
     /// (older rows are dropped first: the table holds one minute).
     pub fn realtime_calls(&self, model: &str, now_ms: u64) -> Result<Vec<(String, u64)>> {
-        let since = int(now_ms.saturating_sub(batchgate_core::window::MINUTE_MS));
+        let since = int(now_ms.saturating_sub(batchgate_core::realtime::REMEMBER_MS));
         self.sql.exec("DELETE FROM realtime WHERE at_ms <= ?", vec![since])?;
         let rows =
             rows(self.sql.exec("SELECT key, at_ms FROM realtime WHERE model = ?", vec![model.into()])?)?;
