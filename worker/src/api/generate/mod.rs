@@ -138,7 +138,11 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         }
     };
     let bill = call.bill(realtime::response_usage(&bytes).as_ref());
-    call.settle(bill, if bill.measured { "answered" } else { "unmeasured" }).await;
+    // Settled after the answer, off the user's clock (a settle that never
+    // lands is charged the reservation by the account: see `STRANDED_GENERATE_MS`).
+    let settling = call.clone();
+    let event = if bill.measured { "answered" } else { "unmeasured" };
+    cx.ctx.wait_until(async move { settling.settle(bill, event).await });
     let resp = crate::platform::error::json_response(200, bytes)?;
     call.decorate(&resp, bill)?;
     Ok(resp)
