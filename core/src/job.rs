@@ -383,6 +383,9 @@ pub enum Outcome {
     },
     /// Sent before the create call, and stored: the create may now have happened.
     CreateSending,
+    /// A realtime shard's step is about to send its requests (recorded first:
+    /// a step that never finishes is not sent again for ever).
+    AnswerSending,
     BatchFound {
         batch: String,
     },

@@ -36,10 +36,14 @@ pub fn default_rpm() -> Caps {
 
 /// `REALTIME_RPM`: `{"model-prefix": requests per minute, …, "*": default}` over [`default_rpm`].
 pub fn rpm_caps(json: Option<&str>) -> Result<Caps, String> {
-    match json {
-        Some(text) => default_rpm().overridden("REALTIME_RPM", text),
-        None => Ok(default_rpm()),
+    let Some(text) = json else { return Ok(default_rpm()) };
+    // A limit of 0 would admit nothing, ever: every call would wait for a slot that never comes.
+    if serde_json::from_str::<std::collections::BTreeMap<String, u64>>(text)
+        .is_ok_and(|m| m.values().any(|n| *n == 0))
+    {
+        return Err("REALTIME_RPM: a limit must be at least 1 request a minute".into());
     }
+    default_rpm().overridden("REALTIME_RPM", text)
 }
 
 /// A call counts against the minute from its admission, a little before
@@ -219,6 +223,8 @@ pub struct StreamMeter {
     usage: Option<Usage>,
     finished: bool,
     errored: bool,
+    /// An event was skipped after the last usage read: it may have carried a later one.
+    skipped_since_usage: bool,
 }
 
 impl StreamMeter {
@@ -232,6 +238,7 @@ impl StreamMeter {
             usage: None,
             finished: false,
             errored: false,
+            skipped_since_usage: false,
         }
     }
 
@@ -281,7 +288,11 @@ impl StreamMeter {
 
     fn dispatch(&mut self) {
         let data = std::mem::take(&mut self.data);
-        if std::mem::take(&mut self.skipping_event) || data.is_empty() {
+        if std::mem::take(&mut self.skipping_event) {
+            self.skipped_since_usage = true;
+            return;
+        }
+        if data.is_empty() {
             return;
         }
         let Ok(answer) = serde_json::from_slice::<Answer>(&data) else { return };
@@ -290,6 +301,7 @@ impl StreamMeter {
         }
         if let Some(u) = answer.usage_metadata {
             self.usage = Some(u.into());
+            self.skipped_since_usage = false;
         }
         if answer.candidates.iter().flatten().any(|c| c.finish_reason.is_some()) {
             self.finished = true;
@@ -305,7 +317,8 @@ impl StreamMeter {
             self.line_done(&line);
         }
         self.dispatch();
-        (ended_cleanly && self.finished && !self.errored).then_some(self.usage).flatten()
+        let whole = ended_cleanly && self.finished && !self.errored && !self.skipped_since_usage;
+        whole.then_some(self.usage).flatten()
     }
 }
 

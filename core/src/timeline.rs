@@ -66,7 +66,7 @@ fn outcome_event(outcome: &Outcome) -> Option<Event> {
         Outcome::UploadStarted { .. } => event("upload_started", json!({})),
         Outcome::UploadProgress { offset } => event("upload_progress", json!({"bytes": offset})),
         Outcome::Uploaded { file } => event("uploaded", json!({"file": file})),
-        Outcome::CreateSending => None,
+        Outcome::CreateSending | Outcome::AnswerSending => None,
         Outcome::BatchFound { batch } => event("batch_found", json!({"batch": batch})),
         Outcome::BatchAbsent => event("batch_absent", json!({})),
         Outcome::Created { batch } => event("batch_created", json!({"batch": batch})),

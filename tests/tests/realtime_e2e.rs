@@ -206,6 +206,11 @@ async fn the_model_rpm_limit_is_shared_and_batchgate_never_draws_geminis_429() {
     s.grant("rpm-a", 1_000_000_000).await;
     s.grant("rpm-b", 1_000_000_000).await;
     let req = json!({"model": MODEL, "request": request("hello")});
+    // An account that cannot pay is refused before it takes a slot of the shared limit.
+    let poor = client_with(&token("rpm-poor"));
+    for _ in 0..3 {
+        assert_eq!(poor.post(s.url("/v1/generate")).json(&req).send().await.unwrap().status(), 402);
+    }
     let mut statuses = vec![];
     for c in [&a, &b, &a, &b] {
         let r = c.post(s.url("/v1/generate")).json(&req).send().await.unwrap();

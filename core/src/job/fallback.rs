@@ -80,7 +80,8 @@ impl Job {
         let mut more = vec![];
         for (q, spec) in specs.iter_mut().enumerate().skip(usize::try_from(s).unwrap_or(usize::MAX)) {
             let q = q as u64;
-            if self.run(q).is_some_and(|r| r.realtime) {
+            // A shard answering realtime already, or one that finished (it has no run any more).
+            if self.run(q).is_none_or(|r| r.realtime) && q < self.next_shard {
                 continue;
             }
             let (start, end) = (spec.first_line, spec.first_line + spec.requests);

@@ -67,7 +67,18 @@ pub struct Run {
     /// It runs in the realtime lane (its results are charged the standard price).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) realtime: bool,
+    /// Realtime steps begun in a row that never reported (their alarm was torn
+    /// down): each may have had Gemini answer, so they are bounded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) answer_attempts: u32,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Realtime steps of one shard begun before it fails (each may have made calls Gemini bills).
+pub const MAX_ANSWER_ATTEMPTS: u32 = 3;
 
 impl Run {
     pub(crate) fn new(shard: u64, spec: ShardSpec, now_ms: u64) -> Run {
@@ -95,6 +106,7 @@ impl Run {
             error: None,
             results_discarded: false,
             realtime: false,
+            answer_attempts: 0,
         }
     }
 
@@ -363,6 +375,10 @@ impl Run {
         if !matches!(outcome, Outcome::Failed(_)) {
             self.retries = 0;
         }
+        // A step that reported, success or failure, is no longer one that vanished.
+        if matches!(self.phase, Phase::Answering) && !matches!(outcome, Outcome::AnswerSending) {
+            self.answer_attempts = 0;
+        }
         match outcome {
             Outcome::Admitted { key } => {
                 self.quota_held = true;
@@ -392,6 +408,15 @@ impl Run {
                 self.phase = Phase::Creating { file, attempts: 0, verified_absent: false };
                 self.next_at_ms = now_ms;
             }
+            Outcome::AnswerSending if matches!(self.phase, Phase::Answering) => {
+                self.answer_attempts += 1;
+                if self.answer_attempts > MAX_ANSWER_ATTEMPTS {
+                    let message =
+                        format!("its realtime step began {MAX_ANSWER_ATTEMPTS} times and never finished");
+                    self.fail("realtime_failed", message, now_ms);
+                }
+            }
+            Outcome::AnswerSending => {}
             Outcome::CreateSending => {
                 if let Phase::Creating { attempts, verified_absent, .. } = &mut self.phase {
                     *attempts += 1;
@@ -610,6 +635,10 @@ impl Run {
         match &self.phase {
             Phase::Queued | Phase::Uploading { .. } | Phase::Creating { .. } if self.shard == 0 => {
                 self.fail("deadline", "Gemini did not take the job before its deadline".into(), now_ms)
+            }
+            // A realtime step under way is not overtaken: it reports, or the attempt bound ends it.
+            Phase::Answering if self.answer_attempts == 0 => {
+                self.fail("deadline", "the realtime calls did not finish before the deadline".into(), now_ms)
             }
             Phase::Queued
             | Phase::Uploading { .. }

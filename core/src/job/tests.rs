@@ -36,6 +36,8 @@ struct FakeGemini {
     ingested: std::collections::BTreeMap<u64, u64>,
     /// Gemini refuses every batch create outright (no batch access).
     refuse_creates: bool,
+    /// Every realtime step dies before it reports.
+    answers_hang: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -201,6 +203,10 @@ fn answer(
         }
         // As the worker's step: answers a lost step stored are taken as they are
         // (never left stored unpaid); only a shard with none stored can be cancelled.
+        Action::Answer if g.answers_hang => {
+            job.apply(Some(shard), Outcome::AnswerSending, now, roll, policy);
+            return None; // the step never reports: its alarm is torn down
+        }
         Action::Answer if run.cancel_requested && !g.ingested.contains_key(&shard) => Outcome::CancelSent,
         Action::Answer => {
             let lines = run.spec.requests;
@@ -286,6 +292,7 @@ fn fake(states: Vec<BatchState>, lines: u64) -> FakeGemini {
         over_cap: false,
         ingested: Default::default(),
         refuse_creates: false,
+        answers_hang: false,
     }
 }
 
@@ -762,6 +769,18 @@ fn a_fallback_after_one_batch_succeeded_charges_each_part_its_lane_price() {
     assert_eq!(g.batches.len(), 1);
     assert_eq!(job.realtime_tally().succeeded, 3);
     assert_eq!(g.charges, vec![3 * 30 + 3 * 60], "half price for the batch, full for the realtime calls");
+}
+
+#[test]
+fn a_realtime_step_that_never_finishes_is_begun_three_times_then_fails_the_job() {
+    let choice = crate::lane::choose(crate::lane::Mode::Realtime, 1, 0);
+    let mut job = realtime(choice)(&[2]);
+    let mut g = fake(vec![], 1_000);
+    g.answers_hang = true;
+    drive(&mut job, &mut g, ALL_OK, None, &Policy::default());
+    assert_eq!(job.state(), JobState::Failed);
+    assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("realtime_failed"));
+    assert_eq!(g.charges, vec![0]);
 }
 
 #[test]

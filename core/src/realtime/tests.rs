@@ -67,6 +67,16 @@ fn an_event_over_the_cap_is_skipped_and_the_rest_still_read() {
 }
 
 #[test]
+fn an_event_skipped_after_the_last_usage_leaves_the_stream_unmeasured() {
+    let big =
+        event(json!({"candidates": [{"content": {"parts": [{"inlineData": {"data": "A".repeat(5000)}}]}}]}));
+    let mut m = StreamMeter::new(1000);
+    m.feed(stream().as_bytes());
+    m.feed(big.as_bytes());
+    assert_eq!(m.settle(true), None, "the skipped event may have carried the real total");
+}
+
+#[test]
 fn a_last_event_without_its_blank_line_still_counts_at_a_clean_end() {
     let s = stream();
     let mut m = StreamMeter::new(1 << 20);
@@ -134,6 +144,7 @@ fn rpm_defaults_are_tier_one_and_the_operator_overrides_them() {
     let caps = rpm_caps(Some(r#"{"gemini-2.5-flash": 60, "*": 10}"#)).unwrap();
     assert_eq!((caps.of("gemini-2.5-flash"), caps.of("gemini-2.5-pro"), caps.of("x")), (60, 150, 10));
     assert!(rpm_caps(Some("[1]")).unwrap_err().contains("REALTIME_RPM"));
+    assert!(rpm_caps(Some(r#"{"gemini-2.5-flash": 0}"#)).is_err(), "a limit of 0 never admits");
 }
 
 #[test]

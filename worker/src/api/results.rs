@@ -285,8 +285,11 @@ pub async fn media_part(req: &Request, cx: &Ctx<'_>, id: &str, key: &str, n: &st
     let (mime, bytes) = media::media_part(&line, n).ok_or_else(|| {
         ApiError::new(404, "media_not_found", format!("the answer for {key:?} has no media part {n}"))
     })?;
+    // Served as the media it says it is, never as a page a browser would run.
+    let media_type = ["image/", "audio/", "video/"].iter().any(|p| mime.starts_with(p));
     let resp = Response::from_bytes(bytes)?;
-    resp.headers().set("content-type", &mime)?;
+    resp.headers().set("content-type", if media_type { &mime } else { "application/octet-stream" })?;
+    resp.headers().set("x-content-type-options", "nosniff")?;
     resp.headers().set("cache-control", "private, max-age=3600")?;
     Ok(resp)
 }

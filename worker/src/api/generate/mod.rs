@@ -75,7 +75,6 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
     let mut tokens = accepted.tokens;
     tokens.input = tokens.input.saturating_add(check_files(cx, &account, &summary.files).await?);
     let quote = super::jobs::quote(&price, &tokens)?;
-    let key = admit(cx, &model).await?;
     let call = Call {
         env: cx.env.clone(),
         account,
@@ -83,7 +82,16 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         price,
         reserved: quote.standard,
     };
+    // The account first: a call it refuses (402, its own limit) takes no slot
+    // of the limit every account shares.
     call.reserve(cx).await?;
+    let key = match admit(cx, &model, !summary.files.is_empty()).await {
+        Ok(key) => key,
+        Err(e) => {
+            call.settle(Bill { charge: 0, measured: true }, "refused").await;
+            return Err(e);
+        }
+    };
     let gemini = match Gemini::with_key(cx.settings, Some(&key)) {
         Ok(g) => g,
         Err(f) => {
@@ -149,9 +157,13 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
 }
 
 /// A key with room under the model's RPM limit: waited for briefly, else 429.
-async fn admit(cx: &Ctx<'_>, model: &str) -> Result<String> {
+/// A request using uploaded files goes on the first key (their project's).
+async fn admit(cx: &Ctx<'_>, model: &str, uses_files: bool) -> Result<String> {
     let rpm = cx.settings.realtime.rpm.of(model);
-    let keys = cx.settings.secrets.gemini_keys.ids();
+    let mut keys = cx.settings.secrets.gemini_keys.ids();
+    if uses_files {
+        keys.truncate(1);
+    }
     if keys.is_empty() {
         return Err(ApiError::new(503, "gemini_unavailable", "no Gemini key is configured"));
     }

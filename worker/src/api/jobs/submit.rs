@@ -119,7 +119,13 @@ pub fn validator(settings: &Settings, model: &str) -> Validator {
         .with_shards(settings.shards.limits(model))
         .with_realtime_shards(ShardLimits {
             max_bytes: settings.realtime.shard_bytes,
-            max_requests: settings.realtime.shard_requests,
+            // A realtime shard's answers are held whole: an image or speech
+            // model's (megabytes each) are held one at a time.
+            max_requests: if batchgate_core::media::makes_media(model) {
+                1
+            } else {
+                settings.realtime.shard_requests
+            },
             max_tokens: u64::MAX,
         })
 }

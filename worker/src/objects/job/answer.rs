@@ -17,7 +17,9 @@ use crate::platform::random;
 use batchgate_core::gemini::client::Failure;
 use batchgate_core::job::{Job, Outcome, Run};
 use batchgate_core::jsonl::LineSplitter;
+use batchgate_core::pricing::Tokens;
 use batchgate_core::realtime::{self, answer_line, error_line};
+use batchgate_core::results::Usage;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
@@ -51,14 +53,23 @@ pub async fn run(
         return Ok(Outcome::CancelSent.into());
     }
     let requests = read_requests(env, store, run).await?;
-    let answers: Vec<Vec<u8>> = futures_util::stream::iter(requests)
+    let mut answers = futures_util::stream::iter(requests)
         .map(|(k, request)| answer_one(env, settings, job, k, request))
-        .buffered(settings.realtime.concurrency)
-        .collect()
-        .await;
-    let body: Vec<u8> = answers.concat();
-    bucket.put(&key, body.clone()).execute().await.map_err(|e| r2("write of the answers", e))?;
-    Ok(answered(run.shard(), &body))
+        .buffered(settings.realtime.concurrency);
+    let (mut body, mut unmeasured) = (Vec::new(), Usage::default());
+    while let Some(answer) = answers.next().await {
+        body.extend_from_slice(&answer.line);
+        if let Some(tokens) = answer.unmeasured {
+            unmeasured.add(&Usage { prompt: tokens.input, candidates: tokens.output, ..Usage::default() });
+        }
+    }
+    let mut step = answered(run.shard(), &body);
+    bucket.put(&key, body).execute().await.map_err(|e| r2("write of the answers", e))?;
+    // Calls Gemini may have run without saying what they used are charged their ceiling.
+    if let Outcome::Answered { tally, .. } = &mut step.outcome {
+        tally.usage.add(&unmeasured);
+    }
+    Ok(step)
 }
 
 fn answered(shard: u64, bytes: &[u8]) -> StepResult {
@@ -76,7 +87,11 @@ struct InputLine {
 }
 
 /// The shard's `(key, request)` lines from the job's input.
-async fn read_requests(env: &Env, store: &Store, run: &Run) -> Result<Vec<(String, String)>, Failure> {
+async fn read_requests(
+    env: &Env,
+    store: &Store,
+    run: &Run,
+) -> Result<Vec<(String, serde_json::Value)>, Failure> {
     let stub: String = store
         .input_key()
         .map_err(|e| Failure::network(e.to_string()))?
@@ -104,7 +119,7 @@ async fn read_requests(env: &Env, store: &Store, run: &Run) -> Result<Vec<(Strin
     let mut splitter = LineSplitter::new(usize::MAX / 2);
     let mut take = |_: u64, line: &[u8]| {
         match serde_json::from_slice::<InputLine>(line) {
-            Ok(l) => lines.push((l.key, l.request.to_string())),
+            Ok(l) => lines.push((l.key, l.request)),
             Err(e) => bad = Some(e.to_string()),
         }
         Ok::<(), std::convert::Infallible>(())
@@ -124,9 +139,30 @@ async fn sleep(ms: u64) {
     worker::Delay::from(Duration::from_millis(ms)).await;
 }
 
+/// One request's result line, and the ceiling of a call Gemini may have run
+/// without saying what it used (no answer in time, an answer over the cap).
+struct Answer {
+    line: Vec<u8>,
+    unmeasured: Option<Tokens>,
+}
+
+impl From<Vec<u8>> for Answer {
+    fn from(line: Vec<u8>) -> Answer {
+        Answer { line, unmeasured: None }
+    }
+}
+
 /// One request's result line: Gemini's answer, or its error line once
 /// retrying will not help.
-async fn answer_one(env: &Env, settings: &Settings, job: &Job, key: String, request: String) -> Vec<u8> {
+async fn answer_one(
+    env: &Env,
+    settings: &Settings,
+    job: &Job,
+    key: String,
+    request: serde_json::Value,
+) -> Answer {
+    let ceiling = settings.estimate.request(&request);
+    let request = request.to_string();
     let model = job.model();
     let mut keys = settings.secrets.gemini_keys.ids();
     if job.first_key_only() {
@@ -152,10 +188,19 @@ async fn answer_one(env: &Env, settings: &Settings, job: &Job, key: String, requ
             }
             Ok(RealtimeAdmission::Key(key_id)) => match call(settings, model, &key_id, &request).await {
                 Called::Answer(bytes) => {
-                    return answer_line(&key, &bytes)
-                        .unwrap_or_else(|| error_line(&key, 502, "Gemini's answer is not JSON"));
+                    return match answer_line(&key, &bytes) {
+                        Some(line) => line.into(),
+                        None => Answer {
+                            line: error_line(&key, 502, "Gemini's answer is not JSON"),
+                            unmeasured: Some(ceiling),
+                        },
+                    };
                 }
-                Called::Refused { status, message } => return error_line(&key, status, &message),
+                Called::Refused { status, message } => return error_line(&key, status, &message).into(),
+                // Not asked again: Gemini may be running it (and bills it) already.
+                Called::Unmeasured { status, message } => {
+                    return Answer { line: error_line(&key, status, &message), unmeasured: Some(ceiling) };
+                }
                 Called::KeyRefused(message) => {
                     let _ = quota::revoke(env, &key_id, &message).await;
                     last = (503, "Gemini refused the key".into());
@@ -173,13 +218,18 @@ async fn answer_one(env: &Env, settings: &Settings, job: &Job, key: String, requ
                 .await;
         }
     }
-    error_line(&key, last.0, &last.1)
+    error_line(&key, last.0, &last.1).into()
 }
 
 enum Called {
     Answer(Vec<u8>),
     /// Gemini refused the request itself: retrying will not help.
     Refused {
+        status: u16,
+        message: String,
+    },
+    /// Sent, and no usage came back: no answer in time, or one over the cap.
+    Unmeasured {
         status: u16,
         message: String,
     },
@@ -205,15 +255,18 @@ async fn call(settings: &Settings, model: &str, key_id: &str, request: &str) -> 
     let sent = gemini.exchange(&settings.gemini.generate(model, request.to_string(), false), None).await;
     let mut resp = match sent {
         Exchange::Answered(r) => r,
-        Exchange::Failed(f) | Exchange::TimedOut(f) => {
+        Exchange::Failed(f) => {
             return Called::Retry { status: 503, message: format!("{f:?}"), after_ms: None };
+        }
+        Exchange::TimedOut(_) => {
+            return Called::Unmeasured { status: 504, message: "Gemini did not answer in time".into() };
         }
     };
     let status = resp.status_code();
     if status == 200 {
         return match gemini.read_capped(&mut resp, settings.realtime.max_answer_bytes).await {
             Ok(bytes) => Called::Answer(bytes),
-            Err(why) => Called::Retry { status: 502, message: why, after_ms: None },
+            Err(why) => Called::Unmeasured { status: 502, message: why },
         };
     }
     let text = gemini.text(&mut resp).await.unwrap_or_default();

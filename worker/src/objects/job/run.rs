@@ -152,15 +152,28 @@ impl JobObject {
             let state_before = job.state();
             let charged_before = job.is_charged();
             let lane_before = job.lane();
-            let creates: Vec<&Task> =
-                tasks.iter().filter(|t| matches!(t.action, Action::CreateBatch { .. })).collect();
-            if !creates.is_empty() {
-                // Recorded before the calls: if an answer is lost, the next try looks first.
-                for t in creates {
-                    job.apply(t.shard, Outcome::CreateSending, now, jitter(), &self.settings.policy);
+            // Recorded before the calls: a create whose answer is lost is looked
+            // for first; realtime steps that never finish are bounded.
+            let sending: Vec<(Option<u64>, Outcome)> = tasks
+                .iter()
+                .filter_map(|t| match t.action {
+                    Action::CreateBatch { .. } => Some((t.shard, Outcome::CreateSending)),
+                    Action::Answer => Some((t.shard, Outcome::AnswerSending)),
+                    _ => None,
+                })
+                .collect();
+            if !sending.is_empty() {
+                for (shard, outcome) in sending {
+                    job.apply(shard, outcome, now, jitter(), &self.settings.policy);
                 }
                 store.save_job(&job)?;
             }
+            // A realtime step the bound just ended is not run.
+            let mut tasks = tasks;
+            tasks.retain(|t| {
+                !matches!(t.action, Action::Answer)
+                    || t.shard.and_then(|s| job.run(s)).is_some_and(|r| matches!(r.phase(), Phase::Answering))
+            });
             let before: Vec<Option<Phase>> =
                 tasks.iter().map(|t| t.shard.and_then(|s| job.run(s)).map(|r| r.phase().clone())).collect();
             let steps = tasks.iter().map(|t| steps::run(&self.env, &store, &self.settings, &job, t));
