@@ -354,6 +354,23 @@ async fn realtime_and_auto_jobs_run_in_their_lane_and_are_charged_its_price() {
         );
     }
 
+        // A delete waits for realtime calls under way (Gemini would answer, and bill, after the purge).
+    s.control("/faults", json!({"method": "POST", "path": "*:generateContent", "kind": "delay", "ms": 3000, "times": 2})).await;
+    let (_, slow) = submit(json!({"model": MODEL, "requests": requests(2), "mode": "realtime"})).await;
+    let slow_id = slow["id"].as_str().unwrap().to_string();
+    let calls = generate_calls(&s).await;
+    for _ in 0..100 {
+        if generate_calls(&s).await > calls {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = s.http.delete(s.url(&format!("/v1/jobs/{slow_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 409, "{:?}", r.text().await);
+    let slow_done = s.wait_for(&slow_id, 60, |j| j["cost"]["charged"].is_i64()).await;
+    assert_eq!(slow_done["cost"]["charged"], prices(&requests(2)).0, "{slow_done}");
+    assert_eq!(s.http.delete(s.url(&format!("/v1/jobs/{slow_id}"))).send().await.unwrap().status(), 200);
+
     // A mode that is not one is refused, naming it.
     let (status, e) = submit(json!({"model": MODEL, "requests": requests(1), "mode": "fast"})).await;
     assert_eq!(status, 400, "{e}");

@@ -255,6 +255,20 @@ impl JobObject {
     }
 
     async fn delete(&self, store: &Store) -> Result<Answer<Deleted>> {
+        // Realtime calls under way would be answered (and billed by Gemini)
+        // after the job was settled and purged: the delete waits for them.
+        if self.running.get()
+            && store.job()?.is_some_and(|j| {
+                j.runs().iter().any(|r| matches!(r.phase(), batchgate_core::job::Phase::Answering))
+            })
+        {
+            return Ok(Err(ApiError::new(
+                409,
+                "realtime_in_progress",
+                "the job's realtime calls are under way; cancel it, or delete it in a few seconds",
+            )
+            .with_retry_after(5)));
+        }
         // From here the alarm starts no step, and a step under way leaves what
         // it made to the orphan sweep (run.rs); the job is read after that, so
         // the purge plan holds everything a step saved before.
