@@ -72,12 +72,31 @@ fn decoded_len(b64: &str) -> u64 {
 
 /// Media part `n` of the line: its MIME type and bytes.
 pub fn media_part(line: &[u8], n: usize) -> Option<(String, Vec<u8>)> {
-    let mut value: Value = serde_json::from_slice(line).ok()?;
-    let media = media_parts(&mut value).into_iter().nth(n)?;
-    let mime =
-        ["mimeType", "mime_type"].iter().find_map(|k| media.get(*k)).and_then(Value::as_str)?.to_string();
-    let bytes = STANDARD.decode(media.get("data")?.as_str()?).ok()?;
-    Some((mime, bytes))
+    all_media(line).into_iter().nth(n)
+}
+
+/// Every media part of the line, in order (up to the first whose data does not decode).
+pub fn all_media(line: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let Ok(mut value) = serde_json::from_slice::<Value>(line) else { return vec![] };
+    media_parts(&mut value)
+        .into_iter()
+        .map_while(|media| {
+            let mime =
+                ["mimeType", "mime_type"].iter().find_map(|k| media.get(*k)).and_then(Value::as_str)?;
+            let bytes = STANDARD.decode(media.get("data")?.as_str()?).ok()?;
+            Some((mime.to_string(), bytes))
+        })
+        .collect()
+}
+
+/// A media type a browser may be told to show: an image, audio or video;
+/// anything else is served as bytes.
+pub fn served_type(mime: &str) -> &str {
+    if ["image/", "audio/", "video/"].iter().any(|p| mime.starts_with(p)) {
+        mime
+    } else {
+        "application/octet-stream"
+    }
 }
 
 #[cfg(test)]
@@ -108,6 +127,9 @@ mod tests {
         assert_eq!(media_part(&line(), 0), Some(("image/png".into(), b"\x89PNG fake".to_vec())));
         assert_eq!(media_part(&line(), 1).map(|m| m.1), Some(vec![1, 2, 3, 4]));
         assert_eq!(media_part(&line(), 2), None);
+        assert_eq!(all_media(&line()).len(), 2);
+        assert_eq!(served_type("image/png"), "image/png");
+        assert_eq!(served_type("text/html"), "application/octet-stream", "never a page a browser would run");
     }
 
     #[test]

@@ -354,8 +354,12 @@ async fn realtime_and_auto_jobs_run_in_their_lane_and_are_charged_its_price() {
         );
     }
 
-        // A delete waits for realtime calls under way (Gemini would answer, and bill, after the purge).
-    s.control("/faults", json!({"method": "POST", "path": "*:generateContent", "kind": "delay", "ms": 3000, "times": 2})).await;
+    // A delete waits for realtime calls under way (Gemini would answer, and bill, after the purge).
+    s.control(
+        "/faults",
+        json!({"method": "POST", "path": "*:generateContent", "kind": "delay", "ms": 3000, "times": 2}),
+    )
+    .await;
     let (_, slow) = submit(json!({"model": MODEL, "requests": requests(2), "mode": "realtime"})).await;
     let slow_id = slow["id"].as_str().unwrap().to_string();
     let calls = generate_calls(&s).await;

@@ -5,7 +5,7 @@
 use super::{Ctx, Result, auth};
 use crate::objects::job::client::JobRef;
 use crate::objects::job::protocol::{GetReadable, LineAt, Locate, Missing, Page};
-use crate::platform::bindings::{self, results_key};
+use crate::platform::bindings::{self, media_key, results_key};
 use crate::platform::error::ApiError;
 use crate::platform::query::Query;
 use batchgate_core::jsonl::LineSplitter;
@@ -281,14 +281,25 @@ pub async fn one(req: &Request, cx: &Ctx<'_>, id: &str, key: &str) -> Result<Res
 pub async fn media_part(req: &Request, cx: &Ctx<'_>, id: &str, key: &str, n: &str) -> Result<Response> {
     let n: usize =
         n.parse().map_err(|_| ApiError::bad_request("invalid_media_index", "the media index is a number"))?;
-    let line = stored_line(req, cx, id, key).await?;
-    let (mime, bytes) = media::media_part(&line, n).ok_or_else(|| {
-        ApiError::new(404, "media_not_found", format!("the answer for {key:?} has no media part {n}"))
-    })?;
+    let at = locate(req, cx, id, key).await?;
+    // Stored on its own when the results were; results stored before that are decoded from the line.
+    let stored = bindings::bucket(cx.env)?.get(media_key(id, at.number, n)).execute().await?;
+    let (mime, resp) = match stored {
+        Some(object) => {
+            let mime = object.http_metadata().content_type.unwrap_or_default();
+            let body = object.body().ok_or_else(|| ApiError::internal("a media object without a body"))?;
+            (mime, Response::from_stream(body.stream()?)?)
+        }
+        None => {
+            let line = read_line(cx.env, id, &at).await?;
+            let (mime, bytes) = media::media_part(&line, n).ok_or_else(|| {
+                ApiError::new(404, "media_not_found", format!("the answer for {key:?} has no media part {n}"))
+            })?;
+            (mime, Response::from_bytes(bytes)?)
+        }
+    };
     // Served as the media it says it is, never as a page a browser would run.
-    let media_type = ["image/", "audio/", "video/"].iter().any(|p| mime.starts_with(p));
-    let resp = Response::from_bytes(bytes)?;
-    resp.headers().set("content-type", if media_type { &mime } else { "application/octet-stream" })?;
+    resp.headers().set("content-type", media::served_type(&mime))?;
     resp.headers().set("x-content-type-options", "nosniff")?;
     resp.headers().set("cache-control", "private, max-age=3600")?;
     Ok(resp)
@@ -296,16 +307,23 @@ pub async fn media_part(req: &Request, cx: &Ctx<'_>, id: &str, key: &str, n: &st
 
 /// The stored result line of `key`, as the job's owner may read it.
 async fn stored_line(req: &Request, cx: &Ctx<'_>, id: &str, key: &str) -> Result<Vec<u8>> {
+    let at = locate(req, cx, id, key).await?;
+    read_line(cx.env, id, &at).await
+}
+
+/// Where the result line of `key` is stored, as the job's owner may read it.
+async fn locate(req: &Request, cx: &Ctx<'_>, id: &str, key: &str) -> Result<LineAt> {
     let account = auth::account(req, cx.settings)?;
     let found = JobRef::named(cx.env, id)?.ask(&account, &Locate(key.to_string())).await?;
     if !found.ready {
         return Err(not_ready());
     }
-    let line = found
-        .line
-        .ok_or_else(|| ApiError::new(404, "result_not_found", format!("no result for key {key:?}")))?;
+    found.line.ok_or_else(|| ApiError::new(404, "result_not_found", format!("no result for key {key:?}")))
+}
+
+async fn read_line(env: &Env, id: &str, line: &LineAt) -> Result<Vec<u8>> {
     let mut s = object_stream(
-        cx.env,
+        env,
         &results_key(id, line.shard),
         Some(Range::OffsetWithLength { offset: line.pos, length: line.len }),
     )

@@ -44,6 +44,16 @@ pub fn results_key(id: &str, shard: u64) -> String {
     }
 }
 
+/// Media part `n` of result line `number` (`ingest::line_number`) of job `id`,
+/// stored on its own as the results are (see core's `media`).
+pub fn media_key(id: &str, number: u64, n: usize) -> String {
+    format!("{}{number}-{n}", media_prefix(id))
+}
+
+pub fn media_prefix(id: &str) -> String {
+    format!("jobs/{id}/media/")
+}
+
 /// A fresh R2 key for job `id`'s normalized input (one per attempt: a racing
 /// retry never overwrites the input a job uses).
 pub fn input_key(id: &str, nonce: u64) -> String {

@@ -64,6 +64,9 @@ pub async fn run(
         }
     }
     let mut step = answered(run.shard(), &body);
+    if let (true, Some(slice)) = (batchgate_core::media::makes_media(job.model()), &step.slice) {
+        super::media::store(&bucket, job.id(), run.shard(), (&body, 0), &slice.records).await?;
+    }
     bucket.put(&key, body).execute().await.map_err(|e| r2("write of the answers", e))?;
     // Calls Gemini may have run without saying what they used are charged their ceiling.
     if let Outcome::Answered { tally, .. } = &mut step.outcome {

@@ -8,6 +8,7 @@
 
 mod answer;
 pub mod client;
+mod media;
 pub mod protocol;
 mod run;
 mod steps;

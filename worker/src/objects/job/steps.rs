@@ -303,6 +303,9 @@ async fn ingest(
     };
     let bytes = download(gemini, results, slice.fetch.start, slice.fetch.end).await?;
     let (records, next) = scan_slice(&cursor, &slice, &bytes, settings.max_line_bytes);
+    if batchgate_core::media::makes_media(job.model()) {
+        super::media::store(&bucket, job.id(), shard, (&bytes, slice.fetch.start), &records).await?;
+    }
     let part = stored_part(&slice, &bytes);
     let upload =
         bucket.resume_multipart_upload(key, upload_id).map_err(|e| r2_failure("multipart resume", e))?;
@@ -429,5 +432,8 @@ pub async fn purge(env: &Env, store: &Store, settings: &Settings, job: &Job) {
     // R2 deletes up to 1,000 keys a call.
     for chunk in keys.chunks(1_000) {
         let _ = bucket.delete_multiple(chunk.to_vec()).await;
+    }
+    if batchgate_core::media::makes_media(job.model()) {
+        super::media::purge(&bucket, job.id()).await;
     }
 }
