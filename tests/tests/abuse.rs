@@ -126,7 +126,7 @@ async fn a_huge_max_output_tokens_is_refused_naming_the_line() {
     }
     // A model that is a longer name of a priced one is not priced as it.
     let (status, answer) =
-        s.submit(json!({"model": "gemini-2.5-flash-image", "requests": requests(1)}), None).await;
+        s.submit(json!({"model": "gemini-2.5-flash-tts", "requests": requests(1)}), None).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("unpriced_model")), "{answer}");
     // Tools billed beyond their tokens, and another model named in a line.
     for (request, code) in [
