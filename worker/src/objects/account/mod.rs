@@ -67,7 +67,11 @@ impl AccountObject {
                     Err(message) => rpc::reply::<Grant>(Err(ApiError::bad_request("invalid_grant", message))),
                 }
             }
-            GetSummary::ROUTE => rpc::reply::<GetSummary>(Ok(summary(&sql, account)?)),
+                        GetSummary::ROUTE => {
+                // What the account is shown holds no call whose worker went away.
+                settle_stranded_generates(&sql, now_ms())?;
+                rpc::reply::<GetSummary>(Ok(summary(&sql, account)?))
+            }
             GetWebhookSecret::ROUTE => {
                 // Made on first use; the same secret signs every job's webhooks.
                 let storage = self.state.storage();
