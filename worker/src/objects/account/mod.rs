@@ -67,7 +67,7 @@ impl AccountObject {
                     Err(message) => rpc::reply::<Grant>(Err(ApiError::bad_request("invalid_grant", message))),
                 }
             }
-                        GetSummary::ROUTE => {
+            GetSummary::ROUTE => {
                 // What the account is shown holds no call whose worker went away.
                 settle_stranded_generates(&sql, now_ms())?;
                 rpc::reply::<GetSummary>(Ok(summary(&sql, account)?))
