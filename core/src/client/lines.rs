@@ -1,0 +1,127 @@
+//! A job's results: NDJSON pages, followed by their `batchgate-next-cursor`,
+//! each split into lines as its bytes arrive, so a large result set never
+//! sits in memory whole.
+
+use super::call::{ClientError, Request};
+use super::paths::{job_part, query};
+
+/// Lines per page asked for.
+pub const PAGE_LIMIT: u32 = 1000;
+
+/// The pages of `GET /v1/jobs/:id/results`, one request at a time.
+#[derive(Debug)]
+pub struct Pages {
+    base: String,
+    only_failed: bool,
+    cursor: Option<String>,
+    started: bool,
+}
+
+impl Pages {
+    pub fn new(id: &str, only_failed: bool) -> Pages {
+        Pages { base: job_part(id, "results"), only_failed, cursor: None, started: false }
+    }
+
+    /// The next page's request; `None` once the last page was read.
+    pub fn next_page(&mut self) -> Option<Request> {
+        if self.started && self.cursor.is_none() {
+            return None;
+        }
+        self.started = true;
+        let q = query(&[
+            ("limit", Some(PAGE_LIMIT.to_string())),
+            ("only", self.only_failed.then(|| "failed".to_string())),
+            ("cursor", self.cursor.take()),
+        ]);
+        Some(Request::get([self.base.as_str(), &q].concat()))
+    }
+
+    /// The page's `batchgate-next-cursor` header, if it had one.
+    pub fn answered(&mut self, next_cursor: Option<String>) {
+        self.cursor = next_cursor.filter(|c| !c.is_empty());
+    }
+}
+
+/// Bytes in, whole non-blank lines out (a line or a character may be split
+/// across chunks). Only new bytes are searched: a long line stays linear.
+#[derive(Debug, Default)]
+pub struct Lines {
+    partial: Vec<u8>,
+}
+
+impl Lines {
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) {
+        let Some(last) = memchr::memrchr(b'\n', chunk) else {
+            self.partial.extend_from_slice(chunk);
+            return;
+        };
+        let (complete, rest) = chunk.split_at(last);
+        self.partial.extend_from_slice(complete);
+        for line in self.partial.split(|&b| b == b'\n') {
+            push_line(line, out);
+        }
+        self.partial.clear();
+        self.partial.extend_from_slice(rest.get(1..).unwrap_or_default());
+    }
+
+    /// The body ended: its last line, if it had no newline.
+    pub fn finish(&mut self, out: &mut Vec<String>) {
+        push_line(&std::mem::take(&mut self.partial), out);
+    }
+}
+
+fn push_line(line: &[u8], out: &mut Vec<String>) {
+    if !line.iter().all(u8::is_ascii_whitespace) {
+        out.push(String::from_utf8_lossy(line).trim().to_string());
+    }
+}
+
+/// A result line no JSON parser can read (`invalid_result`, the line in `details`).
+pub fn unreadable(line: &str, why: &str) -> ClientError {
+    ClientError::new("invalid_result", ["an unreadable result line: ", why].concat(), 0)
+        .with_details(&serde_json::json!({ "line": line }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_whole_across_chunk_boundaries_and_split_characters() {
+        let e = "{\"key\":\"é\"}\n".as_bytes();
+        let mut lines = Lines::default();
+        let mut out = vec![];
+        for chunk in [
+            &b"{\"key\":\"a\",\"resp"[..],
+            b"onse\":{}}\n{\"ke",
+            b"y\":\"b\"}\r\n\n  \n",
+            &e[..9],
+            &e[9..],
+            b"{\"key\":\"c\"}",
+        ] {
+            lines.feed(chunk, &mut out);
+        }
+        lines.finish(&mut out);
+        assert_eq!(
+            out,
+            ["{\"key\":\"a\",\"response\":{}}", "{\"key\":\"b\"}", "{\"key\":\"é\"}", "{\"key\":\"c\"}"]
+        );
+    }
+
+    #[test]
+    fn pages_follow_the_cursor_to_the_end() {
+        let mut pages = Pages::new("job/1", true);
+        let first = pages.next_page().map(|r| r.path);
+        assert_eq!(first.as_deref(), Some("/v1/jobs/job%2F1/results?limit=1000&only=failed"));
+        pages.answered(Some("page 2".into()));
+        let second = pages.next_page().map(|r| r.path);
+        assert_eq!(
+            second.as_deref(),
+            Some("/v1/jobs/job%2F1/results?limit=1000&only=failed&cursor=page%202")
+        );
+        pages.answered(None);
+        assert_eq!(pages.next_page(), None);
+        let e = unreadable("{x", "bad");
+        assert_eq!((e.code.as_str(), e.details.as_deref()), ("invalid_result", Some(r#"{"line":"{x"}"#)));
+    }
+}

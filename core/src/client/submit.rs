@@ -1,0 +1,461 @@
+//! Submitting a job: its requests (NDJSON, from whatever the caller had) read
+//! once through the worker's own validator and estimate, so a bad line or a
+//! short balance is refused before anything is sent; then sent inline when
+//! small, or as an input's parts (resumable, whole lines each) when large.
+
+use super::call::{ClientError, Request, read, read_value};
+use super::resume::{Resume, ResumeStep};
+use crate::jsonl::{LineSplitter, SplitError};
+use crate::pricing::{EstimateRules, PriceTable, Quote};
+use crate::submit::{Limits, Validator};
+use serde_json::{Value, json};
+
+/// The submission's fields that go to the server as they are (besides its
+/// requests): everything else the caller passed is the client's own option.
+pub const BODY_FIELDS: [&str; 6] = ["model", "displayName", "metadata", "webhook", "mode", "fallback"];
+/// The longest line read (the worker's `MAX_LINE_BYTES` default).
+pub const MAX_LINE_BYTES: usize = 8 << 20;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    /// Jobs of at most this many NDJSON bytes go inline in `POST /v1/jobs`
+    /// (the worker takes JSON bodies up to 10 MB by default).
+    pub inline_bytes: u64,
+    /// Larger ones go through `/v1/inputs` in parts of at most this many
+    /// bytes (the worker's `MAX_INPUT_PART_BYTES` is 64 MiB by default).
+    pub part_bytes: u64,
+}
+
+impl Default for Sizes {
+    fn default() -> Sizes {
+        Sizes { inline_bytes: 4 << 20, part_bytes: 32 << 20 }
+    }
+}
+
+/// Reads the job's NDJSON as it arrives: validates and counts each line,
+/// keeps the bytes while they fit inline, and notes where parts would end.
+pub struct Scan {
+    model: String,
+    validator: Validator,
+    splitter: LineSplitter,
+    sizes: Sizes,
+    size: u64,
+    kept: Option<Vec<u8>>,
+    part_start: u64,
+    last_end: u64,
+    cuts: Vec<u64>,
+}
+
+/// The job read whole: its quote, and how it will be sent.
+#[derive(Debug)]
+pub struct Scanned {
+    pub quote: Quote,
+    pub requests: u64,
+    pub size: u64,
+    pub send: Send,
+}
+
+#[derive(Debug)]
+pub enum Send {
+    /// Its NDJSON, to go in one JSON body.
+    Inline(Vec<u8>),
+    /// Its parts' ends (exclusive, ascending; the last is its size).
+    Parts(Vec<u64>),
+}
+
+impl Scan {
+    pub fn new(model: &str, rules: EstimateRules, sizes: Sizes) -> Scan {
+        let model = crate::model::bare(model).to_string();
+        Scan {
+            validator: Validator::new(Limits::default()).with_estimate(rules).with_model(&model),
+            model,
+            splitter: LineSplitter::new(MAX_LINE_BYTES),
+            sizes,
+            size: 0,
+            kept: Some(vec![]),
+            part_start: 0,
+            last_end: 0,
+            cuts: vec![],
+        }
+    }
+
+    pub fn chunk(&mut self, bytes: &[u8]) {
+        for newline in memchr::memchr_iter(b'\n', bytes) {
+            self.line_ends(self.size + newline as u64 + 1);
+        }
+        self.size = self.size.saturating_add(bytes.len() as u64);
+        match &mut self.kept {
+            Some(kept) if self.size <= self.sizes.inline_bytes => kept.extend_from_slice(bytes),
+            _ => self.kept = None,
+        }
+        let validator = &mut self.validator;
+        let fed = self.splitter.feed(bytes, |line, text| {
+            check_line(validator, line, text);
+            Ok::<(), ()>(())
+        });
+        if let Err(SplitError::LineTooLong { line, limit }) = fed {
+            self.validator.unreadable(line, too_long(limit));
+            self.splitter = LineSplitter::new(MAX_LINE_BYTES); // one error is enough
+        }
+    }
+
+    /// A line ends at `end`: the part running now is cut before it if it would grow past its size.
+    fn line_ends(&mut self, end: u64) {
+        if end - self.part_start > self.sizes.part_bytes && self.last_end > self.part_start {
+            self.cuts.push(self.last_end);
+            self.part_start = self.last_end;
+        }
+        self.last_end = end;
+    }
+
+    /// The verdict: `invalid_requests` naming the first bad line, or the
+    /// quote at `prices` and how to send it.
+    pub fn finish(mut self, prices: &PriceTable) -> Result<Scanned, ClientError> {
+        let validator = &mut self.validator;
+        let last = std::mem::replace(&mut self.splitter, LineSplitter::new(0)).finish(|line, text| {
+            check_line(validator, line, text);
+            Ok::<(), ()>(())
+        });
+        if let Err(SplitError::LineTooLong { line, limit }) = last {
+            self.validator.unreadable(line, too_long(limit));
+        }
+        if self.size > self.last_end {
+            self.line_ends(self.size);
+        }
+        let summary = self.validator.finish().map_err(|(count, errors)| {
+            let first =
+                errors.first().map(|e| [" (line ", &e.line.to_string(), ": ", &e.message, ")"].concat());
+            let message = [&count.to_string(), " invalid request(s)", &first.unwrap_or_default()].concat();
+            ClientError::new("invalid_requests", message, 400).with_details(&json!(errors))
+        })?;
+        let price = prices.price(&self.model).ok_or_else(|| no_price(&self.model))?;
+        let quote = price
+            .quote(&summary.tokens)
+            .ok_or_else(|| ClientError::new("quote_too_large", "the quote is too large to reserve", 400))?;
+        let send = match self.kept {
+            Some(kept) => Send::Inline(kept),
+            None => {
+                self.cuts.push(self.size);
+                Send::Parts(self.cuts)
+            }
+        };
+        Ok(Scanned { quote, requests: summary.count, size: self.size, send })
+    }
+}
+
+fn check_line(validator: &mut Validator, line: u64, text: &[u8]) {
+    match serde_json::from_slice::<Value>(text) {
+        Ok(item) => {
+            validator.check(line, item);
+        }
+        Err(e) => validator.unreadable(line, ["not valid JSON: ", &e.to_string()].concat()),
+    }
+}
+
+fn too_long(limit: usize) -> String {
+    ["longer than ", &limit.to_string(), " bytes"].concat()
+}
+
+/// `"model" has no price`, quoted by hand: `{:?}` would ship Unicode
+/// escaping tables in the wasm.
+pub fn no_price(model: &str) -> ClientError {
+    ClientError::new("unknown_model", ["model \"", model, "\" has no price"].concat(), 400)
+}
+
+/// What the balance must cover: realtime (and a job that may fall back to
+/// it) is reserved at the standard price; `auto` picks its lane on the
+/// server, so the batch price is its floor.
+pub fn needed(quote: &Quote, body: &Value) -> i64 {
+    if body["mode"] == "realtime" || body["fallback"] == "realtime" { quote.standard } else { quote.batch }
+}
+
+/// Sends a scanned job: the balance first (a 402 without sending the job),
+/// then the job inline or through an input, with its idempotency key.
+pub struct Submit {
+    body: Value,
+    key: String,
+    quote: Quote,
+    size: u64,
+    stage: Stage,
+}
+
+enum Stage {
+    Account(Send),
+    Post,
+    OpenInput(Vec<u64>),
+    Sending(Resume, Sent),
+    Done,
+}
+
+#[derive(Clone, Copy)]
+enum Sent {
+    Part,
+    Status,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SubmitStep {
+    /// Send this, and report its answer with [`Submit::answered`].
+    Call(Request),
+    /// `received` of the input's `size` bytes are sent; stop here if the user aborted.
+    Progress {
+        received: u64,
+        size: u64,
+    },
+    Sleep(u32),
+}
+
+impl Submit {
+    /// `body`: the [`BODY_FIELDS`] the caller gave; `key`: the idempotency key.
+    pub fn new(scanned: Scanned, body: Value, key: String) -> Submit {
+        Submit { body, key, quote: scanned.quote, size: scanned.size, stage: Stage::Account(scanned.send) }
+    }
+
+    pub fn step(&mut self) -> Result<SubmitStep, ClientError> {
+        match &mut self.stage {
+            Stage::Account(_) => Ok(SubmitStep::Call(Request::get("/v1/account"))),
+            Stage::Post => {
+                let post = Request::post("/v1/jobs", self.body.to_string());
+                Ok(SubmitStep::Call(post.header("idempotency-key", self.key.clone())))
+            }
+            Stage::OpenInput(_) => {
+                Ok(SubmitStep::Call(Request::post("/v1/inputs", json!({ "size": self.size }).to_string())))
+            }
+            Stage::Sending(resume, sent) => Ok(match resume.step()? {
+                ResumeStep::Progress { received, size } => SubmitStep::Progress { received, size },
+                ResumeStep::Put(r) => {
+                    *sent = Sent::Part;
+                    SubmitStep::Call(r)
+                }
+                ResumeStep::Status(r) => {
+                    *sent = Sent::Status;
+                    SubmitStep::Call(r)
+                }
+                ResumeStep::Sleep(ms) => SubmitStep::Sleep(ms),
+                ResumeStep::Done(_) => {
+                    self.stage = Stage::Post;
+                    return self.step();
+                }
+            }),
+            Stage::Done => Err(ClientError::invalid_argument("the job was submitted already")),
+        }
+    }
+
+    /// The answer to the last `Call` (`Err` for one that got none).
+    pub fn answered(
+        &mut self,
+        answer: Result<(u16, &[u8]), ClientError>,
+    ) -> Result<Option<String>, ClientError> {
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Account(send) => {
+                let (status, body) = answer?;
+                let balance = read_value(status, body)?["balance"].as_i64().unwrap_or(0);
+                let needed = needed(&self.quote, &self.body);
+                if balance < needed {
+                    let message = [
+                        "the job needs ",
+                        &needed.to_string(),
+                        " micro-credits and the balance is ",
+                        &balance.to_string(),
+                    ]
+                    .concat();
+                    let details = json!({ "quote": self.quote, "balance": balance, "needed": needed });
+                    return Err(ClientError::new("insufficient_credits", message, 402).with_details(&details));
+                }
+                self.stage = match send {
+                    Send::Inline(ndjson) => {
+                        self.body["requests"] = requests_of(&ndjson)?;
+                        Stage::Post
+                    }
+                    Send::Parts(cuts) => Stage::OpenInput(cuts),
+                };
+                Ok(None)
+            }
+            Stage::Post => {
+                let (status, body) = answer?;
+                Ok(Some(String::from_utf8_lossy(read(status, body)?).into_owned()))
+            }
+            Stage::OpenInput(cuts) => {
+                let (status, body) = answer?;
+                let view = read_value(status, body)?;
+                self.body["input"] = view["id"].clone();
+                self.stage = Stage::Sending(Resume::input(&view, cuts)?, Sent::Part);
+                Ok(None)
+            }
+            Stage::Sending(mut resume, sent) => {
+                let view = answer.and_then(|(status, body)| read_value(status, body));
+                match sent {
+                    Sent::Part => resume.put(view)?,
+                    Sent::Status => resume.status(view)?,
+                }
+                self.stage = Stage::Sending(resume, sent);
+                Ok(None)
+            }
+            Stage::Done => Err(ClientError::invalid_argument("the job was submitted already")),
+        }
+    }
+
+    /// Run to the end with `call` doing each exchange (a blocking transport,
+    /// or a test's scripted server); `on_progress` may stop it with an error.
+    pub fn run(
+        mut self,
+        mut call: impl FnMut(&Request) -> Result<(u16, Vec<u8>), ClientError>,
+        mut on_progress: impl FnMut(u64, u64) -> Result<(), ClientError>,
+        mut sleep: impl FnMut(u32),
+    ) -> Result<String, ClientError> {
+        loop {
+            match self.step()? {
+                SubmitStep::Call(request) => {
+                    let answer = call(&request);
+                    let done = self
+                        .answered(answer.as_ref().map(|(s, b)| (*s, b.as_slice())).map_err(Clone::clone))?;
+                    if let Some(view) = done {
+                        return Ok(view);
+                    }
+                }
+                SubmitStep::Progress { received, size } => on_progress(received, size)?,
+                SubmitStep::Sleep(ms) => sleep(ms),
+            }
+        }
+    }
+}
+
+/// The NDJSON's lines as a JSON array (each line was validated already).
+fn requests_of(ndjson: &[u8]) -> Result<Value, ClientError> {
+    let mut requests = vec![];
+    for line in ndjson.split(|&b| b == b'\n') {
+        if !line.iter().all(u8::is_ascii_whitespace) {
+            let item = serde_json::from_slice(line).map_err(|e| {
+                ClientError::invalid_argument(["a request is not JSON: ", &e.to_string()].concat())
+            })?;
+            requests.push(item);
+        }
+    }
+    Ok(Value::Array(requests))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::call::{Body, Method};
+
+    fn ndjson(n: usize, text: &str) -> Vec<u8> {
+        let mut out = vec![];
+        for i in 0..n {
+            let key = format!("k{i:03}");
+            let line = json!({"key": key, "request": {"contents": [{"parts": [{"text": text}]}]}});
+            out.extend_from_slice(line.to_string().as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    fn scan(data: &[u8], sizes: Sizes, chunk: usize) -> Result<Scanned, ClientError> {
+        let mut s = Scan::new("models/gemini-2.5-flash", EstimateRules::default(), sizes);
+        for c in data.chunks(chunk) {
+            s.chunk(c);
+        }
+        s.finish(&PriceTable::default())
+    }
+
+    /// A worker that holds `balance`, takes inputs' parts and jobs; returns what it was sent.
+    fn server(
+        balance: i64,
+        log: &mut Vec<String>,
+    ) -> impl FnMut(&Request) -> Result<(u16, Vec<u8>), ClientError> + '_ {
+        move |r: &Request| {
+            let answer = match (r.method, r.path.as_str()) {
+                (Method::Get, "/v1/account") => json!({"balance": balance}),
+                (Method::Post, "/v1/inputs") => json!({"id": "in_1", "state": "open", "received": 0}),
+                (Method::Put, "/v1/inputs/in_1") => {
+                    let Body::Range { end, .. } = r.body else { panic!("a range") };
+                    json!({"received": end, "lines": 1})
+                }
+                (Method::Post, "/v1/jobs") => {
+                    let Body::Json(body) = &r.body else { panic!("JSON") };
+                    let key = r.headers.iter().find(|h| h.0 == "idempotency-key").map(|h| h.1.clone());
+                    log.push([body.as_str(), " key=", &key.unwrap_or_default()].concat());
+                    json!({"id": "job_1", "state": "accepted"})
+                }
+                _ => panic!("unexpected {r:?}"),
+            };
+            log.push([r.method.as_str(), " ", &r.path].concat());
+            Ok((200, answer.to_string().into_bytes()))
+        }
+    }
+
+    #[test]
+    fn a_small_job_goes_inline_with_its_key_once_the_balance_covers_it() {
+        let data = ndjson(3, "hello");
+        let scanned = scan(&data, Sizes::default(), 7).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!((scanned.requests, scanned.size), (3, data.len() as u64));
+        assert!(matches!(scanned.send, Send::Inline(ref b) if *b == data));
+        let batch = scanned.quote.batch;
+        let mut log = vec![];
+        let body = json!({"model": "gemini-2.5-flash", "displayName": "d"});
+        let view =
+            Submit::new(scanned, body, "key1".into()).run(server(batch, &mut log), |_, _| Ok(()), |_| {});
+        assert_eq!(view.as_deref(), Ok(r#"{"id":"job_1","state":"accepted"}"#));
+        assert_eq!(log.first().map(String::as_str), Some("GET /v1/account"));
+        let sent: Value =
+            serde_json::from_str(log[1].split(" key=").next().unwrap_or_default()).unwrap_or_default();
+        assert_eq!(sent["requests"].as_array().map(Vec::len), Some(3));
+        assert_eq!(
+            (sent["displayName"].as_str(), sent["model"].as_str()),
+            (Some("d"), Some("gemini-2.5-flash"))
+        );
+        assert!(log[1].ends_with(" key=key1"));
+    }
+
+    #[test]
+    fn a_large_job_goes_in_parts_of_whole_lines_then_the_job_names_its_input() {
+        let data = ndjson(40, &"x".repeat(100));
+        let line = data.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1) as u64;
+        let sizes = Sizes { inline_bytes: 1000, part_bytes: 5 * line + 3 };
+        let scanned = scan(&data, sizes, 333).unwrap_or_else(|e| panic!("{e:?}"));
+        let Send::Parts(cuts) = &scanned.send else { panic!("parts") };
+        assert_eq!(cuts.len(), 8, "five lines a part");
+        assert!(cuts.iter().all(|c| c % line == 0), "every part ends a line");
+        let (mut log, mut progress) = (vec![], vec![]);
+        let body = json!({"model": "gemini-2.5-flash", "mode": "realtime"});
+        let standard = scanned.quote.standard;
+        let view = Submit::new(scanned, body, "k".into()).run(
+            server(standard, &mut log),
+            |received, _| {
+                progress.push(received);
+                Ok(())
+            },
+            |_| {},
+        );
+        assert!(view.is_ok(), "{view:?}");
+        assert_eq!(progress.len(), 9);
+        assert_eq!(progress.last().copied(), Some(data.len() as u64));
+        let job = log.iter().find(|l| l.starts_with('{')).cloned().unwrap_or_default();
+        assert!(job.contains(r#""input":"in_1""#) && !job.contains("requests"), "{job}");
+    }
+
+    #[test]
+    fn a_short_balance_and_bad_lines_are_refused_before_the_job_is_sent() {
+        let data = ndjson(2, "hi");
+        let scanned = scan(&data, Sizes::default(), 1 << 20).unwrap_or_else(|e| panic!("{e:?}"));
+        let (batch, standard) = (scanned.quote.batch, scanned.quote.standard);
+        let mut log = vec![];
+        // Enough for batch, not for realtime (reserved at the standard price).
+        let body = json!({"model": "gemini-2.5-flash", "fallback": "realtime"});
+        let e = Submit::new(scanned, body, "k".into()).run(server(batch, &mut log), |_, _| Ok(()), |_| {});
+        let e = e.err().unwrap_or_else(|| panic!("refused"));
+        assert_eq!((e.code.as_str(), e.status), ("insufficient_credits", 402));
+        let details: Value = serde_json::from_str(e.details.as_deref().unwrap_or("")).unwrap_or_default();
+        assert_eq!((details["needed"].as_i64(), details["balance"].as_i64()), (Some(standard), Some(batch)));
+        assert_eq!(log, ["GET /v1/account"], "nothing else was sent");
+
+        let bad = scan(b"{\"request\":{\"contents\":[]}}\nnot json\n", Sizes::default(), 5);
+        let e = bad.err().unwrap_or_else(|| panic!("refused"));
+        assert_eq!((e.code.as_str(), e.status), ("invalid_requests", 400));
+        assert!(e.message.starts_with("2 invalid request(s) (line 1:"), "{}", e.message);
+        assert!(scan(b"", Sizes::default(), 5).is_err_and(|e| e.message.contains("no requests")));
+        let mut s = Scan::new("gpt-4", EstimateRules::default(), Sizes::default());
+        s.chunk(&data);
+        assert!(s.finish(&PriceTable::default()).is_err_and(|e| e.message == "model \"gpt-4\" has no price"));
+    }
+}
