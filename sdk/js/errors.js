@@ -1,10 +1,11 @@
 // Every failure the SDK reports is a BatchgateError: the API's own errors
 // (`status` > 0, `code` from the API), network failures (`network_error`,
 // status 0) and the SDK's local refusals (`invalid_argument`, `aborted`, …).
+// The wasm constructs them (core decides code, message and status).
 
 export class BatchgateError extends Error {
-  constructor(message, code, status = 0, details = undefined, cause = undefined) {
-    super(message, cause === undefined ? undefined : { cause });
+  constructor(message, code, status = 0, details = undefined) {
+    super(message);
     this.name = "BatchgateError";
     this.code = code;
     this.status = status;
@@ -16,10 +17,3 @@ export class BatchgateError extends Error {
     return this.code === "network_error";
   }
 }
-
-export const invalidArgument = (message) => new BatchgateError(message, "invalid_argument");
-
-export const aborted = (what) => new BatchgateError(`${what} was aborted`, "aborted");
-
-export const networkError = (cause) =>
-  new BatchgateError(`the request got no answer: ${cause?.message ?? cause}`, "network_error", 0, undefined, cause);

@@ -4,6 +4,9 @@
 
 use super::call::{ClientError, Request};
 use super::paths::{job_part, query};
+use super::submit::no_price;
+use crate::pricing::{PriceTable, Quote, Tokens};
+use crate::results::{Outcome, outcome_of};
 
 /// Lines per page asked for.
 pub const PAGE_LIMIT: u32 = 1000;
@@ -82,6 +85,20 @@ pub fn unreadable(line: &str, why: &str) -> ClientError {
         .with_details(&serde_json::json!({ "line": line }))
 }
 
+/// What one result line cost, from its `usageMetadata`, counted as the
+/// server counts it (an error line costs nothing).
+pub fn result_cost(prices: &PriceTable, model: &str, line: &[u8]) -> Result<Quote, ClientError> {
+    let model = crate::model::bare(model);
+    let price = prices.price(model).ok_or_else(|| no_price(model))?;
+    let line: serde_json::Value = serde_json::from_slice(line)
+        .map_err(|e| ClientError::invalid_argument(["a result line is JSON: ", &e.to_string()].concat()))?;
+    let usage = match outcome_of(&line) {
+        Outcome::Success(u) => u,
+        _ => Default::default(),
+    };
+    price.quote(&Tokens::from(&usage)).ok_or_else(|| ClientError::invalid_argument("the cost is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +140,17 @@ mod tests {
         assert_eq!(pages.next_page(), None);
         let e = unreadable("{x", "bad");
         assert_eq!((e.code.as_str(), e.details.as_deref()), ("invalid_result", Some(r#"{"line":"{x"}"#)));
+    }
+
+    #[test]
+    fn a_result_line_costs_its_usage_and_an_error_nothing() {
+        let prices = PriceTable::default();
+        let ok = br#"{"key":"a","response":{"usageMetadata":{"promptTokenCount":10,"cachedContentTokenCount":4,"candidatesTokenCount":3,"thoughtsTokenCount":2,"totalTokenCount":15}}}"#;
+        let q = result_cost(&prices, "models/gemini-2.5-flash", ok).unwrap_or_default();
+        // 6 input × 300 + 4 cached × 30 + 5 output × 2,500 = 14,420 standard.
+        assert_eq!((q.standard, q.batch), (14_420, 7_210));
+        let err = br#"{"key":"b","error":{"code":3,"message":"bad"}}"#;
+        assert_eq!(result_cost(&prices, "gemini-2.5-flash", err).map(|q| q.batch), Ok(0));
+        assert!(result_cost(&prices, "nope", ok).is_err());
     }
 }

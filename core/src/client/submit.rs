@@ -211,6 +211,11 @@ impl Submit {
         Submit { body, key, quote: scanned.quote, size: scanned.size, stage: Stage::Account(scanned.send) }
     }
 
+    /// The input the job is being sent through, once it is open.
+    pub fn input_id(&self) -> Option<&str> {
+        self.body["input"].as_str()
+    }
+
     pub fn step(&mut self) -> Result<SubmitStep, ClientError> {
         match &mut self.stage {
             Stage::Account(_) => Ok(SubmitStep::Call(Request::get("/v1/account"))),
