@@ -18,7 +18,12 @@ fn or_null(text: Option<&str>) -> JsValue {
 }
 
 /// `{response, cost, callId}`.
-pub async fn generate(http: Rc<Http>, model: String, body: String, signal: JsValue) -> Result<JsValue, JsValue> {
+pub async fn generate(
+    http: Rc<Http>,
+    model: String,
+    body: String,
+    signal: JsValue,
+) -> Result<JsValue, JsValue> {
     let answer = http.send(&request(&model, &body, false), None, &signal).await?;
     let response = answer.json().await?;
     let out = Object::new();

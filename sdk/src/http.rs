@@ -137,7 +137,8 @@ impl Http {
             Body::Ndjson(bytes) => init.set_body(&Uint8Array::from(bytes.as_slice())),
             Body::Range { start, end } => {
                 let blob = data.ok_or_else(|| ClientError::invalid_argument("no data to send"))?;
-                let part = blob.slice_with_f64_and_f64(*start as f64, *end as f64).map_err(|e| network_error(&e))?;
+                let part =
+                    blob.slice_with_f64_and_f64(*start as f64, *end as f64).map_err(|e| network_error(&e))?;
                 init.set_body(&part);
             }
         }
@@ -157,12 +158,22 @@ impl Http {
 
     /// Send `request` (its `Range` body cut from `data`); a 401 with a token
     /// function is sent once more with a new token.
-    pub async fn send(&self, request: &Request, data: Option<&Blob>, signal: &JsValue) -> Result<Answer, JsValue> {
+    pub async fn send(
+        &self,
+        request: &Request,
+        data: Option<&Blob>,
+        signal: &JsValue,
+    ) -> Result<Answer, JsValue> {
         self.exchange(request, data, signal).await.map_err(error)
     }
 
     /// As `send`, with core's error (for machines that decide on it).
-    pub async fn exchange(&self, request: &Request, data: Option<&Blob>, signal: &JsValue) -> Result<Answer, ClientError> {
+    pub async fn exchange(
+        &self,
+        request: &Request,
+        data: Option<&Blob>,
+        signal: &JsValue,
+    ) -> Result<Answer, ClientError> {
         let (token, ask) = self.token().await.map_err(|e| token_error(&e))?;
         let answer = self.send_with(request, data, signal, &token).await?;
         let renews = self.policy.borrow().renews();

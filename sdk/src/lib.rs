@@ -58,7 +58,9 @@ impl Batchgate {
     /// (called again after a 401); `prices` the operator's `PRICES` table.
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue) -> Result<Batchgate, JsValue> {
-        let endpoint = js::get(&options, "endpoint").as_string().ok_or_else(|| js::invalid("endpoint must be a URL string"))?;
+        let endpoint = js::get(&options, "endpoint")
+            .as_string()
+            .ok_or_else(|| js::invalid("endpoint must be a URL string"))?;
         let http = Http::new(&endpoint, &js::get(&options, "token"))?;
         let prices = js::get(&options, "prices");
         let prices = if prices.is_null() || prices.is_undefined() {
@@ -119,7 +121,11 @@ impl Batchgate {
             Some(states) => Some(states.join(",").into()),
             None => js::text(&state),
         };
-        let q = query(&[("state", state), ("limit", js::text(&js::get(&options, "limit"))), ("cursor", js::text(&js::get(&options, "cursor")))]);
+        let q = query(&[
+            ("state", state),
+            ("limit", js::text(&js::get(&options, "limit"))),
+            ("cursor", js::text(&js::get(&options, "cursor"))),
+        ]);
         self.get(["/v1/jobs", &q].concat())
     }
 
@@ -165,13 +171,19 @@ impl Batchgate {
 
     /// `{limit?, cursor?}`.
     pub fn ledger(&self, options: JsValue) -> Promise {
-        let q = query(&[("limit", js::text(&js::get(&options, "limit"))), ("cursor", js::text(&js::get(&options, "cursor")))]);
+        let q = query(&[
+            ("limit", js::text(&js::get(&options, "limit"))),
+            ("cursor", js::text(&js::get(&options, "cursor"))),
+        ]);
         self.get(["/v1/account/ledger", &q].concat())
     }
 
     /// `{after?, limit?}`.
     pub fn events(&self, id: JsValue, options: JsValue) -> Promise {
-        let q = query(&[("after", js::text(&js::get(&options, "after"))), ("limit", js::text(&js::get(&options, "limit")))]);
+        let q = query(&[
+            ("after", js::text(&js::get(&options, "after"))),
+            ("limit", js::text(&js::get(&options, "limit"))),
+        ]);
         self.about(id, |id| Request::get([paths::job_part(id, "events"), q].concat()))
     }
 
@@ -210,7 +222,12 @@ impl Batchgate {
     }
 
     #[wasm_bindgen(js_name = generateStream)]
-    pub fn generate_stream(&self, model: JsValue, request: JsValue, options: JsValue) -> Result<JsValue, JsValue> {
+    pub fn generate_stream(
+        &self,
+        model: JsValue,
+        request: JsValue,
+        options: JsValue,
+    ) -> Result<JsValue, JsValue> {
         let (model, request) = (id_arg(&model, "model")?, js::stringify(&request)?);
         Ok(generate::stream(self.http.clone(), model, request, js::get(&options, "signal")))
     }

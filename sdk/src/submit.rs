@@ -34,7 +34,8 @@ fn sizes_of(input: &JsValue) -> Sizes {
 /// The local quote of an array of requests (what `estimate` answers).
 pub fn estimate(prices: &PriceTable, rules: EstimateRules, input: &JsValue) -> Result<Scanned, JsValue> {
     let model = model_of(input)?;
-    let requests: Array = js::get(input, "requests").dyn_into().map_err(|_| js::invalid("requests must be an array"))?;
+    let requests: Array =
+        js::get(input, "requests").dyn_into().map_err(|_| js::invalid("requests must be an array"))?;
     let mut scan = Scan::new(&model, rules, Sizes::default());
     for item in requests.iter() {
         let mut line = js::stringify(&item)?.into_bytes();
@@ -56,7 +57,8 @@ async fn ndjson(requests: &JsValue) -> Result<Blob, JsValue> {
         lines.push(&"\n".into());
         Ok(())
     };
-    let async_iter = js_sys::Reflect::get(requests, &Symbol::async_iterator()).ok().filter(JsValue::is_function);
+    let async_iter =
+        js_sys::Reflect::get(requests, &Symbol::async_iterator()).ok().filter(JsValue::is_function);
     if let Some(method) = async_iter.and_then(|m| m.dyn_into::<Function>().ok()) {
         let iterator = method.call0(requests)?;
         let next: Function = js::get(&iterator, "next").dyn_into().map_err(|_| invalid_requests())?;
@@ -78,7 +80,12 @@ async fn ndjson(requests: &JsValue) -> Result<Blob, JsValue> {
     Blob::new_with_str_sequence(&lines)
 }
 
-pub async fn submit(http: &Http, prices: &PriceTable, rules: EstimateRules, input: JsValue) -> Result<JsValue, JsValue> {
+pub async fn submit(
+    http: &Http,
+    prices: &PriceTable,
+    rules: EstimateRules,
+    input: JsValue,
+) -> Result<JsValue, JsValue> {
     let model = model_of(&input)?;
     let data = ndjson(&js::get(&input, "requests")).await?;
     let mut scan = Scan::new(&model, rules, sizes_of(&input));
@@ -95,7 +102,8 @@ pub async fn submit(http: &Http, prices: &PriceTable, rules: EstimateRules, inpu
             body.insert(field.into(), serde_json::from_str(&text).unwrap_or(Value::Null));
         }
     }
-    let key = js::get(&input, "idempotencyKey").as_string().unwrap_or_else(|| idempotency_key(js::random16()));
+    let key =
+        js::get(&input, "idempotencyKey").as_string().unwrap_or_else(|| idempotency_key(js::random16()));
     let mut submit = Submit::new(scanned, Value::Object(body), key);
     let (on_progress, signal) = (js::get(&input, "onProgress"), js::get(&input, "signal"));
     loop {

@@ -12,7 +12,13 @@ use web_sys::Blob;
 
 /// `{name: received…}` to `on_progress`; a throw from it, or an aborted
 /// signal, stops the transfer there.
-pub fn progress(on_progress: &JsValue, id_name: &str, id: &str, received: u64, size: u64) -> Result<(), JsValue> {
+pub fn progress(
+    on_progress: &JsValue,
+    id_name: &str,
+    id: &str,
+    received: u64,
+    size: u64,
+) -> Result<(), JsValue> {
     let Some(f) = on_progress.dyn_ref::<Function>() else { return Ok(()) };
     let p = Object::new();
     let _ = Reflect::set(&p, &id_name.into(), &id.into());
@@ -53,7 +59,12 @@ pub async fn run(
     }
 }
 
-async fn exchange(http: &Http, request: &Request, data: Option<&Blob>, signal: &JsValue) -> Result<Value, ClientError> {
+async fn exchange(
+    http: &Http,
+    request: &Request,
+    data: Option<&Blob>,
+    signal: &JsValue,
+) -> Result<Value, ClientError> {
     http.exchange(request, data, signal).await?.value().await
 }
 
@@ -62,7 +73,10 @@ pub async fn upload(http: &Http, blob: Blob, options: JsValue) -> Result<JsValue
     let opened = match &upload_id {
         Some(id) => exchange(http, &Request::get(paths::upload(id)), None, &JsValue::UNDEFINED).await,
         None => {
-            let mime = js::get(&options, "mimeType").as_string().filter(|m| !m.is_empty()).unwrap_or_else(|| blob.type_());
+            let mime = js::get(&options, "mimeType")
+                .as_string()
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| blob.type_());
             let name = js::get(&options, "displayName").as_string();
             let body = json!({ "size": blob.size() as u64, "mimeType": mime, "displayName": name });
             exchange(http, &Request::post("/v1/uploads", body.to_string()), None, &JsValue::UNDEFINED).await

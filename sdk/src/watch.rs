@@ -142,7 +142,10 @@ async fn next_view(http: &Http, state: &RefCell<State>) -> Result<JsValue, JsVal
                     Ok(a) => a.value().await.map(|v| v.to_string()),
                     Err(e) => Err(e),
                 };
-                state.borrow_mut().machine.ticket(answer.as_ref().map(|t| t.as_bytes()).map_err(Clone::clone));
+                state
+                    .borrow_mut()
+                    .machine
+                    .ticket(answer.as_ref().map(|t| t.as_bytes()).map_err(Clone::clone));
             }
             Step::Open(url) => {
                 let mut s = state.borrow_mut();
@@ -212,4 +215,3 @@ pub fn interval_of(options: &JsValue) -> u32 {
     let ms = js::get(options, "intervalMs").as_f64().unwrap_or(1000.0);
     if ms.is_finite() { ms.clamp(50.0, 60_000.0) as u32 } else { 1000 }
 }
-

@@ -22,7 +22,7 @@ pub fn test(args: &[String]) -> Result<(), String> {
         ("cargo test", step("unit, property and HTTP tests", cargo().args(["test", "--workspace"]))),
         ("google-genai conformance", conformance()),
     ];
-    results.push(("sdk (rules in wasm: Node, Chromium; client: Node)", sdk()));
+    results.push(("sdk wasm (Node, Chromium)", sdk()));
     results.push(("worker e2e", worker_e2e()));
     results.push(("deploy dry run", crate::deploy_check::deploy_dry_run()));
     results.push(("scale", scale()));
@@ -50,8 +50,9 @@ fn conformance() -> Result<(), String> {
     )
 }
 
-/// The SDK's rules compiled to wasm, in Node and headless Chromium
-/// (wasm-bindgen-test), and its JavaScript client's unit tests (`node --test`).
+/// The SDK's wasm (its rules, and its client against a scripted `fetch`) in
+/// Node and headless Chromium (wasm-bindgen-test); the client against the real
+/// worker runs with the e2e suites (tests/tests/sdk_e2e.rs).
 fn sdk() -> Result<(), String> {
     let tools = setup::worker_tools()?;
     let browser = setup::chromium()?;
@@ -66,11 +67,7 @@ fn sdk() -> Result<(), String> {
         step(name, &mut cmd)
     };
     run("sdk wasm tests in Node", None)?;
-    run("sdk wasm tests in headless Chromium", Some(&browser))?;
-    step(
-        "sdk client unit tests (node --test)",
-        Command::new("node").args(["--test", "sdk/tests/client.test.mjs"]).current_dir(root()),
-    )
+    run("sdk wasm tests in headless Chromium", Some(&browser))
 }
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:

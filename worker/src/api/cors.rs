@@ -7,8 +7,7 @@ use worker::{Headers, Method, Request, Response, Result};
 
 const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, if-none-match";
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
-const EXPOSE_HEADERS: &str =
-    "etag, location, retry-after, batchgate-cost, batchgate-call-id, batchgate-resume-cursor";
+const EXPOSE_HEADERS: &str = "etag, location, retry-after, batchgate-cost, batchgate-call-id, batchgate-next-cursor, batchgate-resume-cursor";
 
 /// The request's `Origin` when it is allowed.
 pub fn allowed_origin(req: &Request, settings: &Settings) -> Option<String> {
