@@ -174,15 +174,16 @@ impl Http {
         data: Option<&Blob>,
         signal: &JsValue,
     ) -> Result<Answer, ClientError> {
-        let (token, ask) = self.token().await.map_err(|e| token_error(&e))?;
-        let answer = self.send_with(request, data, signal, &token).await?;
-        let renews = self.policy.borrow().renews();
-        if answer.status != 401 || !renews {
-            return Ok(answer);
+        let mut renewed = false;
+        loop {
+            let (token, ask) = self.token().await.map_err(|e| token_error(&e))?;
+            let answer = self.send_with(request, data, signal, &token).await?;
+            if answer.status != 401 || renewed || !self.policy.borrow().renews() {
+                return Ok(answer);
+            }
+            self.policy.borrow_mut().refused(ask);
+            renewed = true;
         }
-        self.policy.borrow_mut().refused(ask);
-        let (token, _) = self.token().await.map_err(|e| token_error(&e))?;
-        self.send_with(request, data, signal, &token).await
     }
 
     /// A call whose answer is JSON, handed on as a JavaScript value.

@@ -72,3 +72,35 @@ fn the_packed_sdk_declares_its_api_to_typescript() {
         .args(["--moduleResolution", "nodenext", "--lib", "es2022,dom,dom.asynciterable", "types.ts"])
         .current_dir(app.path()));
 }
+
+/// The Rust client compiled to wasm (sdk/tests/live.rs) against the worker, in
+/// Node and in headless Chromium. Built in its own target directory: the
+/// endpoint is baked in at build time, and the workspace's is locked by the
+/// `cargo test` running this.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the built worker and Chromium: run through `cargo xtask test`"]
+async fn the_rust_client_runs_against_the_worker_in_node_and_chromium() {
+    // 8 MiB chunks, so a 20 MiB upload takes three and can be interrupted.
+    let s = Stack::start(json!({}), &[("MAX_UPLOAD_CHUNK_BYTES", "8388608"), ("CORS_ORIGINS", "*")]);
+    let runner =
+        std::env::var("WASM_BINDGEN_TEST_RUNNER").unwrap_or_else(|_| "wasm-bindgen-test-runner".into());
+    let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+    for browser in [false, true] {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["test", "-p", "batchgate-sdk", "--target", "wasm32-unknown-unknown", "--test", "live"])
+            .env("CARGO_TARGET_DIR", workspace_root().join("target/sdk-live"))
+            .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner)
+            .env("BATCHGATE_URL", s.url(""))
+            .env("BATCHGATE_TOKEN", token(ACCOUNT))
+            .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
+            .current_dir(workspace_root());
+        if browser {
+            cmd.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", &chromedriver);
+        }
+        let out = cmd.output().unwrap();
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let engine = if browser { "chromium" } else { "node" };
+        assert!(out.status.success() && text.contains("test result: ok. 3 passed"), "{engine}: {text}");
+    }
+}

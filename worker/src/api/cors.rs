@@ -5,7 +5,7 @@
 use crate::platform::config::Settings;
 use worker::{Headers, Method, Request, Response, Result};
 
-const ALLOW_HEADERS: &str = "authorization, content-type, idempotency-key, if-none-match";
+const ALLOW_HEADERS: &str = "authorization, content-type, content-range, idempotency-key, if-none-match";
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
 const EXPOSE_HEADERS: &str = "etag, location, retry-after, batchgate-cost, batchgate-call-id, batchgate-next-cursor, batchgate-resume-cursor";
 
