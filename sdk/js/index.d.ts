@@ -1,5 +1,5 @@
-// The package's public API, written by hand beside the JavaScript it
-// describes (sdk/js/). The shapes the server serializes — jobs, quotes, usage,
+// The package's public API, written by hand beside the wasm exports it
+// describes (sdk/src/, core's client compiled to wasm). The shapes the server serializes — jobs, quotes, usage,
 // costs, ledger kinds — are generated from core's Rust types into
 // batchgate.d.ts when the wasm is built, so they cannot drift from the worker.
 // batchgate.d.ts also declares the wasm's own class, which wasm-bindgen gives
@@ -36,7 +36,23 @@ export interface BatchgateOptions {
   prices?: Record<string, unknown>;
 }
 export interface EstimateInput { model: string; requests: RequestLine[] }
-export interface SubmitInput extends EstimateInput {
+/** Where a large submit's input stands: `received` of `size` bytes sent. */
+export interface SubmitProgress { inputId: string; received: number; size: number }
+export interface SubmitInput {
+  model: string;
+  /** The requests: an array, a `Blob`/`File` of NDJSON (one `{key?, request}`
+   *  per line), or an iterable or async iterable of requests. Read once,
+   *  checked and quoted locally, then sent inline when small or through
+   *  `/v1/inputs` in resumable parts of whole lines when large. */
+  requests: RequestLine[] | Blob | Iterable<RequestLine> | AsyncIterable<RequestLine>;
+  /** A large submit's progress, after each part. */
+  onProgress?: (progress: SubmitProgress) => void;
+  /** Aborts a large submit between parts (code `aborted`). */
+  signal?: AbortSignal;
+  /** Inline up to this many NDJSON bytes (4 MiB); larger jobs go in parts. */
+  inlineBytes?: number;
+  /** A part's most bytes (32 MiB; the worker takes up to `MAX_INPUT_PART_BYTES`). */
+  partBytes?: number;
   displayName?: string;
   metadata?: Record<string, unknown>;
   /** Sent as `Idempotency-Key`; generated when absent. */
@@ -148,7 +164,9 @@ export interface UploadedFile {
 
 /** Every failure of the SDK: an API error (`status` > 0, `code` from the API),
  *  a network error (`status` 0, `code` "network_error"), or a local refusal
- *  (`invalid_argument`, `invalid_requests`, `insufficient_credits`, `aborted`). */
+ *  (`invalid_argument`, `invalid_requests`, `insufficient_credits`, `aborted`,
+ *  `invalid_result` for an unreadable result line, `gemini_error` for a stream
+ *  Gemini broke off, `session_ended` for an upload or input that expired). */
 export declare class BatchgateError extends Error {
   readonly code: string;
   readonly status: number;

@@ -148,6 +148,22 @@ const retriedKeys = [];
 for await (const line of bg.results(retried.id)) retriedKeys.push(line.key);
 assert.deepEqual(retriedKeys, ["flaky"], JSON.stringify(retriedDone));
 
+// A large submit: requests as an async iterable, sent through /v1/inputs in
+// parts of whole lines (a tiny inline limit stands in for a large job).
+async function* produce(n) {
+  for (let i = 0; i < n; i++) yield { key: `big${String(i).padStart(2, "0")}`, request: requests[0].request };
+}
+const parts = [];
+const big = await bg.submit({ model, requests: produce(12), inlineBytes: 64, partBytes: 600, onProgress: (p) => parts.push(p) });
+assert.ok(parts.length >= 3 && parts[0].inputId && parts.at(-1).received === parts.at(-1).size, JSON.stringify(parts));
+const bigDone = await bg.wait(big.id, { intervalMs: 100 });
+assert.equal(bigDone.counts.succeeded, 12, JSON.stringify(bigDone));
+// The same requests as a File of NDJSON.
+const ndjson = new Blob([Array.from({ length: 3 }, (_, i) => JSON.stringify({ key: `f${i}`, request: requests[0].request })).join("\n")]);
+const fromFile = await bg.submit({ model, requests: ndjson });
+assert.equal(fromFile.requestCount, 3);
+await assert.rejects(bg.submit({ model, requests: new Blob(['{"key": "x", "request": {}}\n']) }), (e) => e.code === "invalid_requests" && /line 1/.test(e.message));
+
 // The realtime lane: a job answered now at the standard price, and single calls.
 const realtime = await bg.submit({ model, requests, mode: "realtime" });
 assert.equal(realtime.lane, "realtime");

@@ -31,6 +31,13 @@ export async function use(blob: Blob): Promise<number> {
     if (chunk.candidates?.[0]?.finishReason) break;
   }
   if (((await stream.cost)?.standard ?? 0) > charged) return 0;
+  // Large submits: a File of NDJSON, or requests as they are produced.
+  const big = await bg.submit({ model: "gemini-2.5-flash", requests: blob, onProgress: (p) => p.received / p.size });
+  async function* produce() {
+    yield { key: "b", request: { contents: [{ parts: [{ text: "hi" }] }] } };
+  }
+  const streamed: JobView = await bg.submit({ model: "gemini-2.5-flash", requests: produce(), partBytes: 1 << 20 });
+  if (big.id === streamed.id) return 1;
   const account = await bg.account();
   const ledger = await bg.ledger();
   const steps = await bg.events(job.id, { limit: 10 });
@@ -46,6 +53,8 @@ export async function use(blob: Blob): Promise<number> {
   await bg.submit({ model: "m", requests, mode: "fast" });
   // @ts-expect-error: requests need a request
   bg.estimate({ model: "m", requests: [{ key: "a" }] });
+  // @ts-expect-error: a quote is of an array of requests
+  bg.estimate({ model: "m", requests: blob });
   // @ts-expect-error: the endpoint is required
   new Batchgate({ token: "t" });
   return quote.batch + account.balance + (ledger.entries[0]?.amount ?? 0);

@@ -75,7 +75,8 @@ fn sdk() -> Result<(), String> {
 /// the demo in headless Chromium, the fault matrix and the abuse suite.
 fn worker_e2e() -> Result<(), String> {
     worker::build_worker(&[])?;
-    setup::chromium()?;
+    let browser = setup::chromium()?;
+    let tools = setup::worker_tools()?;
     step(
         "worker end to end (workerd + emulator)",
         cargo()
@@ -108,7 +109,10 @@ fn worker_e2e() -> Result<(), String> {
                 "--test-threads",
                 "2",
             ])
-            .env("WRANGLER_SEND_METRICS", "false"),
+            .env("WRANGLER_SEND_METRICS", "false")
+            // The Rust client's wasm tests against the worker (sdk_e2e).
+            .env("WASM_BINDGEN_TEST_RUNNER", tools.wasm_bindgen.with_file_name("wasm-bindgen-test-runner"))
+            .env("CHROMEDRIVER", &browser.chromedriver),
     )
 }
 
