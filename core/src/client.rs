@@ -3,6 +3,8 @@
 //! WebSocket through wasm) and the command line (`cli/`) move the bytes; the
 //! decisions are here, tested natively with scripted answers.
 //!
+//! - [`machine`]: the one protocol every call runs on: a machine says what it
+//!   needs ([`machine::Io`]), a transport does it and replies;
 //! - [`call`]: a request as data, and reading an answer into a value or a
 //!   [`call::ClientError`];
 //! - [`paths`]: the API's paths and queries;
@@ -21,6 +23,7 @@
 pub mod call;
 pub mod generate;
 pub mod lines;
+pub mod machine;
 pub mod paths;
 pub mod resume;
 pub mod submit;

@@ -2,11 +2,13 @@
 //! each split into lines as its bytes arrive, so a large result set never
 //! sits in memory whole.
 
-use super::call::{ClientError, Request};
+use super::call::{ClientError, Request, check};
+use super::machine::{Io, Machine, Reply, out_of_turn};
 use super::paths::{job_part, query};
 use super::submit::no_price;
 use crate::pricing::{PriceTable, Quote, Tokens};
 use crate::results::{Outcome, outcome_of};
+use std::collections::VecDeque;
 
 /// Lines per page asked for.
 pub const PAGE_LIMIT: u32 = 1000;
@@ -76,6 +78,65 @@ impl Lines {
 fn push_line(line: &[u8], out: &mut Vec<String>) {
     if !line.iter().all(u8::is_ascii_whitespace) {
         out.push(String::from_utf8_lossy(line).trim().to_string());
+    }
+}
+
+/// `results`: every line of every page, one at a time.
+pub struct Results {
+    pages: Pages,
+    lines: Lines,
+    ready: VecDeque<String>,
+    open: bool,
+}
+
+impl Results {
+    pub fn new(id: &str, only_failed: bool) -> Results {
+        Results {
+            pages: Pages::new(id, only_failed),
+            lines: Lines::default(),
+            ready: VecDeque::new(),
+            open: false,
+        }
+    }
+}
+
+impl Machine for Results {
+    fn step(&mut self) -> Result<Io, ClientError> {
+        if let Some(line) = self.ready.pop_front() {
+            return Ok(Io::Yield(line));
+        }
+        if self.open {
+            return Ok(Io::Read);
+        }
+        Ok(match self.pages.next_page() {
+            Some(request) => Io::Send { request, stream: true, headers: &["batchgate-next-cursor"] },
+            None => Io::End,
+        })
+    }
+
+    fn reply(&mut self, reply: Reply) -> Result<(), ClientError> {
+        let mut out = vec![];
+        match reply {
+            Reply::Opened { mut headers } => {
+                self.pages.answered(headers.pop().flatten());
+                self.open = true;
+            }
+            Reply::Answer { status, mut headers, body } => {
+                check(status, &body)?;
+                self.pages.answered(headers.pop().flatten());
+                self.lines.feed(&body, &mut out);
+                self.lines.finish(&mut out);
+            }
+            Reply::Chunk(Some(bytes)) => self.lines.feed(&bytes, &mut out),
+            Reply::Chunk(None) => {
+                self.lines.finish(&mut out);
+                self.open = false;
+            }
+            Reply::Failed(e) => return Err(e),
+            other => return Err(out_of_turn(&other)),
+        }
+        self.ready.extend(out);
+        Ok(())
     }
 }
 

@@ -9,7 +9,8 @@
 //! - a job's input (`/v1/inputs`, NDJSON) goes in parts of whole lines, cut
 //!   where [`super::submit`] decided while reading it.
 
-use super::call::{Body, ClientError, Method, Request};
+use super::call::{Body, ClientError, Method, Request, read_value};
+use super::machine::{Io, Machine, Reply, answer_of};
 use super::paths;
 use serde_json::Value;
 
@@ -207,6 +208,88 @@ impl Resume {
             self.phase = Phase::Done(file);
         }
         Ok(())
+    }
+}
+
+/// A resume's next step as the machine protocol's.
+fn io_of(step: ResumeStep, name: &'static str, id: &str) -> Io {
+    match step {
+        ResumeStep::Progress { received, size } => Io::Progress { name, id: id.into(), received, size },
+        ResumeStep::Put(request) | ResumeStep::Status(request) => {
+            Io::Send { request, stream: false, headers: &[] }
+        }
+        ResumeStep::Sleep(ms) => Io::Sleep(ms),
+        ResumeStep::Done(file) => Io::Yield(file.unwrap_or_else(|| "null".into())),
+    }
+}
+
+/// A reply to a part or a status request, as the view it carried.
+fn view_of(reply: Reply) -> Result<Value, ClientError> {
+    let (status, _, body) = answer_of(reply)?;
+    read_value(status, &body)
+}
+
+/// `upload`: open a session (or find one to resume), then send the data in
+/// the chunks it sets; the uploaded file's view is the answer.
+pub struct Upload {
+    open: Option<Request>,
+    resume: Option<Resume>,
+    id: String,
+    /// The last request was a status (not a part).
+    asked_status: bool,
+    done: bool,
+}
+
+impl Upload {
+    /// A new session for `size` bytes, or (`resume`) the session with this id.
+    pub fn new(size: u64, mime_type: &str, display_name: Option<&str>, resume: Option<&str>) -> Upload {
+        let open = match resume {
+            Some(id) => Request::get(paths::upload(id)),
+            None => {
+                let body =
+                    serde_json::json!({ "size": size, "mimeType": mime_type, "displayName": display_name });
+                Request::post("/v1/uploads", body.to_string())
+            }
+        };
+        Upload {
+            open: Some(open),
+            resume: None,
+            id: resume.unwrap_or_default().into(),
+            asked_status: false,
+            done: false,
+        }
+    }
+}
+
+impl Machine for Upload {
+    fn step(&mut self) -> Result<Io, ClientError> {
+        if let Some(request) = self.open.take() {
+            return Ok(Io::Send { request, stream: false, headers: &[] });
+        }
+        let Some(resume) = &mut self.resume else { return Ok(Io::End) };
+        if self.done {
+            return Ok(Io::End);
+        }
+        let step = resume.step()?;
+        self.asked_status = matches!(step, ResumeStep::Status(_));
+        self.done = matches!(step, ResumeStep::Done(_));
+        Ok(io_of(step, "uploadId", &self.id))
+    }
+
+    fn reply(&mut self, reply: Reply) -> Result<(), ClientError> {
+        if matches!(reply, Reply::Done) {
+            return Ok(());
+        }
+        match &mut self.resume {
+            None => {
+                let view = view_of(reply)?;
+                self.id = view["id"].as_str().unwrap_or_default().into();
+                self.resume = Some(Resume::upload(&view)?);
+                Ok(())
+            }
+            Some(resume) if self.asked_status => resume.status(view_of(reply)),
+            Some(resume) => resume.put(view_of(reply)),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! small, or as an input's parts (resumable, whole lines each) when large.
 
 use super::call::{ClientError, Request, read, read_value};
+use super::machine::{Io, Machine, Reply, answer_of, out_of_turn};
 use super::resume::{Resume, ResumeStep};
 use crate::jsonl::{LineSplitter, SplitError};
 use crate::pricing::{EstimateRules, PriceTable, Quote};
@@ -322,6 +323,68 @@ impl Submit {
                 SubmitStep::Sleep(ms) => sleep(ms),
             }
         }
+    }
+}
+
+/// `submit`: read the caller's data through a [`Scan`] (`ReadData`), then
+/// send it with [`Submit`]; the job's view is the answer.
+pub struct Submission {
+    stage: Option<Phase>,
+    view: Option<String>,
+}
+
+enum Phase {
+    Scanning { scan: Scan, prices: PriceTable, body: Value, key: String },
+    Sending(Submit),
+}
+
+impl Submission {
+    pub fn new(scan: Scan, prices: PriceTable, body: Value, key: String) -> Submission {
+        Submission { stage: Some(Phase::Scanning { scan, prices, body, key }), view: None }
+    }
+}
+
+impl Machine for Submission {
+    fn step(&mut self) -> Result<Io, ClientError> {
+        if let Some(view) = self.view.take() {
+            return Ok(Io::Yield(view));
+        }
+        match &mut self.stage {
+            None => Ok(Io::End),
+            Some(Phase::Scanning { .. }) => Ok(Io::ReadData),
+            Some(Phase::Sending(submit)) => Ok(match submit.step()? {
+                SubmitStep::Call(request) => Io::Send { request, stream: false, headers: &[] },
+                SubmitStep::Progress { received, size } => {
+                    let id = submit.input_id().unwrap_or_default().to_string();
+                    Io::Progress { name: "inputId", id, received, size }
+                }
+                SubmitStep::Sleep(ms) => Io::Sleep(ms),
+            }),
+        }
+    }
+
+    fn reply(&mut self, reply: Reply) -> Result<(), ClientError> {
+        match (self.stage.take(), reply) {
+            (Some(Phase::Scanning { mut scan, prices, body, key }), Reply::Chunk(Some(bytes))) => {
+                scan.chunk(&bytes);
+                self.stage = Some(Phase::Scanning { scan, prices, body, key });
+            }
+            (Some(Phase::Scanning { scan, prices, body, key }), Reply::Chunk(None)) => {
+                self.stage = Some(Phase::Sending(Submit::new(scan.finish(&prices)?, body, key)));
+            }
+            (Some(Phase::Sending(submit)), Reply::Done) => self.stage = Some(Phase::Sending(submit)),
+            (Some(Phase::Sending(mut submit)), reply) => {
+                let answer = answer_of(reply);
+                match submit
+                    .answered(answer.as_ref().map(|(s, _, b)| (*s, b.as_slice())).map_err(Clone::clone))?
+                {
+                    Some(view) => self.view = Some(view),
+                    None => self.stage = Some(Phase::Sending(submit)),
+                }
+            }
+            (_, reply) => return Err(out_of_turn(&reply)),
+        }
+        Ok(())
     }
 }
 

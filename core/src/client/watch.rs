@@ -10,6 +10,7 @@
 //! only in `Sleep` steps, so tests run on simulated time.
 
 use super::call::{ClientError, Request, check};
+use super::machine::{Io, Machine, Reply, out_of_turn};
 use super::paths;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -223,6 +224,53 @@ impl Watch {
         self.out.push_back(Step::View(text.to_string()));
         if last {
             self.finished = true;
+        }
+    }
+}
+
+impl Machine for Watch {
+    fn step(&mut self) -> Result<Io, ClientError> {
+        Ok(match Watch::step(self) {
+            Step::Sleep(ms) => Io::Sleep(ms),
+            Step::Ticket(request) => Io::Send { request, stream: false, headers: &[] },
+            Step::Open(url) => Io::Open(url),
+            Step::Listen => Io::Listen,
+            Step::Poll(request) => Io::Send { request, stream: false, headers: &["etag"] },
+            Step::Close => Io::Close,
+            Step::View(view) => Io::Yield(view),
+            Step::Done => Io::End,
+        })
+    }
+
+    fn reply(&mut self, reply: Reply) -> Result<(), ClientError> {
+        match reply {
+            Reply::Done => Ok(()),
+            Reply::Refused => {
+                self.socket_refused();
+                Ok(())
+            }
+            Reply::Message(Some(text)) => {
+                self.message(&text);
+                Ok(())
+            }
+            Reply::Message(None) => {
+                self.closed();
+                Ok(())
+            }
+            // A poll asks for the ETag; a ticket asks for no header.
+            Reply::Answer { status, mut headers, body } if !headers.is_empty() => {
+                self.polled(status, headers.pop().flatten(), &body)
+            }
+            Reply::Answer { status, body, .. } => {
+                self.ticket(check(status, &body).map(|()| body.as_slice()));
+                Ok(())
+            }
+            Reply::Failed(e) if matches!(self.plan, Plan::Connect { .. }) => {
+                self.ticket(Err(e));
+                Ok(())
+            }
+            Reply::Failed(e) => Err(e),
+            other => Err(out_of_turn(&other)),
         }
     }
 }
