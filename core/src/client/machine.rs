@@ -62,8 +62,11 @@ pub trait Machine {
     }
 }
 
-/// An answer's status and body, or the failure that took its place.
-pub fn answer_of(reply: Reply) -> Result<(u16, Vec<Option<String>>, Vec<u8>), ClientError> {
+/// An answer: its status, the headers asked for, its body.
+pub type Answered = (u16, Vec<Option<String>>, Vec<u8>);
+
+/// An answer, or the failure that took its place.
+pub fn answer_of(reply: Reply) -> Result<Answered, ClientError> {
     match reply {
         Reply::Answer { status, headers, body } => Ok((status, headers, body)),
         Reply::Failed(e) => Err(e),

@@ -334,13 +334,13 @@ pub struct Submission {
 }
 
 enum Phase {
-    Scanning { scan: Scan, prices: PriceTable, body: Value, key: String },
+    Scanning { scan: Box<Scan>, prices: PriceTable, body: Value, key: String },
     Sending(Submit),
 }
 
 impl Submission {
     pub fn new(scan: Scan, prices: PriceTable, body: Value, key: String) -> Submission {
-        Submission { stage: Some(Phase::Scanning { scan, prices, body, key }), view: None }
+        Submission { stage: Some(Phase::Scanning { scan: Box::new(scan), prices, body, key }), view: None }
     }
 }
 
