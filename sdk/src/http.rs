@@ -2,11 +2,10 @@
 //! what to send and which token to use; this moves the bytes.
 
 use crate::js::{self, error};
-use batchgate_core::client::call::{Body, ClientError, Request, check, read_value};
+use batchgate_core::client::call::{Body, ClientError, Request, check};
 use batchgate_core::client::paths;
 use batchgate_core::client::token::{TokenPolicy, TokenStep};
 use js_sys::{Function, Promise, Uint8Array};
-use serde_json::Value;
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -31,27 +30,19 @@ impl Answer {
         self.response.headers().get(name).ok().flatten()
     }
 
-    pub async fn text(&self) -> Result<String, ClientError> {
-        let text = self.response.text().map_err(|e| network_error(&e))?;
-        JsFuture::from(text).await.map_err(|e| network_error(&e)).map(|t| t.as_string().unwrap_or_default())
+    /// The whole body's bytes.
+    pub async fn bytes(&self) -> Result<Vec<u8>, ClientError> {
+        let buffer = self.response.array_buffer().map_err(|e| network_error(&e))?;
+        let buffer = JsFuture::from(buffer).await.map_err(|e| network_error(&e))?;
+        Ok(Uint8Array::new(&buffer).to_vec())
     }
 
-    /// The body as JSON text, once the status says it is an answer (the API's error otherwise).
-    pub async fn checked_text(&self) -> Result<String, JsValue> {
-        let text = self.text().await.map_err(error)?;
-        check(self.status, text.as_bytes()).map_err(error)?;
-        Ok(text)
-    }
-
-    /// The API's JSON, as a JavaScript value.
-    pub async fn json(&self) -> Result<JsValue, JsValue> {
-        js::parse(&self.checked_text().await?)
-    }
-
-    /// The JSON read in Rust, for answers core decides on.
-    pub async fn value(&self) -> Result<Value, ClientError> {
-        let text = self.text().await?;
-        read_value(self.status, text.as_bytes())
+    /// The API's error, for an answer that is not a 2xx.
+    pub async fn refusal(&self) -> JsValue {
+        match self.bytes().await {
+            Ok(body) => check(self.status, &body).err().map_or(JsValue::UNDEFINED, error),
+            Err(e) => error(e),
+        }
     }
 }
 
@@ -184,11 +175,6 @@ impl Http {
             self.policy.borrow_mut().refused(ask);
             renewed = true;
         }
-    }
-
-    /// A call whose answer is JSON, handed on as a JavaScript value.
-    pub async fn call(&self, request: &Request) -> Result<JsValue, JsValue> {
-        self.send(request, None, &JsValue::UNDEFINED).await?.json().await
     }
 }
 

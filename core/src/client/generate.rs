@@ -77,7 +77,7 @@ pub fn chunk_error(data: &str) -> Option<ClientError> {
     if !data.contains("\"error\"") {
         return None;
     }
-    let value: serde_json::Value = serde_json::from_str(data).ok()?;
+    let value: serde_json::Value = serde_json::from_slice(data.as_bytes()).ok()?;
     let error = value.get("error")?;
     let message = error["message"].as_str().unwrap_or("Gemini broke off");
     Some(ClientError::new("gemini_error", message, 502).with_details(error))
@@ -85,7 +85,7 @@ pub fn chunk_error(data: &str) -> Option<ClientError> {
 
 /// JSON text as it came if it is JSON, `null` otherwise (a header may be missing or mangled).
 fn json_or_null(text: Option<&str>) -> &str {
-    text.filter(|t| serde_json::from_str::<serde::de::IgnoredAny>(t).is_ok()).unwrap_or("null")
+    text.filter(|t| serde_json::from_slice::<serde_json::Value>(t.as_bytes()).is_ok()).unwrap_or("null")
 }
 
 /// `generate`: `{response, cost, callId}` of one call answered whole.

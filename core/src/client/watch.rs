@@ -158,7 +158,7 @@ impl Watch {
 
     /// A text message on the socket: a view, or (unreadable) a drop.
     pub fn message(&mut self, text: &str) {
-        match serde_json::from_str::<Value>(text) {
+        match serde_json::from_slice::<Value>(text.as_bytes()) {
             Ok(view) if view.is_object() => {
                 self.failures = 0;
                 self.retry_after_ms = SOCKET_RETRY_MS;

@@ -1,0 +1,83 @@
+//! A WebSocket's text messages, one promise at a time.
+
+use js_sys::{Function, Promise};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{MessageEvent, WebSocket};
+
+/// A WebSocket's text messages, one at a time; `None` once it closed.
+#[derive(Default)]
+struct Inbox {
+    queue: VecDeque<Option<String>>,
+    waiting: Option<Function>,
+    closed: bool,
+}
+
+fn deliver(inbox: &RefCell<Inbox>, message: Option<String>) {
+    let mut inbox = inbox.borrow_mut();
+    if inbox.closed {
+        return;
+    }
+    inbox.closed = message.is_none();
+    match inbox.waiting.take() {
+        Some(resolve) => {
+            let value = message.map_or(JsValue::NULL, |m| JsValue::from_str(&m));
+            let _ = resolve.call1(&JsValue::UNDEFINED, &value);
+        }
+        None => inbox.queue.push_back(message),
+    }
+}
+
+pub struct Socket {
+    ws: WebSocket,
+    inbox: Rc<RefCell<Inbox>>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut(JsValue)>,
+}
+
+impl Socket {
+    pub fn open(url: &str) -> Option<Rc<Socket>> {
+        let ws = WebSocket::new(url).ok()?;
+        let inbox = Rc::new(RefCell::new(Inbox::default()));
+        let to = inbox.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+            if let Some(text) = e.data().as_string() {
+                deliver(&to, Some(text));
+            }
+        });
+        let to = inbox.clone();
+        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |_| deliver(&to, None));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        ws.set_onerror(Some(on_close.as_ref().unchecked_ref()));
+        Some(Rc::new(Socket { ws, inbox, _on_message: on_message, _on_close: on_close }))
+    }
+
+    pub async fn next(&self) -> Option<String> {
+        let waiting = {
+            let mut inbox = self.inbox.borrow_mut();
+            if let Some(message) = inbox.queue.pop_front() {
+                return message;
+            }
+            if inbox.closed {
+                return None;
+            }
+            let mut slot = None;
+            let promise = Promise::new(&mut |resolve, _| slot = Some(resolve));
+            inbox.waiting = slot;
+            promise
+        };
+        JsFuture::from(waiting).await.ok().and_then(|m| m.as_string())
+    }
+
+    pub fn close(&self) {
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        self.ws.set_onerror(None);
+        let _ = self.ws.close();
+        deliver(&self.inbox, None);
+    }
+}
