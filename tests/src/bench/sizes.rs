@@ -35,8 +35,9 @@ pub fn run() -> Section {
     Section {
         title: "Sizes (gzipped)".into(),
         how: "`gzip -9` of the worker's `index_bg.wasm`, and of everything a browser loads from the SDK package \
-              (the wasm, and `index.js`: the client bundled with the wasm glue). Baseline for the SDK: the official `@google/genai` \
-              browser bundle for the same create + get calls, 77 KB gzipped."
+              (the wasm: core's client and rules; and `index.js`: the wasm glue with the thin JavaScript layer). Baseline for \
+              the SDK: the official `@google/genai` browser bundle for the same create + get calls, 77 KB gzipped; the SDK must \
+              be below it (≤ 1.0×), the goal is ≤ 0.85×."
             .into(),
         rows: vec![
             Row {
@@ -51,7 +52,7 @@ pub fn run() -> Section {
                 value: kb(sdk),
                 baseline: "77.0 KB".into(),
                 ratio: sdk.map(|n| n as f64 / genai),
-                target: Some(("≤ 60 KB".into(), sdk.is_some_and(|n| n <= 60_000))),
+                target: Some(("≤ 1.0× (goal 0.85×)".into(), sdk.is_some_and(|n| n as f64 <= genai))),
             },
         ],
     }

@@ -88,14 +88,14 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
     let key = match admit(cx, &model, !summary.files.is_empty()).await {
         Ok(key) => key,
         Err(e) => {
-            call.settle(Bill { charge: 0, measured: true }, "refused").await;
+            call.release("refused").await;
             return Err(e);
         }
     };
     let gemini = match Gemini::with_key(cx.settings, Some(&key)) {
         Ok(g) => g,
         Err(f) => {
-            call.settle(Bill { charge: 0, measured: true }, "refused").await;
+            call.release("refused").await;
             return Err(ApiError::new(503, "gemini_unavailable", format!("{f:?}")));
         }
     };
@@ -104,7 +104,7 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
     let mut answer = match sent {
         Exchange::Answered(r) => r,
         Exchange::Failed(f) => {
-            call.settle(Bill { charge: 0, measured: true }, "unsent").await;
+            call.release("unsent").await;
             return Err(ApiError::new(
                 502,
                 "gemini_unreachable",
@@ -127,7 +127,7 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
     };
     if answer.status_code() != 200 {
         let text = gemini.text(&mut answer).await.unwrap_or_default();
-        call.settle(Bill { charge: 0, measured: true }, "refused").await;
+        call.release("refused").await;
         return Err(refusal(cx.env, &key, answer.status_code(), text.as_bytes()).await);
     }
     if stream {
@@ -252,6 +252,11 @@ impl Call {
         if let Err(e) = accounts::settle(&self.env, &self.account, &s).await {
             worker::console_error!("settling generate call {} failed: {}", self.id, e.message);
         }
+    }
+
+    /// Nothing reached Gemini (or it refused before running): the hold goes back whole.
+    async fn release(&self, event: &str) {
+        self.settle(Bill { charge: 0, measured: true }, event).await;
     }
 
     fn decorate(&self, resp: &Response, bill: Bill) -> Result<()> {

@@ -23,7 +23,7 @@ use batchgate_core::results::Usage;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
-use worker::{Env, Range};
+use worker::Env;
 
 /// Tries per request (a 429 or 5xx, or no answer) before its error line is written.
 const MAX_ATTEMPTS: u32 = 5;
@@ -95,22 +95,8 @@ async fn read_requests(
     store: &Store,
     run: &Run,
 ) -> Result<Vec<(String, serde_json::Value)>, Failure> {
-    let stub: String = store
-        .input_key()
-        .map_err(|e| Failure::network(e.to_string()))?
-        .ok_or_else(|| Failure::Permanent { status: 0, message: "the job's input is not recorded".into() })?;
     let spec = run.spec();
-    let object = bindings::bucket(env)
-        .map_err(|e| r2("binding", e))?
-        .get(&stub)
-        .range(Range::OffsetWithLength { offset: spec.offset, length: spec.bytes })
-        .execute()
-        .await
-        .map_err(|e| r2("read of the input", e))?
-        .ok_or_else(|| Failure::Permanent {
-            status: 0,
-            message: format!("the input {stub} is gone from R2"),
-        })?;
+    let object = super::steps::input_object(env, store, spec.offset, spec.bytes).await?;
     let bytes = object
         .body()
         .ok_or_else(|| Failure::network("R2 returned the input without a body"))?

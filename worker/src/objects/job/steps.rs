@@ -184,26 +184,33 @@ async fn input_range(
     offset: u64,
     length: u64,
 ) -> Result<wasm_bindgen::JsValue, Failure> {
-    let key: String = store
-        .input_key()
-        .map_err(|e| Failure::network(e.to_string()))?
-        .ok_or_else(|| Failure::Permanent { status: 0, message: "the job's input is not recorded".into() })?;
-    let object = bucket(env)?
-        .get(&key)
-        .range(Range::OffsetWithLength { offset, length })
-        .execute()
-        .await
-        .map_err(|e| r2_failure("read of the input", e))?
-        .ok_or_else(|| Failure::Permanent {
-            status: 0,
-            message: format!("the input {key} is gone from R2"),
-        })?;
+    let object = input_object(env, store, offset, length).await?;
     let body = object.body().ok_or_else(|| Failure::network("R2 returned the input without a body"))?;
     Ok(match body.response_body().map_err(|e| r2_failure("input body", e))? {
         ResponseBody::Stream(s) => s.into(),
         ResponseBody::Body(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
         ResponseBody::Empty => js_sys::Uint8Array::new_with_length(0).into(),
     })
+}
+
+/// `length` bytes of the job's input from `offset`, as R2 holds them.
+pub(super) async fn input_object(
+    env: &Env,
+    store: &Store,
+    offset: u64,
+    length: u64,
+) -> Result<worker::Object, Failure> {
+    let key: String = store
+        .input_key()
+        .map_err(|e| Failure::network(e.to_string()))?
+        .ok_or_else(|| Failure::Permanent { status: 0, message: "the job's input is not recorded".into() })?;
+    bucket(env)?
+        .get(&key)
+        .range(Range::OffsetWithLength { offset, length })
+        .execute()
+        .await
+        .map_err(|e| r2_failure("read of the input", e))?
+        .ok_or_else(|| Failure::Permanent { status: 0, message: format!("the input {key} is gone from R2") })
 }
 
 /// A create whose answer was lost may have made a batch: look for it by its unique display name.
