@@ -178,6 +178,9 @@ pub struct Submit {
     quote: Quote,
     size: u64,
     stage: Stage,
+    /// An input an earlier attempt opened for these bytes: asked for first.
+    reopen: Option<String>,
+    reopening: bool,
 }
 
 enum Stage {
@@ -209,7 +212,15 @@ pub enum SubmitStep {
 impl Submit {
     /// `body`: the [`BODY_FIELDS`] the caller gave; `key`: the idempotency key.
     pub fn new(scanned: Scanned, body: Value, key: String) -> Submit {
-        Submit { body, key, quote: scanned.quote, size: scanned.size, stage: Stage::Account(scanned.send) }
+        let stage = Stage::Account(scanned.send);
+        Submit { body, key, quote: scanned.quote, size: scanned.size, stage, reopen: None, reopening: false }
+    }
+
+    /// Go on with the input an interrupted attempt at the same bytes opened
+    /// (a new one if it is gone): its parts are not sent again.
+    pub fn resuming(mut self, input: Option<String>) -> Submit {
+        self.reopen = input;
+        self
     }
 
     /// The input the job is being sent through, once it is open.
@@ -225,6 +236,11 @@ impl Submit {
                 Ok(SubmitStep::Call(post.header("idempotency-key", self.key.clone())))
             }
             Stage::OpenInput(_) => {
+                self.reopening = false;
+                if let Some(id) = self.reopen.take() {
+                    self.reopening = true;
+                    return Ok(SubmitStep::Call(Request::get(super::paths::input(&id))));
+                }
                 Ok(SubmitStep::Call(Request::post("/v1/inputs", json!({ "size": self.size }).to_string())))
             }
             Stage::Sending(resume, sent) => Ok(match resume.step()? {
@@ -282,8 +298,16 @@ impl Submit {
                 Ok(Some(String::from_utf8_lossy(read(status, body)?).into_owned()))
             }
             Stage::OpenInput(cuts) => {
-                let (status, body) = answer?;
-                let view = read_value(status, body)?;
+                let view = answer.and_then(|(status, body)| read_value(status, body));
+                let view = match view {
+                    Ok(v) if !self.reopening || v["state"] == "open" => v,
+                    // The earlier input is gone or used: open a new one.
+                    Ok(_) | Err(_) if self.reopening => {
+                        self.stage = Stage::OpenInput(cuts);
+                        return Ok(None);
+                    }
+                    other => other?,
+                };
                 self.body["input"] = view["id"].clone();
                 self.stage = Stage::Sending(Resume::input(&view, cuts)?, Sent::Part);
                 Ok(None)
@@ -331,6 +355,7 @@ impl Submit {
 pub struct Submission {
     stage: Option<Phase>,
     view: Option<String>,
+    reopen: Option<String>,
 }
 
 enum Phase {
@@ -340,7 +365,17 @@ enum Phase {
 
 impl Submission {
     pub fn new(scan: Scan, prices: PriceTable, body: Value, key: String) -> Submission {
-        Submission { stage: Some(Phase::Scanning { scan: Box::new(scan), prices, body, key }), view: None }
+        Submission {
+            stage: Some(Phase::Scanning { scan: Box::new(scan), prices, body, key }),
+            view: None,
+            reopen: None,
+        }
+    }
+
+    /// See [`Submit::resuming`].
+    pub fn resuming(mut self, input: Option<String>) -> Submission {
+        self.reopen = input;
+        self
     }
 }
 
@@ -370,7 +405,8 @@ impl Machine for Submission {
                 self.stage = Some(Phase::Scanning { scan, prices, body, key });
             }
             (Some(Phase::Scanning { scan, prices, body, key }), Reply::Chunk(None)) => {
-                self.stage = Some(Phase::Sending(Submit::new(scan.finish(&prices)?, body, key)));
+                let submit = Submit::new(scan.finish(&prices)?, body, key).resuming(self.reopen.take());
+                self.stage = Some(Phase::Sending(submit));
             }
             (Some(Phase::Sending(submit)), Reply::Done) => self.stage = Some(Phase::Sending(submit)),
             (Some(Phase::Sending(mut submit)), reply) => {
@@ -525,5 +561,57 @@ mod tests {
         let mut s = Scan::new("gpt-4", EstimateRules::default(), Sizes::default());
         s.chunk(&data);
         assert!(s.finish(&PriceTable::default()).is_err_and(|e| e.message == "model \"gpt-4\" has no price"));
+    }
+
+    #[test]
+    fn a_rerun_goes_on_with_the_input_its_interrupted_attempt_opened() {
+        let data = ndjson(20, &"y".repeat(100));
+        let line = data.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1) as u64;
+        let sizes = Sizes { inline_bytes: 10, part_bytes: 5 * line };
+        let scanned = scan(&data, sizes, 4096).unwrap_or_else(|e| panic!("{e:?}"));
+        let standard = scanned.quote.standard;
+        let mut puts = vec![];
+        let server = |r: &Request| -> Result<(u16, Vec<u8>), ClientError> {
+            let answer = match (r.method, r.path.as_str()) {
+                (Method::Get, "/v1/account") => json!({"balance": standard}),
+                // The first attempt sent two parts before it was killed.
+                (Method::Get, "/v1/inputs/in_old") => {
+                    json!({"id": "in_old", "state": "open", "received": 10 * line})
+                }
+                (Method::Put, "/v1/inputs/in_old") => {
+                    let Body::Range { start, end } = r.body else { panic!("a range") };
+                    puts.push(start / line);
+                    json!({"received": end, "lines": end / line})
+                }
+                (Method::Post, "/v1/jobs") => json!({"id": "job_1"}),
+                _ => panic!("unexpected {r:?}"),
+            };
+            Ok((200, answer.to_string().into_bytes()))
+        };
+        let body = json!({"model": "gemini-2.5-flash"});
+        let submit = Submit::new(scanned, body, "k".into()).resuming(Some("in_old".into()));
+        assert!(submit.run(server, |_, _| Ok(()), |_| {}).is_ok());
+        assert_eq!(puts, [10, 15], "only the parts the server lacks");
+
+        // An input that is gone (expired, or used by a job) is replaced by a new one.
+        let scanned = scan(&data, sizes, 4096).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut log = vec![];
+        let submit = Submit::new(scanned, json!({"model": "gemini-2.5-flash"}), "k".into())
+            .resuming(Some("in_gone".into()));
+        assert!(submit.run(server_gone(standard, &mut log), |_, _| Ok(()), |_| {}).is_ok());
+        assert!(log.iter().any(|l| l == "POST /v1/inputs"), "{log:?}");
+    }
+
+    fn server_gone(
+        balance: i64,
+        log: &mut Vec<String>,
+    ) -> impl FnMut(&Request) -> Result<(u16, Vec<u8>), ClientError> + '_ {
+        let mut inner = server(balance, log);
+        move |r: &Request| {
+            if r.path == "/v1/inputs/in_gone" {
+                return Ok((404, br#"{"error":{"code":"not_found","message":"no such input"}}"#.to_vec()));
+            }
+            inner(r)
+        }
     }
 }
