@@ -58,7 +58,18 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
             show(cli, &json!({"requests": scanned.requests, "bytes": scanned.size, "quote": scanned.quote}));
             Ok(Ended::Done)
         }
-        Command::Submit { file, model, name, mode, idempotency_key, wait, prices: table } => {
+        Command::Submit {
+            file,
+            model,
+            name,
+            mode,
+            idempotency_key,
+            wait,
+            prices: table,
+            inline_bytes,
+            part_bytes,
+        } => {
+            let sizes = Sizes { inline_bytes: *inline_bytes, part_bytes: (*part_bytes).max(1) };
             let body = json!({"model": model, "displayName": name, "mode": mode});
             let body = Value::Object(
                 body.as_object()
@@ -76,7 +87,7 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
             let saved =
                 state.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).map(|s| s.trim().to_string());
             let machine = Submission::new(
-                Scan::new(model, EstimateRules::default(), Sizes::default()),
+                Scan::new(model, EstimateRules::default(), sizes),
                 prices(table.as_ref())?,
                 body,
                 key,
@@ -207,11 +218,13 @@ struct Bar {
     bar: Option<ProgressBar>,
     state: Option<PathBuf>,
     saved: bool,
+    /// Scripts get `{"progress": {…}}` lines on standard error instead.
+    json: bool,
 }
 
 impl Bar {
     fn new(cli: &Cli, state: Option<PathBuf>) -> Bar {
-        Bar { bar: (!cli.json).then(ProgressBar::hidden), state, saved: false }
+        Bar { bar: (!cli.json).then(ProgressBar::hidden), state, saved: false, json: cli.json }
     }
 
     fn finish(&self) {
@@ -222,7 +235,10 @@ impl Bar {
 }
 
 impl Progress for Bar {
-    fn progress(&mut self, _: &str, id: &str, received: u64, size: u64) {
+    fn progress(&mut self, name: &str, id: &str, received: u64, size: u64) {
+        if self.json {
+            eprintln!("{}", json!({"progress": {name: id, "received": received, "size": size}}));
+        }
         if !self.saved
             && !id.is_empty()
             && let Some(p) = &self.state

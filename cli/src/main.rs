@@ -60,6 +60,12 @@ pub enum Command {
         wait: bool,
         #[arg(long)]
         prices: Option<PathBuf>,
+        /// Files larger than this (bytes) go through an input in parts.
+        #[arg(long, default_value_t = 4 << 20)]
+        inline_bytes: u64,
+        /// A part's most bytes (the worker takes up to MAX_INPUT_PART_BYTES).
+        #[arg(long, default_value_t = 32 << 20)]
+        part_bytes: u64,
     },
     /// The job's view.
     Status { id: String },
