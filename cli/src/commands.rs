@@ -262,7 +262,7 @@ impl Progress for Bar {
 /// Follow the job to its end: a live bar (`watch`), or quietly (`wait`);
 /// the final view is printed. Exit 1 if the job did not succeed.
 async fn watch(t: &Transport, cli: &Cli, id: &str, live: bool) -> Result<Ended, ClientError> {
-    let mut op = Op::new(Watch::new("http://unused", id, 1000, false));
+    let mut op = Op::new(Watch::new(t.endpoint(), id, 1000, true));
     let bar = (live && !cli.json).then(|| {
         let b = ProgressBar::new(0);
         b.set_style(

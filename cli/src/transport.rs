@@ -4,8 +4,12 @@
 
 use batchgate_core::client::call::{Body, ClientError, Request, is_success};
 use batchgate_core::client::machine::{Io, Machine, Reply};
+use futures_util::StreamExt;
 use std::path::PathBuf;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Bytes read from the caller's file per `ReadData`.
 const READ_CHUNK: usize = 1 << 20;
@@ -32,11 +36,12 @@ pub struct Op<'a> {
     pub data: Option<PathBuf>,
     reader: Option<tokio::fs::File>,
     body: Option<reqwest::Response>,
+    socket: Option<Socket>,
 }
 
 impl<'a> Op<'a> {
     pub fn new(machine: impl Machine + 'a) -> Op<'a> {
-        Op { machine: Box::new(machine), data: None, reader: None, body: None }
+        Op { machine: Box::new(machine), data: None, reader: None, body: None, socket: None }
     }
 
     pub fn with_data(mut self, path: PathBuf) -> Op<'a> {
@@ -49,6 +54,18 @@ fn network(e: impl std::fmt::Display) -> ClientError {
     ClientError::network(&e.to_string())
 }
 
+/// The socket's next text message; `None` (and no socket) once it closed.
+async fn next_text(socket: &mut Option<Socket>) -> Option<String> {
+    while let Some(s) = socket.as_mut() {
+        match s.next().await {
+            Some(Ok(Message::Text(text))) => return Some(text.to_string()),
+            Some(Ok(Message::Close(_)) | Err(_)) | None => *socket = None,
+            Some(Ok(_)) => {}
+        }
+    }
+    None
+}
+
 impl Transport {
     pub fn new(endpoint: &str, token: &str) -> Transport {
         let client =
@@ -58,6 +75,10 @@ impl Transport {
             endpoint: batchgate_core::client::paths::endpoint(endpoint).to_string(),
             token: token.to_string(),
         }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
     }
 
     async fn range(path: &PathBuf, start: u64, end: u64) -> Result<Vec<u8>, ClientError> {
@@ -168,11 +189,21 @@ impl Transport {
                     progress.progress(name, &id, received, size);
                     Reply::Done
                 }
-                // The command line watches by polling: a socket adds nothing a
-                // person at a terminal would notice at a one-second interval.
-                Io::Open(_) => Reply::Refused,
-                Io::Listen => Reply::Message(None),
-                Io::Close => Reply::Done,
+                Io::Open(url) => match tokio_tungstenite::connect_async(url.as_str()).await {
+                    Ok((socket, _)) => {
+                        op.socket = Some(socket);
+                        Reply::Done
+                    }
+                    // Counted as a drop: the machine polls, and tries again later.
+                    Err(_) => Reply::Message(None),
+                },
+                Io::Listen => Reply::Message(next_text(&mut op.socket).await),
+                Io::Close => {
+                    if let Some(mut s) = op.socket.take() {
+                        let _ = s.close(None).await;
+                    }
+                    Reply::Done
+                }
             };
             op.machine.reply(reply)?;
         }

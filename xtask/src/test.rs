@@ -113,6 +113,22 @@ fn worker_e2e() -> Result<(), String> {
             // The Rust client's wasm tests against the worker (sdk_e2e).
             .env("WASM_BINDGEN_TEST_RUNNER", tools.wasm_bindgen.with_file_name("wasm-bindgen-test-runner"))
             .env("CHROMEDRIVER", &browser.chromedriver),
+    )?;
+    step(
+        "the batchgate command line against the worker",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "batchgate-cli",
+                "--test",
+                "cli_e2e",
+                "--",
+                "--ignored",
+                "--test-threads",
+                "2",
+            ])
+            .env("WRANGLER_SEND_METRICS", "false"),
     )
 }
 
