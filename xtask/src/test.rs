@@ -57,17 +57,18 @@ fn sdk() -> Result<(), String> {
     let tools = setup::worker_tools()?;
     let browser = setup::chromium()?;
     let runner = tools.wasm_bindgen.with_file_name("wasm-bindgen-test-runner");
-    let run = |name: &str, browser_env: Option<&setup::Browser>| {
+    let run = |name: &str, browser_env: Option<&setup::Browser>, suite: &str| {
         let mut cmd = cargo();
-        cmd.args(["test", "-p", "batchgate-sdk", "--target", "wasm32-unknown-unknown", "--test", "wasm"])
+        cmd.args(["test", "-p", "batchgate-sdk", "--target", "wasm32-unknown-unknown", "--test", suite])
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner);
         if let Some(b) = browser_env {
             cmd.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", &b.chromedriver);
         }
         step(name, &mut cmd)
     };
-    run("sdk wasm tests in Node", None)?;
-    run("sdk wasm tests in headless Chromium", Some(&browser))
+    run("sdk wasm tests in Node", None, "wasm")?;
+    run("sdk wasm tests in headless Chromium", Some(&browser), "wasm")?;
+    run("sdk wasm tests in a web worker in headless Chromium", Some(&browser), "in_worker")
 }
 
 /// The real worker in workerd (wrangler's dev engine) against the emulator:
