@@ -25,7 +25,8 @@ fn local(e: impl std::fmt::Display) -> ClientError {
 fn show(cli: &Cli, value: &Value) {
     let text =
         if cli.json { value.to_string() } else { serde_json::to_string_pretty(value).unwrap_or_default() };
-    println!("{text}");
+    // A closed pipe (`batchgate list | head`) is not an error worth a panic.
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 fn prices(path: Option<&PathBuf>) -> Result<PriceTable, ClientError> {
@@ -79,27 +80,33 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             );
-            let key = match idempotency_key {
-                Some(k) => k.clone(),
-                None => digest(model, file)?,
-            };
+            let digest =
+                digest(&[model, name.as_deref().unwrap_or(""), mode.as_deref().unwrap_or("")], file)?;
+            let key = idempotency_key.clone().unwrap_or_else(|| ["cli-", &digest].concat());
             let state = state_file(&key);
-            let saved =
-                state.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).map(|s| s.trim().to_string());
-            let machine = Submission::new(
-                Scan::new(model, EstimateRules::default(), sizes),
-                prices(table.as_ref())?,
-                body,
-                key,
-            )
-            .resuming(saved);
-            let mut bar = Bar::new(cli, state.clone());
+            // This key made a job already (a rerun after `--wait` was interrupted):
+            // that job, not a second local balance check or upload.
+            let made = state.as_ref().and_then(|p| std::fs::read_to_string(p.with_extension("job")).ok());
+            if let Some(id) = made.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+                let job = t.answer(Op::new(Call::new(Request::get(paths::job(&id)))), &mut ()).await?;
+                show(cli, &job);
+                return if *wait { watch(&t, cli, &id, true).await } else { Ok(Ended::Done) };
+            }
+            // An input an interrupted run opened, for these very bytes.
+            let saved = state.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).and_then(|s| {
+                let (input, of) = s.trim().split_once(' ')?;
+                (of == digest).then(|| input.to_string())
+            });
+            let scan = Scan::new(model, EstimateRules::default(), sizes);
+            let machine = Submission::new(scan, prices(table.as_ref())?, body, key).resuming(saved);
+            let mut bar = Bar::new(cli, state.clone(), digest);
             let job = t.answer(Op::new(machine).with_data(file.clone()), &mut bar).await?;
             bar.finish();
+            let id = job["id"].as_str().unwrap_or_default().to_string();
             if let Some(p) = &state {
                 let _ = std::fs::remove_file(p);
+                let _ = std::fs::write(p.with_extension("job"), &id);
             }
-            let id = job["id"].as_str().unwrap_or_default().to_string();
             if cli.json {
                 show(cli, &job);
             } else {
@@ -137,7 +144,7 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
             let mime = mime_type.clone().unwrap_or_else(|| mime_of(file).to_string());
             let display = name.clone().or_else(|| file.file_name().map(|n| n.to_string_lossy().into_owned()));
             let machine = Upload::new(size, &mime, display.as_deref(), None);
-            let mut bar = Bar::new(cli, None);
+            let mut bar = Bar::new(cli, None, String::new());
             let uploaded = t.answer(Op::new(machine).with_data(file.clone()), &mut bar).await?;
             bar.finish();
             show(cli, &uploaded);
@@ -167,12 +174,16 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
     }
 }
 
-/// The idempotency key of a submit without one: the model and the file's
-/// bytes, so running the same command again is the same job (and resumes its upload).
-fn digest(model: &str, file: &Path) -> Result<String, ClientError> {
+/// A digest of what a submit sends (its options and the file's bytes): the
+/// idempotency key of a submit without one, so running the same command again
+/// is the same job and resumes its upload; and what an input kept for a rerun
+/// must have been opened for.
+fn digest(options: &[&str], file: &Path) -> Result<String, ClientError> {
     let mut hash = Sha256::new();
-    hash.update(model.as_bytes());
-    hash.update(b"\n");
+    for o in options {
+        hash.update(o.as_bytes());
+        hash.update(b"\n");
+    }
     let mut f = std::fs::File::open(file).map_err(local)?;
     let mut buf = vec![0; 1 << 20];
     loop {
@@ -182,8 +193,7 @@ fn digest(model: &str, file: &Path) -> Result<String, ClientError> {
         }
         hash.update(buf.get(..n).unwrap_or_default());
     }
-    let hex: String = hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
-    Ok(["cli-", &hex].concat())
+    Ok(hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
 /// Where an interrupted submit's input id is kept, by its idempotency key.
@@ -217,14 +227,16 @@ fn mime_of(file: &Path) -> &'static str {
 struct Bar {
     bar: Option<ProgressBar>,
     state: Option<PathBuf>,
+    /// Kept with the input's id: a rerun goes on with it only for these bytes.
+    digest: String,
     saved: bool,
     /// Scripts get `{"progress": {…}}` lines on standard error instead.
     json: bool,
 }
 
 impl Bar {
-    fn new(cli: &Cli, state: Option<PathBuf>) -> Bar {
-        Bar { bar: (!cli.json).then(ProgressBar::hidden), state, saved: false, json: cli.json }
+    fn new(cli: &Cli, state: Option<PathBuf>, digest: String) -> Bar {
+        Bar { bar: (!cli.json).then(ProgressBar::hidden), state, digest, saved: false, json: cli.json }
     }
 
     fn finish(&self) {
@@ -244,7 +256,7 @@ impl Progress for Bar {
             && let Some(p) = &self.state
         {
             let _ = p.parent().map(std::fs::create_dir_all);
-            self.saved = std::fs::write(p, id).is_ok();
+            self.saved = std::fs::write(p, [id, " ", &self.digest].concat()).is_ok();
         }
         if let Some(b) = &mut self.bar {
             if b.is_hidden() {

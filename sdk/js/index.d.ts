@@ -83,7 +83,8 @@ export interface GenerateResult {
 export interface GenerateStream {
   /** Gemini's answer in chunks as they arrive (leaving early closes the stream; the call is still charged in full). */
   chunks: AsyncIterable<GenerateContentResponse>;
-  /** The call's cost, once the stream has ended (null if it broke off first). */
+  /** The call's cost, once `chunks` has been read to its end or left (null if
+   *  it broke off first). The call is made when `chunks` is first read. */
   cost: Promise<GenerateCost | null>;
 }
 export interface GenerateOptions { signal?: AbortSignal }
@@ -162,11 +163,15 @@ export interface UploadedFile {
   expiresAt: string;
 }
 
-/** Every failure of the SDK: an API error (`status` > 0, `code` from the API),
- *  a network error (`status` 0, `code` "network_error"), or a local refusal
- *  (`invalid_argument`, `invalid_requests`, `insufficient_credits`, `aborted`,
- *  `invalid_result` for an unreadable result line, `gemini_error` for a stream
- *  Gemini broke off, `session_ended` for an upload or input that expired). */
+/** Every failure of the SDK: an API error (`status` > 0, `code` from the API:
+ *  e.g. `not_found`, `upload_ended`, `input_ended`, `input_used`), a network
+ *  error (`status` 0, `code` "network_error"), or the client's own: a local
+ *  refusal (`invalid_argument`, `invalid_requests`, `insufficient_credits`),
+ *  `aborted`, `token_error` (the token function failed), `invalid_result` (an
+ *  unreadable result line), `invalid_answer` (an answer that is not JSON),
+ *  `http_error` (a non-2xx answer that is not the API's, e.g. a proxy's page),
+ *  `gemini_error` (a stream Gemini broke off), `session_ended` (an upload or
+ *  input found expired when resumed), `client_error` (a bug: please report it). */
 export declare class BatchgateError extends Error {
   readonly code: string;
   readonly status: number;

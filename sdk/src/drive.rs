@@ -70,10 +70,11 @@ fn progress(on_progress: &JsValue, name: &str, id: &str, received: u64, size: u6
     f.call1(&JsValue::UNDEFINED, &p).map(drop)
 }
 
-async fn read(reader: Option<ReadableStreamDefaultReader>) -> Reply {
+async fn read(reader: Option<ReadableStreamDefaultReader>, signal: &JsValue) -> Reply {
     let Some(reader) = reader else { return Reply::Chunk(None) };
     match http::read_chunk(&reader).await {
         Ok(chunk) => Reply::Chunk(chunk),
+        Err(_) if js::aborted(signal) => Reply::Failed(ClientError::aborted("the request")),
         Err(e) => Reply::Failed(network_error(&e)),
     }
 }
@@ -113,8 +114,11 @@ pub async fn drive(http: &Http, op: &RefCell<Op>) -> Result<Option<String>, JsVa
                 }
             }
             Io::Read => {
-                let reader = op.borrow().reader.clone();
-                read(reader).await
+                let (reader, signal) = {
+                    let o = op.borrow();
+                    (o.reader.clone(), o.signal.clone())
+                };
+                read(reader, &signal).await
             }
             Io::ReadData => {
                 let reader = {
@@ -124,7 +128,7 @@ pub async fn drive(http: &Http, op: &RefCell<Op>) -> Result<Option<String>, JsVa
                     }
                     o.data_reader.clone()
                 };
-                read(reader).await
+                read(reader, &JsValue::UNDEFINED).await
             }
             Io::Sleep(ms) => {
                 js::sleep(ms).await;

@@ -81,6 +81,13 @@ impl Items {
         end(&self.op, &self.settle);
         Promise::resolve(&js::step(&JsValue::UNDEFINED, true))
     }
+
+    /// As `return`, rejecting with `error` (an async generator's `throw`).
+    #[wasm_bindgen(js_name = "throw")]
+    pub fn fail(&self, error: JsValue) -> Promise {
+        end(&self.op, &self.settle);
+        Promise::reject(&error)
+    }
 }
 
 /// Every view to `on_progress` until the job ends; an aborted `signal`

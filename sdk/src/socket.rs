@@ -81,3 +81,11 @@ impl Socket {
         deliver(&self.inbox, None);
     }
 }
+
+impl Drop for Socket {
+    /// Its handlers go with it: an `error` then a `close` event in one task
+    /// would otherwise call a closure already dropped.
+    fn drop(&mut self) {
+        self.close();
+    }
+}

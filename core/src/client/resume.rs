@@ -139,10 +139,10 @@ impl Resume {
     fn part_end(&self) -> Result<u64, ClientError> {
         let end = match &self.parts {
             Parts::Chunks(chunk) => Some(self.received.saturating_add(*chunk).min(self.size)),
-            Parts::Cuts(cuts) => {
-                let at_cut = self.received == 0 || cuts.binary_search(&self.received).is_ok();
-                cuts.iter().copied().find(|&c| c > self.received).filter(|_| at_cut)
-            }
+            // The server takes parts that start and end at line ends, and
+            // `received` always is one: an earlier attempt cut differently
+            // (another part size) still goes on from there.
+            Parts::Cuts(cuts) => cuts.iter().copied().find(|&c| c > self.received),
         };
         end.filter(|&e| e > self.received).ok_or_else(|| {
             let at = self.received.to_string();
@@ -166,14 +166,20 @@ impl Resume {
                 self.ask = Some(false);
                 Ok(())
             }
-            Err(e) if e.is_network() && self.failures < MAX_RETRIES => {
-                self.failures += 1;
-                self.sleep = 250u32.saturating_mul(1 << self.failures.min(7));
-                self.ask = Some(true);
+            // A dropped part, or one the server still holds a lease on (the
+            // attempt that broke has not settled): back off, then ask.
+            Err(e) if (e.is_network() || e.code == "chunk_in_progress") && self.failures < MAX_RETRIES => {
+                self.back_off();
                 Ok(())
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn back_off(&mut self) {
+        self.failures += 1;
+        self.sleep = 250u32.saturating_mul(1 << self.failures.min(7));
+        self.ask = Some(true);
     }
 
     /// A status answer. After a dropped part its failure is shrugged off (the
@@ -182,7 +188,11 @@ impl Resume {
     pub fn status(&mut self, answer: Result<Value, ClientError>) -> Result<(), ClientError> {
         let tolerant = self.ask.take().unwrap_or(false);
         match answer {
-            Ok(view) if tolerant && view["sending"] == true => Ok(()),
+            // The broken part has not settled: ask again later, not send over it.
+            Ok(view) if view["sending"] == true && self.failures < MAX_RETRIES => {
+                self.back_off();
+                Ok(())
+            }
             Ok(view) => self.apply(&view),
             Err(_) if tolerant => Ok(()),
             Err(e) => Err(e),
@@ -406,9 +416,55 @@ mod tests {
         assert!(e.is_err_and(|e| e.is_network()));
         let expired = Resume::upload(&json!({"id": "u", "size": 4, "received": 1, "state": "expired"}));
         assert!(expired.is_err_and(|e| e.code == "session_ended" && e.status == 410));
+        // An earlier attempt cut elsewhere: the next part goes from what the server holds.
         let mut r = Resume::input(&json!({"id": "i", "received": 7}), vec![5, 10])
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert!(matches!(r.step(), Ok(ResumeStep::Progress { .. })));
-        assert!(r.step().is_err_and(|e| e.code == "out_of_step"));
+        let put = r
+            .step()
+            .map(|s| matches!(s, ResumeStep::Put(ref q) if q.body == Body::Range { start: 7, end: 10 }));
+        assert_eq!(put, Ok(true));
+    }
+
+    #[test]
+    fn a_part_the_server_still_holds_a_lease_on_is_waited_for_not_sent_over() {
+        let open = json!({"id": "u", "size": 8, "received": 0, "state": "open", "chunkGranularity": 4, "maxChunkBytes": 4});
+        let mut r = Resume::upload(&open).unwrap_or_else(|e| panic!("{e:?}"));
+        let mut asked = 0;
+        let (log, _) = drive(&mut r, |req| match req.method {
+            Method::Get => {
+                asked += 1;
+                // Still sending for two asks, then settled at 4.
+                Ok(json!({"id": "u", "size": 8, "received": if asked > 2 { 4 } else { 0 }, "sending": asked <= 2, "state": "open"}))
+            }
+            _ => {
+                let Body::Range { start, end } = req.body else { panic!("a range") };
+                if start == 0 && asked == 0 {
+                    return Err(ClientError::network("reset"));
+                }
+                if asked > 0 && asked <= 2 {
+                    return Err(ClientError::new("chunk_in_progress", "a chunk is being sent", 409));
+                }
+                let done = end == 8;
+                Ok(json!({"id": "u", "size": 8, "received": end, "state": if done { "done" } else { "open" }, "file": {}}))
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            log,
+            [
+                "0/8",
+                "bytes 0-3/8",
+                "sleep 500",
+                "status",
+                "sleep 1000",
+                "status",
+                "sleep 2000",
+                "status",
+                "4/8",
+                "bytes 4-7/8",
+                "8/8"
+            ]
+        );
     }
 }

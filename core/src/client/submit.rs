@@ -408,6 +408,8 @@ impl Machine for Submission {
                 let submit = Submit::new(scan.finish(&prices)?, body, key).resuming(self.reopen.take());
                 self.stage = Some(Phase::Sending(submit));
             }
+            // The caller's data could not be read (a file changed or gone).
+            (Some(Phase::Scanning { .. }), Reply::Failed(e)) => return Err(e),
             (Some(Phase::Sending(submit)), Reply::Done) => self.stage = Some(Phase::Sending(submit)),
             (Some(Phase::Sending(mut submit)), reply) => {
                 let answer = answer_of(reply);
@@ -426,6 +428,8 @@ impl Machine for Submission {
 
 /// The NDJSON's lines as a JSON array (each line was validated already).
 fn requests_of(ndjson: &[u8]) -> Result<Value, ClientError> {
+    // The scan read past a UTF-8 BOM (as the worker does); so does this.
+    let ndjson = ndjson.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(ndjson);
     let mut requests = vec![];
     for line in ndjson.split(|&b| b == b'\n') {
         if !line.iter().all(u8::is_ascii_whitespace) {
@@ -613,5 +617,20 @@ mod tests {
             }
             inner(r)
         }
+    }
+
+    #[test]
+    fn a_small_file_with_a_byte_order_mark_goes_inline_as_it_was_quoted() {
+        let mut data = b"\xEF\xBB\xBF".to_vec();
+        data.extend(ndjson(2, "bom"));
+        let scanned = scan(&data, Sizes::default(), 2).unwrap_or_else(|e| panic!("{e:?}"));
+        let batch = scanned.quote.batch;
+        let mut log = vec![];
+        let view = Submit::new(scanned, json!({"model": "gemini-2.5-flash"}), "k".into()).run(
+            server(batch, &mut log),
+            |_, _| Ok(()),
+            |_| {},
+        );
+        assert!(view.is_ok(), "{view:?}");
     }
 }

@@ -19,6 +19,8 @@ use std::collections::VecDeque;
 pub const MAX_SOCKET_FAILURES: u32 = 3;
 /// The first reconnect's wait; it doubles with each drop in a row.
 pub const RECONNECT_MS: u32 = 250;
+/// Polls in a row without an answer before the watch fails.
+pub const MAX_POLL_FAILURES: u32 = 8;
 /// How long polling runs before the socket is tried again; doubles after
 /// each retry that drops, up to [`MAX_SOCKET_RETRY_MS`].
 pub const SOCKET_RETRY_MS: u64 = 30_000;
@@ -74,6 +76,8 @@ pub struct Watch {
     /// Polling time since the socket last gave way.
     polled_ms: u64,
     retry_after_ms: u64,
+    /// Polls in a row that got no answer.
+    poll_failures: u32,
 }
 
 impl Watch {
@@ -96,6 +100,7 @@ impl Watch {
             out: VecDeque::new(),
             polled_ms: 0,
             retry_after_ms: SOCKET_RETRY_MS,
+            poll_failures: 0,
         }
     }
 
@@ -178,6 +183,7 @@ impl Watch {
 
     /// A poll's answer: 304 (unchanged), a view, or the API's error (the watch's error).
     pub fn polled(&mut self, status: u16, etag: Option<String>, body: &[u8]) -> Result<(), ClientError> {
+        self.poll_failures = 0;
         let then_connect = matches!(self.plan, Plan::Poll { then_connect: true, .. });
         if status != 304 {
             check(status, body)?;
@@ -202,6 +208,19 @@ impl Watch {
         } else {
             Plan::Poll { wait_ms: self.interval_ms, then_connect: false }
         };
+        Ok(())
+    }
+
+    /// A poll got no answer (a network blip): poll again after a growing
+    /// wait, and give up only after [`MAX_POLL_FAILURES`] in a row.
+    pub fn poll_failed(&mut self, e: ClientError) -> Result<(), ClientError> {
+        self.poll_failures += 1;
+        if self.poll_failures > MAX_POLL_FAILURES {
+            return Err(e);
+        }
+        let then_connect = matches!(self.plan, Plan::Poll { then_connect: true, .. });
+        let wait = backoff(self.poll_failures).max(self.interval_ms);
+        self.plan = Plan::Poll { wait_ms: wait, then_connect };
         Ok(())
     }
 
@@ -269,6 +288,7 @@ impl Machine for Watch {
                 self.ticket(Err(e));
                 Ok(())
             }
+            Reply::Failed(e) if e.is_network() => self.poll_failed(e),
             Reply::Failed(e) => Err(e),
             other => Err(out_of_turn(&other)),
         }
@@ -276,7 +296,7 @@ impl Machine for Watch {
 }
 
 fn backoff(failures: u32) -> u32 {
-    RECONNECT_MS.saturating_mul(1 << failures.saturating_sub(1).min(4))
+    RECONNECT_MS.saturating_mul(1 << failures.saturating_sub(1).min(6))
 }
 
 #[cfg(test)]
@@ -479,5 +499,23 @@ mod tests {
         }
         w.stop();
         assert_eq!(w.step(), Step::Done);
+    }
+
+    #[test]
+    fn a_poll_without_an_answer_is_retried_and_only_many_in_a_row_fail_the_watch() {
+        let mut w = Watch::new("http://x", "j", 1000, false);
+        assert!(matches!(Machine::step(&mut w), Ok(Io::Send { .. })));
+        assert_eq!(w.reply(Reply::Failed(ClientError::network("blip"))), Ok(()));
+        assert_eq!(Machine::step(&mut w), Ok(Io::Sleep(1000)));
+        assert!(matches!(Machine::step(&mut w), Ok(Io::Send { .. })));
+        let view = view(1, "running", None).into_bytes();
+        assert_eq!(w.reply(Reply::Answer { status: 200, headers: vec![None], body: view }), Ok(()));
+        assert!(matches!(Machine::step(&mut w), Ok(Io::Yield(_))));
+        for _ in 0..MAX_POLL_FAILURES {
+            while !matches!(Machine::step(&mut w), Ok(Io::Send { .. })) {}
+            assert_eq!(w.reply(Reply::Failed(ClientError::network("down"))), Ok(()));
+        }
+        while !matches!(Machine::step(&mut w), Ok(Io::Send { .. })) {}
+        assert!(w.reply(Reply::Failed(ClientError::network("down"))).is_err_and(|e| e.is_network()));
     }
 }
