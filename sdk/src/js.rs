@@ -105,10 +105,19 @@ pub async fn abortable(promise: Promise, signal: &JsValue, what: &str) -> Result
     if signal.aborted() {
         return Err(reason);
     }
+    let mut listener: Option<Closure<dyn FnMut()>> = None;
     let abort = Promise::new(&mut |_, reject| {
         let reason = reason.clone();
-        let on_abort = Closure::once_into_js(move || reject.call1(&JsValue::UNDEFINED, &reason));
-        let _ = signal.add_event_listener_with_callback("abort", on_abort.unchecked_ref());
+        let on_abort = Closure::once(move || {
+            let _ = reject.call1(&JsValue::UNDEFINED, &reason);
+        });
+        let _ = signal.add_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+        listener = Some(on_abort);
     });
-    JsFuture::from(Promise::race(&js_sys::Array::of2(&promise, &abort))).await
+    let settled = JsFuture::from(Promise::race(&js_sys::Array::of2(&promise, &abort))).await;
+    // Removed and freed: one listener at a time, not one more per view of a wait.
+    if let Some(on_abort) = listener {
+        let _ = signal.remove_event_listener_with_callback("abort", on_abort.as_ref().unchecked_ref());
+    }
+    settled
 }
