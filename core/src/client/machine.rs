@@ -120,8 +120,9 @@ impl Machine for Call {
     }
 }
 
-/// Run `machine` to its first value with `io` doing each step (a blocking
-/// transport, or a test's scripted server); `None` once it ended.
+/// Run `machine` to its first value with `io` doing each step (a test's
+/// scripted server); `None` once it ended.
+#[cfg(test)]
 pub fn run(
     machine: &mut dyn Machine,
     mut io: impl FnMut(Io) -> Result<Option<Reply>, ClientError>,

@@ -325,8 +325,9 @@ impl Submit {
         }
     }
 
-    /// Run to the end with `call` doing each exchange (a blocking transport,
-    /// or a test's scripted server); `on_progress` may stop it with an error.
+    /// Run to the end with `call` doing each exchange (a test's scripted
+    /// server); `on_progress` may stop it with an error.
+    #[cfg(test)]
     pub fn run(
         mut self,
         mut call: impl FnMut(&Request) -> Result<(u16, Vec<u8>), ClientError>,
