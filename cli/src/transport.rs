@@ -197,7 +197,14 @@ impl Transport {
                     // Counted as a drop: the machine polls, and tries again later.
                     Err(_) => Reply::Message(None),
                 },
-                Io::Listen => Reply::Message(next_text(&mut op.socket).await),
+                Io::Listen { idle_ms } => {
+                    let idle = std::time::Duration::from_millis(u64::from(idle_ms));
+                    // `next_text` only awaits the stream's next frame: cancelling it loses nothing.
+                    match tokio::time::timeout(idle, next_text(&mut op.socket)).await {
+                        Ok(message) => Reply::Message(message),
+                        Err(_) => Reply::Idle,
+                    }
+                }
                 Io::Close => {
                     if let Some(mut s) = op.socket.take() {
                         let _ = s.close(None).await;

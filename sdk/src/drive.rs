@@ -4,7 +4,7 @@
 
 use crate::http::{self, Http, network_error};
 use crate::js::{self, error};
-use crate::socket::Socket;
+use crate::socket::{Heard, Socket};
 use batchgate_core::client::call::{ClientError, is_success};
 use batchgate_core::client::machine::{Io, Machine, Reply};
 use js_sys::{Function, Object, Reflect};
@@ -153,16 +153,20 @@ pub async fn drive(http: &Http, op: &RefCell<Op>) -> Result<Option<String>, JsVa
                 }
                 None => Reply::Refused,
             },
-            Io::Listen => {
+            Io::Listen { idle_ms } => {
                 let socket = op.borrow().socket.clone();
-                let message = match socket {
-                    Some(s) => s.next().await,
-                    None => None,
+                let heard = match socket {
+                    Some(s) => s.next(idle_ms).await,
+                    None => Heard::Closed,
                 };
-                if message.is_none() {
-                    op.borrow_mut().socket = None;
+                match heard {
+                    Heard::Message(text) => Reply::Message(Some(text)),
+                    Heard::Silence => Reply::Idle,
+                    Heard::Closed => {
+                        op.borrow_mut().socket = None;
+                        Reply::Message(None)
+                    }
                 }
-                Reply::Message(message)
             }
             Io::Close => {
                 if let Some(s) = op.borrow_mut().socket.take() {

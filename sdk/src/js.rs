@@ -11,7 +11,7 @@ extern "C" {
     #[wasm_bindgen(js_name = fetch)]
     pub fn fetch(url: &str, init: &web_sys::RequestInit) -> Promise;
     #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(f: &Function, ms: u32) -> JsValue;
+    pub fn set_timeout(f: &Function, ms: u32) -> JsValue;
     #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
     fn get_random_values(buf: &mut [u8]);
 }

@@ -14,6 +14,16 @@ struct Inbox {
     queue: VecDeque<Option<String>>,
     waiting: Option<Function>,
     closed: bool,
+    /// Counts the waits, so a timer set for one never ends a later one.
+    turn: u64,
+}
+
+/// What a wait for the next message heard.
+pub enum Heard {
+    Message(String),
+    Closed,
+    /// Nothing, for as long as it waited.
+    Silence,
 }
 
 fn deliver(inbox: &RefCell<Inbox>, message: Option<String>) {
@@ -56,21 +66,39 @@ impl Socket {
         Some(Rc::new(Socket { ws, inbox, _on_message: on_message, _on_close: on_close }))
     }
 
-    pub async fn next(&self) -> Option<String> {
+    /// The next text message, or `Closed`, or `Silence` after `idle_ms`
+    /// with neither (the socket stays open).
+    pub async fn next(&self, idle_ms: u32) -> Heard {
         let waiting = {
             let mut inbox = self.inbox.borrow_mut();
-            if let Some(message) = inbox.queue.pop_front() {
-                return message;
-            }
-            if inbox.closed {
-                return None;
+            match inbox.queue.pop_front() {
+                Some(Some(text)) => return Heard::Message(text),
+                Some(None) => return Heard::Closed,
+                None if inbox.closed => return Heard::Closed,
+                None => {}
             }
             let mut slot = None;
             let promise = Promise::new(&mut |resolve, _| slot = Some(resolve));
             inbox.waiting = slot;
+            inbox.turn += 1;
+            let (turn, to) = (inbox.turn, self.inbox.clone());
+            let silence = Closure::once_into_js(move || {
+                let resolve = {
+                    let mut inbox = to.borrow_mut();
+                    if inbox.turn == turn { inbox.waiting.take() } else { None }
+                };
+                if let Some(resolve) = resolve {
+                    let _ = resolve.call1(&JsValue::UNDEFINED, &JsValue::TRUE);
+                }
+            });
+            crate::js::set_timeout(silence.unchecked_ref(), idle_ms);
             promise
         };
-        JsFuture::from(waiting).await.ok().and_then(|m| m.as_string())
+        match JsFuture::from(waiting).await {
+            Ok(m) if m.is_string() => Heard::Message(m.as_string().unwrap_or_default()),
+            Ok(m) if m == JsValue::TRUE => Heard::Silence,
+            _ => Heard::Closed,
+        }
     }
 
     pub fn close(&self) {

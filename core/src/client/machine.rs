@@ -24,8 +24,10 @@ pub enum Io {
     Progress { name: &'static str, id: String, received: u64, size: u64 },
     /// Open a WebSocket: reply `Done`, or `Refused` if the platform will not.
     Open(String),
-    /// The socket's next text message: reply `Message` (`None` once it closed).
-    Listen,
+    /// The socket's next text message: reply `Message` (`None` once it
+    /// closed), or `Idle` if none came within `idle_ms` (the socket is left
+    /// open: the machine decides).
+    Listen { idle_ms: u32 },
     /// Close the socket, if one is open: reply `Done`.
     Close,
     /// Hand this value (JSON text) to the caller: the call's answer, or an
@@ -48,6 +50,8 @@ pub enum Reply {
     Chunk(Option<Vec<u8>>),
     Message(Option<String>),
     Refused,
+    /// A socket said nothing for the time `Listen` allowed.
+    Idle,
     /// The request got no answer, or its body broke off.
     Failed(ClientError),
     Done,
@@ -82,6 +86,7 @@ pub fn out_of_turn(reply: &Reply) -> ClientError {
         Reply::Chunk(_) => "a chunk",
         Reply::Message(_) => "a message",
         Reply::Refused => "a refusal",
+        Reply::Idle => "idle",
         Reply::Failed(_) => "a failure",
         Reply::Done => "done",
     };

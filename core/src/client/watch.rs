@@ -15,6 +15,10 @@ use super::paths;
 use serde_json::Value;
 use std::collections::VecDeque;
 
+/// A socket silent this long may be half-open (a laptop asleep, a NAT that
+/// forgot it, no FIN ever sent): it is closed, one poll says where the job
+/// is, and a new socket listens. A quiet job costs one poll a minute.
+pub const LISTEN_IDLE_MS: u32 = 60_000;
 /// Drops in a row before polling takes over.
 pub const MAX_SOCKET_FAILURES: u32 = 3;
 /// The first reconnect's wait; it doubles with each drop in a row.
@@ -181,6 +185,13 @@ impl Watch {
         self.dropped();
     }
 
+    /// The socket said nothing for [`LISTEN_IDLE_MS`]: close it, poll once,
+    /// and listen on a new one — not a drop (a quiet job is not a failure).
+    pub fn idle(&mut self) {
+        self.out.push_back(Step::Close);
+        self.plan = Plan::Poll { wait_ms: 0, then_connect: true };
+    }
+
     /// A poll's answer: 304 (unchanged), a view, or the API's error (the watch's error).
     pub fn polled(&mut self, status: u16, etag: Option<String>, body: &[u8]) -> Result<(), ClientError> {
         self.poll_failures = 0;
@@ -253,7 +264,7 @@ impl Machine for Watch {
             Step::Sleep(ms) => Io::Sleep(ms),
             Step::Ticket(request) => Io::Send { request, stream: false, headers: &[] },
             Step::Open(url) => Io::Open(url),
-            Step::Listen => Io::Listen,
+            Step::Listen => Io::Listen { idle_ms: LISTEN_IDLE_MS },
             Step::Poll(request) => Io::Send { request, stream: false, headers: &["etag"] },
             Step::Close => Io::Close,
             Step::View(view) => Io::Yield(view),
@@ -274,6 +285,10 @@ impl Machine for Watch {
             }
             Reply::Message(None) => {
                 self.closed();
+                Ok(())
+            }
+            Reply::Idle => {
+                self.idle();
                 Ok(())
             }
             // A poll asks for the ETag; a ticket asks for no header.
@@ -517,5 +532,29 @@ mod tests {
         }
         while !matches!(Machine::step(&mut w), Ok(Io::Send { .. })) {}
         assert!(w.reply(Reply::Failed(ClientError::network("down"))).is_err_and(|e| e.is_network()));
+    }
+
+    #[test]
+    fn a_silent_socket_is_replaced_after_one_poll_without_counting_as_a_drop() {
+        let mut w = Watch::new("http://x", "j", 1000, true);
+        let mut ticket =
+            || Reply::Answer { status: 200, headers: vec![], body: br#"{"ticket":"t"}"#.to_vec() };
+        for round in 0..5 {
+            assert!(matches!(Machine::step(&mut w), Ok(Io::Send { .. })), "round {round}: a ticket");
+            assert_eq!(w.reply(ticket()), Ok(()));
+            assert!(matches!(Machine::step(&mut w), Ok(Io::Open(_))));
+            assert_eq!(w.reply(Reply::Done), Ok(()));
+            assert_eq!(Machine::step(&mut w), Ok(Io::Listen { idle_ms: LISTEN_IDLE_MS }));
+            assert_eq!(w.reply(Reply::Idle), Ok(()));
+            assert_eq!(Machine::step(&mut w), Ok(Io::Close));
+            assert_eq!(w.reply(Reply::Done), Ok(()));
+            assert!(
+                matches!(Machine::step(&mut w), Ok(Io::Send { request, .. }) if request.path == "/v1/jobs/j")
+            );
+            assert_eq!(w.reply(Reply::Answer { status: 304, headers: vec![None], body: vec![] }), Ok(()));
+            // Straight back to a socket: five quiet minutes never fall back to polling.
+            assert_eq!(Machine::step(&mut w), Ok(Io::Sleep(250)));
+            assert_eq!(w.reply(Reply::Done), Ok(()));
+        }
     }
 }
