@@ -88,9 +88,15 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
             // that job, not a second local balance check or upload.
             let made = state.as_ref().and_then(|p| std::fs::read_to_string(p.with_extension("job")).ok());
             if let Some(id) = made.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
-                let job = t.answer(Op::new(Call::new(Request::get(paths::job(&id)))), &mut ()).await?;
-                show(cli, &job);
-                return if *wait { watch(&t, cli, &id, true).await } else { Ok(Ended::Done) };
+                match t.answer(Op::new(Call::new(Request::get(paths::job(&id)))), &mut ()).await {
+                    Ok(job) => {
+                        show(cli, &job);
+                        return if *wait { watch(&t, cli, &id, true).await } else { Ok(Ended::Done) };
+                    }
+                    // Deleted since: submitted anew.
+                    Err(e) if e.status == 404 => {}
+                    Err(e) => return Err(e),
+                }
             }
             // An input an interrupted run opened, for these very bytes.
             let saved = state.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).and_then(|s| {
