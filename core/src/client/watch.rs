@@ -537,8 +537,7 @@ mod tests {
     #[test]
     fn a_silent_socket_is_replaced_after_one_poll_without_counting_as_a_drop() {
         let mut w = Watch::new("http://x", "j", 1000, true);
-        let mut ticket =
-            || Reply::Answer { status: 200, headers: vec![], body: br#"{"ticket":"t"}"#.to_vec() };
+        let ticket = || Reply::Answer { status: 200, headers: vec![], body: br#"{"ticket":"t"}"#.to_vec() };
         for round in 0..5 {
             assert!(matches!(Machine::step(&mut w), Ok(Io::Send { .. })), "round {round}: a ticket");
             assert_eq!(w.reply(ticket()), Ok(()));
