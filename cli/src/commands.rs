@@ -46,15 +46,7 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
     match &cli.command {
         Command::Estimate { file, model, prices: table } => {
             let mut scan = Scan::new(model, EstimateRules::default(), Sizes::default());
-            let mut f = std::fs::File::open(file).map_err(local)?;
-            let mut buf = vec![0; 1 << 20];
-            loop {
-                let n = f.read(&mut buf).map_err(local)?;
-                if n == 0 {
-                    break;
-                }
-                scan.chunk(buf.get(..n).unwrap_or_default());
-            }
+            each_chunk(file, |chunk| scan.chunk(chunk))?;
             let scanned = scan.finish(&prices(table.as_ref())?)?;
             show(cli, &json!({"requests": scanned.requests, "bytes": scanned.size, "quote": scanned.quote}));
             Ok(Ended::Done)
@@ -180,6 +172,19 @@ pub async fn run(cli: &Cli) -> Result<Ended, ClientError> {
     }
 }
 
+/// Read `file` a MiB at a time into `f`.
+fn each_chunk(file: &Path, mut f: impl FnMut(&[u8])) -> Result<(), ClientError> {
+    let mut reader = std::fs::File::open(file).map_err(local)?;
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf).map_err(local)?;
+        if n == 0 {
+            return Ok(());
+        }
+        f(buf.get(..n).unwrap_or_default());
+    }
+}
+
 /// A digest of what a submit sends (its options and the file's bytes): the
 /// idempotency key of a submit without one, so running the same command again
 /// is the same job and resumes its upload; and what an input kept for a rerun
@@ -190,15 +195,7 @@ fn digest(options: &[&str], file: &Path) -> Result<String, ClientError> {
         hash.update(o.as_bytes());
         hash.update(b"\n");
     }
-    let mut f = std::fs::File::open(file).map_err(local)?;
-    let mut buf = vec![0; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(local)?;
-        if n == 0 {
-            break;
-        }
-        hash.update(buf.get(..n).unwrap_or_default());
-    }
+    each_chunk(file, |chunk| hash.update(chunk))?;
     Ok(hash.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect())
 }
 
