@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// What the user asked for.
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -19,6 +20,7 @@ pub enum Mode {
 /// Where the job runs.
 #[cfg_attr(feature = "ts", derive(tsify::Tsify))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Lane {
     #[default]

@@ -76,6 +76,7 @@ impl Caps {
 
 /// One shard's claim on the quota.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Hold {
     pub job: String,

@@ -25,6 +25,7 @@ impl Default for Limits {
 
 /// One refused line: its 1-based number in the submission and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LineError {
     pub line: u64,
     pub message: String,

@@ -246,13 +246,34 @@ impl OwnedFile {
     }
 
     /// As the API shows it.
-    pub fn view(&self) -> serde_json::Value {
+    pub fn view(&self) -> FileView {
         let ts = |ms: u64| crate::gemini::timestamp::format_nanos((ms as i64).saturating_mul(1_000_000));
-        serde_json::json!({
-            "name": self.name, "uri": self.uri, "mimeType": self.mime_type, "sizeBytes": self.size_bytes,
-            "displayName": self.display_name, "createdAt": ts(self.created_ms), "expiresAt": ts(self.expires_ms),
-        })
+        FileView {
+            name: self.name.clone(),
+            uri: self.uri.clone(),
+            mime_type: self.mime_type.clone(),
+            size_bytes: self.size_bytes,
+            display_name: self.display_name.clone(),
+            created_at: ts(self.created_ms),
+            expires_at: ts(self.expires_ms),
+        }
     }
+}
+
+/// A file as users see it (`/v1/files`, and an upload session's finished file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct FileView {
+    /// `files/{id}`: what a request's `fileData.fileUri` may name.
+    pub name: String,
+    pub uri: String,
+    pub mime_type: String,
+    pub size_bytes: u64,
+    pub display_name: Option<String>,
+    pub created_at: String,
+    /// Gemini deletes the file then (48 hours after the upload).
+    pub expires_at: String,
 }
 
 /// Every `fileData.fileUri` in a `GenerateContentRequest`, as `files/{id}`

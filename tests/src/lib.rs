@@ -5,4 +5,5 @@ pub mod api;
 pub mod bench;
 pub mod key_router;
 pub mod process;
+pub mod record;
 pub mod stack;

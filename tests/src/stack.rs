@@ -4,6 +4,7 @@
 //! state, as a crash or deploy would.
 
 use crate::process::{Service, workspace_root};
+use crate::record::Http;
 use serde_json::{Value, json};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -46,8 +47,8 @@ pub const IDLE_CONNECTION: Duration = Duration::from_secs(2);
 pub const CLOSE_AFTER: (&str, &str) = ("connection", "close");
 
 /// A client for the worker: idle connections dropped before workerd drops them.
-pub fn client() -> reqwest::Client {
-    client_builder().build().unwrap_or_else(|e| panic!("{e}"))
+pub fn client() -> Http {
+    Http(client_builder().build().unwrap_or_else(|e| panic!("{e}")))
 }
 
 fn client_builder() -> reqwest::ClientBuilder {
@@ -55,12 +56,12 @@ fn client_builder() -> reqwest::ClientBuilder {
 }
 
 /// A client for the worker that sends `Authorization: Bearer {bearer}` on every call.
-pub fn client_with(bearer: &str) -> reqwest::Client {
+pub fn client_with(bearer: &str) -> Http {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Ok(v) = reqwest::header::HeaderValue::from_str(&format!("Bearer {bearer}")) {
         headers.insert(reqwest::header::AUTHORIZATION, v);
     }
-    client_builder().default_headers(headers).build().unwrap_or_else(|e| panic!("{e}"))
+    Http(client_builder().default_headers(headers).build().unwrap_or_else(|e| panic!("{e}")))
 }
 
 pub struct Worker {
@@ -82,7 +83,7 @@ pub struct Stack {
     pub worker: Option<Worker>,
     vars: Vec<(String, String)>,
     state: tempfile::TempDir,
-    pub http: reqwest::Client,
+    pub http: Http,
 }
 
 fn free_port() -> u16 {
@@ -202,6 +203,7 @@ impl Stack {
                 && healthy(&format!("{url}/healthz"))
             {
                 worker.url = url.to_string();
+                crate::record::watch(url);
                 return Ok(worker);
             }
             let exited = worker.child.try_wait().ok().flatten();

@@ -21,7 +21,7 @@ async fn json_of(r: reqwest::Response) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn account(s: &Stack, client: &reqwest::Client) -> Value {
+async fn account(s: &Stack, client: &batchgate_e2e::record::Http) -> Value {
     let (status, v) = json_of(client.get(s.url("/v1/account")).send().await.unwrap()).await;
     assert_eq!(status, 200, "{v}");
     v

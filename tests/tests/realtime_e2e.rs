@@ -21,7 +21,7 @@ fn standard_cost(req: &Value) -> i64 {
     emulated_prices(MODEL, &[json!({"request": req})]).0
 }
 
-async fn account(client: &reqwest::Client, s: &Stack) -> Value {
+async fn account(client: &batchgate_e2e::record::Http, s: &Stack) -> Value {
     client.get(s.url("/v1/account")).send().await.unwrap().json().await.unwrap()
 }
 
@@ -31,7 +31,7 @@ fn conserved(a: &Value) {
 }
 
 /// Wait until the account holds nothing (a streamed call settles after its answer ends).
-async fn settled(client: &reqwest::Client, s: &Stack) -> Value {
+async fn settled(client: &batchgate_e2e::record::Http, s: &Stack) -> Value {
     for _ in 0..100 {
         let a = account(client, s).await;
         if a["reserved"] == 0 {
@@ -145,7 +145,7 @@ fn events(body: &str) -> (Vec<Value>, Option<Value>) {
     (data, cost)
 }
 
-async fn stream(user: &reqwest::Client, s: &Stack, req: &Value) -> reqwest::Response {
+async fn stream(user: &batchgate_e2e::record::Http, s: &Stack, req: &Value) -> reqwest::Response {
     user.post(s.url("/v1/generate?alt=sse"))
         .json(&json!({"model": MODEL, "request": req}))
         .send()

@@ -61,7 +61,7 @@ async fn put_chunk(s: &Stack, id: &str, start: u64, len: u64, total: u64) -> (u1
     json_of(r).await
 }
 
-async fn upload_pdf(s: &Stack, client: &reqwest::Client, size: u64) -> Value {
+async fn upload_pdf(s: &Stack, client: &batchgate_e2e::record::Http, size: u64) -> Value {
     let r = client
         .post(s.url("/v1/files?displayName=doc.pdf"))
         .header("content-type", "application/pdf")

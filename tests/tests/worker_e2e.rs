@@ -409,7 +409,7 @@ async fn watchers_see_every_change_up_to_the_end_over_a_websocket() {
         format!("{}?ticket={ticket}", s.url(&format!("/v1/jobs/{id}/watch")).replacen("http", "ws", 1))
     };
     // Browsers cannot set headers on a socket: a single-use ticket, never the token, goes in the URL.
-    let ticket_for = |client: reqwest::Client| {
+    let ticket_for = |client: batchgate_e2e::record::Http| {
         let url = s.url(&format!("/v1/jobs/{id}/watch-ticket"));
         async move {
             let r = client.post(url).send().await.unwrap();

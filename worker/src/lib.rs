@@ -9,6 +9,8 @@
 
 mod api;
 mod objects;
+#[cfg(test)]
+mod openapi;
 mod platform;
 
 pub use objects::account::AccountObject;
@@ -58,8 +60,9 @@ pub(crate) mod paths {
 }
 
 #[derive(Serialize)]
-struct Health {
-    ok: bool,
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct Health {
+    pub(crate) ok: bool,
 }
 
 /// A path segment, percent-decoded (ids, keys and model names may be escaped).
@@ -75,6 +78,7 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
     let method = req.method();
     match (method.clone(), segments.as_slice()) {
         (Method::Get, ["healthz"]) => api::ok(&Health { ok: true }),
+        (Method::Get, ["openapi.json"]) => Ok(api::openapi::serve()?),
         (Method::Post, ["hooks", "gemini"]) => hooks::receive(req, cx).await,
         (Method::Post, ["_bench", "copy"]) if cx.settings.bench_routes => bench::copy(&req, cx).await,
         (Method::Post, ["v1", "jobs"]) => {

@@ -71,6 +71,7 @@ impl Code {
 /// `status` the canonical name; in per-item errors `code` is the gRPC code and
 /// `status` is absent.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Status {
     #[serde(default)]
     pub code: i32,

@@ -203,7 +203,7 @@ fn own_account(s: &Stack, i: usize) -> reqwest::Client {
         &grant,
     );
     assert!(answer.as_ref().is_some_and(|(status, _)| *status == 201), "grant to {account}: {answer:?}");
-    crate::stack::client_with(&crate::stack::token(&account))
+    crate::stack::client_with(&crate::stack::token(&account)).0
 }
 
 pub async fn run() -> Section {
@@ -214,7 +214,7 @@ pub async fn run() -> Section {
     let (status, job) = s.submit(json!({"model": "gemini-2.5-flash", "requests": requests(10)}), None).await;
     assert_eq!(status, 202, "{job}");
     let id = job["id"].as_str().unwrap_or_default().to_string();
-    let (http, base) = (s.http.clone(), s.url(""));
+    let (http, base) = (s.http.0.clone(), s.url(""));
     let get = |path: String| {
         let (http, url) = (http.clone(), format!("{base}{path}"));
         move |_| {

@@ -56,7 +56,7 @@ async fn gemini_json(call: reqwest::RequestBuilder) -> Value {
 
 /// Upload the file straight to the emulator, run it as one batch, download the results.
 async fn baseline(s: &Stack, path: &Path, size: u64) -> (Duration, u64) {
-    let http = &s.http;
+    let http = &s.http.0;
     let t = Instant::now();
     let start = http
         .post(s.emu("/upload/v1beta/files"))

@@ -43,8 +43,9 @@ pub async fn kick(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
 
 /// One Gemini key as `GET /v1/admin/keys` shows it (never the key).
 #[derive(serde::Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct KeyRow {
+pub(crate) struct KeyRow {
     id: String,
     /// In `GEMINI_API_KEYS` (or `GEMINI_API_KEY`) now.
     configured: bool,
@@ -73,7 +74,8 @@ impl KeyRow {
 }
 
 #[derive(serde::Serialize)]
-struct KeyRows {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct KeyRows {
     keys: Vec<KeyRow>,
 }
 
@@ -94,8 +96,9 @@ pub async fn keys(req: &Request, cx: &Ctx<'_>) -> Result<Response> {
 }
 
 #[derive(serde::Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct Reinstated {
+pub(crate) struct Reinstated {
     id: String,
     was_revoked: bool,
 }
@@ -116,24 +119,27 @@ pub async fn quota(req: &Request, cx: &Ctx<'_>, model: &str) -> Result<Response>
     forwarded(quota::holds(cx.env, model).await?)
 }
 
+/// A grant (or, with `adjust`, a correction either way) of micro-credits.
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct GrantBody {
+    pub(crate) amount: i64,
+    #[serde(default)]
+    pub(crate) note: String,
+    #[serde(default)]
+    pub(crate) idempotency_key: Option<String>,
+    #[serde(default)]
+    pub(crate) adjust: bool,
+}
+
 /// `POST /v1/admin/accounts/:id/grants` `{amount, note?, idempotencyKey?, adjust?}`:
 /// credit (or, with `adjust`, correct) an account. The `Idempotency-Key`
 /// header (or `idempotencyKey`) makes a retried grant count once.
 pub async fn grant(mut req: Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct Body {
-        amount: i64,
-        #[serde(default)]
-        note: String,
-        #[serde(default)]
-        idempotency_key: Option<String>,
-        #[serde(default)]
-        adjust: bool,
-    }
     auth::admin(&req, cx.settings)?;
     let id = account_id(id)?;
-    let body: Body =
+    let body: GrantBody =
         crate::platform::body::json(&mut req, crate::platform::body::SMALL, "a grant", "{amount, note?}")
             .await?;
     let header_key = req.headers().get("idempotency-key").ok().flatten();

@@ -77,24 +77,28 @@ struct Claims<'a> {
 }
 
 #[derive(Serialize)]
-struct Minted<'a> {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct Minted<'a> {
     token: String,
     account: &'a str,
     exp: u64,
+}
+
+/// A token request: the account it acts for and how long it lives.
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct MintBody {
+    pub(crate) account: String,
+    #[serde(default)]
+    pub(crate) ttl_secs: Option<u64>,
 }
 
 /// `POST /v1/admin/tokens` `{account, ttlSecs?}`: a user token signed with
 /// `JWT_SECRET`, for operators without a backend of their own yet, local
 /// development and the demo. Production apps sign their own.
 pub async fn mint(mut req: Request, settings: &Settings) -> Result<Response, ApiError> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase", deny_unknown_fields)]
-    struct Body {
-        account: String,
-        #[serde(default)]
-        ttl_secs: Option<u64>,
-    }
-    let body: Body = crate::platform::body::json(
+    let body: MintBody = crate::platform::body::json(
         &mut req,
         crate::platform::body::SMALL,
         "a token request",

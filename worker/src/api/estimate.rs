@@ -15,8 +15,9 @@ use serde::Serialize;
 use worker::{Request, Response};
 
 #[derive(Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct Estimate {
+pub(crate) struct Estimate {
     model: String,
     request_count: u64,
     /// The Gemini batches it would run as (over the file size or token quota: several).

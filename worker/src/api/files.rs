@@ -79,8 +79,9 @@ async fn send_single(
 }
 
 #[derive(Serialize)]
-struct Files {
-    files: Vec<serde_json::Value>,
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct Files {
+    files: Vec<batchgate_core::upload::FileView>,
 }
 
 /// `GET /v1/files`: the account's files Gemini still keeps, newest first.
@@ -106,7 +107,9 @@ pub async fn get(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
 }
 
 #[derive(Serialize)]
-struct Deleted {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "FileDeleted"))]
+pub(crate) struct Deleted {
     name: String,
     deleted: bool,
 }

@@ -18,7 +18,8 @@ use serde::Serialize;
 use worker::{Request, Response};
 
 #[derive(Serialize)]
-struct Accepted {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct Accepted {
     accepted: bool,
     woken: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

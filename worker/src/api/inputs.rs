@@ -22,8 +22,9 @@ use serde::Deserialize;
 use worker::{ByteStream, Request, Response};
 
 #[derive(Deserialize, Default)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
-struct NewInput {
+pub(crate) struct NewInput {
     #[serde(default)]
     size: Option<u64>,
 }

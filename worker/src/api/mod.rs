@@ -13,6 +13,7 @@ pub mod generate;
 pub mod hooks;
 pub mod inputs;
 pub mod jobs;
+pub mod openapi;
 pub mod results;
 pub mod uploads;
 

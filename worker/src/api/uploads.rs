@@ -26,8 +26,9 @@ pub fn upstream(e: Failure) -> ApiError {
 const HOLD_TTL_MS: u64 = 7 * 86_400_000;
 
 #[derive(Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct QuotaUse {
+pub(crate) struct QuotaUse {
     used_bytes: u64,
     quota_bytes: u64,
 }
@@ -62,8 +63,9 @@ pub async fn drain(req: &mut Request) {
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct NewSession {
+pub(crate) struct NewSession {
     size: u64,
     mime_type: String,
     #[serde(default)]

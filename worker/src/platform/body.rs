@@ -15,7 +15,8 @@ use worker::Request;
 pub const SMALL: u64 = 64 * 1024;
 
 #[derive(serde::Serialize)]
-struct Limit {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct Limit {
     limit: u64,
 }
 

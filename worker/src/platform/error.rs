@@ -7,6 +7,8 @@ use std::borrow::Cow;
 use worker::{Response, Result};
 
 #[derive(Debug, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "Error"))]
 pub struct ApiError {
     #[serde(skip)]
     pub status: u16,
@@ -20,7 +22,9 @@ pub struct ApiError {
 }
 
 #[derive(Serialize)]
-struct Envelope<'a> {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "ErrorEnvelope"))]
+pub(crate) struct Envelope<'a> {
     error: &'a ApiError,
 }
 

@@ -27,23 +27,29 @@ use serde_json::Value;
 use worker::{Env, Request, Response};
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "GenerateBody"))]
 #[serde(deny_unknown_fields)]
-struct Body {
+pub(crate) struct Body {
     model: String,
+    #[cfg_attr(test, schemars(with = "crate::openapi::types::GenerateContentRequest"))]
     request: Value,
 }
 
 /// The `batchgate-cost` header: what the call cost and was charged (equal in
 /// this lane; batch jobs are charged half of `standard`).
 #[derive(Serialize)]
-struct Cost {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "GenerateCost"))]
+pub(crate) struct Cost {
     standard: i64,
     charged: i64,
 }
 
 /// A refusal's details: Gemini's own error.
 #[derive(Serialize)]
-struct GeminiError {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct GeminiError {
     gemini: batchgate_core::gemini::status::Status,
 }
 

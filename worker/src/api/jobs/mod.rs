@@ -6,7 +6,7 @@ mod from_input;
 pub use from_input::feed_parts;
 pub mod input;
 pub mod lines;
-mod open;
+pub(crate) mod open;
 
 pub use open::{check_files, quote};
 pub mod retry;

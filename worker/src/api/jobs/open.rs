@@ -240,13 +240,15 @@ pub async fn prior_answer(job: &JobRef, account: &str) -> Result<Option<Result<R
 }
 
 #[derive(Serialize)]
-struct KeyUsed<'a> {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct KeyUsed<'a> {
     job: &'a str,
     reason: &'a str,
 }
 
 #[derive(Serialize)]
-struct KeyInUse<'a> {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct KeyInUse<'a> {
     job: &'a str,
 }
 
@@ -282,8 +284,9 @@ async fn already_claimed(job: &JobRef, account: &str) -> Result<Response> {
 }
 
 #[derive(Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-enum Refused<'a> {
+pub(crate) enum Refused<'a> {
     #[serde(untagged)]
     Insufficient { quote: &'a Quote, balance: i64, needed: i64 },
     #[serde(untagged)]

@@ -28,8 +28,9 @@ use worker::{ByteStream, Request, Response};
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
 #[derive(Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct Invalid {
+pub(crate) struct Invalid {
     invalid_count: u64,
     lines: Vec<LineError>,
 }
@@ -65,6 +66,7 @@ pub fn priced_model(model: &str, settings: &Settings) -> Result<(String, Price)>
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JsonSubmission {
     pub model: String,
@@ -72,6 +74,7 @@ pub struct JsonSubmission {
     pub display_name: Option<String>,
     /// The requests themselves, or…
     #[serde(default)]
+    #[cfg_attr(test, schemars(with = "Option<Vec<crate::openapi::types::SubmitLine>>"))]
     pub requests: Option<Vec<Value>>,
     /// …the id of an input sent in parts (`/v1/inputs`).
     #[serde(default)]
@@ -91,12 +94,14 @@ pub struct JsonSubmission {
 
 /// The one lane a batch job may fall back to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum FallbackLane {
     Realtime,
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookTarget {
     pub url: String,

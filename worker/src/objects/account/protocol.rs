@@ -61,6 +61,7 @@ tuple_wire!(ListJobs { limit: u64, before: Option<(i64, String)>, states: Vec<St
 
 /// A listed job, as users see it.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Listed {
     pub id: String,
@@ -100,6 +101,7 @@ impl From<RecordJob> for Listed {
 }
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JobList {
     pub jobs: Vec<Listed>,
@@ -187,6 +189,7 @@ pub struct GetSummary;
 
 /// What `GET /v1/account` shows.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub account: String,
@@ -205,6 +208,7 @@ pub struct Summary {
 pub struct GetWebhookSecret;
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct WebhookSecret {
     pub secret: String,
 }
@@ -221,6 +225,7 @@ tuple_wire!(LedgerPage { limit: u64, before: Option<i64> });
 
 /// A ledger row as users see it.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerRow {
     pub seq: i64,
@@ -235,6 +240,7 @@ pub struct LedgerRow {
 }
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct LedgerEntries {
     pub entries: Vec<LedgerRow>,

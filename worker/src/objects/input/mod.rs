@@ -32,19 +32,23 @@ type Answer<T> = std::result::Result<T, ApiError>;
 const CLAIM_CHECK_MS: i64 = 60 * 60_000;
 
 #[derive(Serialize)]
-struct Where {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "InputReceived"))]
+pub(crate) struct Where {
     received: u64,
     lines: u64,
 }
 
 #[derive(Serialize)]
-struct UsedBy<'a> {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct UsedBy<'a> {
     job: &'a str,
 }
 
 #[derive(Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
-struct Duplicate<'a> {
+pub(crate) struct Duplicate<'a> {
     line: u64,
     first_line: u64,
     key: &'a str,

@@ -43,6 +43,7 @@ fn unlimited() -> u64 {
 
 /// An input as the API shows it.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct InputView {
     pub id: String,
@@ -85,6 +86,8 @@ pub enum PartAdmitted {
 
 /// Where an input stands after a part.
 #[derive(Clone, Copy, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "PartCounts"))]
 pub struct Counts {
     pub received: u64,
     pub lines: u64,

@@ -132,6 +132,7 @@ pub struct GetView;
 pub struct WatchTicket;
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Ticket {
     pub ticket: String,
@@ -146,6 +147,8 @@ pub struct Cancel;
 pub struct Delete;
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "JobDeleted"))]
 pub struct Deleted {
     pub id: String,
     pub deleted: bool,
@@ -248,6 +251,8 @@ tuple_wire!(Events { after: u64, limit: u64 });
 
 /// One timeline entry as users see it.
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "TimelineEntry"))]
 pub struct Entry {
     pub seq: u64,
     pub at: String,
@@ -256,6 +261,7 @@ pub struct Entry {
 }
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Timeline {
     pub events: Vec<Entry>,

@@ -37,6 +37,7 @@ pub struct Reinstate(pub String);
 pub struct ListHolds(pub Option<String>);
 
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Holds {
     pub enqueued: u64,
     pub holds: Vec<Hold>,

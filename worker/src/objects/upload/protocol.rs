@@ -6,6 +6,7 @@ use batchgate_core::upload::OwnedFile;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub enum SessionState {
     Open,
@@ -38,6 +39,7 @@ pub struct Session {
 
 /// A session as the API shows it (never the Gemini session URL).
 #[derive(Serialize, Deserialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     /// A chunk is still streaming (or breaking off): `received` is final once this is false.
@@ -51,7 +53,7 @@ pub struct SessionView {
     pub chunk_granularity: u64,
     pub max_chunk_bytes: u64,
     pub expires_at: String,
-    pub file: Option<serde_json::Value>,
+    pub file: Option<batchgate_core::upload::FileView>,
 }
 
 impl Session {
@@ -75,6 +77,8 @@ impl Session {
 
 /// An upload refusal's details: where the session stands, to resume from.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(rename = "UploadReceived"))]
 pub struct Where {
     pub received: u64,
 }
