@@ -120,7 +120,7 @@ pub fn python_venv() -> Result<PathBuf, String> {
         step("create the Python virtualenv", Command::new(py).args(["-m", "venv"]).arg(&venv))?;
     }
     step(
-        "install google-genai and pytest",
+        "install google-genai, pytest and openapi-python-client",
         Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements),

@@ -76,6 +76,9 @@ fn sdk() -> Result<(), String> {
 /// the demo in headless Chromium, the fault matrix and the abuse suite.
 fn worker_e2e() -> Result<(), String> {
     worker::build_worker(&[])?;
+    // Every suite's exchanges with the worker are recorded for the OpenAPI drift check below.
+    let recordings = root().join("target/api-record");
+    let _ = std::fs::remove_dir_all(&recordings);
     let browser = setup::chromium()?;
     let tools = setup::worker_tools()?;
     step(
@@ -130,6 +133,25 @@ fn worker_e2e() -> Result<(), String> {
                 "2",
             ])
             .env("WRANGLER_SEND_METRICS", "false"),
+    )?;
+    step(
+        "OpenAPI: every recorded answer against GET /openapi.json, and a generated Python client",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "batchgate-e2e",
+                "--test",
+                "openapi_e2e",
+                "--",
+                "--ignored",
+                "--test-threads",
+                "2",
+            ])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("BATCHGATE_PYTHON", setup::python_venv()?)
+            // Fewer means the suites' calls were not recorded, not that nothing drifted.
+            .env("BATCHGATE_OPENAPI_LEAST_OPERATIONS", "30"),
     )
 }
 

@@ -23,6 +23,16 @@ fn string() -> Value {
     json!({"type": "string"})
 }
 
+/// A body of bytes (`format: binary` makes generated clients take a file);
+/// for NDJSON, the schema of each line in `x-line-schema`.
+fn bytes(media: &str, line: Value) -> Value {
+    let mut schema = json!({"type": "string", "format": "binary", "contentMediaType": media});
+    if !line.is_null() {
+        schema["x-line-schema"] = line;
+    }
+    schema
+}
+
 fn boolean() -> Value {
     json!({"type": "string", "enum": ["true", "false"]})
 }
@@ -111,7 +121,7 @@ fn jobs(doc: &mut Doc) {
         .query("mode", mode, "NDJSON only: `batch` (default), `realtime` or `auto`.")
         .query("fallback", json!({"enum": ["realtime"]}), "NDJSON only: run realtime what Gemini will not take as a batch.")
         .body(JSON, submission, "The job. Exactly one of `requests` and `input`.")
-        .body(NDJSON, json!({"type": "string", "contentMediaType": NDJSON, "description": "One request per line", "x-line-schema": line}), "")
+        .body(NDJSON, bytes(NDJSON, line), "")
         .answer(202, "Accepted (or, for a reused `Idempotency-Key`, the job it made).", Some((JSON, view.clone())))
         .answer_header(202, "Location", "`/v1/jobs/{id}`.")
         .errors(400, &["invalid_idempotency_key", "missing_model", "invalid_mode", "invalid_fallback", "invalid_webhook_url", "metadata_too_large", "line_too_long", "unreadable_body", "input_incomplete"])
@@ -209,7 +219,7 @@ fn results(doc: &mut Doc) {
             .query("inlineMedia", boolean(), inline)
             .query("limit", int(1, Some(1000)), "Lines per page.")
             .query("cursor", int(0, None), "`batchgate-next-cursor` of the page before.")
-            .answer(200, "One result per line.", Some((NDJSON, json!({"type": "string", "contentMediaType": NDJSON, "x-line-schema": line}))))
+            .answer(200, "One result per line.", Some((NDJSON, bytes(NDJSON, line))))
             .answer_header(200, "batchgate-next-cursor", "Paged: the `cursor` of the next page, while there is one.")
             .answer_header(200, "batchgate-resume-cursor", "Paged and `partial`: where to resume once more results are stored.")
             .errors(409, &["results_not_ready"])
@@ -236,10 +246,7 @@ fn results(doc: &mut Doc) {
             .answer(
                 200,
                 "The bytes, typed `image/*`, `audio/*`, `video/*` or `application/octet-stream`.",
-                Some((
-                    "application/octet-stream",
-                    json!({"type": "string", "contentMediaType": "application/octet-stream"}),
-                )),
+                Some(("application/octet-stream", bytes("application/octet-stream", Value::Null))),
             )
             .errors(400, &["invalid_media_index"])
             .errors(404, &["result_not_found", "media_not_found"])
@@ -259,7 +266,7 @@ fn files_and_uploads(doc: &mut Doc) {
         Op::new("uploadFile", "files", "Upload a media file in one request", Caller::User)
             .describe("The body is the file, its `Content-Type` its MIME type; `Content-Length` is required. Larger files go through `/v1/uploads`.")
             .query("displayName", string(), "Shown with the file.")
-            .body("application/octet-stream", json!({"type": "string", "contentMediaType": "application/octet-stream"}), "The file's bytes, sent with its own MIME type.")
+            .body("application/octet-stream", bytes("application/octet-stream", Value::Null), "The file's bytes, sent with its own MIME type.")
             .answer(201, "Stored at Gemini for 48 hours.", Some((JSON, file.clone())))
             .errors(411, &["length_required"])
             .errors(415, &["unsupported_mime_type"])
@@ -317,7 +324,7 @@ fn files_and_uploads(doc: &mut Doc) {
         upload_id(Op::new("uploadChunk", "files", "Send a chunk", Caller::User))
             .describe("Chunks in order; every chunk but the last a multiple of `chunkGranularity`, each at most `maxChunkBytes`. After a failure, `GET` the session and resume from `received`.")
             .header("Content-Range", true, "`bytes start-end/total`.")
-            .body("application/octet-stream", json!({"type": "string", "contentMediaType": "application/octet-stream"}), "The chunk.")
+            .body("application/octet-stream", bytes("application/octet-stream", Value::Null), "The chunk.")
             .answer(200, "Taken; more to come.", Some((JSON, session.clone())))
             .answer(201, "The last chunk: the file is ready (`file`).", Some((JSON, session.clone())))
             .errors(400, &["invalid_content_range", "size_mismatch", "length_mismatch", "invalid_chunk_size"])
@@ -360,7 +367,7 @@ fn inputs_and_estimates(doc: &mut Doc) {
         input_id(Op::new("sendInputPart", "inputs", "Send a part of whole lines", Caller::User))
             .describe("Parts in order, each of whole NDJSON lines, checked as they stream. A part sent again after a lost answer is answered and not taken twice.")
             .header("Content-Range", true, "`bytes start-end/total`, or `bytes start-end/*` while the total is unknown.")
-            .body(NDJSON, json!({"type": "string", "contentMediaType": NDJSON, "x-line-schema": line}), "Whole request lines.")
+            .body(NDJSON, bytes(NDJSON, line), "Whole request lines.")
             .answer(200, "Taken: what the input holds now.", Some((JSON, counts)))
             .errors(400, &["invalid_content_range", "size_mismatch", "length_mismatch", "partial_line", "line_too_long", "unreadable_body", "invalid_requests", "too_many_requests", "duplicate_key"])
             .errors(409, &["wrong_offset", "input_ended", "input_used"])
@@ -393,7 +400,7 @@ fn inputs_and_estimates(doc: &mut Doc) {
         .describe("The quote a submission of these requests would get; nothing is stored or reserved.")
         .query("model", string(), "NDJSON only (required there).")
         .body(JSON, submission, "As `POST /v1/jobs` takes it.")
-        .body(NDJSON, json!({"type": "string", "contentMediaType": NDJSON, "x-line-schema": line}), "")
+        .body(NDJSON, bytes(NDJSON, line), "")
         .answer(200, "The quote and whether the balance covers it.", Some((JSON, estimate)))
         .errors(
             400,

@@ -21,8 +21,11 @@ pub struct GenerateContentRequest {
 #[schemars(extend("additionalProperties" = true))]
 #[serde(rename_all = "camelCase")]
 pub struct GenerateContentResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub candidates: Option<Vec<Map<String, Value>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage_metadata: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub model_version: Option<String>,
 }
 
@@ -30,6 +33,7 @@ pub struct GenerateContentResponse {
 #[derive(JsonSchema)]
 pub struct SubmitLine {
     /// Unique in the job; `line-N` (1-based) when absent.
+    #[serde(default)]
     pub key: Option<String>,
     pub request: GenerateContentRequest,
 }
@@ -40,14 +44,16 @@ pub struct ResultLine {
     pub key: String,
     /// Media parts' `inlineData.data` are replaced by
     /// `{url: "/v1/jobs/{id}/results/{key}/media/{n}", bytes}` unless `inlineMedia=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<GenerateContentResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<batchgate_core::gemini::status::Status>,
 }
 
 /// A Gemini batch webhook event (Standard Webhooks).
 #[derive(JsonSchema)]
 pub struct GeminiHookEvent {
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: Option<String>,
     pub data: GeminiHookData,
 }
@@ -57,6 +63,7 @@ pub struct GeminiHookEvent {
 pub struct GeminiHookData {
     /// `batches/{id}`.
     pub name: String,
+    #[serde(default)]
     pub display_name: Option<String>,
 }
 
