@@ -15,7 +15,8 @@ use serde::Serialize;
 use worker::{Request, Response};
 
 #[derive(Serialize)]
-struct Copied {
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+pub(crate) struct Copied {
     bytes: u64,
     ms: u64,
 }

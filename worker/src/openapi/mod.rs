@@ -194,6 +194,12 @@ impl Op {
         self
     }
 
+    /// Another content type `status`'s answer may come as.
+    pub fn or_as(mut self, status: u16, kind: &str, schema: Value) -> Op {
+        self.v["responses"][status.to_string()]["content"][kind] = json!({"schema": schema});
+        self
+    }
+
     /// A header `status`'s answer carries.
     pub fn answer_header(mut self, status: u16, name: &str, description: &str) -> Op {
         let a = &mut self.v["responses"][status.to_string()];

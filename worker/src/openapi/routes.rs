@@ -431,6 +431,7 @@ fn generate(doc: &mut Doc) {
             .query("alt", json!({"enum": ["sse"]}), "`sse`: stream the answer.")
             .body(JSON, body, "")
             .answer(200, "Gemini's answer (or, with `alt=sse`, its events).", Some((JSON, answer)))
+            .or_as(200, "text/event-stream", json!({"type": "string", "description": "Gemini's server-sent events, then `: batchgate-cost {…}`."}))
             .answer_header(200, "batchgate-cost", &format!("JSON: what the call cost and was charged, micro-credits: {cost}."))
             .answer_header(200, "batchgate-call-id", "This call's id in the ledger.")
             .errors(400, &["invalid_model", "unpriced_model", "invalid_request", "invalid_requests", "quote_too_large", "gemini_*"])
@@ -544,6 +545,17 @@ fn admin(doc: &mut Doc) {
             "Each key's state and use.",
             Some((JSON, keys)),
         ),
+    );
+    let copied = doc.out::<crate::api::bench::Copied>();
+    doc.add(
+        "POST",
+        "/_bench/copy",
+        Op::new("benchCopy", "admin", "Time copying a Gemini file into R2 (benchmarks)", Caller::Admin)
+            .describe("Only when the deployment sets `BENCH_ROUTES=true` (otherwise 404, as for no route): copies a Gemini file into R2 as ingestion does, without reading a line.")
+            .query("file", string(), "`files/{id}`: the Gemini file.")
+            .answer(200, "How long the copy took.", Some((JSON, copied)))
+            .errors(400, &["invalid_file"])
+            .errors(404, &["not_found"]),
     );
     let reinstated = doc.out::<admin::Reinstated>();
     doc.add(
