@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod body_cap;
 pub mod client;
+pub mod dropin;
 pub mod gemini;
 pub mod gemini_hook;
 pub mod idempotency;

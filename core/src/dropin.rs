@@ -1,0 +1,231 @@
+//! The drop-in: batchgate as Google's SDKs see Gemini (the worker's `/gemini`
+//! routes). A job is a batch `Operation` named `batches/{job id}`; its results
+//! are the file `files/batch-{job id}`, in Gemini's line format; a refusal is
+//! Gemini's error envelope. The wire types are `gemini`'s, shared with the
+//! emulator: this module is only the mapping, where batchgate's states (richer
+//! than Gemini's) and codes meet Gemini's.
+
+use crate::gemini::operation::{
+    BATCH_METADATA_TYPE, BATCH_OUTPUT_TYPE, BatchMetadata, BatchOutput, BatchStats, InputConfigEcho,
+    Operation, OutputEnvelope,
+};
+use crate::gemini::state::BatchState;
+use crate::gemini::status::{Code, ErrorEnvelope, Status};
+use crate::job::JobState;
+use crate::view::JobView;
+use serde_json::{Value, json};
+
+/// A job id: 64 lowercase hex characters.
+fn is_job_id(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `batches/{job id}`.
+pub fn batch_name(job: &str) -> String {
+    format!("batches/{job}")
+}
+
+/// The job a batch name (`batches/{id}` or the bare id) names, if it can be one.
+pub fn job_of_batch(name: &str) -> Option<&str> {
+    let id = name.strip_prefix("batches/").unwrap_or(name);
+    is_job_id(id).then_some(id)
+}
+
+/// `files/batch-{job id}`: the job's results, as Gemini names a batch's output file.
+pub fn results_file(job: &str) -> String {
+    format!("files/batch-{job}")
+}
+
+/// The job whose results file `name` (`files/batch-{id}` or `batch-{id}`) is.
+pub fn job_of_results_file(name: &str) -> Option<&str> {
+    let id = name.strip_prefix("files/").unwrap_or(name).strip_prefix("batch-")?;
+    is_job_id(id).then_some(id)
+}
+
+/// Gemini's state for the job. Gemini has no states before a batch runs or
+/// while results are copied: those are `PENDING` and `RUNNING`, and a batch
+/// is done only once its results can be read.
+pub fn state(view: &JobView) -> BatchState {
+    match view.state {
+        JobState::Accepted | JobState::Uploading | JobState::Pending => BatchState::Pending,
+        JobState::Running | JobState::Ingesting => BatchState::Running,
+        JobState::Succeeded => BatchState::Succeeded,
+        JobState::Failed => BatchState::Failed,
+        JobState::Cancelled => BatchState::Cancelled,
+        JobState::Expired => BatchState::Expired,
+    }
+}
+
+/// Gemini's counters: a request Gemini returned nothing for counts as failed.
+pub fn stats(view: &JobView) -> BatchStats {
+    let c = view.counts;
+    let failed = c.failed.saturating_add(c.missing);
+    BatchStats {
+        request_count: view.request_count,
+        successful_request_count: c.succeeded,
+        failed_request_count: failed,
+        pending_request_count: view.request_count.saturating_sub(c.succeeded.saturating_add(failed)),
+    }
+}
+
+/// Where a job made through the drop-in says how it was made: the key of its metadata.
+pub const SOURCE_KEY: &str = "geminiBatch";
+
+/// How a batch was given its requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `inputConfig.requests`.
+    Inline,
+    /// `inputConfig.fileName`: the uploaded JSONL file.
+    File(String),
+}
+
+impl Source {
+    /// The job's metadata that records it (shown in `/v1/jobs` like any metadata).
+    pub fn metadata(&self) -> Value {
+        match self {
+            Source::Inline => json!({SOURCE_KEY: {"inline": true}}),
+            Source::File(name) => json!({SOURCE_KEY: {"fileName": name}}),
+        }
+    }
+
+    fn of(view: &JobView) -> Option<Source> {
+        let source = view.metadata.as_ref()?.get(SOURCE_KEY)?;
+        match source.get("fileName").and_then(Value::as_str) {
+            Some(name) => Some(Source::File(name.to_string())),
+            None => Some(Source::Inline),
+        }
+    }
+}
+
+/// The job as the batch `Operation` `batches.get` answers.
+pub fn operation(view: &JobView) -> Operation {
+    let state = state(view);
+    let done = state.is_terminal();
+    let output = (done && view.results_ready)
+        .then(|| BatchOutput { responses_file: Some(results_file(&view.id)), inlined_responses: None });
+    let input_config = match Source::of(view) {
+        Some(Source::File(name)) => Some(InputConfigEcho { file_name: Some(name) }),
+        _ => None,
+    };
+    let metadata = BatchMetadata {
+        type_url: BATCH_METADATA_TYPE.into(),
+        model: crate::model::resource(&view.model),
+        display_name: view.display_name.clone(),
+        input_config,
+        output: output.clone(),
+        create_time: Some(view.created_at.clone()),
+        end_time: view.finished_at.clone(),
+        update_time: Some(view.updated_at.clone()),
+        batch_stats: Some(stats(view)),
+        state: state.clone(),
+        name: batch_name(&view.id),
+        priority: None,
+    };
+    let error = match (&state, &view.error) {
+        (BatchState::Failed | BatchState::Expired, Some(e)) => {
+            Some(Status::item(Code::Internal, e.message.clone()))
+        }
+        _ => None,
+    };
+    Operation {
+        name: batch_name(&view.id),
+        metadata: Some(metadata),
+        done,
+        response: output
+            .filter(|_| state == BatchState::Succeeded)
+            .map(|output| OutputEnvelope { type_url: BATCH_OUTPUT_TYPE.into(), output }),
+        error,
+    }
+}
+
+/// A `batches.create` (`models/{model}:batchGenerateContent`) body, as batchgate takes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Create {
+    pub display_name: Option<String>,
+    pub source: Source,
+    /// Inline requests as batchgate's lines (`{key?, request}`); empty for a file.
+    pub lines: Vec<Value>,
+}
+
+/// A field in either spelling the SDKs send (`displayName` / `display_name`).
+fn field<'a>(v: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
+    v.get(camel).or_else(|| v.get(snake))
+}
+
+/// Read a create body: `{"batch": {displayName?, inputConfig: {fileName} |
+/// {requests: {requests: [{request, metadata?: {key?}}]}}}}`. An inline
+/// request's `metadata.key` becomes its key; without one it is `line-N`.
+pub fn parse_create(body: &Value) -> Result<Create, String> {
+    let batch = body.get("batch").ok_or("the body has no `batch`")?;
+    let display_name = match field(batch, "displayName", "display_name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err("`batch.displayName` is not a string".into()),
+    };
+    let input = field(batch, "inputConfig", "input_config").ok_or("`batch.inputConfig` is required")?;
+    let file = field(input, "fileName", "file_name");
+    let requests = input.get("requests");
+    match (file, requests) {
+        (Some(Value::String(name)), None) => {
+            Ok(Create { display_name, source: Source::File(name.clone()), lines: vec![] })
+        }
+        (None, Some(requests)) => {
+            let items = requests
+                .get("requests")
+                .and_then(Value::as_array)
+                .ok_or("`batch.inputConfig.requests.requests` must be a list")?;
+            let mut lines = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let request = item.get("request").ok_or_else(|| {
+                    format!("`batch.inputConfig.requests.requests[{i}].request` is required")
+                })?;
+                let key = item.get("metadata").and_then(|m| m.get("key")).and_then(Value::as_str);
+                lines.push(match key {
+                    Some(key) => json!({"key": key, "request": request}),
+                    None => json!({"request": request}),
+                });
+            }
+            Ok(Create { display_name, source: Source::Inline, lines })
+        }
+        (Some(_), None) => Err("`batch.inputConfig.fileName` is not a string".into()),
+        _ => Err("`batch.inputConfig` names either `fileName` or `requests`".into()),
+    }
+}
+
+/// batchgate's refusal (`status`, machine `code`, message) as Gemini's: the
+/// HTTP status and envelope Google's SDKs raise as theirs. batchgate's code
+/// travels as the `reason` of an `ErrorInfo` detail (domain `batchgate`).
+/// Credits too low is `FAILED_PRECONDITION` (400): it will not pass by
+/// retrying, and Gemini has no payment status.
+pub fn refusal(status: u16, code: &str, message: &str) -> (u16, ErrorEnvelope) {
+    let (http, name) = match (status, code) {
+        (_, "insufficient_credits") => (400, "FAILED_PRECONDITION"),
+        (400 | 411 | 413 | 415, _) => (400, "INVALID_ARGUMENT"),
+        (401, _) => (401, "UNAUTHENTICATED"),
+        (403, _) => (403, "PERMISSION_DENIED"),
+        (404 | 410, _) => (404, "NOT_FOUND"),
+        (409, _) => (409, "ABORTED"),
+        (429, _) => (429, "RESOURCE_EXHAUSTED"),
+        (501, _) => (501, "UNIMPLEMENTED"),
+        (502 | 503, _) => (503, "UNAVAILABLE"),
+        (504, _) => (504, "DEADLINE_EXCEEDED"),
+        _ => (500, "INTERNAL"),
+    };
+    let envelope = ErrorEnvelope {
+        error: Status {
+            code: i32::from(http),
+            message: message.to_string(),
+            status: Some(name.to_string()),
+            details: vec![json!({
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": code.to_ascii_uppercase(),
+                "domain": "batchgate",
+            })],
+        },
+    };
+    (http, envelope)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use super::*;
+use crate::gemini::Operation;
+
+const ID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+/// A job view as the worker shows it, in `state`, with `changes` merged in.
+fn view(state: &str, changes: Value) -> JobView {
+    let mut v = json!({
+        "id": ID, "state": state, "model": "gemini-2.5-flash", "requestCount": 10,
+        "counts": {"succeeded": 0, "failed": 0, "pending": 10, "missing": 0},
+        "usage": {"prompt": 0, "candidates": 0, "thoughts": 0, "cached": 0, "toolUsePrompt": 0, "total": 0},
+        "createdAt": "2026-11-26T10:00:00.000000000Z", "updatedAt": "2026-11-26T10:05:00.000000000Z",
+        "cancelRequested": false, "resultsReady": false, "version": 3,
+    });
+    if let (Some(v), Some(c)) = (v.as_object_mut(), changes.as_object()) {
+        v.extend(c.clone());
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn every_job_state_has_the_gemini_state_the_sdks_wait_on() {
+    let cases = [
+        ("accepted", BatchState::Pending),
+        ("uploading", BatchState::Pending),
+        ("pending", BatchState::Pending),
+        ("running", BatchState::Running),
+        ("ingesting", BatchState::Running),
+        ("succeeded", BatchState::Succeeded),
+        ("failed", BatchState::Failed),
+        ("cancelled", BatchState::Cancelled),
+        ("expired", BatchState::Expired),
+    ];
+    for (job, gemini) in cases {
+        let op = operation(&view(job, json!({})));
+        assert_eq!(op.state(), gemini, "{job}");
+        assert_eq!(op.done, gemini.is_terminal(), "{job}: done only at the end");
+    }
+}
+
+#[test]
+fn a_running_job_is_a_pending_operation_without_output() {
+    let op = operation(&view(
+        "running",
+        json!({"counts": {"succeeded": 0, "failed": 0, "pending": 10, "missing": 0}}),
+    ));
+    let wire = serde_json::to_value(&op).unwrap();
+    assert_eq!(wire["name"], format!("batches/{ID}"));
+    assert_eq!(wire["metadata"]["name"], format!("batches/{ID}"));
+    assert_eq!(wire["metadata"]["@type"], BATCH_METADATA_TYPE);
+    assert_eq!(wire["metadata"]["model"], "models/gemini-2.5-flash");
+    assert_eq!(wire["metadata"]["state"], "BATCH_STATE_RUNNING");
+    assert_eq!(wire["metadata"]["batchStats"], json!({"requestCount": "10", "pendingRequestCount": "10"}));
+    assert_eq!(wire["metadata"]["createTime"], "2026-11-26T10:00:00.000000000Z");
+    assert!(
+        wire.get("done").is_none()
+            && wire.get("response").is_none()
+            && wire["metadata"].get("output").is_none()
+    );
+    // What the SDKs parse reads back the same.
+    let back: Operation = serde_json::from_value(wire).unwrap();
+    assert_eq!(back, op);
+}
+
+#[test]
+fn a_succeeded_job_names_its_results_file_where_the_sdks_read_it() {
+    let done = view(
+        "succeeded",
+        json!({"resultsReady": true, "finishedAt": "2026-11-26T11:00:00.000000000Z",
+               "counts": {"succeeded": 7, "failed": 1, "pending": 0, "missing": 2}}),
+    );
+    let op = operation(&done);
+    let wire = serde_json::to_value(&op).unwrap();
+    let file = format!("files/batch-{ID}");
+    assert_eq!(wire["done"], true);
+    assert_eq!(wire["metadata"]["output"]["responsesFile"], file);
+    assert_eq!(wire["response"]["@type"], BATCH_OUTPUT_TYPE);
+    assert_eq!(wire["response"]["responsesFile"], file);
+    assert_eq!(wire["metadata"]["endTime"], "2026-11-26T11:00:00.000000000Z");
+    // Missing lines are failures to Gemini's counters, and nothing is left pending.
+    assert_eq!(
+        wire["metadata"]["batchStats"],
+        json!({"requestCount": "10", "successfulRequestCount": "7", "failedRequestCount": "3"})
+    );
+    assert_eq!(job_of_results_file(&file), Some(ID));
+}
+
+#[test]
+fn a_failed_job_carries_its_error_and_a_cancelled_one_its_partial_results() {
+    let failed = operation(&view(
+        "failed",
+        json!({"resultsReady": true, "error": {"code": "gemini_refused", "message": "the batch was refused"}}),
+    ));
+    assert_eq!(failed.error.as_ref().map(|e| e.message.as_str()), Some("the batch was refused"));
+    assert!(failed.response.is_none(), "only a success has a response");
+    assert!(failed.output().is_some(), "what was returned can still be read");
+    let cancelled = operation(&view("cancelled", json!({"resultsReady": true})));
+    assert!(cancelled.done && cancelled.error.is_none());
+    assert_eq!(cancelled.output().and_then(|o| o.responses_file.clone()), Some(results_file(ID)));
+}
+
+#[test]
+fn a_batch_made_from_a_file_echoes_the_file_and_one_made_inline_does_not() {
+    let from_file = view("pending", json!({"metadata": Source::File("files/abc".into()).metadata()}));
+    let m = operation(&from_file).metadata.unwrap();
+    assert_eq!(m.input_config.and_then(|c| c.file_name).as_deref(), Some("files/abc"));
+    let inline = view("pending", json!({"metadata": Source::Inline.metadata()}));
+    assert!(operation(&inline).metadata.unwrap().input_config.is_none());
+}
+
+#[test]
+fn names_map_to_jobs_only_when_they_can_be_job_ids() {
+    assert_eq!(job_of_batch(&batch_name(ID)), Some(ID));
+    assert_eq!(job_of_batch(ID), Some(ID));
+    for bad in
+        ["batches/abc", "batches/", &format!("batches/{}", ID.to_uppercase()), "files/x", &format!("{ID}0")]
+    {
+        assert_eq!(job_of_batch(bad), None, "{bad}");
+    }
+    assert_eq!(job_of_results_file(&format!("batch-{ID}")), Some(ID));
+    assert_eq!(job_of_results_file("files/abc123"), None, "an uploaded file is not results");
+}
+
+#[test]
+fn an_inline_create_becomes_lines_keyed_by_their_metadata() {
+    let body = json!({"batch": {"displayName": "inline", "inputConfig": {"requests": {"requests": [
+        {"request": {"contents": [{"parts": [{"text": "a"}]}]}, "metadata": {"key": "first"}},
+        {"request": {"contents": [{"parts": [{"text": "b"}]}]}},
+    ]}}}});
+    let c = parse_create(&body).unwrap();
+    assert_eq!(c.display_name.as_deref(), Some("inline"));
+    assert_eq!(c.source, Source::Inline);
+    assert_eq!(c.lines[0], json!({"key": "first", "request": {"contents": [{"parts": [{"text": "a"}]}]}}));
+    assert_eq!(c.lines[1], json!({"request": {"contents": [{"parts": [{"text": "b"}]}]}}));
+}
+
+#[test]
+fn a_file_create_in_either_spelling_names_the_file() {
+    for body in [
+        json!({"batch": {"display_name": "f", "input_config": {"file_name": "files/in"}}}),
+        json!({"batch": {"displayName": "f", "inputConfig": {"fileName": "files/in"}}}),
+    ] {
+        let c = parse_create(&body).unwrap();
+        assert_eq!((c.source, c.display_name.as_deref()), (Source::File("files/in".into()), Some("f")));
+        assert!(c.lines.is_empty());
+    }
+}
+
+#[test]
+fn a_create_without_one_input_is_refused_naming_the_field() {
+    let cases = [
+        (json!({}), "batch"),
+        (json!({"batch": {}}), "inputConfig"),
+        (json!({"batch": {"inputConfig": {}}}), "fileName"),
+        (json!({"batch": {"inputConfig": {"fileName": "files/a", "requests": {"requests": []}}}}), "either"),
+        (
+            json!({"batch": {"inputConfig": {"requests": {"requests": [{"metadata": {}}]}}}}),
+            "requests[0].request",
+        ),
+        (json!({"batch": {"inputConfig": {"requests": {}}}}), "requests.requests"),
+        (json!({"batch": {"displayName": 3, "inputConfig": {"fileName": "files/a"}}}), "displayName"),
+    ];
+    for (body, names) in cases {
+        let e = parse_create(&body).unwrap_err();
+        assert!(e.contains(names), "{body}: {e}");
+    }
+}
+
+#[test]
+fn refusals_reach_the_sdks_as_gemini_errors_with_batchgate_s_code() {
+    let cases = [
+        (401, "token_expired", 401, "UNAUTHENTICATED"),
+        (402, "insufficient_credits", 400, "FAILED_PRECONDITION"),
+        (400, "invalid_requests", 400, "INVALID_ARGUMENT"),
+        (413, "body_too_large", 400, "INVALID_ARGUMENT"),
+        (404, "not_found", 404, "NOT_FOUND"),
+        (410, "input_gone", 404, "NOT_FOUND"),
+        (409, "results_not_ready", 409, "ABORTED"),
+        (429, "too_many_submits", 429, "RESOURCE_EXHAUSTED"),
+        (503, "ledger_unavailable", 503, "UNAVAILABLE"),
+        (502, "gemini_unreachable", 503, "UNAVAILABLE"),
+        (500, "internal", 500, "INTERNAL"),
+    ];
+    for (status, code, http, name) in cases {
+        let (got, envelope) = refusal(status, code, "why");
+        let wire = serde_json::to_value(&envelope).unwrap();
+        assert_eq!((got, wire["error"]["status"].as_str()), (http, Some(name)), "{code}");
+        assert_eq!(wire["error"]["code"], http);
+        assert_eq!(wire["error"]["message"], "why");
+        assert_eq!(wire["error"]["details"][0]["reason"], code.to_ascii_uppercase());
+    }
+}
