@@ -5,15 +5,18 @@
 //! emulator: this module is only the mapping, where batchgate's states (richer
 //! than Gemini's) and codes meet Gemini's.
 
+use crate::gemini::file::{File, FileSource, FileState};
 use crate::gemini::operation::{
-    BATCH_METADATA_TYPE, BATCH_OUTPUT_TYPE, BatchMetadata, BatchOutput, BatchStats, InputConfigEcho,
-    Operation, OutputEnvelope,
+    BATCH_METADATA_TYPE, BATCH_OUTPUT_TYPE, BatchMetadata, BatchOutput, BatchStats, InlinedResponse,
+    InlinedResponses, InputConfigEcho, Operation, OutputEnvelope,
 };
 use crate::gemini::state::BatchState;
 use crate::gemini::status::{Code, ErrorEnvelope, Status};
 use crate::job::JobState;
+use crate::upload::FileView;
 use crate::view::JobView;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 
 /// A job id: 64 lowercase hex characters.
 fn is_job_id(s: &str) -> bool {
@@ -74,8 +77,9 @@ pub const SOURCE_KEY: &str = "geminiBatch";
 /// How a batch was given its requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// `inputConfig.requests`.
-    Inline,
+    /// `inputConfig.requests`; `keyed`: some request named its key in
+    /// `metadata.key`, and each answer echoes `{"key"}` as its metadata.
+    Inline { keyed: bool },
     /// `inputConfig.fileName`: the uploaded JSONL file.
     File(String),
 }
@@ -84,7 +88,7 @@ impl Source {
     /// The job's metadata that records it (shown in `/v1/jobs` like any metadata).
     pub fn metadata(&self) -> Value {
         match self {
-            Source::Inline => json!({SOURCE_KEY: {"inline": true}}),
+            Source::Inline { keyed } => json!({SOURCE_KEY: {"inline": true, "keyed": keyed}}),
             Source::File(name) => json!({SOURCE_KEY: {"fileName": name}}),
         }
     }
@@ -93,17 +97,31 @@ impl Source {
         let source = view.metadata.as_ref()?.get(SOURCE_KEY)?;
         match source.get("fileName").and_then(Value::as_str) {
             Some(name) => Some(Source::File(name.to_string())),
-            None => Some(Source::Inline),
+            None => Some(Source::Inline { keyed: source.get("keyed") == Some(&Value::Bool(true)) }),
         }
+    }
+
+    /// How the job's batch was made, if through the drop-in.
+    pub fn of_job(view: &JobView) -> Option<Source> {
+        Source::of(view)
     }
 }
 
-/// The job as the batch `Operation` `batches.get` answers.
+/// The job as the batch `Operation` `batches.get` answers, its output the
+/// results file.
 pub fn operation(view: &JobView) -> Operation {
+    operation_with(view, None)
+}
+
+/// The job as the batch `Operation`; `inlined`: its answers inline (a batch
+/// made inline, once done), instead of the results file.
+pub fn operation_with(view: &JobView, inlined: Option<InlinedResponses>) -> Operation {
     let state = state(view);
     let done = state.is_terminal();
-    let output = (done && view.results_ready)
-        .then(|| BatchOutput { responses_file: Some(results_file(&view.id)), inlined_responses: None });
+    let output = (done && view.results_ready).then(|| match inlined {
+        Some(answers) => BatchOutput { responses_file: None, inlined_responses: Some(answers) },
+        None => BatchOutput { responses_file: Some(results_file(&view.id)), inlined_responses: None },
+    });
     let input_config = match Source::of(view) {
         Some(Source::File(name)) => Some(InputConfigEcho { file_name: Some(name) }),
         _ => None,
@@ -137,6 +155,62 @@ pub fn operation(view: &JobView) -> Operation {
             .map(|output| OutputEnvelope { type_url: BATCH_OUTPUT_TYPE.into(), output }),
         error,
     }
+}
+
+/// The job's results file as `files.get` shows it: generated, downloadable
+/// at `download_uri` (Python's `files.download` wants one on a `File`).
+pub fn results_file_resource(view: &JobView, download_uri: String) -> File {
+    File {
+        name: results_file(&view.id),
+        display_name: view.display_name.clone(),
+        mime_type: "application/jsonl".into(),
+        create_time: view.finished_at.clone().unwrap_or_else(|| view.updated_at.clone()),
+        update_time: view.updated_at.clone(),
+        download_uri: Some(download_uri),
+        state: FileState::Active,
+        source: FileSource::Generated,
+        ..File::default()
+    }
+}
+
+/// An account's media file as `files.get` shows it.
+pub fn media_file(f: &FileView) -> File {
+    File {
+        name: f.name.clone(),
+        display_name: f.display_name.clone(),
+        mime_type: f.mime_type.clone(),
+        size_bytes: f.size_bytes,
+        create_time: f.created_at.clone(),
+        update_time: f.created_at.clone(),
+        expiration_time: f.expires_at.clone(),
+        uri: f.uri.clone(),
+        state: FileState::Active,
+        source: FileSource::Uploaded,
+        ..File::default()
+    }
+}
+
+/// A batch made inline answers inline, in the order of its requests: `keys`
+/// in input order, `results` the result lines by key (taken out as used). A
+/// request without a result line has the error line batchgate writes for it.
+pub fn inlined_responses(
+    keys: impl IntoIterator<Item = String>,
+    results: &mut HashMap<String, Value>,
+    keyed: bool,
+) -> InlinedResponses {
+    let answers = keys
+        .into_iter()
+        .map(|key| {
+            let mut line = results.remove(&key).unwrap_or_else(|| crate::results::missing_value(&key));
+            let error = line.get_mut("error").map(Value::take).and_then(|e| serde_json::from_value(e).ok());
+            InlinedResponse {
+                response: line.get_mut("response").map(Value::take),
+                error,
+                metadata: keyed.then(|| json!({"key": key})),
+            }
+        })
+        .collect();
+    InlinedResponses { inlined_responses: answers }
 }
 
 /// A `batches.create` (`models/{model}:batchGenerateContent`) body, as batchgate takes it.
@@ -176,17 +250,19 @@ pub fn parse_create(body: &Value) -> Result<Create, String> {
                 .and_then(Value::as_array)
                 .ok_or("`batch.inputConfig.requests.requests` must be a list")?;
             let mut lines = Vec::with_capacity(items.len());
+            let mut keyed = false;
             for (i, item) in items.iter().enumerate() {
                 let request = item.get("request").ok_or_else(|| {
                     format!("`batch.inputConfig.requests.requests[{i}].request` is required")
                 })?;
                 let key = item.get("metadata").and_then(|m| m.get("key")).and_then(Value::as_str);
+                keyed |= key.is_some();
                 lines.push(match key {
                     Some(key) => json!({"key": key, "request": request}),
                     None => json!({"request": request}),
                 });
             }
-            Ok(Create { display_name, source: Source::Inline, lines })
+            Ok(Create { display_name, source: Source::Inline { keyed }, lines })
         }
         (Some(_), None) => Err("`batch.inputConfig.fileName` is not a string".into()),
         _ => Err("`batch.inputConfig` names either `fileName` or `requests`".into()),

@@ -24,6 +24,8 @@ impl PageSize {
 
 /// `GET /v1/jobs`.
 pub const JOBS: PageSize = PageSize { default: 50, max: 200 };
+/// `GET /gemini/v1beta/batches` (each listed job's view is read for its operation).
+pub const GEMINI_BATCHES: PageSize = PageSize { default: 10, max: 50 };
 /// `GET /v1/account/ledger`.
 pub const LEDGER: PageSize = PageSize { default: 50, max: 500 };
 /// `GET /v1/jobs/:id/events`.

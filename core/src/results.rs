@@ -367,13 +367,17 @@ pub const MAX_PAGE_BYTES: u64 = 16 * 1024 * 1024;
 /// The line the results carry for a request Gemini returned nothing for, in
 /// the shape of an error result (`google.rpc.Code` 5, NOT_FOUND), ending in `\n`.
 pub fn missing_line(key: &str) -> Vec<u8> {
-    let line = serde_json::json!({
-        "key": key,
-        "error": {"code": 5, "message": "Gemini returned no result for this request"}
-    });
-    let mut out = line.to_string().into_bytes();
+    let mut out = missing_value(key).to_string().into_bytes();
     out.push(b'\n');
     out
+}
+
+/// The result line of a request Gemini returned nothing for, as a value.
+pub fn missing_value(key: &str) -> serde_json::Value {
+    serde_json::json!({
+        "key": key,
+        "error": {"code": 5, "message": "Gemini returned no result for this request"}
+    })
 }
 
 /// How many of the lines (their byte lengths, in order) fit one page of at

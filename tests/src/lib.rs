@@ -5,5 +5,6 @@ pub mod api;
 pub mod bench;
 pub mod key_router;
 pub mod process;
+pub mod python;
 pub mod record;
 pub mod stack;

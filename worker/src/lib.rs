@@ -79,6 +79,8 @@ async fn route(req: Request, cx: &Ctx<'_>) -> std::result::Result<Response, ApiE
     match (method.clone(), segments.as_slice()) {
         (Method::Get, ["healthz"]) => api::ok(&Health { ok: true }),
         (Method::Get, ["openapi.json"]) => Ok(api::openapi::serve()?),
+        // Google's SDKs, unchanged (api/gemini): Gemini's own routes and errors.
+        (_, ["gemini", rest @ ..]) => Ok(api::gemini::route(req, cx, rest).await?),
         (Method::Post, ["hooks", "gemini"]) => hooks::receive(req, cx).await,
         (Method::Post, ["_bench", "copy"]) if cx.settings.bench_routes => bench::copy(&req, cx).await,
         (Method::Post, ["v1", "jobs"]) => {

@@ -104,7 +104,7 @@ fn a_batch_made_from_a_file_echoes_the_file_and_one_made_inline_does_not() {
     let from_file = view("pending", json!({"metadata": Source::File("files/abc".into()).metadata()}));
     let m = operation(&from_file).metadata.unwrap();
     assert_eq!(m.input_config.and_then(|c| c.file_name).as_deref(), Some("files/abc"));
-    let inline = view("pending", json!({"metadata": Source::Inline.metadata()}));
+    let inline = view("pending", json!({"metadata": Source::Inline { keyed: false }.metadata()}));
     assert!(operation(&inline).metadata.unwrap().input_config.is_none());
 }
 
@@ -129,7 +129,7 @@ fn an_inline_create_becomes_lines_keyed_by_their_metadata() {
     ]}}}});
     let c = parse_create(&body).unwrap();
     assert_eq!(c.display_name.as_deref(), Some("inline"));
-    assert_eq!(c.source, Source::Inline);
+    assert_eq!(c.source, Source::Inline { keyed: true });
     assert_eq!(c.lines[0], json!({"key": "first", "request": {"contents": [{"parts": [{"text": "a"}]}]}}));
     assert_eq!(c.lines[1], json!({"request": {"contents": [{"parts": [{"text": "b"}]}]}}));
 }
@@ -189,4 +189,66 @@ fn refusals_reach_the_sdks_as_gemini_errors_with_batchgate_s_code() {
         assert_eq!(wire["error"]["message"], "why");
         assert_eq!(wire["error"]["details"][0]["reason"], code.to_ascii_uppercase());
     }
+}
+
+#[test]
+fn the_results_file_is_a_generated_file_the_sdks_can_download() {
+    let done =
+        view("succeeded", json!({"resultsReady": true, "finishedAt": "2026-11-26T11:00:00.000000000Z"}));
+    let f = serde_json::to_value(results_file_resource(&done, "http://w/d".into())).unwrap();
+    assert_eq!(f["name"], format!("files/batch-{ID}"));
+    assert_eq!((f["source"].as_str(), f["state"].as_str()), (Some("GENERATED"), Some("ACTIVE")));
+    assert_eq!(f["downloadUri"], "http://w/d");
+    assert_eq!(f["createTime"], "2026-11-26T11:00:00.000000000Z");
+}
+
+#[test]
+fn a_media_file_keeps_its_name_uri_size_and_expiry() {
+    let v = FileView {
+        name: "files/abc".into(),
+        uri: "https://g/v1beta/files/abc".into(),
+        mime_type: "application/pdf".into(),
+        size_bytes: 1234,
+        display_name: Some("invoice".into()),
+        created_at: "2026-11-26T10:00:00Z".into(),
+        expires_at: "2026-11-28T10:00:00Z".into(),
+    };
+    let f = serde_json::to_value(media_file(&v)).unwrap();
+    assert_eq!(f["name"], "files/abc");
+    assert_eq!(f["sizeBytes"], "1234", "int64 as a string, as Gemini writes it");
+    assert_eq!(
+        (f["source"].as_str(), f["expirationTime"].as_str()),
+        (Some("UPLOADED"), Some("2026-11-28T10:00:00Z"))
+    );
+}
+
+#[test]
+fn an_inline_batch_answers_inline_in_request_order_echoing_its_keys() {
+    let done = view(
+        "succeeded",
+        json!({"resultsReady": true, "metadata": Source::Inline { keyed: true }.metadata()}),
+    );
+    assert_eq!(Source::of_job(&done), Some(Source::Inline { keyed: true }));
+    let mut results: HashMap<String, Value> = [
+        ("b", json!({"key": "b", "response": {"candidates": [], "usageMetadata": {"totalTokenCount": 3}}})),
+        ("a", json!({"key": "a", "error": {"code": 3, "message": "bad part"}})),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let keys = ["a", "b", "c"].map(String::from);
+    let answers = inlined_responses(keys, &mut results, true);
+    let op = operation_with(&done, Some(answers));
+    let wire = serde_json::to_value(&op).unwrap();
+    let inline = &wire["metadata"]["output"]["inlinedResponses"]["inlinedResponses"];
+    assert_eq!(inline[0], json!({"error": {"code": 3, "message": "bad part"}, "metadata": {"key": "a"}}));
+    assert_eq!(inline[1]["response"]["usageMetadata"]["totalTokenCount"], 3);
+    assert_eq!(inline[1]["metadata"], json!({"key": "b"}));
+    assert_eq!(inline[2]["error"]["code"], 5, "a request Gemini returned nothing for");
+    assert!(wire["metadata"]["output"].get("responsesFile").is_none());
+    assert_eq!(wire["response"]["inlinedResponses"], wire["metadata"]["output"]["inlinedResponses"]);
+    // Without keys given, no metadata is made up.
+    let mut none = HashMap::new();
+    let plain = inlined_responses(["line-1".to_string()], &mut none, false);
+    assert!(plain.inlined_responses[0].metadata.is_none());
 }

@@ -140,6 +140,13 @@ impl GeminiConfig {
         call
     }
 
+    /// `models/{model}:countTokens`: free at Gemini (no usage is billed).
+    pub fn count_tokens(&self, model: &str, body: String) -> Call {
+        let mut call = Call::new("POST", self.api(&format!("{}:countTokens", crate::model::resource(model))));
+        call.body = Some(body);
+        call
+    }
+
     pub fn get_batch(&self, name: &str) -> Call {
         Call::new("GET", self.api(name))
     }

@@ -31,6 +31,15 @@ pub fn account(req: &Request, settings: &Settings) -> Result<String, ApiError> {
     verify_user(&token, settings)
 }
 
+/// The account a request through the Gemini drop-in acts for: the token is
+/// the SDK's API key (`x-goog-api-key`, or `?key=` as Google also takes it).
+pub fn account_of_api_key(req: &Request, settings: &Settings) -> Result<String, ApiError> {
+    let header = req.headers().get("x-goog-api-key").ok().flatten();
+    let token = header.or_else(|| crate::platform::query::Query::of(req).get("key"));
+    let token = token.filter(|t| !t.trim().is_empty()).ok_or_else(|| unauthorized(TokenError::Missing))?;
+    verify_user(token.trim(), settings)
+}
+
 /// HS256 needs a secret at least as long as its hash (RFC 7518 §3.2): a short
 /// one can be guessed offline from any token. Refused, never used.
 const MIN_JWT_SECRET_BYTES: usize = 32;

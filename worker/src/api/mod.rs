@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cors;
 pub mod estimate;
 pub mod files;
+pub mod gemini;
 pub mod generate;
 pub mod hooks;
 pub mod inputs;

@@ -78,11 +78,16 @@ pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
         // Which requests Gemini returned nothing for is known only at the end.
         return ndjson(Response::from_stream(failed_lines(body))?);
     }
-    // Every request without a result, paged from the object as the stream
-    // is read (not only the first page: no result is lost, invariant 3).
+    ndjson(Response::from_stream(failed_lines(body).chain(missing_lines(job, account)))?)
+}
+
+/// A line for every request of the ended job without a result, paged from
+/// the object as the stream is read (not only the first page: no result is
+/// lost, invariant 3).
+fn missing_lines(job: JobRef, account: String) -> LocalBoxStream<'static, worker::Result<Vec<u8>>> {
     let (job, account) = (Rc::new(job), Rc::new(account));
     let limit = paging::MISSING.of(None);
-    let tail = stream::unfold(Some(0u64), move |after| {
+    stream::unfold(Some(0u64), move |after| {
         let (job, account) = (job.clone(), account.clone());
         async move {
             let page = match job.ask(&account, &Missing { after: after?, limit }).await {
@@ -93,8 +98,52 @@ pub async fn all(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
             let out: Vec<u8> = page.iter().flat_map(|(_, key)| missing_line(key)).collect();
             Some((Ok(out), next))
         }
-    });
-    ndjson(Response::from_stream(failed_lines(body).chain(tail))?)
+    })
+    .boxed_local()
+}
+
+/// The ended job's results as Gemini's results file: every line, media
+/// inline as Gemini wrote it, and an error line for each request Gemini
+/// returned nothing for (the Gemini drop-in's `files.download`).
+pub async fn results_file(env: &Env, job: JobRef, account: String) -> Result<Response> {
+    let readable = job.ask(&account, &GetReadable).await?;
+    if !readable.complete {
+        return Err(ApiError::not_found("the batch's results file is not written yet"));
+    }
+    let body = shards_stream(env, job.id(), readable.shards).chain(missing_lines(job, account));
+    Ok(Response::from_stream(body)?)
+}
+
+/// The ended job's result lines by key, read whole: the answers of a batch
+/// made inline, which Gemini gives in the batch itself. `None` when they come
+/// to more than `cap` bytes (the caller names the results file instead).
+pub async fn lines_by_key(
+    env: &Env,
+    job: &JobRef,
+    account: &str,
+    cap: usize,
+) -> Result<Option<std::collections::HashMap<String, serde_json::Value>>> {
+    let readable = job.ask(account, &GetReadable).await?;
+    let mut body = shards_stream(env, job.id(), readable.shards);
+    let (mut lines, mut read) = (std::collections::HashMap::new(), 0usize);
+    let mut splitter = LineSplitter::new(cap);
+    let mut take = |_: u64, l: &[u8]| {
+        if let Ok(line) = serde_json::from_slice::<serde_json::Value>(l)
+            && let Some(key) = line.get("key").and_then(|k| k.as_str()).map(str::to_string)
+        {
+            lines.insert(key, line);
+        }
+        Ok::<(), std::convert::Infallible>(())
+    };
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::internal(format!("reading results: {e}")))?;
+        read = read.saturating_add(chunk.len());
+        if read > cap || splitter.feed(&chunk, &mut take).is_err() {
+            return Ok(None);
+        }
+    }
+    let _ = splitter.finish(&mut take);
+    Ok(Some(lines))
 }
 
 /// Every shard's results object, one after the other, read as they are sent

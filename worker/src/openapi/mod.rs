@@ -267,7 +267,9 @@ credits for the tokens Gemini really used. Every error answers \
 `{\"error\": {\"code\", \"message\", \"details\"?}}` with the code documented per answer. \
 Every route answers CORS preflights (`OPTIONS`) for the configured origins. Money is in \
 micro-credits (integers). Ids of jobs, inputs and uploads are 64 hex characters; another \
-account's id answers 404 as an unknown one does.";
+account's id answers 404 as an unknown one does. Google's own SDKs talk to batchgate \
+through `/gemini` (base URL `https://<worker>/gemini`, a batchgate token as the API key): \
+those routes are Gemini's API as Google documents it, not described here.";
 
 /// The whole document.
 pub fn document() -> Value {

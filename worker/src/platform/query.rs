@@ -20,6 +20,18 @@ impl Query {
     }
 }
 
+/// `scheme://host[:port]` the request was sent to (absolute URLs users are
+/// given back, e.g. the Gemini drop-in's upload and download URLs).
+pub fn origin(req: &Request) -> String {
+    origin_of(&req.inner().url()).to_string()
+}
+
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 /// What follows the first `?` of a URL, up to any `#`.
 fn query_part(url: &str) -> &str {
     let query = url.split_once('?').map_or("", |(_, q)| q);
@@ -29,6 +41,17 @@ fn query_part(url: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_origin_is_the_scheme_host_and_port() {
+        for (url, origin) in [
+            ("https://w.example/gemini/v1beta/files/x", "https://w.example"),
+            ("http://127.0.0.1:8787/gemini?key=a/b", "http://127.0.0.1:8787"),
+            ("http://127.0.0.1:8787", "http://127.0.0.1:8787"),
+        ] {
+            assert_eq!(origin_of(url), origin, "{url}");
+        }
+    }
 
     #[test]
     fn the_query_is_between_the_first_question_mark_and_the_fragment() {

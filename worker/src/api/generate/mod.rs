@@ -67,12 +67,24 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         "{\"model\", \"request\": GenerateContentRequest}",
     )
     .await?;
-    let (model, price) = priced_model(&body.model, cx.settings)?;
+    call(cx, account, &body.model, body.request, stream).await
+}
+
+/// One realtime call of `request` on `model` for `account` (`stream`: Gemini's
+/// server-sent events passed through), reserved, sent and settled.
+pub async fn call(
+    cx: &Ctx<'_>,
+    account: String,
+    model: &str,
+    request: Value,
+    stream: bool,
+) -> Result<Response> {
+    let (model, price) = priced_model(model, cx.settings)?;
     if let Some(e) = &cx.settings.realtime.rpm_error {
         return Err(ApiError::new(503, "misconfigured", e.clone()));
     }
     let mut validator = validator(cx.settings, &model);
-    let accepted = validator.request(body.request);
+    let accepted = validator.request(request);
     let summary = validator.finish().map_err(|(_, errors)| {
         let why = errors.into_iter().next().map_or_else(String::new, |e| e.message);
         ApiError::bad_request("invalid_request", format!("request: {why}"))

@@ -27,16 +27,20 @@ use worker::{Request, Response};
 pub async fn list(req: &Request, cx: &Ctx<'_>) -> Result<Response> {
     let account = auth::account(req, cx.settings)?;
     let q = Query::of(req);
-    let before = q.get("cursor").and_then(|c| {
-        let (ms, id) = c.split_once('.')?;
-        Some((ms.parse::<i64>().ok()?, id.to_string()))
-    });
     let page = ListJobs {
         limit: paging::JOBS.of_query(q.get("limit").as_deref()),
-        before,
+        before: before(q.get("cursor")),
         states: states(q.get("state"))?,
     };
     forwarded(accounts::forward(cx.env, &account, &page).await?)
+}
+
+/// Where a page of jobs starts: a listing's cursor (`{created ms}.{id}`), or
+/// the newest when there is none or it is not one.
+pub fn before(cursor: Option<String>) -> Option<(i64, String)> {
+    let c = cursor?;
+    let (ms, id) = c.split_once('.')?;
+    Some((ms.parse::<i64>().ok()?, id.to_string()))
 }
 
 /// `?state=pending,running`: any of these states; a name that is no state is refused.

@@ -19,6 +19,7 @@ use batchgate_core::lane::Mode;
 use batchgate_core::pricing::Price;
 use batchgate_core::shard::ShardLimits;
 use batchgate_core::submit::{LineError, Summary, Validator};
+use batchgate_core::view::JobView;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -212,6 +213,17 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>, account: &str) -> Result<Res
         }
     }
     answer
+}
+
+/// `body` (its `requests`) made a new job for `account`, as `POST /v1/jobs`
+/// would: what the Gemini drop-in's `batches.create` does with inline requests.
+pub async fn requests_as_job(cx: &Ctx<'_>, account: &str, body: JsonSubmission) -> Result<JobView> {
+    let started = now_ms();
+    let job = JobRef::fresh(cx.env)?;
+    let writer = InputWriter::new(cx.env, cx.settings, job.id())?;
+    let submission = from_requests(cx.settings, body, None, writer).await?;
+    let mut made = open(cx, account, &job, submission, (None, started)).await?;
+    made.json::<JobView>().await.map_err(|e| ApiError::internal(format!("reading the new job: {e}")))
 }
 
 /// `application/x-ndjson`: one `{key?, request}` per line; `?model=` (and

@@ -3,8 +3,8 @@
 //! its credit ledger and its files.
 
 use super::protocol::{
-    ForgetFile, GetSummary, GetWebhookSecret, HoldStorage, JobFigures, ListFiles, RecordFile, RecordJob,
-    ReleaseStorage, RemoveJob, Reserve, ReserveAnswer, Settle, StorageHeld, Summary,
+    ForgetFile, GetSummary, GetWebhookSecret, HoldStorage, JobFigures, JobList, ListFiles, ListJobs,
+    RecordFile, RecordJob, ReleaseStorage, RemoveJob, Reserve, ReserveAnswer, Settle, StorageHeld, Summary,
 };
 use crate::objects::rpc::{self, Rpc};
 use crate::platform::bindings::{self, ACCOUNTS};
@@ -26,6 +26,11 @@ fn unavailable(why: impl std::fmt::Display) -> ApiError {
 async fn send<R: Rpc>(env: &Env, account: &str, request: &R) -> Result<R::Reply> {
     let raw = exchange(env, account, R::ROUTE, rpc::encode(request)?).await;
     rpc::decode::<R>(raw)?.ok_or_else(|| unavailable(format!("{} found nothing", R::ROUTE)))
+}
+
+/// A page of `account`'s jobs, read (the Gemini drop-in shows them its own way).
+pub async fn jobs(env: &Env, account: &str, page: &ListJobs) -> Result<JobList> {
+    send(env, account, page).await
 }
 
 /// Ask `account`'s object and keep the reply as JSON, to pass on to the user.

@@ -28,8 +28,8 @@ use batchgate_core::view::{JobMeta, JobView};
 use batchgate_core::webhook::Delivery;
 use protocol::{
     Abandon, Abandoned, Cancel, Created, Delete, Deleted, Events, GetPrior, GetReadable, GetRetryPlan,
-    GetView, Init, Kick, Lines, Locate, Located, Missing, Page, Prior, Readable, RetryPlan, Ticket, Timeline,
-    Tombstone, Wake, Watch, WatchTicket, Woken,
+    GetView, Init, Kick, Lines, Locate, Located, Missing, Page, Prior, Readable, RetryPlan, Submitted,
+    Ticket, Timeline, Tombstone, Wake, Watch, WatchTicket, Woken,
 };
 use std::cell::{Cell, RefCell};
 use store::Store;
@@ -393,6 +393,10 @@ impl JobObject {
             Missing::ROUTE => {
                 let m: Missing = call.read()?;
                 rpc::reply::<Missing>(Ok(store.missing_keys(m.after, m.limit)?))
+            }
+            Submitted::ROUTE => {
+                let m: Submitted = call.read()?;
+                rpc::reply::<Submitted>(Ok(store.submitted_keys(m.after, m.limit)?))
             }
             other => rpc::unknown_route("job", other),
         }

@@ -278,6 +278,16 @@ pub struct Missing {
 
 tuple_wire!(Missing { after: u64, limit: u64 });
 
+/// `limit` submitted keys in input order, after input line `after`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(from = "(u64, u64)", into = "(u64, u64)")]
+pub struct Submitted {
+    pub after: u64,
+    pub limit: u64,
+}
+
+tuple_wire!(Submitted { after: u64, limit: u64 });
+
 routes! {
     Init => "/init", Created;
     GetPrior => "/prior", Prior;
@@ -297,4 +307,6 @@ routes! {
     Events => "/events", Timeline;
     // `(input line, key)`.
     Missing => "/missing", Vec<(u64, String)>;
+    // `(input line, key)`.
+    Submitted => "/submitted", Vec<(u64, String)>;
 }

@@ -262,6 +262,15 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.uint(0), r.text(1))).collect())
     }
 
+    /// The submitted keys in input order, after input line `after_line`.
+    pub fn submitted_keys(&self, after_line: u64, limit: u64) -> Result<Vec<(u64, String)>> {
+        let rows = rows(self.sql.exec(
+            "SELECT line, rkey FROM inputs WHERE line > ? ORDER BY line LIMIT ?",
+            vec![int(after_line), int(limit)],
+        )?)?;
+        Ok(rows.into_iter().map(|r| (r.uint(0), r.text(1))).collect())
+    }
+
     pub fn by_key(&self, key: &str) -> Result<Option<LineAt>> {
         let row = first(
             self.sql.exec(&format!("{LOCATED} WHERE rkey = ? ORDER BY number LIMIT 1"), vec![key.into()])?,

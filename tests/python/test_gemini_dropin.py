@@ -1,0 +1,142 @@
+"""Google's own Python SDK (google-genai), unchanged, against the worker's /gemini:
+the base URL and a batchgate token as the API key are the only changes. Run by
+tests/tests/dropin_e2e.rs with the worker and the emulator behind it."""
+
+import json
+import os
+import time
+import urllib.request
+
+import pytest
+from google import genai
+from google.genai import errors, types
+
+BASE = os.environ["BATCHGATE_URL"]
+TOKEN = os.environ["BATCHGATE_TOKEN"]
+ENDED = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}
+
+
+def gemini(token=TOKEN):
+    # Exactly how a user points the official SDK at another endpoint.
+    return genai.Client(api_key=token, http_options=types.HttpOptions(base_url=BASE + "/gemini"))
+
+
+def batchgate(path, body=None):
+    """batchgate's own API, for what the SDK does not show."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(BASE + path, data=data, method="GET" if body is None else "POST",
+                                 headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read())
+
+
+def emulator(path, body):
+    req = urllib.request.Request(os.environ["EMULATOR_URL"] + "/_emulator" + path, data=json.dumps(body).encode(),
+                                 method="POST", headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return r.read()
+
+
+def wait(client, name, until=ENDED, secs=90):
+    deadline = time.monotonic() + secs
+    while True:
+        job = client.batches.get(name=name)
+        if job.state.value in until:
+            return job
+        assert time.monotonic() < deadline, f"{name} stayed {job.state}"
+        time.sleep(0.3)
+
+
+def test_an_inline_batch_answers_inline_and_is_an_ordinary_job():
+    client = gemini()
+    src = [
+        {"contents": [{"parts": [{"text": "first question"}], "role": "user"}], "metadata": {"key": "a"}},
+        {"contents": [{"parts": [{"text": "second question"}], "role": "user"}], "metadata": {"key": "b"},
+         "config": {"max_output_tokens": 4, "temperature": 0.2}},
+    ]
+    job = client.batches.create(model="gemini-2.5-flash-lite", src=src, config={"display_name": "inline"})
+    assert job.name.startswith("batches/") and job.state.value in {"JOB_STATE_PENDING", "JOB_STATE_RUNNING"}
+    job = wait(client, job.name)
+    assert job.state.value == "JOB_STATE_SUCCEEDED"
+    assert job.display_name == "inline"
+    responses = job.dest.inlined_responses
+    assert [r.metadata["key"] for r in responses] == ["a", "b"], "in the order of the requests"
+    by_key = {r.metadata["key"]: r for r in responses}
+    assert by_key["b"].response.usage_metadata.candidates_token_count == 4
+    assert "first question" in by_key["a"].response.text
+
+    # An ordinary batchgate job: listed, viewed and charged like any other.
+    view = batchgate("/v1/jobs/" + job.name.removeprefix("batches/"))
+    assert (view["state"], view["displayName"], view["requestCount"]) == ("succeeded", "inline", 2)
+    assert view["cost"]["charged"] > 0
+    assert view["id"] in [j["id"] for j in batchgate("/v1/jobs?limit=50")["jobs"]]
+
+
+def test_a_job_made_through_batchgate_is_a_batch_whose_results_file_downloads():
+    reqs = [{"key": f"k{i}", "request": {"contents": [{"parts": [{"text": f"question {i}"}]}]}} for i in range(3)]
+    made = batchgate("/v1/jobs", {"model": "gemini-2.5-flash", "displayName": "from v1", "requests": reqs})
+    client = gemini()
+    job = wait(client, "batches/" + made["id"])
+    assert job.state.value == "JOB_STATE_SUCCEEDED"
+    assert job.dest.file_name == "files/batch-" + made["id"]
+    assert job.end_time is not None and job.create_time <= job.end_time
+
+    data = client.files.download(file=job.dest.file_name)
+    lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+    assert sorted(line["key"] for line in lines) == ["k0", "k1", "k2"]
+    for line in lines:
+        parsed = types.GenerateContentResponse.model_validate(line["response"])
+        assert parsed.text and parsed.usage_metadata.total_token_count > 0
+
+    # The file, as files.get shows it, can be downloaded as a File too.
+    f = client.files.get(name=job.dest.file_name)
+    assert f.source.value == "GENERATED" and f.download_uri
+    assert client.files.download(file=f) == data
+
+
+def test_list_cancel_delete():
+    emulator("/config", {"stickNewBatches": True})
+    client = gemini()
+    src = [{"contents": [{"parts": [{"text": "held"}]}]}]
+    names = [client.batches.create(model="gemini-2.5-flash", src=src, config={"display_name": f"list-{i}"}).name
+             for i in range(3)]
+    listed = [j.name for j in client.batches.list(config={"page_size": 2})]
+    assert [n for n in listed if n in names] == list(reversed(names)), "newest first, every page followed"
+
+    wait(client, names[0], until={"JOB_STATE_RUNNING", "JOB_STATE_PENDING"})
+    client.batches.cancel(name=names[0])
+    assert wait(client, names[0]).state.value == "JOB_STATE_CANCELLED"
+
+    client.batches.delete(name=names[1])
+    with pytest.raises(errors.APIError) as e:
+        client.batches.get(name=names[1])
+    assert e.value.code == 404
+    emulator("/config", {"stickNewBatches": False})
+    client.batches.delete(name=names[2])
+
+
+def test_a_bad_token_is_refused_as_gemini_refuses_a_key():
+    bad = gemini("not-a-token")
+    with pytest.raises(errors.ClientError) as e:
+        bad.batches.list(config={"page_size": 1})
+    assert (e.value.code, e.value.status) == (401, "UNAUTHENTICATED"), e.value
+
+
+def test_a_batch_the_balance_cannot_cover_is_refused_before_it_runs():
+    broke = gemini(os.environ["BATCHGATE_BROKE_TOKEN"])
+    with pytest.raises(errors.ClientError) as e:
+        broke.batches.create(model="gemini-2.5-flash", src=[{"contents": [{"parts": [{"text": "x"}]}]}])
+    assert (e.value.code, e.value.status) == (400, "FAILED_PRECONDITION"), e.value
+    assert "credit" in e.value.message
+    assert "INSUFFICIENT_CREDITS" in json.dumps(e.value.details), "batchgate's code, as an ErrorInfo reason"
+
+
+def test_generate_content_and_count_tokens_run_in_the_realtime_lane():
+    client = gemini()
+    before = batchgate("/v1/account")
+    r = client.models.generate_content(model="gemini-2.5-flash", contents="abcdefgh")
+    assert "abcdefgh" in r.text and r.usage_metadata.prompt_token_count > 0
+    c = client.models.count_tokens(model="gemini-2.5-flash", contents="abcdefgh")
+    assert c.total_tokens == r.usage_metadata.prompt_token_count
+    after = batchgate("/v1/account")
+    assert after["spent"] > before["spent"], "the realtime call is charged; counting is free"
