@@ -303,5 +303,7 @@ pub fn refusal(status: u16, code: &str, message: &str) -> (u16, ErrorEnvelope) {
     (http, envelope)
 }
 
+pub mod upload;
+
 #[cfg(test)]
 mod tests;

@@ -140,3 +140,70 @@ def test_generate_content_and_count_tokens_run_in_the_realtime_lane():
     assert c.total_tokens == r.usage_metadata.prompt_token_count
     after = batchgate("/v1/account")
     assert after["spent"] > before["spent"], "the realtime call is charged; counting is free"
+
+
+def test_the_invoice_flow_uploads_pdfs_and_a_jsonl_then_creates_polls_downloads_and_joins(tmp_path):
+    """The invoice extractor's own flow, unchanged: media through to Gemini, the
+    JSONL kept by batchgate, the batch made from the file, results joined by key."""
+    client = gemini()
+    uris = {}
+    for i in range(3):
+        pdf = tmp_path / f"invoice-{i}.pdf"
+        pdf.write_bytes(b"%PDF-1.4\n" + f"invoice {i}: total {100 + i} EUR".encode() + b"\n%%EOF\n")
+        f = client.files.upload(file=str(pdf), config={"mime_type": "application/pdf", "display_name": f"invoice-{i}"})
+        assert f.name.startswith("files/") and f.state.value == "ACTIVE" and f.size_bytes == pdf.stat().st_size
+        uris[f"invoice-{i}"] = f.uri
+    lines = [{"key": key, "request": {"contents": [{"parts": [
+        {"fileData": {"fileUri": uri, "mimeType": "application/pdf"}}, {"text": "Extract the total."}]}]}}
+        for key, uri in uris.items()]
+    jsonl = tmp_path / "requests.jsonl"
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    src = client.files.upload(file=str(jsonl), config={"mime_type": "jsonl", "display_name": "invoices"})
+    assert src.size_bytes == jsonl.stat().st_size and src.source.value == "UPLOADED"
+
+    job = client.batches.create(model="gemini-2.5-flash", src=src.name, config={"display_name": "invoices"})
+    job = wait(client, job.name)
+    assert job.state.value == "JOB_STATE_SUCCEEDED", job
+    data = client.files.download(file=job.dest.file_name)
+    results = {}
+    for line in data.decode().splitlines():
+        if line.strip():
+            results[json.loads(line)["key"]] = json.loads(line)
+    assert sorted(results) == sorted(uris), "every invoice's answer, joined by key"
+    assert all(r["response"]["usageMetadata"]["promptTokenCount"] > 0 for r in results.values())
+
+    listed = {f.name for f in client.files.list()}
+    assert src.name in listed and len(listed) >= 4
+    assert client.files.get(name=src.name).display_name == "invoices"
+    client.files.delete(name=src.name)
+    with pytest.raises(errors.APIError) as e:
+        client.files.get(name=src.name)
+    assert e.value.code == 404
+
+
+def test_a_jsonl_of_several_chunks_is_read_whole_across_chunk_boundaries(tmp_path):
+    """Over the SDK's 8 MiB chunk: lines cut between chunks are read whole."""
+    client = gemini()
+    pad = "x" * 6000
+    lines = [{"key": f"big-{i}", "request": {"contents": [{"parts": [{"text": f"{i} {pad}"}]}],
+                                               "generationConfig": {"maxOutputTokens": 8}}} for i in range(1500)]
+    jsonl = tmp_path / "big.jsonl"
+    jsonl.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert jsonl.stat().st_size > 8 * 1024 * 1024
+    src = client.files.upload(file=str(jsonl), config={"mime_type": "application/jsonl"})
+    job = wait(client, client.batches.create(model="gemini-2.5-flash-lite", src=src.name).name, secs=180)
+    assert job.state.value == "JOB_STATE_SUCCEEDED"
+    keys = {json.loads(line)["key"] for line in client.files.download(file=job.dest.file_name).decode().splitlines()
+            if line.strip()}
+    assert keys == {f"big-{i}" for i in range(1500)}
+
+
+def test_a_thousand_inline_requests_answer_inline_in_order():
+    """The image platform's shape: many small inline requests in one batch."""
+    client = gemini()
+    src = [{"contents": [{"parts": [{"text": f"prompt {i}"}]}], "metadata": {"key": f"img-{i}"}} for i in range(1000)]
+    job = wait(client, client.batches.create(model="gemini-2.5-flash-lite", src=src).name, secs=180)
+    assert job.state.value == "JOB_STATE_SUCCEEDED"
+    answers = job.dest.inlined_responses
+    assert [a.metadata["key"] for a in answers] == [f"img-{i}" for i in range(1000)]
+    assert all(f"prompt {i}" in a.response.text for i, a in enumerate(answers))

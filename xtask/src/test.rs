@@ -108,12 +108,16 @@ fn worker_e2e() -> Result<(), String> {
                 "shards_e2e",
                 "--test",
                 "realtime_e2e",
+                "--test",
+                "dropin_e2e",
                 "--",
                 "--ignored",
                 "--test-threads",
                 "2",
             ])
             .env("WRANGLER_SEND_METRICS", "false")
+            // Google's Python SDK against /gemini (dropin_e2e).
+            .env("BATCHGATE_PYTHON", setup::python_venv()?)
             // The Rust client's wasm tests against the worker (sdk_e2e).
             .env("WASM_BINDGEN_TEST_RUNNER", tools.wasm_bindgen.with_file_name("wasm-bindgen-test-runner"))
             .env("CHROMEDRIVER", &browser.chromedriver),

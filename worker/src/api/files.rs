@@ -117,8 +117,14 @@ pub(crate) struct Deleted {
 /// `DELETE /v1/files/:id`: at Gemini, then from the account.
 pub async fn delete(req: &Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
     let account = auth::account(req, cx.settings)?;
-    let file = owned(cx, &account, id).await?;
+    let name = delete_owned(cx, &account, id).await?;
+    ok(&Deleted { name, deleted: true })
+}
+
+/// Delete `account`'s file `id` at Gemini and here: its name.
+pub async fn delete_owned(cx: &Ctx<'_>, account: &str, id: &str) -> Result<String> {
+    let file = owned(cx, account, id).await?;
     gemini_files::delete(&Gemini::new(cx.settings), &file.name).await.map_err(upstream)?;
-    accounts::forget_file(cx.env, &account, &file.name).await?;
-    ok(&Deleted { name: file.name, deleted: true })
+    accounts::forget_file(cx.env, account, &file.name).await?;
+    Ok(file.name)
 }

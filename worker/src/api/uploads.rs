@@ -66,16 +66,15 @@ pub async fn drain(req: &mut Request) {
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub(crate) struct NewSession {
-    size: u64,
-    mime_type: String,
+    pub(crate) size: u64,
+    pub(crate) mime_type: String,
     #[serde(default)]
-    display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
 }
 
 /// `POST /v1/uploads` `{size, mimeType, displayName?}`: open a resumable session.
 pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
     let account = auth::account(&req, cx.settings)?;
-    let uploads = &cx.settings.uploads;
     let body: NewSession = crate::platform::body::json(
         &mut req,
         crate::platform::body::SMALL,
@@ -83,6 +82,15 @@ pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         "{size, mimeType, displayName?}",
     )
     .await?;
+    let session = open_session(cx, account, body).await?;
+    let resp = json(201, &session.view(cx.settings.uploads.rules.max_chunk, now_ms()))?;
+    resp.headers().set("location", &crate::paths::upload(&session.id))?;
+    Ok(resp)
+}
+
+/// A new resumable session for `account` (also the Gemini drop-in's uploads).
+pub async fn open_session(cx: &Ctx<'_>, account: String, body: NewSession) -> Result<Session> {
+    let uploads = &cx.settings.uploads;
     let mime = uploads.rules.check_file(&body.mime_type, body.size).map_err(ApiError::from)?;
     let id = upload_client::new_id(cx.env)?;
     // The session's declared size is held from now until its file is recorded or it ends.
@@ -118,9 +126,7 @@ pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         accounts::release_storage(cx.env, &session.account, &session.id).await;
         return Err(e);
     }
-    let resp = json(201, &session.view(uploads.rules.max_chunk, now_ms()))?;
-    resp.headers().set("location", &crate::paths::upload(&session.id))?;
-    Ok(resp)
+    Ok(session)
 }
 
 /// `PUT /v1/uploads/:id` with `Content-Range`: the session's object admits the
@@ -128,15 +134,28 @@ pub async fn open(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
 /// the outcome. A refused chunk's body is read to the end before answering.
 pub async fn chunk(mut req: Request, cx: &Ctx<'_>, id: &str) -> Result<Response> {
     let account = auth::account(&req, cx.settings)?;
-    let upload = Upload::named(cx.env, id)?;
     let admit = Admit {
         content_range: req.headers().get("content-range")?.unwrap_or_default(),
         body_len: req.headers().get("content-length")?.and_then(|v| v.parse().ok()),
     };
-    let lease = match upload.admit(&account, &admit).await {
+    let (view, done) = send_chunk(&mut req, cx, &account, id, &admit).await?;
+    Ok(forwarded(view)?.with_status(if done { 201 } else { 200 }))
+}
+
+/// Stream `req`'s body to session `id` as the chunk `admit` says: the
+/// session's view (JSON) after it, and whether the file is done.
+pub async fn send_chunk(
+    req: &mut Request,
+    cx: &Ctx<'_>,
+    account: &str,
+    id: &str,
+    admit: &Admit,
+) -> Result<(Vec<u8>, bool)> {
+    let upload = Upload::named(cx.env, id)?;
+    let lease = match upload.admit(account, admit).await {
         Ok(lease) => lease,
         Err(e) => {
-            drain(&mut req).await;
+            drain(req).await;
             return Err(e);
         }
     };
@@ -153,12 +172,9 @@ pub async fn chunk(mut req: Request, cx: &Ctx<'_>, id: &str) -> Result<Response>
         // Broken off (the client's connection, or Gemini): the object asks Gemini what it kept.
         Err(_) => Commit { received: None, file: None },
     };
-    let (view, progress) = upload.commit(&account, &commit).await?;
+    let (view, progress) = upload.commit(account, &commit).await?;
     match sent {
-        Ok(_) => {
-            let done = progress.state == SessionState::Done;
-            Ok(forwarded(view)?.with_status(if done { 201 } else { 200 }))
-        }
+        Ok(_) => Ok((view, progress.state == SessionState::Done)),
         Err(e) => {
             Err(ApiError::new(502, "upstream_failed", format!("sending the chunk to Gemini failed: {e:?}"))
                 .with_details(Where { received: progress.received }))

@@ -54,6 +54,35 @@ pub fn media_prefix(id: &str) -> String {
     format!("jobs/{id}/media/")
 }
 
+/// The state of a Gemini drop-in upload, by the secret in its upload URL.
+pub fn gemini_upload_key(secret: &str) -> String {
+    format!("gemini/uploads/{secret}.json")
+}
+
+/// Where batch input file `file` of `account`, uploaded through the Gemini
+/// drop-in, is kept: `file.json` (the `File`) and its chunks (`part-{offset}`).
+pub fn gemini_input_prefix(account: &str, file: &str) -> String {
+    format!("{}{file}/", gemini_inputs_of(account))
+}
+
+/// The `File` record of batch input file `file` of `account`.
+pub fn gemini_input_record(account: &str, file: &str) -> String {
+    format!("{}{INPUT_RECORD}", gemini_input_prefix(account, file))
+}
+
+const INPUT_RECORD: &str = "file.json";
+
+/// The file whose record `key` (listed under `gemini_inputs_of(account)`) is.
+pub fn gemini_input_of_record<'a>(account: &str, key: &'a str) -> Option<&'a str> {
+    let rest = key.strip_prefix(&gemini_inputs_of(account))?;
+    rest.strip_suffix(INPUT_RECORD)?.strip_suffix('/')
+}
+
+/// Where every batch input file of `account` is kept (accounts have no `/`).
+pub fn gemini_inputs_of(account: &str) -> String {
+    format!("gemini/inputs/{account}/")
+}
+
 /// A fresh R2 key for job `id`'s normalized input (one per attempt: a racing
 /// retry never overwrites the input a job uses).
 pub fn input_key(id: &str, nonce: u64) -> String {
@@ -68,4 +97,18 @@ pub fn input_part_key(id: &str, number: u64, nonce: u64) -> String {
 /// Scratch objects of the copy benchmark (`POST /_bench/copy`).
 pub fn bench_key(started_ms: u64) -> String {
     format!("bench/copy-{started_ms}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_input_record_names_its_file_and_nothing_else_does() {
+        let record = gemini_input_record("acct", "input-1");
+        assert_eq!(gemini_input_of_record("acct", &record), Some("input-1"));
+        let part = format!("{}part-00000000000000000000", gemini_input_prefix("acct", "input-1"));
+        assert_eq!(gemini_input_of_record("acct", &part), None, "a chunk is no record");
+        assert_eq!(gemini_input_of_record("other", &record), None, "another account's prefix");
+    }
 }

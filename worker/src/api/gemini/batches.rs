@@ -1,7 +1,7 @@
 //! `batches.*` of Google's SDKs on batchgate jobs: a batch is a job, shown as
 //! the `Operation` `batchgate_core::dropin::operation` makes of its view.
 
-use crate::api::jobs::submit::{JsonSubmission, requests_as_job};
+use crate::api::jobs::submit::{JsonSubmission, requests_as_job, stream_as_job};
 use crate::api::results;
 use crate::api::{Ctx, Result, ok};
 use crate::objects::account::client as accounts;
@@ -33,17 +33,15 @@ pub async fn create(mut req: Request, cx: &Ctx<'_>, account: &str, model: &str) 
     )
     .await?;
     let create = dropin::parse_create(&body).map_err(|m| ApiError::bad_request("invalid_batch", m))?;
+    let model = batchgate_core::model::bare(model);
     if let Source::File(name) = &create.source {
-        return Err(ApiError::new(
-            501,
-            "not_implemented",
-            format!(
-                "batches from a file ({name}) are not served through /gemini yet; send the requests inline"
-            ),
-        ));
+        let mut lines = super::files::input_stream(cx.env, account, name).await?;
+        let about = (model, create.display_name.clone(), Some(create.source.metadata()));
+        let view = stream_as_job(cx, account, about, &mut lines).await?;
+        return ok(&dropin::operation(&view));
     }
     let submission = JsonSubmission {
-        model: batchgate_core::model::bare(model).to_string(),
+        model: model.to_string(),
         display_name: create.display_name,
         requests: Some(create.lines),
         input: None,

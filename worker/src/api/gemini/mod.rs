@@ -7,7 +7,9 @@
 //! `batchgate_core::dropin`); every refusal in Gemini's error envelope.
 
 mod batches;
+mod files;
 mod results;
+mod upload;
 
 use super::{Ctx, Result};
 use crate::platform::error::ApiError;
@@ -24,6 +26,18 @@ pub async fn route(req: Request, cx: &Ctx<'_>, path: &[&str]) -> worker::Result<
 
 async fn answer(req: Request, cx: &Ctx<'_>, path: &[&str]) -> Result<Response> {
     let method = req.method();
+    if let (Method::Post, ["upload", version, "files"]) = (&method, path)
+        && is_version(version)
+    {
+        // The upload URL's secret stands for the key (Python's SDK sends none with chunks).
+        return match crate::platform::query::Query::of(&req).get("upload_id") {
+            Some(secret) => upload::chunk(req, cx, &secret).await,
+            None => {
+                let account = super::auth::account_of_api_key(&req, cx.settings)?;
+                upload::start(req, cx, account, version).await
+            }
+        };
+    }
     let (download, rest) = match path {
         ["download", version, rest @ ..] if is_version(version) => (true, rest),
         [version, rest @ ..] if is_version(version) => (false, rest),
@@ -48,11 +62,13 @@ async fn answer(req: Request, cx: &Ctx<'_>, path: &[&str]) -> Result<Response> {
             _ => Err(no_method(call)),
         },
         (Method::Delete, ["batches", id]) => batches::delete(cx, &account, id).await,
+        (Method::Get, ["files"]) if !download => files::list(cx, &account).await,
         (Method::Get, ["files", call]) => match call.split_once(':') {
             Some((file, "download")) => results::download(cx, &account, file).await,
-            None if !download => results::file(&req, cx, &account, call).await,
+            None if !download => files::get(&req, cx, &account, call).await,
             _ => Err(no_method(call)),
         },
+        (Method::Delete, ["files", name]) if !download => files::delete(cx, &account, name).await,
         _ => Err(ApiError::not_found(format!("batchgate does not serve {} {}", req.method(), req.path()))),
     }
 }

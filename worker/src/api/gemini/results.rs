@@ -1,11 +1,8 @@
-//! Files through the Gemini drop-in: a job's results file (get and
-//! download, served from R2 for as long as the job is kept, past Gemini's 48
-//! hours), the account's media files (get), and `countTokens`.
+//! A job's results file downloaded through the Gemini drop-in (served from
+//! R2 for as long as the job is kept, past Gemini's 48 hours), and `countTokens`.
 
-use crate::api::{Ctx, Result, ok};
-use crate::objects::account::client as accounts;
+use crate::api::{Ctx, Result};
 use crate::objects::job::client::JobRef;
-use crate::objects::job::protocol::GetView;
 use crate::platform::error::ApiError;
 use crate::platform::gemini::{Exchange, Gemini};
 use batchgate_core::dropin;
@@ -20,26 +17,6 @@ pub async fn download(cx: &Ctx<'_>, account: &str, name: &str) -> Result<Respons
     let resp = crate::api::results::results_file(cx.env, job, account.to_string()).await?;
     resp.headers().set("content-type", "application/octet-stream")?;
     Ok(resp)
-}
-
-/// `files/{name}`: a results file, or one of the account's media files.
-pub async fn file(req: &Request, cx: &Ctx<'_>, account: &str, name: &str) -> Result<Response> {
-    if let Some(id) = dropin::job_of_results_file(name) {
-        let view = JobRef::named(cx.env, id)?.ask(account, &GetView).await?;
-        if !view.results_ready || !dropin::state(&view).is_terminal() {
-            return Err(ApiError::not_found(format!("files/{name} is not written yet")));
-        }
-        let origin = crate::platform::query::origin(req);
-        let uri = format!("{origin}/gemini/download/v1beta/files/{name}:download?alt=media");
-        return ok(&dropin::results_file_resource(&view, uri));
-    }
-    let wanted = format!("files/{name}");
-    let files = accounts::files(cx.env, account).await?;
-    let f = files
-        .iter()
-        .find(|f| f.name == wanted)
-        .ok_or_else(|| ApiError::not_found(format!("no file {wanted}")))?;
-    ok(&dropin::media_file(&f.view()))
 }
 
 /// `models/{model}:countTokens`: asked of Gemini with one of the deployment's

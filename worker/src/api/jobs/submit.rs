@@ -20,7 +20,7 @@ use batchgate_core::pricing::Price;
 use batchgate_core::shard::ShardLimits;
 use batchgate_core::submit::{LineError, Summary, Validator};
 use batchgate_core::view::JobView;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use worker::{ByteStream, Request, Response};
@@ -222,7 +222,36 @@ pub async fn requests_as_job(cx: &Ctx<'_>, account: &str, body: JsonSubmission) 
     let job = JobRef::fresh(cx.env)?;
     let writer = InputWriter::new(cx.env, cx.settings, job.id())?;
     let submission = from_requests(cx.settings, body, None, writer).await?;
-    let mut made = open(cx, account, &job, submission, (None, started)).await?;
+    open_as_view(cx, account, &job, submission, started).await
+}
+
+/// An NDJSON stream of `{key?, request}` lines made a new batch job on
+/// `model` for `account`: what the Gemini drop-in does with a batch's file.
+pub async fn stream_as_job<S: Stream<Item = worker::Result<Vec<u8>>> + Unpin>(
+    cx: &Ctx<'_>,
+    account: &str,
+    (model, display_name, metadata): (&str, Option<String>, Option<Value>),
+    body: &mut S,
+) -> Result<JobView> {
+    let started = now_ms();
+    let model = priced_model(model, cx.settings)?;
+    let job = JobRef::fresh(cx.env)?;
+    let mut writer = InputWriter::new(cx.env, cx.settings, job.id())?;
+    let mut validator = validator(cx.settings, &model.0);
+    let failed = feed_body(body, Feed::new(cx.settings, &mut validator, Some(&mut writer))).await.err();
+    let submission = conclude(validator, writer, failed, model, display_name, metadata).await?;
+    let submission = Submission { webhook: None, mode: Mode::Batch, fallback: None, ..submission };
+    open_as_view(cx, account, &job, submission, started).await
+}
+
+async fn open_as_view(
+    cx: &Ctx<'_>,
+    account: &str,
+    job: &JobRef,
+    submission: Submission,
+    started: u64,
+) -> Result<JobView> {
+    let mut made = open(cx, account, job, submission, (None, started)).await?;
     made.json::<JobView>().await.map_err(|e| ApiError::internal(format!("reading the new job: {e}")))
 }
 
@@ -260,7 +289,10 @@ pub fn body_stream(req: &mut Request) -> Result<ByteStream> {
 }
 
 /// Feed an NDJSON body to `feed`, to its end or its first refusal.
-pub async fn feed_body(body: &mut ByteStream, mut feed: Feed<'_>) -> Result<Fed> {
+pub async fn feed_body<S: Stream<Item = worker::Result<Vec<u8>>> + Unpin>(
+    body: &mut S,
+    mut feed: Feed<'_>,
+) -> Result<Fed> {
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::bad_request("unreadable_body", format!("the request body broke off: {e}"))

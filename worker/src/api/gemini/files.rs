@@ -1,0 +1,118 @@
+//! `files.get`, `files.list` and `files.delete` through the Gemini drop-in:
+//! a job's results file (`files/batch-{job}`), the account's media files
+//! (in Gemini's Files API, as `/v1/files` shows them) and the batch input
+//! files uploaded here (kept in R2), each as Gemini's `File`.
+
+use crate::api::{Ctx, Result, ok};
+use crate::objects::account::client as accounts;
+use crate::objects::job::client::JobRef;
+use crate::objects::job::protocol::GetView;
+use crate::platform::bindings::{self, gemini_input_prefix};
+use crate::platform::error::ApiError;
+use batchgate_core::dropin;
+use batchgate_core::gemini::{File, ListFilesResponse};
+use futures_util::StreamExt;
+use futures_util::stream::{self, LocalBoxStream};
+use worker::{Env, Request, Response};
+
+/// A batch input file of `account` uploaded here, if there is one named `id`.
+async fn input_file(env: &Env, account: &str, id: &str) -> Result<Option<File>> {
+    let key = bindings::gemini_input_record(account, id);
+    let Some(object) = bindings::bucket(env)?.get(key).execute().await? else { return Ok(None) };
+    let Some(body) = object.body() else { return Ok(None) };
+    Ok(serde_json::from_slice(&body.bytes().await?).ok())
+}
+
+/// The keys of every object under `prefix`, in order (R2 lists by key).
+async fn keys_under(env: &Env, prefix: &str) -> Result<Vec<String>> {
+    let bucket = bindings::bucket(env)?;
+    let (mut keys, mut cursor) = (vec![], None);
+    loop {
+        let mut list = bucket.list().prefix(prefix);
+        if let Some(c) = cursor.take() {
+            list = list.cursor(c);
+        }
+        let page = list.execute().await?;
+        keys.extend(page.objects().iter().map(|o| o.key()));
+        match page.cursor() {
+            Some(c) if page.truncated() => cursor = Some(c),
+            _ => return Ok(keys),
+        }
+    }
+}
+
+/// Batch input file `name` (`files/{id}`) of `account`, as one stream of its
+/// chunks in order; 404 when there is no such finished file.
+pub async fn input_stream(
+    env: &Env,
+    account: &str,
+    name: &str,
+) -> Result<LocalBoxStream<'static, worker::Result<Vec<u8>>>> {
+    let id = name.strip_prefix("files/").unwrap_or(name);
+    if input_file(env, account, id).await?.is_none() {
+        return Err(ApiError::not_found(format!(
+            "no file {name} (batches are made from JSONL files uploaded here)"
+        )));
+    }
+    let parts: Vec<String> = keys_under(env, &format!("{}part-", gemini_input_prefix(account, id))).await?;
+    let env = env.clone();
+    let chunks = stream::iter(parts).then(move |key| {
+        let env = env.clone();
+        async move {
+            let bucket = bindings::bucket(&env)?;
+            let gone = || worker::Error::RustError(format!("{key} is gone"));
+            let object = bucket.get(key.clone()).execute().await?.ok_or_else(gone)?;
+            object.body().ok_or_else(gone)?.bytes().await
+        }
+    });
+    Ok(chunks.boxed_local())
+}
+
+/// `files/{name}`: a results file, a batch input file or a media file.
+pub async fn get(req: &Request, cx: &Ctx<'_>, account: &str, name: &str) -> Result<Response> {
+    if let Some(id) = dropin::job_of_results_file(name) {
+        let view = JobRef::named(cx.env, id)?.ask(account, &GetView).await?;
+        if !view.results_ready || !dropin::state(&view).is_terminal() {
+            return Err(ApiError::not_found(format!("files/{name} is not written yet")));
+        }
+        let origin = crate::platform::query::origin(req);
+        let uri = format!("{origin}/gemini/download/v1beta/files/{name}:download?alt=media");
+        return ok(&dropin::results_file_resource(&view, uri));
+    }
+    if let Some(file) = input_file(cx.env, account, name).await? {
+        return ok(&file);
+    }
+    let wanted = format!("files/{name}");
+    let files = accounts::files(cx.env, account).await?;
+    let f = files
+        .iter()
+        .find(|f| f.name == wanted)
+        .ok_or_else(|| ApiError::not_found(format!("no file {wanted}")))?;
+    ok(&dropin::media_file(&f.view()))
+}
+
+/// Every file of the account: media files, then batch input files.
+pub async fn list(cx: &Ctx<'_>, account: &str) -> Result<Response> {
+    let mut files: Vec<File> =
+        accounts::files(cx.env, account).await?.iter().map(|f| dropin::media_file(&f.view())).collect();
+    for key in keys_under(cx.env, &bindings::gemini_inputs_of(account)).await? {
+        if let Some(id) = bindings::gemini_input_of_record(account, &key)
+            && let Some(file) = input_file(cx.env, account, id).await?
+        {
+            files.push(file);
+        }
+    }
+    ok(&ListFilesResponse { files, next_page_token: None })
+}
+
+/// `DELETE files/{name}`: a batch input file goes with its chunks; a media
+/// file as `DELETE /v1/files/{id}` deletes it. Gemini answers `{}`.
+pub async fn delete(cx: &Ctx<'_>, account: &str, name: &str) -> Result<Response> {
+    if input_file(cx.env, account, name).await?.is_some() {
+        let keys = keys_under(cx.env, &gemini_input_prefix(account, name)).await?;
+        bindings::bucket(cx.env)?.delete_multiple(keys).await?;
+        return ok(&serde_json::Map::new());
+    }
+    crate::api::files::delete_owned(cx, account, name).await?;
+    ok(&serde_json::Map::new())
+}
