@@ -277,6 +277,8 @@ pub fn parse_create(body: &Value) -> Result<Create, String> {
 pub fn refusal(status: u16, code: &str, message: &str) -> (u16, ErrorEnvelope) {
     let (http, name) = match (status, code) {
         (_, "insufficient_credits") => (400, "FAILED_PRECONDITION"),
+        // Gemini: a model it does not serve is not found.
+        (_, "unpriced_model" | "invalid_model") => (404, "NOT_FOUND"),
         (400 | 411 | 413 | 415, _) => (400, "INVALID_ARGUMENT"),
         (401, _) => (401, "UNAUTHENTICATED"),
         (403, _) => (403, "PERMISSION_DENIED"),

@@ -26,3 +26,23 @@ async fn googles_python_sdk_runs_batches_through_the_drop_in() {
     );
     assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
 }
+
+/// The emulator's conformance suite (emulator/conformance), run a second time
+/// with the worker's `/gemini` as the SDK's base URL and a batchgate token as
+/// its key: everything the SDK does against Gemini's wire protocol works
+/// through batchgate (tests of the emulator itself are skipped there).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler, the built worker and the test virtualenv: run through `cargo xtask test`"]
+async fn the_emulator_s_conformance_suite_passes_through_the_drop_in() {
+    let s = Stack::start(json!({}), &[]);
+    let (gate, emulator) = (s.url("/gemini"), s.emu(""));
+    pytest(
+        "emulator/conformance",
+        &[
+            ("BATCHGATE_GEMINI_URL", &gate),
+            ("EMULATOR_URL", &emulator),
+            ("BATCHGATE_ADMIN_TOKEN", batchgate_e2e::stack::ADMIN_TOKEN),
+        ],
+    );
+    assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
+}

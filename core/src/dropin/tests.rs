@@ -180,6 +180,7 @@ fn refusals_reach_the_sdks_as_gemini_errors_with_batchgate_s_code() {
         (503, "ledger_unavailable", 503, "UNAVAILABLE"),
         (502, "gemini_unreachable", 503, "UNAVAILABLE"),
         (500, "internal", 500, "INTERNAL"),
+        (400, "unpriced_model", 404, "NOT_FOUND"),
     ];
     for (status, code, http, name) in cases {
         let (got, envelope) = refusal(status, code, "why");
