@@ -27,6 +27,24 @@ async fn googles_python_sdk_runs_batches_through_the_drop_in() {
     assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
 }
 
+/// The same through Google's JS SDK (`@google/genai`, a test dependency) in Node.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler, the built worker and node_modules: run through `cargo xtask test`"]
+async fn googles_js_sdk_runs_batches_through_the_drop_in() {
+    let s = Stack::start(json!({}), &[]);
+    let script = batchgate_e2e::process::workspace_root().join("tests/node/google_genai.e2e.mjs");
+    let out = std::process::Command::new("node")
+        .arg(&script)
+        .env("BATCHGATE_URL", s.url(""))
+        .env("BATCHGATE_TOKEN", token(ACCOUNT))
+        .output()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}:\n{stdout}\n{stderr}", script.display());
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok - ")).count(), 5, "{stdout}");
+    assert!(s.uncaught_exceptions().is_empty(), "{:?}", s.uncaught_exceptions());
+}
+
 /// The emulator's conformance suite (emulator/conformance), run a second time
 /// with the worker's `/gemini` as the SDK's base URL and a batchgate token as
 /// its key: everything the SDK does against Gemini's wire protocol works
