@@ -71,6 +71,18 @@ def test_an_inline_batch_answers_inline_and_is_an_ordinary_job():
     assert view["cost"]["charged"] > 0
     assert view["id"] in [j["id"] for j in batchgate("/v1/jobs?limit=50")["jobs"]]
 
+    # Charged exactly what the same requests cost through /v1/jobs.
+    same = [{"key": "a", "request": {"contents": src[0]["contents"]}},
+            {"key": "b", "request": {"contents": src[1]["contents"],
+                                     "generationConfig": {"maxOutputTokens": 4, "temperature": 0.2}}}]
+    twin = batchgate("/v1/jobs", {"model": "gemini-2.5-flash-lite", "requests": same})
+    deadline = time.monotonic() + 90
+    while "charged" not in twin["cost"]:
+        assert time.monotonic() < deadline, twin
+        time.sleep(0.3)
+        twin = batchgate("/v1/jobs/" + twin["id"])
+    assert twin["cost"]["charged"] == view["cost"]["charged"]
+
 
 def test_a_job_made_through_batchgate_is_a_batch_whose_results_file_downloads():
     reqs = [{"key": f"k{i}", "request": {"contents": [{"parts": [{"text": f"question {i}"}]}]}} for i in range(3)]
@@ -81,6 +93,12 @@ def test_a_job_made_through_batchgate_is_a_batch_whose_results_file_downloads():
     assert job.dest.file_name == "files/batch-" + made["id"]
     assert job.end_time is not None and job.create_time <= job.end_time
 
+    # Gemini's copies are gone (batchgate deletes them once the results are
+    # stored): what downloads is batchgate's, kept past Gemini's 48 hours.
+    deadline = time.monotonic() + 30
+    while "files_deleted" not in [e["kind"] for e in batchgate(f"/v1/jobs/{made['id']}/events?limit=100")["events"]]:
+        assert time.monotonic() < deadline, "Gemini's files were not deleted"
+        time.sleep(0.3)
     data = client.files.download(file=job.dest.file_name)
     lines = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
     assert sorted(line["key"] for line in lines) == ["k0", "k1", "k2"]

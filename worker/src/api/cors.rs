@@ -5,9 +5,14 @@
 use crate::platform::config::Settings;
 use worker::{Headers, Method, Request, Response, Result};
 
-const ALLOW_HEADERS: &str = "authorization, content-type, content-range, idempotency-key, if-none-match";
+/// batchgate's own, then what Google's JS SDK sends to `/gemini` from a browser.
+const ALLOW_HEADERS: &str = "authorization, content-type, content-range, idempotency-key, if-none-match, \
+    x-goog-api-key, x-goog-api-client, x-goog-upload-protocol, x-goog-upload-command, x-goog-upload-offset, \
+    x-goog-upload-header-content-length, x-goog-upload-header-content-type, x-goog-upload-file-name";
 const ALLOW_METHODS: &str = "GET, POST, PUT, DELETE, OPTIONS";
-const EXPOSE_HEADERS: &str = "etag, location, retry-after, batchgate-cost, batchgate-call-id, batchgate-next-cursor, batchgate-resume-cursor";
+const EXPOSE_HEADERS: &str = "etag, location, retry-after, batchgate-cost, batchgate-call-id, batchgate-next-cursor, \
+    batchgate-resume-cursor, x-goog-upload-url, x-goog-upload-status, x-goog-upload-size-received, \
+    x-goog-upload-chunk-granularity";
 
 /// The request's `Origin` when it is allowed.
 pub fn allowed_origin(req: &Request, settings: &Settings) -> Option<String> {
