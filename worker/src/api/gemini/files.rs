@@ -111,6 +111,8 @@ pub async fn delete(cx: &Ctx<'_>, account: &str, name: &str) -> Result<Response>
     if input_file(cx.env, account, name).await?.is_some() {
         let keys = keys_under(cx.env, &gemini_input_prefix(account, name)).await?;
         bindings::bucket(cx.env)?.delete_multiple(keys).await?;
+        // The storage its upload held is free again.
+        accounts::release_storage(cx.env, account, name).await;
         return ok(&serde_json::Map::new());
     }
     crate::api::files::delete_owned(cx, account, name).await?;
