@@ -47,6 +47,17 @@ def wait(client, name, until=ENDED, secs=90):
         time.sleep(0.3)
 
 
+def charged(job_id, secs=90):
+    """The job's view once its charge has landed (just after its end)."""
+    deadline = time.monotonic() + secs
+    while True:
+        view = batchgate("/v1/jobs/" + job_id)
+        if "charged" in view["cost"]:
+            return view
+        assert time.monotonic() < deadline, view
+        time.sleep(0.3)
+
+
 def test_an_inline_batch_answers_inline_and_is_an_ordinary_job():
     client = gemini()
     src = [
@@ -66,7 +77,7 @@ def test_an_inline_batch_answers_inline_and_is_an_ordinary_job():
     assert "first question" in by_key["a"].response.text
 
     # An ordinary batchgate job: listed, viewed and charged like any other.
-    view = batchgate("/v1/jobs/" + job.name.removeprefix("batches/"))
+    view = charged(job.name.removeprefix("batches/"))
     assert (view["state"], view["displayName"], view["requestCount"]) == ("succeeded", "inline", 2)
     assert view["cost"]["charged"] > 0
     assert view["id"] in [j["id"] for j in batchgate("/v1/jobs?limit=50")["jobs"]]
@@ -75,12 +86,7 @@ def test_an_inline_batch_answers_inline_and_is_an_ordinary_job():
     same = [{"key": "a", "request": {"contents": src[0]["contents"]}},
             {"key": "b", "request": {"contents": src[1]["contents"],
                                      "generationConfig": {"maxOutputTokens": 4, "temperature": 0.2}}}]
-    twin = batchgate("/v1/jobs", {"model": "gemini-2.5-flash-lite", "requests": same})
-    deadline = time.monotonic() + 90
-    while "charged" not in twin["cost"]:
-        assert time.monotonic() < deadline, twin
-        time.sleep(0.3)
-        twin = batchgate("/v1/jobs/" + twin["id"])
+    twin = charged(batchgate("/v1/jobs", {"model": "gemini-2.5-flash-lite", "requests": same})["id"])
     assert twin["cost"]["charged"] == view["cost"]["charged"]
 
 

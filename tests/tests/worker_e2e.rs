@@ -200,7 +200,8 @@ async fn jobs_over_the_token_quota_run_as_shards_that_share_the_cap() {
         ids.push(job["id"].as_str().unwrap().to_string());
     }
     for (id, prefix) in ids.iter().zip(["a", "b"]) {
-        let done = s.wait_state(id, "succeeded", 120).await;
+        // The charge lands just after the state: wait for both (CI once saw the view between them).
+        let done = s.wait_for(id, 120, |j| j["state"] == "succeeded" && j["cost"]["charged"].is_i64()).await;
         assert_eq!(
             done["counts"],
             json!({"succeeded": 100, "failed": 0, "pending": 0, "missing": 0}),
