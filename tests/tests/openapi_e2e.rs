@@ -202,6 +202,16 @@ async fn tour(s: &Stack) {
     assert_eq!(status, 404, "{v}");
     let (status, v) = s.post_json("/v1/jobs", &json!({"model": MODEL, "requests": [{"request": {}}]})).await;
     assert_eq!(status, 400, "{v}");
+    // The one route no other suite calls: minting a token.
+    let minted = s
+        .http
+        .post(s.url("/v1/admin/tokens"))
+        .bearer_auth(batchgate_e2e::stack::ADMIN_TOKEN)
+        .json(&json!({"account": "openapi-tour", "ttlSecs": 120}))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    assert_eq!(minted.ok(), Some(201));
 }
 
 #[tokio::test(flavor = "multi_thread")]
