@@ -95,25 +95,51 @@ pub fn command(header: &str) -> Result<Command, String> {
     Ok(c)
 }
 
-/// A batch input file batchgate keeps, as `files.get` shows it.
-pub fn input_file(name: &str, start: &Start, created: String) -> File {
+/// How long a batch input file is kept, as Gemini keeps uploaded files.
+pub const FILE_LIFETIME_MS: u64 = 48 * 3_600_000;
+
+/// A batch input file batchgate keeps, as `files.get` shows it, made at `now_ms`.
+pub fn input_file(name: &str, start: &Start, now_ms: u64) -> File {
+    let at = |ms: u64| {
+        crate::gemini::timestamp::format_nanos(
+            i64::try_from(ms).unwrap_or(i64::MAX).saturating_mul(1_000_000),
+        )
+    };
     File {
         name: name.to_string(),
         display_name: start.display_name.clone(),
         mime_type: start.mime_type.clone(),
         size_bytes: start.size,
-        create_time: created.clone(),
-        update_time: created,
+        create_time: at(now_ms),
+        update_time: at(now_ms),
+        expiration_time: at(now_ms.saturating_add(FILE_LIFETIME_MS)),
         state: FileState::Active,
         source: FileSource::Uploaded,
         ..File::default()
     }
 }
 
+/// Whether `file` has expired at `now_ms` (past its `expirationTime`; a time
+/// that does not read counts as expired: refuse rather than guess).
+pub fn expired(file: &File, now_ms: u64) -> bool {
+    crate::gemini::timestamp::parse_millis(&file.expiration_time)
+        .is_none_or(|until| i64::try_from(now_ms).unwrap_or(i64::MAX) >= until)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn an_input_file_lives_forty_eight_hours() {
+        let start = Start { size: 3, mime_type: "jsonl".into(), display_name: None };
+        let made = 1_800_000_000_000;
+        let f = input_file("files/input-1", &start, made);
+        assert!(!expired(&f, made) && !expired(&f, made + FILE_LIFETIME_MS - 1));
+        assert!(expired(&f, made + FILE_LIFETIME_MS));
+        assert!(expired(&File { expiration_time: "soon".into(), ..f }, made), "unreadable: refused");
+    }
 
     #[test]
     fn jsonl_in_any_spelling_is_a_batch_input_and_media_is_not() {

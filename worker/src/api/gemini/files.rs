@@ -8,19 +8,23 @@ use crate::objects::account::client as accounts;
 use crate::objects::job::client::JobRef;
 use crate::objects::job::protocol::GetView;
 use crate::platform::bindings::{self, gemini_input_prefix};
+use crate::platform::clock::now_ms;
 use crate::platform::error::ApiError;
-use batchgate_core::dropin;
+use batchgate_core::dropin::{self, upload};
 use batchgate_core::gemini::{File, ListFilesResponse};
 use futures_util::StreamExt;
 use futures_util::stream::{self, LocalBoxStream};
 use worker::{Env, Request, Response};
 
-/// A batch input file of `account` uploaded here, if there is one named `id`.
+/// A batch input file of `account` uploaded here, if there is one named `id`
+/// and it has not expired (48 hours, as at Gemini; R2's lifecycle rule
+/// reclaims the bytes, README "Deploying").
 async fn input_file(env: &Env, account: &str, id: &str) -> Result<Option<File>> {
     let key = bindings::gemini_input_record(account, id);
     let Some(object) = bindings::bucket(env)?.get(key).execute().await? else { return Ok(None) };
     let Some(body) = object.body() else { return Ok(None) };
-    Ok(serde_json::from_slice(&body.bytes().await?).ok())
+    let file: Option<File> = serde_json::from_slice(&body.bytes().await?).ok();
+    Ok(file.filter(|f| !upload::expired(f, now_ms())))
 }
 
 /// The keys of every object under `prefix`, in order (R2 lists by key).

@@ -220,14 +220,12 @@ async fn input_chunk(
         save(cx, secret, session).await?;
         return status("active");
     }
-    let created =
-        batchgate_core::gemini::timestamp::format_nanos((now_ms() as i64).saturating_mul(1_000_000));
     let start = upload::Start {
         size: session.size,
         mime_type: session.mime_type.clone(),
         display_name: session.display_name.clone(),
     };
-    let resource = upload::input_file(&format!("files/{file}"), &start, created);
+    let resource = upload::input_file(&format!("files/{file}"), &start, now_ms());
     let json = serde_json::to_vec(&resource).map_err(|e| ApiError::internal(e.to_string()))?;
     bucket.put(bindings::gemini_input_record(&session.account, file), json).execute().await?;
     bucket.delete(gemini_upload_key(secret)).await?;
