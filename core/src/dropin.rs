@@ -237,6 +237,7 @@ pub fn parse_create(body: &Value) -> Result<Create, String> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err("`batch.displayName` is not a string".into()),
     };
+    crate::submit::check_display_name(display_name.as_deref())?;
     let input = field(batch, "inputConfig", "input_config").ok_or("`batch.inputConfig` is required")?;
     let file = field(input, "fileName", "file_name");
     let requests = input.get("requests");

@@ -76,6 +76,20 @@ pub struct Accepted {
 }
 
 /// Key given to a line that has none.
+/// The longest display name a job (or a file) may have, in bytes: it is in
+/// every view and listing, so it is bounded like the rest of a job's record.
+pub const MAX_DISPLAY_NAME_BYTES: usize = 512;
+
+/// A display name within [`MAX_DISPLAY_NAME_BYTES`], or why not.
+pub fn check_display_name(name: Option<&str>) -> Result<(), String> {
+    match name {
+        Some(n) if n.len() > MAX_DISPLAY_NAME_BYTES => {
+            Err(format!("displayName is {} bytes; at most {MAX_DISPLAY_NAME_BYTES}", n.len()))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub fn assigned_key(line: u64) -> String {
     format!("line-{line}")
 }

@@ -5,6 +5,7 @@ tests/tests/dropin_e2e.rs with the worker and the emulator behind it."""
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -231,3 +232,47 @@ def test_a_thousand_inline_requests_answer_inline_in_order():
     answers = job.dest.inlined_responses
     assert [a.metadata["key"] for a in answers] == [f"img-{i}" for i in range(1000)]
     assert all(f"prompt {i}" in a.response.text for i, a in enumerate(answers))
+
+
+def raw(url, headers, body=b"", method="POST"):
+    """Google's upload protocol by hand: (status, headers, body)."""
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_the_upload_protocol_refuses_what_the_sdks_never_send():
+    start = {"x-goog-api-key": TOKEN, "x-goog-upload-protocol": "resumable", "x-goog-upload-command": "start",
+             "x-goog-upload-header-content-length": str(20 * 1024 * 1024),
+             "x-goog-upload-header-content-type": "jsonl", "content-type": "application/json"}
+    status, headers, _ = raw(BASE + "/gemini/upload/v1beta/files", start, json.dumps({"file": {}}).encode())
+    assert status == 200 and headers["x-goog-upload-status"] == "active"
+    url = headers["x-goog-upload-url"]
+    assert url.startswith(BASE + "/gemini/upload/v1beta/files?upload_id=")
+
+    # A chunk that is not the SDKs' 8 MiB (and not the last) is refused; nothing is taken.
+    status, _, body = raw(url, {"x-goog-upload-command": "upload", "x-goog-upload-offset": "0"}, b"{}\n")
+    assert (status, json.loads(body)["error"]["status"]) == (400, "INVALID_ARGUMENT")
+    status, headers, _ = raw(url, {"x-goog-upload-command": "query"})
+    assert (status, headers["x-goog-upload-size-received"]) == (200, "0")
+    # Out of place: refused.
+    status, _, _ = raw(url, {"x-goog-upload-command": "upload", "x-goog-upload-offset": "5"}, b"x")
+    assert status == 400
+    # Cancelled: the secret is spent.
+    status, headers, _ = raw(url, {"x-goog-upload-command": "cancel"})
+    assert (status, headers["x-goog-upload-status"]) == (200, "cancelled")
+    status, _, _ = raw(url, {"x-goog-upload-command": "query"})
+    assert status == 404
+    # A made-up secret is no session.
+    status, _, _ = raw(BASE + "/gemini/upload/v1beta/files?upload_id=" + "0" * 64, {"x-goog-upload-command": "query"})
+    assert status == 404
+
+    # An empty file, or a display name past 512 bytes, is refused at the start.
+    for size, name in [("0", "empty"), ("10", "n" * 513)]:
+        headers = dict(start, **{"x-goog-upload-header-content-length": size})
+        status, _, body = raw(BASE + "/gemini/upload/v1beta/files", headers,
+                              json.dumps({"file": {"displayName": name}}).encode())
+        assert status == 400, body

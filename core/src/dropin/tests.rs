@@ -159,6 +159,10 @@ fn a_create_without_one_input_is_refused_naming_the_field() {
         ),
         (json!({"batch": {"inputConfig": {"requests": {}}}}), "requests.requests"),
         (json!({"batch": {"displayName": 3, "inputConfig": {"fileName": "files/a"}}}), "displayName"),
+        (
+            json!({"batch": {"displayName": "n".repeat(513), "inputConfig": {"fileName": "files/a"}}}),
+            "at most 512",
+        ),
     ];
     for (body, names) in cases {
         let e = parse_create(&body).unwrap_err();

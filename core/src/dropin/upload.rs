@@ -55,6 +55,9 @@ pub fn start(
             _ => return Err("the upload's size is missing (X-Goog-Upload-Header-Content-Length)".into()),
         },
     };
+    if size == 0 {
+        return Err("the file is empty".into());
+    }
     if size > MAX_FILE_BYTES {
         return Err(format!("a file is at most {MAX_FILE_BYTES} bytes; this one is {size}"));
     }
@@ -66,6 +69,7 @@ pub fn start(
         .and_then(Value::as_str)
         .map(str::to_string)
         .or_else(|| file_name.map(str::to_string));
+    crate::submit::check_display_name(display_name.as_deref())?;
     Ok(Start { size, mime_type, display_name })
 }
 
@@ -177,6 +181,9 @@ mod tests {
         assert!(start(None, Some("jsonl"), None, &json!({})).unwrap_err().contains("size"));
         assert!(start(Some("5"), None, None, &json!({})).unwrap_err().contains("MIME"));
         assert!(start(Some("x"), Some("jsonl"), None, &json!({})).unwrap_err().contains("not a size"));
+        assert!(start(Some("0"), Some("jsonl"), None, &json!({})).unwrap_err().contains("empty"));
+        let long = json!({"file": {"displayName": "n".repeat(513)}});
+        assert!(start(Some("5"), Some("jsonl"), None, &long).unwrap_err().contains("at most 512"));
         let big = (MAX_FILE_BYTES + 1).to_string();
         assert!(start(Some(&big), Some("jsonl"), None, &json!({})).unwrap_err().contains("at most"));
     }

@@ -124,7 +124,7 @@ fn jobs(doc: &mut Doc) {
         .body(NDJSON, bytes(NDJSON, line), "")
         .answer(202, "Accepted (or, for a reused `Idempotency-Key`, the job it made).", Some((JSON, view.clone())))
         .answer_header(202, "Location", "`/v1/jobs/{id}`.")
-        .errors(400, &["invalid_idempotency_key", "missing_model", "invalid_mode", "invalid_fallback", "invalid_webhook_url", "metadata_too_large", "line_too_long", "unreadable_body", "input_incomplete"])
+        .errors(400, &["invalid_idempotency_key", "missing_model", "invalid_display_name", "invalid_mode", "invalid_fallback", "invalid_webhook_url", "metadata_too_large", "line_too_long", "unreadable_body", "input_incomplete"])
         .errors(404, &["not_found"])
         .errors(409, &["input_used", "input_ended"])
         .errors(413, &["too_large"]);

@@ -14,17 +14,42 @@ use batchgate_core::dropin::{self, upload};
 use batchgate_core::gemini::{File, ListFilesResponse};
 use futures_util::StreamExt;
 use futures_util::stream::{self, LocalBoxStream};
+use serde::{Deserialize, Serialize};
 use worker::{Env, Request, Response};
+
+/// A finished batch input file: what `files.get` shows, and its chunks' keys in order.
+#[derive(Serialize, Deserialize)]
+pub struct InputRecord {
+    pub file: File,
+    pub parts: Vec<String>,
+}
 
 /// A batch input file of `account` uploaded here, if there is one named `id`
 /// and it has not expired (48 hours, as at Gemini; R2's lifecycle rule
 /// reclaims the bytes, README "Deploying").
-async fn input_file(env: &Env, account: &str, id: &str) -> Result<Option<File>> {
+async fn input_record(env: &Env, account: &str, id: &str) -> Result<Option<InputRecord>> {
     let key = bindings::gemini_input_record(account, id);
     let Some(object) = bindings::bucket(env)?.get(key).execute().await? else { return Ok(None) };
     let Some(body) = object.body() else { return Ok(None) };
-    let file: Option<File> = serde_json::from_slice(&body.bytes().await?).ok();
-    Ok(file.filter(|f| !upload::expired(f, now_ms())))
+    let record: Option<InputRecord> = serde_json::from_slice(&body.bytes().await?).ok();
+    Ok(record.filter(|r| !upload::expired(&r.file, now_ms())))
+}
+
+async fn input_file(env: &Env, account: &str, id: &str) -> Result<Option<File>> {
+    Ok(input_record(env, account, id).await?.map(|r| r.file))
+}
+
+/// Delete batch input file `id` of `account`: every object under its prefix
+/// (its record, its chunks, any a lost race left), and the storage it held.
+pub async fn delete_input(cx: &Ctx<'_>, account: &str, id: &str) -> Result<()> {
+    let keys = keys_under(cx.env, &gemini_input_prefix(account, id)).await?;
+    let bucket = bindings::bucket(cx.env)?;
+    // R2 deletes at most 1,000 keys a call.
+    for batch in keys.chunks(1_000) {
+        bucket.delete_multiple(batch.to_vec()).await?;
+    }
+    accounts::release_storage(cx.env, account, id).await;
+    Ok(())
 }
 
 /// The keys of every object under `prefix`, in order (R2 lists by key).
@@ -113,10 +138,7 @@ pub async fn list(cx: &Ctx<'_>, account: &str) -> Result<Response> {
 /// file as `DELETE /v1/files/{id}` deletes it. Gemini answers `{}`.
 pub async fn delete(cx: &Ctx<'_>, account: &str, name: &str) -> Result<Response> {
     if input_file(cx.env, account, name).await?.is_some() {
-        let keys = keys_under(cx.env, &gemini_input_prefix(account, name)).await?;
-        bindings::bucket(cx.env)?.delete_multiple(keys).await?;
-        // The storage its upload held is free again.
-        accounts::release_storage(cx.env, account, name).await;
+        delete_input(cx, account, name).await?;
         return ok(&serde_json::Map::new());
     }
     crate::api::files::delete_owned(cx, account, name).await?;

@@ -8,6 +8,7 @@
 
 use crate::api::uploads::{self, NewSession, drain};
 use crate::api::{Ctx, Result};
+use crate::objects::upload::client::Upload;
 use crate::objects::upload::protocol::{Admit, SessionView};
 use crate::platform::bindings::{self, gemini_input_prefix, gemini_upload_key};
 use crate::platform::clock::now_ms;
@@ -16,7 +17,7 @@ use crate::platform::{query, random};
 use batchgate_core::dropin::{self, upload};
 use batchgate_core::gemini::File;
 use serde::{Deserialize, Serialize};
-use worker::{Request, Response};
+use worker::{Conditional, Request, Response};
 
 /// An upload under way, kept in R2 under its secret.
 #[derive(Serialize, Deserialize)]
@@ -26,11 +27,17 @@ struct Session {
     mime_type: String,
     display_name: Option<String>,
     received: u64,
+    started_ms: u64,
     /// The batchgate upload session of a media file, or…
     upload: Option<String>,
-    /// …the id of a batch input file kept here.
+    /// …the id of a batch input file kept here, and its chunks' R2 keys in order.
     input: Option<String>,
+    #[serde(default)]
+    parts: Vec<String>,
 }
+
+/// How long an upload may take from its start (the secret stops working then).
+const SESSION_TTL_MS: u64 = 24 * 3_600_000;
 
 /// The `{"file": File}` a finished upload answers.
 #[derive(Serialize)]
@@ -56,10 +63,19 @@ fn finished(file: File) -> Result<Response> {
     Ok(resp)
 }
 
-async fn save(cx: &Ctx<'_>, secret: &str, session: &Session) -> Result<()> {
-    let json = serde_json::to_vec(session).map_err(|e| ApiError::internal(e.to_string()))?;
-    bindings::bucket(cx.env)?.put(gemini_upload_key(secret), json).execute().await?;
-    Ok(())
+fn to_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Store the session; with `etag`, only if it is still the version read
+/// (false: another request changed it first).
+async fn save(cx: &Ctx<'_>, secret: &str, session: &Session, etag: Option<String>) -> Result<bool> {
+    let bucket = bindings::bucket(cx.env)?;
+    let mut put = bucket.put(gemini_upload_key(secret), to_json(session)?);
+    if let Some(etag) = etag {
+        put = put.only_if(Conditional { etag_matches: Some(etag), ..Conditional::default() });
+    }
+    Ok(put.execute().await?.is_some())
 }
 
 /// `POST upload/{version}/files` with `X-Goog-Upload-Command: start`.
@@ -87,8 +103,10 @@ pub async fn start(mut req: Request, cx: &Ctx<'_>, account: String, version: &st
         mime_type: start.mime_type.clone(),
         display_name: start.display_name.clone(),
         received: 0,
+        started_ms: now_ms(),
         upload: None,
         input: None,
+        parts: vec![],
     };
     if upload::is_batch_input(&start.mime_type, start.display_name.as_deref()) {
         // Kept in R2 rather than at Gemini: held against the account's storage quota all the same.
@@ -101,7 +119,7 @@ pub async fn start(mut req: Request, cx: &Ctx<'_>, account: String, version: &st
         session.upload = Some(uploads::open_session(cx, session.account.clone(), new).await?.id);
     }
     let secret = random::hex(32)?;
-    save(cx, &secret, &session).await?;
+    save(cx, &secret, &session, None).await?;
     let url = format!(
         "{}/gemini/upload/{version}/files?upload_id={secret}&upload_protocol=resumable",
         query::origin(&req)
@@ -114,29 +132,27 @@ pub async fn start(mut req: Request, cx: &Ctx<'_>, account: String, version: &st
 
 /// A request to the upload URL: `upload`, `upload, finalize`, `finalize`, `query` or `cancel`.
 pub async fn chunk(mut req: Request, cx: &Ctx<'_>, secret: &str) -> Result<Response> {
-    let gone = || ApiError::not_found("no upload session (it finished, was cancelled or never was)");
-    if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
-        drain(&mut req).await;
-        return Err(gone());
-    }
-    let bucket = bindings::bucket(cx.env)?;
-    let Some(stored) = bucket.get(gemini_upload_key(secret)).execute().await? else {
+    let gone = || ApiError::not_found("no upload session (it finished, was cancelled, expired or never was)");
+    let loaded = if secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        load(cx, secret).await?
+    } else {
+        None
+    };
+    let Some((mut session, etag)) = loaded else {
         drain(&mut req).await;
         return Err(gone());
     };
-    let bytes = stored.body().ok_or_else(gone)?.bytes().await?;
-    let mut session: Session =
-        serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
     let command = upload::command(&header(&req, "x-goog-upload-command").unwrap_or_default())
         .map_err(|m| ApiError::bad_request("invalid_upload", m))?;
+    if command.cancel || now_ms() >= session.started_ms.saturating_add(SESSION_TTL_MS) {
+        drain(&mut req).await;
+        forget(cx, secret, &session).await?;
+        return if command.cancel { status("cancelled") } else { Err(gone()) };
+    }
     if command.query {
         let resp = status("active")?;
         resp.headers().set("x-goog-upload-size-received", &session.received.to_string())?;
         return Ok(resp);
-    }
-    if command.cancel {
-        bucket.delete(gemini_upload_key(secret)).await?;
-        return status("cancelled");
     }
     let offset: u64 = header(&req, "x-goog-upload-offset")
         .and_then(|o| o.trim().parse().ok())
@@ -156,20 +172,41 @@ pub async fn chunk(mut req: Request, cx: &Ctx<'_>, secret: &str) -> Result<Respo
         drain(&mut req).await;
         return Err(ApiError::bad_request("invalid_upload", why));
     }
-    match (&session.upload, &session.input) {
-        (Some(id), _) => {
-            let id = id.clone();
-            media_chunk(&mut req, cx, secret, &mut session, &id, (offset, len)).await
-        }
+    match (session.upload.clone(), session.input.clone()) {
+        (Some(id), _) => media_chunk(&mut req, cx, secret, &mut session, &id, (offset, len)).await,
         (None, Some(file)) => {
-            let file = file.clone();
-            input_chunk(&mut req, cx, secret, &mut session, &file, (offset, len), command.finalize).await
+            let at = Chunk { offset, len, finalize: command.finalize };
+            input_chunk(&mut req, cx, (secret, etag), &mut session, &file, at).await
         }
         (None, None) => Err(ApiError::internal("an upload session with no file")),
     }
 }
 
-/// A media chunk, streamed to Gemini through the batchgate session `id`.
+/// The session under `secret`, and its version (R2's etag).
+async fn load(cx: &Ctx<'_>, secret: &str) -> Result<Option<(Session, String)>> {
+    let Some(stored) = bindings::bucket(cx.env)?.get(gemini_upload_key(secret)).execute().await? else {
+        return Ok(None);
+    };
+    let etag = stored.etag();
+    let Some(body) = stored.body() else { return Ok(None) };
+    let session =
+        serde_json::from_slice(&body.bytes().await?).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Some((session, etag)))
+}
+
+/// End the session: its state, and for a batch input file not finished, its
+/// chunks and the storage its start held.
+async fn forget(cx: &Ctx<'_>, secret: &str, session: &Session) -> Result<()> {
+    let bucket = bindings::bucket(cx.env)?;
+    bucket.delete(gemini_upload_key(secret)).await?;
+    if let Some(file) = &session.input {
+        super::files::delete_input(cx, &session.account, file).await?;
+    }
+    Ok(())
+}
+
+/// A media chunk, streamed to Gemini through the batchgate session `id`
+/// (whose object decides what was received; the state here follows it).
 async fn media_chunk(
     req: &mut Request,
     cx: &Ctx<'_>,
@@ -179,45 +216,79 @@ async fn media_chunk(
     (offset, len): (u64, u64),
 ) -> Result<Response> {
     let admit = Admit {
-        content_range: format!("bytes {offset}-{}/{}", (offset + len).saturating_sub(1), session.size),
+        content_range: format!("bytes {offset}-{}/{}", end_byte(offset, len), session.size),
         body_len: Some(len),
     };
-    let (view, done) = uploads::send_chunk(req, cx, &session.account, id, &admit).await?;
-    session.received = offset + len;
+    let sent = uploads::send_chunk(req, cx, &session.account, id, &admit).await;
+    let json = match &sent {
+        Ok((view, _)) => view.clone(),
+        Err(_) => Upload::named(cx.env, id)?.status(&session.account).await?,
+    };
+    let view: SessionView = serde_json::from_slice(&json).map_err(|e| ApiError::internal(e.to_string()))?;
+    session.received = view.received;
+    let done = sent?.1;
     if !done {
-        save(cx, secret, session).await?;
+        save(cx, secret, session, None).await?;
         return status("active");
     }
     bindings::bucket(cx.env)?.delete(gemini_upload_key(secret)).await?;
-    let view: SessionView = serde_json::from_slice(&view).map_err(|e| ApiError::internal(e.to_string()))?;
     let file = view.file.ok_or_else(|| ApiError::internal("a finished upload without its file"))?;
     finished(dropin::media_file(&file))
 }
 
-/// A chunk of a batch input file, kept in R2 as its own object.
+fn end_byte(offset: u64, len: u64) -> u64 {
+    offset.saturating_add(len).saturating_sub(1)
+}
+
+/// Where a chunk goes in its file.
+struct Chunk {
+    offset: u64,
+    len: u64,
+    finalize: bool,
+}
+
+/// A chunk of a batch input file, kept in R2 as its own object. Chunks are
+/// the SDKs' 8 MiB (the last one less), so a file is at most 256 of them and
+/// one is held in memory at a time; the session is saved only if no other
+/// request changed it meanwhile, and a chunk that lost that race is deleted.
 async fn input_chunk(
     req: &mut Request,
     cx: &Ctx<'_>,
-    secret: &str,
+    (secret, etag): (&str, String),
     session: &mut Session,
     file: &str,
-    (offset, len): (u64, u64),
-    finalize: bool,
+    at: Chunk,
 ) -> Result<Response> {
-    let cap = len.min(cx.settings.uploads.rules.max_chunk);
-    if len > cap {
+    let last = at.offset.saturating_add(at.len) == session.size;
+    if at.len > upload::GRANULARITY || (!last && at.len != upload::GRANULARITY) {
         drain(req).await;
-        return Err(ApiError::new(413, "chunk_too_large", format!("a chunk is at most {cap} bytes")));
+        return Err(ApiError::bad_request(
+            "invalid_chunk_size",
+            format!("every chunk but the last is {} bytes, and none is more", upload::GRANULARITY),
+        ));
     }
-    let bytes = crate::platform::body::read(req, cap, "a chunk").await?;
+    let bytes = crate::platform::body::read(req, at.len, "a chunk").await?;
+    if bytes.len() as u64 != at.len {
+        return Err(ApiError::bad_request(
+            "length_mismatch",
+            "the chunk is not as long as its Content-Length",
+        ));
+    }
     let bucket = bindings::bucket(cx.env)?;
-    let prefix = gemini_input_prefix(&session.account, file);
-    if !bytes.is_empty() {
-        bucket.put(format!("{prefix}part-{offset:020}"), bytes).execute().await?;
+    let key =
+        format!("{}part-{:020}-{}", gemini_input_prefix(&session.account, file), at.offset, random::hex(4)?);
+    bucket.put(key.clone(), bytes).execute().await?;
+    session.parts.push(key.clone());
+    session.received = at.offset + at.len;
+    if !save(cx, secret, session, Some(etag)).await? {
+        bucket.delete(key).await?;
+        return Err(ApiError::new(
+            409,
+            "upload_changed",
+            "another request changed this upload meanwhile; ask where it is (query) and go on from there",
+        ));
     }
-    session.received = offset + len;
-    if !finalize {
-        save(cx, secret, session).await?;
+    if !at.finalize {
         return status("active");
     }
     let start = upload::Start {
@@ -225,9 +296,16 @@ async fn input_chunk(
         mime_type: session.mime_type.clone(),
         display_name: session.display_name.clone(),
     };
-    let resource = upload::input_file(&format!("files/{file}"), &start, now_ms());
-    let json = serde_json::to_vec(&resource).map_err(|e| ApiError::internal(e.to_string()))?;
-    bucket.put(bindings::gemini_input_record(&session.account, file), json).execute().await?;
+    let file = upload::input_file(&format!("files/{file}"), &start, now_ms());
+    let record = super::files::InputRecord { file: file.clone(), parts: std::mem::take(&mut session.parts) };
+    bucket
+        .put(bindings::gemini_input_record(&session.account, file_id(&file.name)), to_json(&record)?)
+        .execute()
+        .await?;
     bucket.delete(gemini_upload_key(secret)).await?;
-    finished(resource)
+    finished(file)
+}
+
+fn file_id(name: &str) -> &str {
+    name.strip_prefix("files/").unwrap_or(name)
 }

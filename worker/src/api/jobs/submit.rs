@@ -234,6 +234,7 @@ pub async fn stream_as_job<S: Stream<Item = worker::Result<Vec<u8>>> + Unpin>(
     body: &mut S,
 ) -> Result<JobView> {
     let started = now_ms();
+    display_name_ok(display_name.as_deref())?;
     let model = priced_model(model, cx.settings)?;
     let job = JobRef::fresh(cx.env)?;
     let mut writer = InputWriter::new(cx.env, cx.settings, job.id())?;
@@ -271,6 +272,7 @@ async fn read_ndjson(
         settings,
     )?;
     let display_name = q.get("displayName");
+    display_name_ok(display_name.as_deref())?;
     let webhook = webhook_url(q.get("webhookUrl"), settings, own_host)?;
     let (mode, fallback) = lanes_of(&q)?;
     let mut validator = validator(settings, &model);
@@ -281,6 +283,11 @@ async fn read_ndjson(
     };
     let submission = conclude(validator, writer, failed, (model, price), display_name, None).await?;
     Ok(Submission { webhook, mode, fallback, ..submission })
+}
+
+fn display_name_ok(name: Option<&str>) -> Result<()> {
+    batchgate_core::submit::check_display_name(name)
+        .map_err(|m| ApiError::bad_request("invalid_display_name", m))
 }
 
 /// A request's body as a stream.
@@ -337,6 +344,7 @@ fn prepare(
             format!("metadata is at most {MAX_METADATA_BYTES} bytes of JSON"),
         ));
     }
+    display_name_ok(body.display_name.as_deref())?;
     let model = priced_model(&body.model, settings)?;
     let webhook = webhook_url(body.webhook.as_ref().map(|w| w.url.clone()), settings, own_host)?;
     let validator = validator(settings, &model.0);
