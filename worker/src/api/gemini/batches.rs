@@ -58,7 +58,7 @@ pub async fn create(mut req: Request, cx: &Ctx<'_>, account: &str, model: &str) 
 /// its results file is named instead. The answers are parsed in memory (a
 /// few times their size, within a worker's 128 MB), and Gemini caps inline
 /// batches at 20 MB of requests.
-const MAX_INLINE_ANSWER_BYTES: usize = 16 << 20;
+const MAX_INLINE_ANSWER_BYTES: usize = 4 << 20;
 
 /// `batches/{id}`: a batch made inline answers inline once done, in the
 /// order of its requests (as Gemini does).

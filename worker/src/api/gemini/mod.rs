@@ -51,7 +51,7 @@ async fn answer(req: Request, cx: &Ctx<'_>, path: &[&str]) -> Result<Response> {
                 "batchGenerateContent" => batches::create(req, cx, &account, model).await,
                 "generateContent" => generate(req, cx, account, model, false).await,
                 "streamGenerateContent" => generate(req, cx, account, model, true).await,
-                "countTokens" => results::count_tokens(req, cx, model).await,
+                "countTokens" => count_tokens(req, cx, &account, model).await,
                 _ => Err(no_method(call)),
             }
         }
@@ -99,6 +99,18 @@ async fn generate(
     .await?;
     let model = batchgate_core::model::bare(model);
     super::generate::call(cx, account, model, request, stream).await
+}
+
+/// `models/{model}:countTokens`, its body read through the cap.
+async fn count_tokens(mut req: Request, cx: &Ctx<'_>, account: &str, model: &str) -> Result<Response> {
+    let body: serde_json::Value = crate::platform::body::json(
+        &mut req,
+        cx.settings.max_json_body_bytes,
+        "a request",
+        "CountTokensRequest",
+    )
+    .await?;
+    super::generate::count_tokens(cx, account, batchgate_core::model::bare(model), body).await
 }
 
 /// batchgate's refusal in Gemini's envelope (`dropin::refusal`).

@@ -174,6 +174,38 @@ pub async fn call(
     Ok(resp)
 }
 
+/// `models/{model}:countTokens` for `account` (the Gemini drop-in): free at
+/// Gemini and here, but it takes a slot of the model's RPM limit like a
+/// realtime call (the keys are shared), may name only the account's own
+/// files, and Gemini's refusals reach the caller as a realtime call's do.
+pub async fn count_tokens(cx: &Ctx<'_>, account: &str, model: &str, body: Value) -> Result<Response> {
+    let (model, _) = priced_model(model, cx.settings)?;
+    let inner = body.get("generateContentRequest").unwrap_or(&body);
+    let files: Vec<(u64, String)> = batchgate_core::upload::referenced_files(inner)
+        .into_iter()
+        .chain(batchgate_core::upload::referenced_files(&body))
+        .map(|name| (1, name))
+        .collect();
+    check_files(cx, account, &files).await?;
+    let key = admit(cx, &model, !files.is_empty()).await?;
+    let gemini = Gemini::with_key(cx.settings, Some(&key))
+        .map_err(|f| ApiError::new(503, "gemini_unavailable", format!("{f:?}")))?;
+    match gemini.exchange(&cx.settings.gemini.count_tokens(&model, body.to_string()), None).await {
+        Exchange::Answered(mut answer) => {
+            let status = answer.status_code();
+            let text = gemini.text(&mut answer).await.unwrap_or_default();
+            if status != 200 {
+                return Err(refusal(cx.env, &key, status, text.as_bytes()).await);
+            }
+            let resp = Response::ok(text)?;
+            resp.headers().set("content-type", "application/json")?;
+            Ok(resp)
+        }
+        Exchange::Failed(f) => Err(ApiError::new(502, "gemini_unreachable", format!("{f:?}"))),
+        Exchange::TimedOut(_) => Err(ApiError::new(504, "gemini_timeout", "Gemini did not answer in time")),
+    }
+}
+
 /// A key with room under the model's RPM limit: waited for briefly, else 429.
 /// A request using uploaded files goes on the first key (their project's).
 async fn admit(cx: &Ctx<'_>, model: &str, uses_files: bool) -> Result<String> {
