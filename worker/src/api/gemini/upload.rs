@@ -108,7 +108,8 @@ pub async fn start(mut req: Request, cx: &Ctx<'_>, account: String, version: &st
         input: None,
         parts: vec![],
     };
-    if upload::is_batch_input(&start.mime_type, start.display_name.as_deref()) {
+    let file_name = header(&req, "x-goog-upload-file-name").or_else(|| start.display_name.clone());
+    if upload::is_batch_input(&start.mime_type, file_name.as_deref()) {
         // Kept in R2 rather than at Gemini: held against the account's storage quota all the same.
         let file = format!("input-{}", random::hex(12)?);
         uploads::hold_quota(cx, &session.account, &file, start.size).await?;
