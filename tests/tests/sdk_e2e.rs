@@ -95,7 +95,11 @@ async fn the_rust_client_runs_against_the_worker_in_node_and_chromium() {
             .env("WASM_BINDGEN_TEST_TIMEOUT", "300")
             .current_dir(workspace_root());
         if browser {
-            cmd.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", &chromedriver);
+            // The runner gives chromedriver 5 s to bind its port by default: too
+            // little while other suites load both cores (CI failed on it once).
+            cmd.env("WASM_BINDGEN_USE_BROWSER", "1")
+                .env("CHROMEDRIVER", &chromedriver)
+                .env("WASM_BINDGEN_TEST_DRIVER_TIMEOUT", "120");
         }
         let out = cmd.output().unwrap();
         let text =

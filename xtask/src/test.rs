@@ -50,6 +50,10 @@ fn conformance() -> Result<(), String> {
     )
 }
 
+/// How long chromedriver may take to bind its port. The runner's default, 5 s,
+/// is too short on a loaded 2-core CI machine (stop 27 failed on it).
+const DRIVER_START_SECONDS: &str = "120";
+
 /// The SDK's wasm (its rules, and its client against a scripted `fetch`) in
 /// Node and headless Chromium (wasm-bindgen-test); the client against the real
 /// worker runs with the e2e suites (tests/tests/sdk_e2e.rs).
@@ -62,7 +66,9 @@ fn sdk() -> Result<(), String> {
         cmd.args(["test", "-p", "batchgate-sdk", "--target", "wasm32-unknown-unknown", "--test", suite])
             .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", &runner);
         if let Some(b) = browser_env {
-            cmd.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", &b.chromedriver);
+            cmd.env("WASM_BINDGEN_USE_BROWSER", "1")
+                .env("CHROMEDRIVER", &b.chromedriver)
+                .env("WASM_BINDGEN_TEST_DRIVER_TIMEOUT", DRIVER_START_SECONDS);
         }
         step(name, &mut cmd)
     };
