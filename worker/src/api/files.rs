@@ -3,7 +3,7 @@
 //! reading and deleting. Bodies stream straight to the Gemini Files API; the
 //! worker never holds a whole file. Files belong to the account that uploaded them.
 
-use super::uploads::{drain, hold_quota, upstream};
+use super::uploads::{MEDIA_HOLD_TTL_MS, drain, hold_quota, upstream};
 use super::{Ctx, Result, auth, json, ok};
 use crate::objects::account::client as accounts;
 use crate::platform::clock::now_ms;
@@ -43,7 +43,7 @@ async fn single_upload(req: &Request, cx: &Ctx<'_>, account: &str) -> Result<Res
         ));
     }
     let hold = random::hex(16)?;
-    hold_quota(cx, account, &hold, size).await?;
+    hold_quota(cx, account, &hold, size, MEDIA_HOLD_TTL_MS).await?;
     let result = send_single(req, cx, account, (&hold, size, &mime)).await;
     if result.is_err() {
         accounts::release_storage(cx.env, account, &hold).await;

@@ -21,9 +21,9 @@ pub fn upstream(e: Failure) -> ApiError {
     ApiError::new(502, "upstream_failed", format!("the Gemini Files API refused: {e:?}"))
 }
 
-/// How long a hold lasts if its upload never ends or releases it (Gemini keeps
-/// an upload session about a week).
-const HOLD_TTL_MS: u64 = 7 * 86_400_000;
+/// How long a media upload's hold lasts if its upload never ends or releases it
+/// (Gemini keeps an upload session about a week).
+pub const MEDIA_HOLD_TTL_MS: u64 = 7 * 86_400_000;
 
 #[derive(Serialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
@@ -34,10 +34,11 @@ pub(crate) struct QuotaUse {
 }
 
 /// Promise `size` bytes of the account's storage quota to upload `id` (files
-/// kept plus the other uploads under way must leave room), or 413.
-pub async fn hold_quota(cx: &Ctx<'_>, account: &str, id: &str, size: u64) -> Result<()> {
+/// kept plus the other uploads under way must leave room) for `ttl_ms` unless
+/// released sooner, or 413.
+pub async fn hold_quota(cx: &Ctx<'_>, account: &str, id: &str, size: u64, ttl_ms: u64) -> Result<()> {
     let quota = cx.settings.uploads.quota_bytes;
-    let hold = HoldStorage { id: id.to_string(), bytes: size, quota, ttl_ms: HOLD_TTL_MS };
+    let hold = HoldStorage { id: id.to_string(), bytes: size, quota, ttl_ms };
     let answer = accounts::hold_storage(cx.env, account, &hold).await?;
     let used = answer.used_bytes;
     if !answer.held {
@@ -94,7 +95,7 @@ pub async fn open_session(cx: &Ctx<'_>, account: String, body: NewSession) -> Re
     let mime = uploads.rules.check_file(&body.mime_type, body.size).map_err(ApiError::from)?;
     let id = upload_client::new_id(cx.env)?;
     // The session's declared size is held from now until its file is recorded or it ends.
-    hold_quota(cx, &account, &id, body.size).await?;
+    hold_quota(cx, &account, &id, body.size, MEDIA_HOLD_TTL_MS).await?;
     let g = Gemini::new(cx.settings);
     let display = body.display_name.clone().unwrap_or_default();
     let start = g.cfg.upload_start_typed(body.size, &mime, &display);

@@ -39,6 +39,10 @@ struct Session {
 /// How long an upload may take from its start (the secret stops working then).
 const SESSION_TTL_MS: u64 = 24 * 3_600_000;
 
+/// How long a batch input file can hold storage: its whole upload, then its
+/// 48 hours. The R2 lifecycle rule in the README (3 days) reclaims it then.
+const INPUT_HOLD_TTL_MS: u64 = SESSION_TTL_MS + upload::FILE_LIFETIME_MS;
+
 /// The `{"file": File}` a finished upload answers.
 #[derive(Serialize)]
 struct Finished {
@@ -112,7 +116,7 @@ pub async fn start(mut req: Request, cx: &Ctx<'_>, account: String, version: &st
     if upload::is_batch_input(&start.mime_type, file_name.as_deref()) {
         // Kept in R2 rather than at Gemini: held against the account's storage quota all the same.
         let file = format!("input-{}", random::hex(12)?);
-        uploads::hold_quota(cx, &session.account, &file, start.size).await?;
+        uploads::hold_quota(cx, &session.account, &file, start.size, INPUT_HOLD_TTL_MS).await?;
         session.input = Some(file);
     } else {
         let new =
