@@ -100,7 +100,7 @@ pub fn assigned_key(line: u64) -> String {
 /// form (`files/{id}`, or `http(s)://host/v1beta|v1/files/{id}`), so its
 /// ownership can be checked; anything else Gemini would fetch and bill
 /// unseen (a video link) is refused.
-fn check_media_parts(req: &Value) -> Result<(), String> {
+pub(crate) fn check_media_parts(req: &Value) -> Result<(), String> {
     let system = request::field(req, "systemInstruction");
     let contents = request::field(req, "contents").and_then(Value::as_array).into_iter().flatten();
     for (i, content) in contents.chain(system).enumerate() {
@@ -108,13 +108,13 @@ fn check_media_parts(req: &Value) -> Result<(), String> {
         for (j, part) in parts.enumerate() {
             let at = format!("contents[{i}].parts[{j}]");
             let Some(obj) = part.as_object() else { continue };
-            one_spelling(obj, &at)?;
+            request::one_spelling(obj, &at)?;
             for (name, allowed) in
                 [("fileData", &["mimeType", "fileUri"][..]), ("inlineData", &["mimeType", "data"][..])]
             {
                 let Some(data) = request::field(part, name) else { continue };
                 let d = data.as_object().ok_or_else(|| format!("{at}.{name} must be an object"))?;
-                one_spelling(d, &format!("{at}.{name}"))?;
+                request::one_spelling(d, &format!("{at}.{name}"))?;
                 if let Some(k) = request::unknown_field(d, allowed) {
                     return Err(format!("unknown field \"{k}\" in {at}.{name}"));
                 }
@@ -130,15 +130,6 @@ fn check_media_parts(req: &Value) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// No field may stand in both spellings (`fileData` and `file_data`): which one
-/// Gemini reads is not ours to guess.
-fn one_spelling(obj: &serde_json::Map<String, Value>, at: &str) -> Result<(), String> {
-    match obj.keys().find(|k| k.contains('_') && obj.contains_key(&request::camel(k))) {
-        Some(k) => Err(format!("{at} has both \"{k}\" and \"{}\"", request::camel(k))),
-        None => Ok(()),
-    }
 }
 
 impl Validator {

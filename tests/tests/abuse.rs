@@ -493,3 +493,64 @@ async fn watch_tokens_never_go_in_urls() {
     settled(&s, &id).await;
     conserved(&s).await;
 }
+
+/// The drop-in's `countTokens` (free, but on the RPM limit every account
+/// shares) was limited per account by nothing, and read its files under their
+/// camelCase names only, so another account's file in snake_case reached
+/// Gemini unchecked. It now counts as a generate call against the account's
+/// limits, and its body is checked as a generate request is.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn count_tokens_is_limited_per_account_and_names_only_its_own_files() {
+    let s = Stack::start(json!({}), &[("MAX_GENERATE_PER_MINUTE", "3")]);
+    let r = s
+        .http
+        .post(s.url("/v1/files?displayName=mine.pdf"))
+        .header("content-type", "application/pdf")
+        .body(b"%PDF-1.4 the first account's own".to_vec())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), 201);
+    let file: Value = r.json().await.unwrap_or_default();
+    let theirs = file["name"].as_str().unwrap_or_default().to_string();
+    assert!(theirs.starts_with("files/"), "{file}");
+
+    let key = batchgate_e2e::stack::token("count-tokens-other");
+    let other = batchgate_e2e::stack::client_with(&key);
+    let count = |body: Value| {
+        let req = other
+            .post(s.url("/gemini/v1beta/models/gemini-2.5-flash:countTokens"))
+            .header("x-goog-api-key", &key)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let part = json!({"file_data": {"file_uri": theirs, "mime_type": "application/pdf"}});
+    for body in [
+        json!({"generate_content_request": {"model": "models/gemini-2.5-flash", "contents": [{"parts": [part]}]}}),
+        json!({"contents": [{"parts": [part]}]}),
+        json!({"contents": [{"parts": [{"fileData": {"fileUri": theirs.replacen("files/", "Files/", 1)}}]}]}),
+    ] {
+        let (status, answer) = count(body.clone()).await;
+        assert_eq!(
+            (status, answer["error"]["status"].as_str()),
+            (400, Some("INVALID_ARGUMENT")),
+            "{body}: {answer}"
+        );
+    }
+    // The refusals above took no slot; three counts a minute, then Gemini's 429.
+    let text = json!({"contents": [{"parts": [{"text": "how many tokens is this?"}]}]});
+    for _ in 0..3 {
+        let (status, answer) = count(text.clone()).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(answer["totalTokens"].as_u64().is_some_and(|n| n > 0), "{answer}");
+    }
+    let (status, answer) = count(text).await;
+    assert_eq!((status, answer["error"]["status"].as_str()), (429, Some("RESOURCE_EXHAUSTED")), "{answer}");
+    let r = other.get(s.url("/v1/account")).send().await.unwrap_or_else(|e| panic!("{e}"));
+    let account: Value = r.json().await.unwrap_or_default();
+    assert_eq!((account["spent"].as_i64(), account["reserved"].as_i64()), (Some(0), Some(0)), "{account}");
+}

@@ -102,6 +102,16 @@ pub fn unknown_field<'a>(obj: &'a Map<String, Value>, allowed: &[&str]) -> Optio
     obj.keys().map(String::as_str).find(|k| *k != "@type" && !allowed.contains(&camel(k).as_str()))
 }
 
+/// No field may stand in both spellings (`fileData` and `file_data`): which one
+/// Gemini reads is not ours to guess, and what is checked (a file's owner, the
+/// `maxOutputTokens` written in) must be what Gemini reads.
+pub fn one_spelling(obj: &Map<String, Value>, at: &str) -> Result<(), String> {
+    match obj.keys().find(|k| k.contains('_') && obj.contains_key(&camel(k))) {
+        Some(k) => Err(format!("{at} has both \"{k}\" and \"{}\"", camel(k))),
+        None => Ok(()),
+    }
+}
+
 /// Why a request is not a valid `GenerateContentRequest`, naming the field
 /// path (`contents[0].parts[1]`).
 pub fn validate(request: &Value) -> Result<(), String> {
@@ -109,6 +119,7 @@ pub fn validate(request: &Value) -> Result<(), String> {
     if let Some(k) = unknown_field(obj, GENERATE_CONTENT_REQUEST) {
         return Err(format!("unknown field \"{k}\" in request"));
     }
+    one_spelling(obj, "request")?;
     let contents = field(request, "contents")
         .ok_or("request.contents is required")?
         .as_array()
@@ -125,6 +136,7 @@ pub fn validate(request: &Value) -> Result<(), String> {
         if let Some(k) = unknown_field(cfg_obj, GENERATION_CONFIG) {
             return Err(format!("unknown field \"{k}\" in generationConfig"));
         }
+        one_spelling(cfg_obj, "generationConfig")?;
         if field(cfg, "maxOutputTokens").is_some_and(|m| m.as_u64().is_none_or(|m| m < 1)) {
             return Err("generationConfig.maxOutputTokens must be a positive integer".into());
         }
@@ -137,6 +149,7 @@ fn check_content(content: &Value, at: &str) -> Result<(), String> {
     if let Some(k) = unknown_field(obj, CONTENT) {
         return Err(format!("unknown field \"{k}\" in {at}"));
     }
+    one_spelling(obj, at)?;
     let parts = field(content, "parts")
         .and_then(Value::as_array)
         .filter(|p| !p.is_empty())
@@ -207,6 +220,22 @@ mod tests {
             (
                 json!({"contents": [{"parts": [{"text": "a"}]}], "generationConfig": {"maxOutputTokens": 0}}),
                 "maxOutputTokens",
+            ),
+            // Two spellings of one field: the checked one may not be the one Gemini reads.
+            (
+                json!({"contents": [{"parts": [{"text": "a"}]}], "systemInstruction": {"parts": [{"text": "b"}]},
+                       "system_instruction": {"parts": [{"fileData": {"fileUri": "files/theirs"}}]}}),
+                "request has both \"system_instruction\" and \"systemInstruction\"",
+            ),
+            (
+                json!({"contents": [{"parts": [{"text": "a"}]}], "generationConfig": {"maxOutputTokens": 5},
+                       "generation_config": {}}),
+                "request has both",
+            ),
+            (
+                json!({"contents": [{"parts": [{"text": "a"}]}],
+                       "generationConfig": {"maxOutputTokens": 5, "max_output_tokens": 65536}}),
+                "generationConfig has both \"max_output_tokens\" and \"maxOutputTokens\"",
             ),
         ];
         for (req, needle) in cases {

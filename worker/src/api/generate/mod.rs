@@ -176,21 +176,34 @@ pub async fn call(
 
 /// `models/{model}:countTokens` for `account` (the Gemini drop-in): free at
 /// Gemini and here, but it takes a slot of the model's RPM limit like a
-/// realtime call (the keys are shared), may name only the account's own
-/// files, and Gemini's refusals reach the caller as a realtime call's do.
+/// realtime call (the keys are shared), so it counts against the account's
+/// generate limits as one (a zero reservation, released after); it may name
+/// only the account's own files, checked as a generate request's are; and
+/// Gemini's refusals reach the caller as a realtime call's do.
 pub async fn count_tokens(cx: &Ctx<'_>, account: &str, model: &str, body: Value) -> Result<Response> {
-    let (model, _) = priced_model(model, cx.settings)?;
-    let inner = body.get("generateContentRequest").unwrap_or(&body);
-    let files: Vec<(u64, String)> = batchgate_core::upload::referenced_files(inner)
-        .into_iter()
-        .chain(batchgate_core::upload::referenced_files(&body))
-        .map(|name| (1, name))
-        .collect();
+    let (model, price) = priced_model(model, cx.settings)?;
+    let files = batchgate_core::dropin::count::referenced_files(&body)
+        .map_err(|why| ApiError::bad_request("invalid_request", format!("request: {why}")))?;
+    let files: Vec<(u64, String)> = files.into_iter().map(|name| (1, name)).collect();
     check_files(cx, account, &files).await?;
-    let key = admit(cx, &model, !files.is_empty()).await?;
+    let call = Call {
+        env: cx.env.clone(),
+        account: account.to_string(),
+        id: format!("{GENERATE_PREFIX}{}", random::hex(16)?),
+        price,
+        reserved: 0,
+    };
+    call.reserve(cx).await?;
+    let counted = count(cx, &model, !files.is_empty(), body).await;
+    call.release(if counted.is_ok() { "counted" } else { "refused" }).await;
+    counted
+}
+
+async fn count(cx: &Ctx<'_>, model: &str, uses_files: bool, body: Value) -> Result<Response> {
+    let key = admit(cx, model, uses_files).await?;
     let gemini = Gemini::with_key(cx.settings, Some(&key))
         .map_err(|f| ApiError::new(503, "gemini_unavailable", format!("{f:?}")))?;
-    match gemini.exchange(&cx.settings.gemini.count_tokens(&model, body.to_string()), None).await {
+    match gemini.exchange(&cx.settings.gemini.count_tokens(model, body.to_string()), None).await {
         Exchange::Answered(mut answer) => {
             let status = answer.status_code();
             let text = gemini.text(&mut answer).await.unwrap_or_default();
