@@ -93,17 +93,13 @@ impl Source {
         }
     }
 
-    fn of(view: &JobView) -> Option<Source> {
+    /// How the job's batch was made, if through the drop-in.
+    pub fn of_job(view: &JobView) -> Option<Source> {
         let source = view.metadata.as_ref()?.get(SOURCE_KEY)?;
         match source.get("fileName").and_then(Value::as_str) {
             Some(name) => Some(Source::File(name.to_string())),
             None => Some(Source::Inline { keyed: source.get("keyed") == Some(&Value::Bool(true)) }),
         }
-    }
-
-    /// How the job's batch was made, if through the drop-in.
-    pub fn of_job(view: &JobView) -> Option<Source> {
-        Source::of(view)
     }
 }
 
@@ -122,7 +118,7 @@ pub fn operation_with(view: &JobView, inlined: Option<InlinedResponses>) -> Oper
         Some(answers) => BatchOutput { responses_file: None, inlined_responses: Some(answers) },
         None => BatchOutput { responses_file: Some(results_file(&view.id)), inlined_responses: None },
     });
-    let input_config = match Source::of(view) {
+    let input_config = match Source::of_job(view) {
         Some(Source::File(name)) => Some(InputConfigEcho { file_name: Some(name) }),
         _ => None,
     };
@@ -227,33 +223,46 @@ fn field<'a>(v: &'a Value, camel: &str, snake: &str) -> Option<&'a Value> {
     v.get(camel).or_else(|| v.get(snake))
 }
 
+/// The most requests a batch made inline may hold. Its answers come back in
+/// `batches.get`, one built per request on every poll, so the count is
+/// bounded; a bigger batch goes in a JSONL file (`src="files/…"`). Gemini caps
+/// inline batches at 20 MB of requests.
+pub const MAX_INLINE_REQUESTS: usize = 20_000;
+
 /// Read a create body: `{"batch": {displayName?, inputConfig: {fileName} |
 /// {requests: {requests: [{request, metadata?: {key?}}]}}}}`. An inline
 /// request's `metadata.key` becomes its key; without one it is `line-N`.
-pub fn parse_create(body: &Value) -> Result<Create, String> {
-    let batch = body.get("batch").ok_or("the body has no `batch`")?;
+/// The requests are moved out of `body`, not copied: it may be megabytes.
+pub fn parse_create(mut body: Value) -> Result<Create, String> {
+    let batch = body.get_mut("batch").ok_or("the body has no `batch`")?;
     let display_name = match field(batch, "displayName", "display_name") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err("`batch.displayName` is not a string".into()),
     };
     crate::submit::check_display_name(display_name.as_deref())?;
-    let input = field(batch, "inputConfig", "input_config").ok_or("`batch.inputConfig` is required")?;
-    let file = field(input, "fileName", "file_name");
-    let requests = input.get("requests");
-    match (file, requests) {
+    let input_key = if batch.get("inputConfig").is_some() { "inputConfig" } else { "input_config" };
+    let input = batch.get_mut(input_key).ok_or("`batch.inputConfig` is required")?;
+    let file = field(input, "fileName", "file_name").cloned();
+    match (file, input.get_mut("requests")) {
         (Some(Value::String(name)), None) => {
-            Ok(Create { display_name, source: Source::File(name.clone()), lines: vec![] })
+            Ok(Create { display_name, source: Source::File(name), lines: vec![] })
         }
         (None, Some(requests)) => {
             let items = requests
-                .get("requests")
-                .and_then(Value::as_array)
+                .get_mut("requests")
+                .and_then(Value::as_array_mut)
                 .ok_or("`batch.inputConfig.requests.requests` must be a list")?;
+            if items.len() > MAX_INLINE_REQUESTS {
+                return Err(format!(
+                    "`batch.inputConfig.requests.requests` holds {} requests; at most {MAX_INLINE_REQUESTS} go inline (upload a JSONL file and name it in `fileName`)",
+                    items.len()
+                ));
+            }
             let mut lines = Vec::with_capacity(items.len());
             let mut keyed = false;
-            for (i, item) in items.iter().enumerate() {
-                let request = item.get("request").ok_or_else(|| {
+            for (i, item) in items.iter_mut().enumerate() {
+                let request = item.get_mut("request").map(Value::take).ok_or_else(|| {
                     format!("`batch.inputConfig.requests.requests[{i}].request` is required")
                 })?;
                 let key = item.get("metadata").and_then(|m| m.get("key")).and_then(Value::as_str);
@@ -267,6 +276,23 @@ pub fn parse_create(body: &Value) -> Result<Create, String> {
         }
         (Some(_), None) => Err("`batch.inputConfig.fileName` is not a string".into()),
         _ => Err("`batch.inputConfig` names either `fileName` or `requests`".into()),
+    }
+}
+
+/// `Some(keyed)` when `batches.get` answers with the job's results inline: a
+/// batch made inline, ended, its results stored, and no bigger than an inline
+/// batch may be (a job made through `/v1/jobs` may carry the drop-in's
+/// metadata too: its size is not the create's to have checked).
+pub fn answers_inline(view: &JobView) -> Option<bool> {
+    match Source::of_job(view)? {
+        Source::Inline { keyed }
+            if view.results_ready
+                && state(view).is_terminal()
+                && view.request_count <= MAX_INLINE_REQUESTS as u64 =>
+        {
+            Some(keyed)
+        }
+        _ => None,
     }
 }
 
@@ -306,6 +332,7 @@ pub fn refusal(status: u16, code: &str, message: &str) -> (u16, ErrorEnvelope) {
     (http, envelope)
 }
 
+pub mod count;
 pub mod upload;
 
 #[cfg(test)]

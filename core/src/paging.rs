@@ -26,6 +26,9 @@ impl PageSize {
 pub const JOBS: PageSize = PageSize { default: 50, max: 200 };
 /// `GET /gemini/v1beta/batches` (each listed job's view is read for its operation).
 pub const GEMINI_BATCHES: PageSize = PageSize { default: 10, max: 50 };
+/// `GET /gemini/v1beta/files`: batch input files a page (each one's record is
+/// read from R2; the account's media files come whole on the first page).
+pub const GEMINI_FILES: PageSize = PageSize { default: 20, max: 100 };
 /// `GET /v1/account/ledger`.
 pub const LEDGER: PageSize = PageSize { default: 50, max: 500 };
 /// `GET /v1/jobs/:id/events`.
@@ -42,7 +45,7 @@ mod tests {
 
     #[test]
     fn a_limit_is_the_default_when_absent_and_stays_within_one_and_the_max() {
-        for size in [JOBS, LEDGER, EVENTS, RESULTS, MISSING] {
+        for size in [JOBS, GEMINI_BATCHES, GEMINI_FILES, LEDGER, EVENTS, RESULTS, MISSING] {
             assert_eq!(size.of(None), size.default);
             assert_eq!(size.of(Some(0)), 1);
             assert_eq!(size.of(Some(u64::MAX)), size.max);

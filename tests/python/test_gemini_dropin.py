@@ -197,8 +197,15 @@ def test_the_invoice_flow_uploads_pdfs_and_a_jsonl_then_creates_polls_downloads_
     assert sorted(results) == sorted(uris), "every invoice's answer, joined by key"
     assert all(r["response"]["usageMetadata"]["promptTokenCount"] > 0 for r in results.values())
 
+    spare = client.files.upload(file=str(jsonl), config={"mime_type": "jsonl", "display_name": "spare"})
     listed = {f.name for f in client.files.list()}
-    assert src.name in listed and len(listed) >= 4
+    assert {src.name, spare.name} <= listed and len(listed) >= 5
+    # A page at a time (the SDK follows the page tokens): the same files, each once.
+    pages = client.files.list(config={"page_size": 1})
+    assert pages.config["page_token"], "more than one page of input files"
+    paged = [f.name for f in pages]
+    assert sorted(paged) == sorted(listed), (paged, listed)
+    client.files.delete(name=spare.name)
     assert client.files.get(name=src.name).display_name == "invoices"
     client.files.delete(name=src.name)
     with pytest.raises(errors.APIError) as e:

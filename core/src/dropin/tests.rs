@@ -127,7 +127,7 @@ fn an_inline_create_becomes_lines_keyed_by_their_metadata() {
         {"request": {"contents": [{"parts": [{"text": "a"}]}]}, "metadata": {"key": "first"}},
         {"request": {"contents": [{"parts": [{"text": "b"}]}]}},
     ]}}}});
-    let c = parse_create(&body).unwrap();
+    let c = parse_create(body.clone()).unwrap();
     assert_eq!(c.display_name.as_deref(), Some("inline"));
     assert_eq!(c.source, Source::Inline { keyed: true });
     assert_eq!(c.lines[0], json!({"key": "first", "request": {"contents": [{"parts": [{"text": "a"}]}]}}));
@@ -140,7 +140,7 @@ fn a_file_create_in_either_spelling_names_the_file() {
         json!({"batch": {"display_name": "f", "input_config": {"file_name": "files/in"}}}),
         json!({"batch": {"displayName": "f", "inputConfig": {"fileName": "files/in"}}}),
     ] {
-        let c = parse_create(&body).unwrap();
+        let c = parse_create(body.clone()).unwrap();
         assert_eq!((c.source, c.display_name.as_deref()), (Source::File("files/in".into()), Some("f")));
         assert!(c.lines.is_empty());
     }
@@ -165,7 +165,7 @@ fn a_create_without_one_input_is_refused_naming_the_field() {
         ),
     ];
     for (body, names) in cases {
-        let e = parse_create(&body).unwrap_err();
+        let e = parse_create(body.clone()).unwrap_err();
         assert!(e.contains(names), "{body}: {e}");
     }
 }
@@ -225,6 +225,33 @@ fn a_media_file_keeps_its_name_uri_size_and_expiry() {
         (f["source"].as_str(), f["expirationTime"].as_str()),
         (Some("UPLOADED"), Some("2026-11-28T10:00:00Z"))
     );
+}
+
+#[test]
+fn an_inline_create_holds_at_most_the_inline_limit() {
+    let one = json!({"request": {"contents": [{"parts": [{"text": "a"}]}]}});
+    let body = |n: usize| json!({"batch": {"inputConfig": {"requests": {"requests": vec![one.clone(); n]}}}});
+    assert_eq!(parse_create(body(MAX_INLINE_REQUESTS)).map(|c| c.lines.len()), Ok(MAX_INLINE_REQUESTS));
+    let e = parse_create(body(MAX_INLINE_REQUESTS + 1)).err().unwrap_or_default();
+    assert!(e.contains("at most 20000 go inline") && e.contains("fileName"), "{e}");
+}
+
+#[test]
+fn only_an_ended_inline_batch_of_inline_size_answers_inline() {
+    let inline = |keyed| Source::Inline { keyed }.metadata();
+    let ended = |count: usize, metadata: Value| {
+        view("succeeded", json!({"resultsReady": true, "requestCount": count, "metadata": metadata}))
+    };
+    assert_eq!(answers_inline(&ended(MAX_INLINE_REQUESTS, inline(true))), Some(true));
+    assert_eq!(answers_inline(&ended(3, inline(false))), Some(false));
+    // The drop-in's metadata on a job too big to have been made inline: its file.
+    assert_eq!(answers_inline(&ended(MAX_INLINE_REQUESTS + 1, inline(true))), None);
+    assert_eq!(answers_inline(&ended(3, Source::File("files/x".into()).metadata())), None);
+    assert_eq!(answers_inline(&ended(3, json!({"mine": 1}))), None);
+    let running = view("running", json!({"metadata": inline(true)}));
+    assert_eq!(answers_inline(&running), None, "not before it ends");
+    let unstored = view("succeeded", json!({"metadata": inline(true)}));
+    assert_eq!(answers_inline(&unstored), None, "not before its results are stored");
 }
 
 #[test]

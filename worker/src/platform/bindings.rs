@@ -72,10 +72,11 @@ pub fn gemini_input_record(account: &str, file: &str) -> String {
 
 const INPUT_RECORD: &str = "file.json";
 
-/// The file whose record `key` (listed under `gemini_inputs_of(account)`) is.
-pub fn gemini_input_of_record<'a>(account: &str, key: &'a str) -> Option<&'a str> {
-    let rest = key.strip_prefix(&gemini_inputs_of(account))?;
-    rest.strip_suffix(INPUT_RECORD)?.strip_suffix('/')
+/// The file whose folder `prefix` (listed under `gemini_inputs_of(account)`
+/// with delimiter `/`) is.
+pub fn gemini_input_of_folder<'a>(account: &str, prefix: &'a str) -> Option<&'a str> {
+    let id = prefix.strip_prefix(&gemini_inputs_of(account))?.strip_suffix('/')?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
 }
 
 /// Where every batch input file of `account` is kept (accounts have no `/`).
@@ -104,11 +105,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_listed_input_record_names_its_file_and_nothing_else_does() {
-        let record = gemini_input_record("acct", "input-1");
-        assert_eq!(gemini_input_of_record("acct", &record), Some("input-1"));
-        let part = format!("{}part-00000000000000000000", gemini_input_prefix("acct", "input-1"));
-        assert_eq!(gemini_input_of_record("acct", &part), None, "a chunk is no record");
-        assert_eq!(gemini_input_of_record("other", &record), None, "another account's prefix");
+    fn a_listed_input_folder_names_its_file_and_nothing_else_does() {
+        let folder = gemini_input_prefix("acct", "input-1");
+        assert_eq!(gemini_input_of_folder("acct", &folder), Some("input-1"));
+        assert!(gemini_input_record("acct", "input-1").starts_with(&folder), "the record is in it");
+        let part = format!("{folder}part-00000000000000000000");
+        assert_eq!(gemini_input_of_folder("acct", &part), None, "a chunk is no folder");
+        assert_eq!(gemini_input_of_folder("other", &folder), None, "another account's prefix");
+        assert_eq!(gemini_input_of_folder("acct", &gemini_inputs_of("acct")), None);
     }
 }

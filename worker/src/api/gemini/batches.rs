@@ -32,7 +32,7 @@ pub async fn create(mut req: Request, cx: &Ctx<'_>, account: &str, model: &str) 
         "{\"batch\": {displayName?, inputConfig}}",
     )
     .await?;
-    let create = dropin::parse_create(&body).map_err(|m| ApiError::bad_request("invalid_batch", m))?;
+    let create = dropin::parse_create(body).map_err(|m| ApiError::bad_request("invalid_batch", m))?;
     let model = batchgate_core::model::bare(model);
     if let Source::File(name) = &create.source {
         let mut lines = super::files::input_stream(cx.env, account, name).await?;
@@ -65,11 +65,9 @@ const MAX_INLINE_ANSWER_BYTES: usize = 4 << 20;
 pub async fn get(cx: &Ctx<'_>, account: &str, name: &str) -> Result<Response> {
     let job = job(cx, name)?;
     let view = job.ask(account, &GetView).await?;
-    let inline = match Source::of_job(&view) {
-        Some(Source::Inline { keyed }) if view.results_ready && dropin::state(&view).is_terminal() => {
-            inlined(cx, &job, account, keyed).await?
-        }
-        _ => None,
+    let inline = match dropin::answers_inline(&view) {
+        Some(keyed) => inlined(cx, &job, account, keyed).await?,
+        None => None,
     };
     ok(&dropin::operation_with(&view, inline))
 }

@@ -10,8 +10,10 @@ use crate::objects::job::protocol::GetView;
 use crate::platform::bindings::{self, gemini_input_prefix};
 use crate::platform::clock::now_ms;
 use crate::platform::error::ApiError;
+use crate::platform::query::Query;
 use batchgate_core::dropin::{self, upload};
 use batchgate_core::gemini::{File, ListFilesResponse};
+use batchgate_core::paging;
 use futures_util::StreamExt;
 use futures_util::stream::{self, LocalBoxStream};
 use serde::{Deserialize, Serialize};
@@ -78,12 +80,13 @@ pub async fn input_stream(
     name: &str,
 ) -> Result<LocalBoxStream<'static, worker::Result<Vec<u8>>>> {
     let id = name.strip_prefix("files/").unwrap_or(name);
-    if input_file(env, account, id).await?.is_none() {
+    let Some(record) = input_record(env, account, id).await? else {
         return Err(ApiError::not_found(format!(
             "no file {name} (batches are made from JSONL files uploaded here)"
         )));
-    }
-    let parts: Vec<String> = keys_under(env, &format!("{}part-", gemini_input_prefix(account, id))).await?;
+    };
+    // The chunks its upload recorded, in order: never whatever else lies under its prefix.
+    let parts = record.parts;
     let env = env.clone();
     let chunks = stream::iter(parts).then(move |key| {
         let env = env.clone();
@@ -120,18 +123,36 @@ pub async fn get(req: &Request, cx: &Ctx<'_>, account: &str, name: &str) -> Resu
     ok(&dropin::media_file(&f.view()))
 }
 
-/// Every file of the account: media files, then batch input files.
-pub async fn list(cx: &Ctx<'_>, account: &str) -> Result<Response> {
-    let mut files: Vec<File> =
-        accounts::files(cx.env, account).await?.iter().map(|f| dropin::media_file(&f.view())).collect();
-    for key in keys_under(cx.env, &bindings::gemini_inputs_of(account)).await? {
-        if let Some(id) = bindings::gemini_input_of_record(account, &key)
-            && let Some(file) = input_file(cx.env, account, id).await?
-        {
-            files.push(file);
+/// `files?pageSize=&pageToken=`: the account's media files on the first page,
+/// then its batch input files a page at a time. R2 lists one folder per input
+/// file (its chunks stay out of the listing), and a page's records are read
+/// side by side; the page token is R2's cursor.
+pub async fn list(req: &Request, cx: &Ctx<'_>, account: &str) -> Result<Response> {
+    let q = Query::of(req);
+    let limit = paging::GEMINI_FILES.of_query(q.get("pageSize").as_deref());
+    let cursor = q.get("pageToken").filter(|t| !t.is_empty());
+    let mut files: Vec<File> = match cursor {
+        Some(_) => vec![],
+        None => {
+            accounts::files(cx.env, account).await?.iter().map(|f| dropin::media_file(&f.view())).collect()
         }
+    };
+    let bucket = bindings::bucket(cx.env)?;
+    let mut listing =
+        bucket.list().prefix(bindings::gemini_inputs_of(account)).delimiter("/").limit(limit as u32);
+    if let Some(c) = cursor {
+        listing = listing.cursor(c);
     }
-    ok(&ListFilesResponse { files, next_page_token: None })
+    let page = listing.execute().await?;
+    let folders = page.delimited_prefixes();
+    let ids = folders.iter().filter_map(|f| bindings::gemini_input_of_folder(account, f));
+    // Unfinished uploads and expired files have no record to show.
+    let records = futures_util::future::join_all(ids.map(|id| input_file(cx.env, account, id))).await;
+    for record in records {
+        files.extend(record?);
+    }
+    let next_page_token = if page.truncated() { page.cursor() } else { None };
+    ok(&ListFilesResponse { files, next_page_token })
 }
 
 /// `DELETE files/{name}`: a batch input file goes with its chunks; a media

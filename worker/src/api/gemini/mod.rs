@@ -62,7 +62,7 @@ async fn answer(req: Request, cx: &Ctx<'_>, path: &[&str]) -> Result<Response> {
             _ => Err(no_method(call)),
         },
         (Method::Delete, ["batches", id]) => batches::delete(cx, &account, id).await,
-        (Method::Get, ["files"]) if !download => files::list(cx, &account).await,
+        (Method::Get, ["files"]) if !download => files::list(&req, cx, &account).await,
         (Method::Get, ["files", call]) => match call.split_once(':') {
             Some((file, "download")) => results::download(cx, &account, file).await,
             None if !download => files::get(&req, cx, &account, call).await,

@@ -8,6 +8,7 @@
 
 use crate::api::uploads::{self, NewSession, drain};
 use crate::api::{Ctx, Result};
+use crate::objects::account::client as accounts;
 use crate::objects::upload::client::Upload;
 use crate::objects::upload::protocol::{Admit, SessionView};
 use crate::platform::bindings::{self, gemini_input_prefix, gemini_upload_key};
@@ -124,7 +125,13 @@ pub async fn start(mut req: Request, cx: &Ctx<'_>, account: String, version: &st
         session.upload = Some(uploads::open_session(cx, session.account.clone(), new).await?.id);
     }
     let secret = random::hex(32)?;
-    save(cx, &secret, &session, None).await?;
+    if let Err(e) = save(cx, &secret, &session, None).await {
+        // No one can reach the session: what its start held goes back.
+        if let Some(file) = &session.input {
+            accounts::release_storage(cx.env, &session.account, file).await;
+        }
+        return Err(e);
+    }
     let url = format!(
         "{}/gemini/upload/{version}/files?upload_id={secret}&upload_protocol=resumable",
         query::origin(&req)
@@ -285,13 +292,22 @@ async fn input_chunk(
     bucket.put(key.clone(), bytes).execute().await?;
     session.parts.push(key.clone());
     session.received = at.offset + at.len;
-    if !save(cx, secret, session, Some(etag)).await? {
-        bucket.delete(key).await?;
-        return Err(ApiError::new(
-            409,
-            "upload_changed",
-            "another request changed this upload meanwhile; ask where it is (query) and go on from there",
-        ));
+    // A chunk the session does not list is no part of the file: a lost race
+    // or a failed save leaves no stray object behind (the retry stores its own).
+    match save(cx, secret, session, Some(etag)).await {
+        Ok(true) => {}
+        Ok(false) => {
+            bucket.delete(key).await?;
+            return Err(ApiError::new(
+                409,
+                "upload_changed",
+                "another request changed this upload meanwhile; ask where it is (query) and go on from there",
+            ));
+        }
+        Err(e) => {
+            let _ = bucket.delete(key).await;
+            return Err(e);
+        }
     }
     if !at.finalize {
         return status("active");
