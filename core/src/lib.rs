@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod input;
 pub mod job;
+pub mod json_shape;
 pub mod jsonl;
 pub mod keys;
 pub mod lane;

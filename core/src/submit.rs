@@ -190,10 +190,21 @@ impl Validator {
 
     /// An NDJSON line: `{"key"?: string, "request": GenerateContentRequest}`.
     pub fn line(&mut self, line: u64, bytes: &[u8]) -> Option<Vec<u8>> {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(v) => self.item(line, v),
-            Err(e) => {
-                self.refuse(line, format!("not valid JSON: {e}"));
+        let item = self.parse_line(line, bytes)?;
+        self.item(line, item)
+    }
+
+    /// An NDJSON line parsed, unless it is not JSON or would cost too much
+    /// to parse (`json_shape`); either is refused, counted and named.
+    pub fn parse_line(&mut self, line: u64, bytes: &[u8]) -> Option<Value> {
+        let parsed =
+            crate::json_shape::check(bytes, crate::json_shape::MAX_LINE_COST, "the line").and_then(|()| {
+                serde_json::from_slice::<Value>(bytes).map_err(|e| format!("not valid JSON: {e}"))
+            });
+        match parsed {
+            Ok(v) => Some(v),
+            Err(why) => {
+                self.refuse(line, why);
                 None
             }
         }
@@ -459,6 +470,19 @@ mod tests {
         v.line(2, br#"{"key":"x","request":{}}"#);
         let (_, again) = v.finish().unwrap_err();
         assert!(again[1].message.contains("duplicate"), "reported although line 1 was invalid too");
+    }
+
+    #[test]
+    fn a_line_too_costly_to_parse_is_refused_unparsed() {
+        // 1.4 MB of tiny objects in the schema: about 100 times that parsed.
+        let schema = format!("[{}]", vec![r#"{"":0}"#; 200_000].join(","));
+        let line = format!(r#"{{"request":{{"contents":[{{"parts":[{{"text":"x"}}]}}],"tools":{schema}}}}}"#);
+        let mut v = Validator::new(Limits::default());
+        assert_eq!(v.line(1, &ok_line(None)).map(|_| ()), Some(()));
+        assert_eq!(v.line(2, line.as_bytes()), None);
+        let (_, errors) = v.finish().unwrap_err();
+        assert_eq!(errors[0].line, 2);
+        assert!(errors[0].message.contains("the line would take about"), "{}", errors[0].message);
     }
 
     #[test]

@@ -231,6 +231,39 @@ async fn bodies_over_their_cap_are_refused() {
         }
         assert_eq!(status, Some(413), "{path}: a chunked 2 MiB body");
     }
+    // Within the byte cap, but 140,000 tiny objects: tens of MB parsed (a few
+    // hundred bytes each), enough at the default 10 MB cap to end the isolate.
+    // Refused unparsed, and the worker answers on.
+    let bomb =
+        format!(r#"{{"model":"gemini-2.5-flash","requests":[{}]}}"#, vec![r#"{"":0}"#; 140_000].join(","));
+    assert!(bomb.len() < 1 << 20);
+    let key = batchgate_e2e::stack::token(batchgate_e2e::stack::ACCOUNT);
+    for (path, refused) in [
+        ("/v1/jobs", (413, "json_too_complex")),
+        ("/v1/estimate", (413, "json_too_complex")),
+        // Google's SDKs get Gemini's status, batchgate's code as the reason.
+        ("/gemini/v1beta/models/gemini-2.5-flash:batchGenerateContent", (400, "JSON_TOO_COMPLEX")),
+    ] {
+        let r = s
+            .http
+            .post(s.url(path))
+            .header("content-type", "application/json")
+            .header("x-goog-api-key", &key)
+            .body(bomb.clone())
+            .send()
+            .await;
+        let answer = r.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = answer.status().as_u16();
+        let v: Value = answer.json().await.unwrap_or_default();
+        let code = if path.starts_with("/gemini") {
+            &v["error"]["details"][0]["reason"]
+        } else {
+            &v["error"]["code"]
+        };
+        assert_eq!((status, code.as_str().unwrap_or_default()), refused, "{path}: {v}");
+    }
+    let (status, _) = s.get("/v1/account").await;
+    assert_eq!(status, 200);
     assert!(job_ids(&s).await.is_empty());
     assert_eq!(conserved(&s).await, before);
 }

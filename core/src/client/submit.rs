@@ -45,6 +45,8 @@ pub struct Scan {
     part_start: u64,
     last_end: u64,
     cuts: Vec<u64>,
+    /// What the lines cost parsed, together (`json_shape::parse_cost`).
+    cost: u64,
 }
 
 /// The job read whole: its quote, and how it will be sent.
@@ -77,6 +79,7 @@ impl Scan {
             part_start: 0,
             last_end: 0,
             cuts: vec![],
+            cost: 0,
         }
     }
 
@@ -89,9 +92,9 @@ impl Scan {
             Some(kept) if self.size <= self.sizes.inline_bytes => kept.extend_from_slice(bytes),
             _ => self.kept = None,
         }
-        let validator = &mut self.validator;
+        let (validator, cost) = (&mut self.validator, &mut self.cost);
         let fed = self.splitter.feed(bytes, |line, text| {
-            check_line(validator, line, text);
+            *cost = cost.saturating_add(check_line(validator, line, text));
             Ok::<(), ()>(())
         });
         if let Err(SplitError::LineTooLong { line, limit }) = fed {
@@ -112,9 +115,9 @@ impl Scan {
     /// The verdict: `invalid_requests` naming the first bad line, or the
     /// quote at `prices` and how to send it.
     pub fn finish(mut self, prices: &PriceTable) -> Result<Scanned, ClientError> {
-        let validator = &mut self.validator;
+        let (validator, cost) = (&mut self.validator, &mut self.cost);
         let last = std::mem::replace(&mut self.splitter, LineSplitter::new(0)).finish(|line, text| {
-            check_line(validator, line, text);
+            *cost = cost.saturating_add(check_line(validator, line, text));
             Ok::<(), ()>(())
         });
         if let Err(SplitError::LineTooLong { line, limit }) = last {
@@ -133,9 +136,11 @@ impl Scan {
         let quote = price
             .quote(&summary.tokens)
             .ok_or_else(|| ClientError::new("quote_too_large", "the quote is too large to reserve", 400))?;
+        // Inline only what the worker will parse whole: few bytes, and not
+        // too many small values (`json_shape`); the rest streams in parts.
         let send = match self.kept {
-            Some(kept) => Send::Inline(kept),
-            None => {
+            Some(kept) if self.cost <= crate::json_shape::MAX_BODY_COST => Send::Inline(kept),
+            _ => {
                 self.cuts.push(self.size);
                 Send::Parts(self.cuts)
             }
@@ -144,13 +149,12 @@ impl Scan {
     }
 }
 
-fn check_line(validator: &mut Validator, line: u64, text: &[u8]) {
-    match serde_json::from_slice::<Value>(text) {
-        Ok(item) => {
-            validator.check(line, item);
-        }
-        Err(e) => validator.unreadable(line, ["not valid JSON: ", &e.to_string()].concat()),
+/// A line checked as the worker will; returns what it costs parsed.
+fn check_line(validator: &mut Validator, line: u64, text: &[u8]) -> u64 {
+    if let Some(item) = validator.parse_line(line, text) {
+        validator.check(line, item);
     }
+    crate::json_shape::parse_cost(text)
 }
 
 fn too_long(limit: usize) -> String {
@@ -514,6 +518,17 @@ mod tests {
             (Some("d"), Some("gemini-2.5-flash"))
         );
         assert!(log[1].ends_with(" key=key1"));
+    }
+
+    #[test]
+    fn a_small_file_of_many_small_requests_goes_in_parts_not_in_one_json_body() {
+        // 2.7 MB, under the inline size, but 180,000 objects: more than the worker parses whole.
+        let data = ndjson(45_000, "hi");
+        assert!((data.len() as u64) < Sizes::default().inline_bytes);
+        let scanned = scan(&data, Sizes::default(), 1 << 16).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(matches!(scanned.send, Send::Parts(_)), "{:?}", scanned.send);
+        let few = scan(&ndjson(1_000, "hi"), Sizes::default(), 1 << 16).unwrap_or_else(|e| panic!("{e:?}"));
+        assert!(matches!(few.send, Send::Inline(_)));
     }
 
     #[test]

@@ -37,9 +37,10 @@ fn boolean() -> Value {
     json!({"type": "string", "enum": ["true", "false"]})
 }
 
-/// The errors of a body read whole through the byte cap.
+/// The errors of a body read whole through the byte cap (and parsed whole:
+/// `json_too_complex` when parsed it would take too much memory).
 fn capped(op: Op) -> Op {
-    op.errors(413, &["body_too_large"]).errors(400, &["invalid_json"])
+    op.errors(413, &["body_too_large", "json_too_complex"]).errors(400, &["invalid_json"])
 }
 
 /// What a submission (and a retry) can be refused for once its lines are read.

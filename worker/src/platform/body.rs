@@ -53,6 +53,14 @@ pub async fn json<T: DeserializeOwned>(
     expected: &str,
 ) -> Result<T, ApiError> {
     let bytes = read(req, cap, what).await?;
+    parse_cost_ok(&bytes, what)?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("expected {expected}: {e}")))
+}
+
+/// A JSON body about to be parsed whole, unless parsed it would take more
+/// memory than a worker can spare (413 `json_too_complex`; core's `json_shape`).
+pub fn parse_cost_ok(bytes: &[u8], what: &str) -> Result<(), ApiError> {
+    batchgate_core::json_shape::check(bytes, batchgate_core::json_shape::MAX_BODY_COST, what)
+        .map_err(|why| ApiError::new(413, "json_too_complex", why))
 }

@@ -317,6 +317,7 @@ pub async fn read_json_body(req: &mut Request, settings: &Settings) -> Result<Js
         "a JSON submission (send larger jobs as application/x-ndjson or through /v1/inputs)",
     )
     .await?;
+    crate::platform::body::parse_cost_ok(&bytes, "the JSON submission")?;
     let body: JsonSubmission = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request("invalid_json", format!("the body is not a valid submission: {e}"))
     })?;
