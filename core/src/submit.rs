@@ -94,6 +94,19 @@ pub fn assigned_key(line: u64) -> String {
     format!("line-{line}")
 }
 
+/// Only the standard tier is priced: Google bills `priority` 75–100 % above
+/// it, and what `flex` saves is not this product's to guess. Any spelling of
+/// standard (`standard`, `SERVICE_TIER_STANDARD`, unspecified) passes.
+fn check_service_tier(tier: &Value) -> Result<(), String> {
+    let name = tier.as_str().ok_or("request.serviceTier must be a string")?.to_ascii_lowercase();
+    match name.strip_prefix("service_tier_").unwrap_or(&name) {
+        "standard" | "unspecified" => Ok(()),
+        _ => Err(format!(
+            "unpriced_field: request.serviceTier {tier} is billed apart from the standard price and has no price here; leave it out"
+        )),
+    }
+}
+
 /// Media parts are read one way only, so what is checked is what Gemini gets:
 /// a part names `fileData` or `inlineData` in one spelling, with only their
 /// own fields, each in one spelling; a `fileUri` is a Gemini file in canonical
@@ -310,6 +323,9 @@ impl Validator {
         check_media_parts(req)?;
         if request::field(req, "cachedContent").is_some() {
             return Err("unpriced_field: request.cachedContent cannot be priced before it runs; send the content itself".into());
+        }
+        if let Some(tier) = request::field(req, "serviceTier") {
+            check_service_tier(tier)?;
         }
         if let Some(tools) = request::field(req, "tools") {
             let tools = tools.as_array().ok_or("request.tools must be an array")?;
@@ -597,7 +613,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.starts_with("unpriced_field"), "{e}");
+        for tier in ["priority", "SERVICE_TIER_PRIORITY", "flex", "Priority"] {
+            let req = json!({"contents": [{"parts": [{"text": "hi"}]}], "serviceTier": tier});
+            let e = one(&mut v, req).unwrap_err();
+            assert!(e.starts_with("unpriced_field: request.serviceTier"), "{tier}: {e}");
+        }
+        let e =
+            one(&mut v, json!({"contents": [{"parts": [{"text": "hi"}]}], "service_tier": 2})).unwrap_err();
+        assert!(e.contains("serviceTier must be a string"), "{e}");
         let mut ok = flash();
+        for tier in ["standard", "SERVICE_TIER_STANDARD", "SERVICE_TIER_UNSPECIFIED"] {
+            let req = json!({"contents": [{"parts": [{"text": "hi"}]}], "serviceTier": tier});
+            assert!(one(&mut ok, req).is_ok(), "{tier}");
+        }
         let decl =
             json!({"functionDeclarations": [{"name": "lookup_weather", "description": "x".repeat(400)}]});
         assert!(one(&mut ok, json!({"contents": [{"parts": [{"text": "hi"}]}], "tools": [decl]})).is_ok());

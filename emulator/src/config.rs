@@ -65,6 +65,9 @@ pub struct Config {
     /// Pad every answer's text to at least this many bytes (realistic result
     /// sizes for benchmarks; token counts do not change).
     pub answer_pad_bytes: usize,
+    /// Realtime answers (`generateContent`) leave `usageMetadata` out, as an
+    /// answer Gemini cut short may: what is such a call charged?
+    pub omit_usage: bool,
     /// Realtime calls per minute per API key and model (`rpm_limits` for one
     /// model, `rpm_limit` for the rest; none: unlimited).
     pub rpm_limit: Option<u64>,
@@ -134,6 +137,7 @@ impl Default for Config {
             list_requires_page_size: false,
             cancel_error_code: 1,
             answer_pad_bytes: 0,
+            omit_usage: false,
             rpm_limit: None,
             rpm_limits: BTreeMap::new(),
             stream_chunks: 3,

@@ -76,7 +76,12 @@ impl Emulator {
 
     pub fn generate_content(&self, model: &str, headers: &HeaderMap, body: &Bytes) -> ApiResult<Response> {
         let request = self.realtime_call(model, "generateContent", headers, body)?;
-        let resp = crate::model::respond(model, &request).map_err(|e| ApiError::invalid(e.0))?;
+        let mut resp = crate::model::respond(model, &request).map_err(|e| ApiError::invalid(e.0))?;
+        if self.config().omit_usage
+            && let Some(answer) = resp.as_object_mut()
+        {
+            answer.remove("usageMetadata");
+        }
         Ok(axum::Json(resp).into_response())
     }
 

@@ -12,21 +12,23 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// The emulator binary: `GEMINI_EMULATOR_BIN`, else the workspace's debug build
-/// (built on demand).
+/// The emulator binary: `GEMINI_EMULATOR_BIN`, else the workspace's debug build,
+/// brought up to date once per test run (a stale one would lack what the
+/// tests configure; cargo does nothing when it is current).
 pub fn emulator_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("GEMINI_EMULATOR_BIN") {
         return PathBuf::from(p);
     }
-    let bin = workspace_root().join("target/debug/gemini-emulator");
-    if !bin.exists() {
+    static BUILT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "-p", "gemini-emulator"])
             .current_dir(workspace_root())
             .status();
-        assert!(status.is_ok_and(|s| s.success()), "building gemini-emulator failed");
-    }
-    bin
+        status.is_ok_and(|s| s.success())
+    });
+    assert!(built, "building gemini-emulator failed");
+    workspace_root().join("target/debug/gemini-emulator")
 }
 
 /// A child process that announced its URL; killed when dropped.

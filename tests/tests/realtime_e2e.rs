@@ -375,6 +375,17 @@ async fn realtime_and_auto_jobs_run_in_their_lane_and_are_charged_its_price() {
     assert_eq!(slow_done["cost"]["charged"], prices(&requests(2)).0, "{slow_done}");
     assert_eq!(s.http.delete(s.url(&format!("/v1/jobs/{slow_id}"))).send().await.unwrap().status(), 200);
 
+    // Answers that do not say what they used are charged their ceiling (what
+    // was reserved), never nothing: Google bills them all the same.
+    s.control("/config", json!({"omitUsage": true})).await;
+    let (status, job) = submit(json!({"model": MODEL, "requests": requests(2), "mode": "realtime"})).await;
+    assert_eq!(status, 202, "{job}");
+    let reserved = job["cost"]["reserved"].as_i64().unwrap_or(0);
+    let done = s.wait_for(job["id"].as_str().unwrap(), 60, |j| j["cost"]["charged"].is_i64()).await;
+    s.control("/config", json!({"omitUsage": false})).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(reserved > 0 && done["cost"]["charged"] == reserved, "charged its ceiling ({reserved}): {done}");
+
     // A mode that is not one is refused, naming it.
     let (status, e) = submit(json!({"model": MODEL, "requests": requests(1), "mode": "fast"})).await;
     assert_eq!(status, 400, "{e}");

@@ -177,8 +177,11 @@ async fn answer_one(
             }
             Ok(RealtimeAdmission::Key(key_id)) => match call(settings, model, &key_id, &request).await {
                 Called::Answer(bytes) => {
+                    // An answer that does not say what it used is charged its
+                    // ceiling, as in `/v1/generate`: Google bills it all the same.
+                    let measured = batchgate_core::realtime::response_usage(&bytes).is_some();
                     return match answer_line(&key, &bytes) {
-                        Some(line) => line.into(),
+                        Some(line) => Answer { line, unmeasured: (!measured).then_some(ceiling) },
                         None => Answer {
                             line: error_line(&key, 502, "Gemini's answer is not JSON"),
                             unmeasured: Some(ceiling),
