@@ -45,6 +45,9 @@ pub struct Validator {
     output_limit: u64,
     tokens: Tokens,
     files: Vec<(u64, String)>,
+    /// The hosts a `fileUri` given as a URL may name (none: any; the worker
+    /// names Gemini's, the client leaves it to the worker).
+    file_hosts: Option<Vec<String>>,
     shards: Planner,
     /// The same input cut for the realtime lane (small shards, each answered in one step).
     realtime: Option<Planner>,
@@ -113,7 +116,7 @@ fn check_service_tier(tier: &Value) -> Result<(), String> {
 /// form (`files/{id}`, or `http(s)://host/v1beta|v1/files/{id}`), so its
 /// ownership can be checked; anything else Gemini would fetch and bill
 /// unseen (a video link) is refused.
-pub(crate) fn check_media_parts(req: &Value) -> Result<(), String> {
+pub(crate) fn check_media_parts(req: &Value, file_hosts: Option<&[String]>) -> Result<(), String> {
     let system = request::field(req, "systemInstruction");
     let contents = request::field(req, "contents").and_then(Value::as_array).into_iter().flatten();
     for (i, content) in contents.chain(system).enumerate() {
@@ -139,6 +142,13 @@ pub(crate) fn check_media_parts(req: &Value) -> Result<(), String> {
                         "{at}.fileData.fileUri {uri:?} is not an uploaded file (files/{{id}}); upload media with POST /v1/files"
                     ));
                 }
+                if let (Some(host), Some(hosts)) = (crate::upload::uri_host(uri), file_hosts)
+                    && !hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+                {
+                    return Err(format!(
+                        "{at}.fileData.fileUri {uri:?} names a host that is not Gemini's; write files/{{id}}"
+                    ));
+                }
             }
         }
     }
@@ -159,6 +169,7 @@ impl Validator {
             output_limit: crate::model::DEFAULT_OUTPUT_LIMIT,
             tokens: Tokens::default(),
             files: vec![],
+            file_hosts: None,
             shards: Planner::new(ShardLimits {
                 max_bytes: u64::MAX,
                 max_requests: u64::MAX,
@@ -185,6 +196,13 @@ impl Validator {
     pub fn with_model(mut self, model: &str) -> Validator {
         self.output_limit = crate::model::output_limit(model);
         self.model = Some(crate::model::bare(model).to_string());
+        self
+    }
+
+    /// A `fileUri` written as a URL must name one of these hosts (`host[:port]`):
+    /// a file id under any other host is not the file whose owner was checked.
+    pub fn with_file_hosts(mut self, hosts: Vec<String>) -> Validator {
+        self.file_hosts = Some(hosts);
         self
     }
 
@@ -320,7 +338,7 @@ impl Validator {
                 ));
             }
         }
-        check_media_parts(req)?;
+        check_media_parts(req, self.file_hosts.as_deref())?;
         if request::field(req, "cachedContent").is_some() {
             return Err("unpriced_field: request.cachedContent cannot be priced before it runs; send the content itself".into());
         }
@@ -670,5 +688,32 @@ mod tests {
             Some("files/abc".into())
         );
         assert_eq!(crate::upload::canonical_file_name("https://x/upload/v1beta/files/abc"), None);
+    }
+
+    /// A URL naming one of the account's file ids under another host passed the
+    /// ownership check, and Gemini would have been sent the other host's URL.
+    #[test]
+    fn a_file_url_must_name_gemini_s_host() {
+        let part =
+            |uri: &str| json!({"contents": [{"parts": [{"text": "see"}, {"fileData": {"fileUri": uri}}]}]});
+        let hosts = vec!["generativelanguage.googleapis.com".to_string(), "127.0.0.1:8765".to_string()];
+        let mut v = flash().with_file_hosts(hosts);
+        for good in [
+            "files/abc",
+            "https://generativelanguage.googleapis.com/v1beta/files/abc",
+            "https://GenerativeLanguage.googleapis.com/v1/files/abc",
+            "http://127.0.0.1:8765/v1beta/files/abc",
+        ] {
+            assert!(one(&mut v, part(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://evil.example/v1beta/files/abc",
+            "https://generativelanguage.googleapis.com.evil.example/v1beta/files/abc",
+            "http://127.0.0.1:9999/v1beta/files/abc",
+            "https://user@generativelanguage.googleapis.com/v1beta/files/abc",
+        ] {
+            let e = one(&mut v, part(bad)).unwrap_err();
+            assert!(e.contains("not Gemini's"), "{bad}: {e}");
+        }
     }
 }

@@ -294,6 +294,14 @@ pub fn referenced_files(request: &serde_json::Value) -> Vec<String> {
     out
 }
 
+/// The `host[:port]` of a `fileUri` written as an http(s) URL (everything
+/// between the scheme and the path, userinfo included, so `user@host` is no host
+/// of Gemini's); none for `files/{id}`.
+pub fn uri_host(uri: &str) -> Option<&str> {
+    let rest = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://"))?;
+    Some(rest.split_once('/').map_or(rest, |(host, _)| host))
+}
+
 /// The `files/{id}` a `fileData.fileUri` names, when it names one in canonical
 /// form: `files/{id}` or `http(s)://{host}/v1beta/files/{id}` (or `/v1/`), with
 /// a valid id and nothing after it. Any other spelling (`Files/…`,

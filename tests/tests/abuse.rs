@@ -471,6 +471,15 @@ async fn referenced_files_are_reserved_by_their_size() {
     assert_eq!(r.status(), 201);
     let file: Value = r.json().await.unwrap_or_default();
     let uri = file["uri"].as_str().unwrap_or_default().to_string();
+    // The same file id under another host is not the file whose owner was checked.
+    let elsewhere = uri.replacen("127.0.0.1", "localhost", 1);
+    assert_ne!(elsewhere, uri);
+    let part = json!({"mimeType": "application/pdf", "fileUri": elsewhere});
+    let line = json!({"request": {"contents": [{"parts": [{"text": "summarise"}, {"fileData": part}]}]}});
+    let (status, refused) =
+        s.post_json("/v1/estimate", &json!({"model": "gemini-2.5-flash", "requests": [line]})).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(refused.to_string().contains("not Gemini's"), "{refused}");
     let request = json!({"contents": [{"parts": [{"text": "summarise"}, {"fileData": {"mimeType": "application/pdf", "fileUri": uri}}]}]});
     let (status, quote) = s
         .post_json("/v1/estimate", &json!({"model": "gemini-2.5-flash", "requests": [{"request": request}]}))

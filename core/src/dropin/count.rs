@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 /// The `files/{id}` names a countTokens body refers to (the caller must own
 /// them), or why the body is refused, naming the field.
-pub fn referenced_files(body: &Value) -> Result<Vec<String>, String> {
+pub fn referenced_files(body: &Value, file_hosts: &[String]) -> Result<Vec<String>, String> {
     let obj = body.as_object().ok_or("the body must be a JSON object")?;
     if let Some(k) = request::unknown_field(obj, &["contents", "generateContentRequest"]) {
         return Err(format!("unknown field \"{k}\" in the body"));
@@ -29,7 +29,7 @@ pub fn referenced_files(body: &Value) -> Result<Vec<String>, String> {
         _ => return Err("the body needs one of contents and generateContentRequest".into()),
     };
     request::validate(&inner)?;
-    crate::submit::check_media_parts(&inner)?;
+    crate::submit::check_media_parts(&inner, Some(file_hosts))?;
     Ok(crate::upload::referenced_files(&inner))
 }
 
@@ -37,14 +37,18 @@ pub fn referenced_files(body: &Value) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
+    fn files_named(body: &Value) -> Result<Vec<String>, String> {
+        referenced_files(body, &["g".to_string()])
+    }
+
     #[test]
     fn the_files_named_in_either_form_and_spelling_are_found() {
         let contents = json!([{"parts": [{"fileData": {"fileUri": "files/a"}}, {"text": "how long?"}]}]);
-        assert_eq!(referenced_files(&json!({ "contents": contents })), Ok(vec!["files/a".to_string()]));
+        assert_eq!(files_named(&json!({ "contents": contents })), Ok(vec!["files/a".to_string()]));
         let inner = json!({"generate_content_request": {"model": "models/m", "contents": [
             {"parts": [{"file_data": {"file_uri": "https://g/v1beta/files/b"}}]}],
             "system_instruction": {"parts": [{"fileData": {"fileUri": "files/c"}}]}}});
-        assert_eq!(referenced_files(&inner), Ok(vec!["files/b".to_string(), "files/c".to_string()]));
+        assert_eq!(files_named(&inner), Ok(vec!["files/b".to_string(), "files/c".to_string()]));
     }
 
     #[test]
@@ -72,9 +76,13 @@ mod tests {
                 "cachedContent",
             ),
             (json!({"contents": []}), "non-empty array"),
+            (
+                json!({"contents": [{"parts": [{"fileData": {"fileUri": "https://other/v1beta/files/a"}}]}]}),
+                "not Gemini's",
+            ),
         ];
         for (body, needle) in cases {
-            let err = referenced_files(&body).unwrap_err();
+            let err = files_named(&body).unwrap_err();
             assert!(err.contains(needle), "{body}: {err:?} should contain {needle:?}");
         }
     }

@@ -32,6 +32,16 @@ impl Default for GeminiConfig {
     }
 }
 
+impl GeminiConfig {
+    /// The hosts a request's `fileUri` may name: Google's (a file's own URI
+    /// names it, also behind a proxy) and `base_url`'s (the emulator's).
+    pub fn file_hosts(&self) -> Vec<String> {
+        let google = "generativelanguage.googleapis.com".to_string();
+        let base = crate::upload::uri_host(&self.base_url).map(str::to_ascii_lowercase);
+        std::iter::once(google.clone()).chain(base.filter(|b| *b != google)).collect()
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Call {
     pub method: &'static str,
@@ -261,6 +271,14 @@ mod tests {
 
     fn cfg() -> GeminiConfig {
         GeminiConfig { base_url: "http://127.0.0.1:8765/".into(), ..GeminiConfig::default() }
+    }
+
+    #[test]
+    fn file_urls_may_name_google_and_the_configured_base() {
+        assert_eq!(cfg().file_hosts(), ["generativelanguage.googleapis.com", "127.0.0.1:8765"]);
+        assert_eq!(GeminiConfig::default().file_hosts(), ["generativelanguage.googleapis.com"]);
+        let proxy = GeminiConfig { base_url: "https://Gateway.example/v1/acct/google-ai".into(), ..cfg() };
+        assert_eq!(proxy.file_hosts(), ["generativelanguage.googleapis.com", "gateway.example"]);
     }
 
     #[test]

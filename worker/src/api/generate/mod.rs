@@ -182,7 +182,7 @@ pub async fn call(
 /// Gemini's refusals reach the caller as a realtime call's do.
 pub async fn count_tokens(cx: &Ctx<'_>, account: &str, model: &str, body: Value) -> Result<Response> {
     let (model, price) = priced_model(model, cx.settings)?;
-    let files = batchgate_core::dropin::count::referenced_files(&body)
+    let files = batchgate_core::dropin::count::referenced_files(&body, &cx.settings.gemini.file_hosts())
         .map_err(|why| ApiError::bad_request("invalid_request", format!("request: {why}")))?;
     let files: Vec<(u64, String)> = files.into_iter().map(|name| (1, name)).collect();
     check_files(cx, account, &files).await?;

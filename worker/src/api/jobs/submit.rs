@@ -120,6 +120,7 @@ fn webhook_url(url: Option<String>, settings: &Settings, own_host: Option<&str>)
 /// The checks a submission to `model` goes through, and the batches it will be cut into.
 pub fn validator(settings: &Settings, model: &str) -> Validator {
     Validator::new(settings.limits.clone())
+        .with_file_hosts(settings.gemini.file_hosts())
         .with_estimate(settings.estimate)
         .with_model(model)
         .with_shards(settings.shards.limits(model))
