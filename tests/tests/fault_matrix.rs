@@ -12,7 +12,7 @@
 //! Run by `cargo xtask test` (they need wrangler: `cargo xtask setup`).
 
 use batchgate_e2e::api::requests;
-use batchgate_e2e::stack::{ACCOUNT, ADMIN_TOKEN, Stack, token, uncaught_exceptions};
+use batchgate_e2e::stack::{ACCOUNT, ADMIN_TOKEN, Stack, lines_before, token, uncaught_exception_lines};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -263,10 +263,18 @@ impl LogMark {
     /// restart, anywhere in the new worker's log).
     fn no_uncaught_exception(&self, s: &Stack) -> Outcome {
         let same_worker = self.path == s.worker.as_ref().map(|w| w.log.clone());
-        let all = uncaught_exceptions(&s.worker_log());
+        let log = s.worker_log();
+        let all = uncaught_exception_lines(&log);
         let new = all.get(if same_worker { self.uncaught } else { 0 }..).unwrap_or_default();
-        check!(new.is_empty(), "workerd logged an uncaught exception: {}", new.join(" | "));
-        Ok(())
+        match new.first() {
+            None => Ok(()),
+            // The lines before it say which request or step it broke.
+            Some(&first) => Err(format!(
+                "workerd logged {} uncaught exception(s); the first, after what led to it:\n{}",
+                new.len(),
+                lines_before(&log, first, 25)
+            )),
+        }
     }
 }
 
