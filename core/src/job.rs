@@ -230,7 +230,7 @@ pub struct Billing {
 }
 
 /// What the shards already finished (and dropped from the record) delivered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Finished {
     pub(crate) shards: u64,
@@ -573,20 +573,16 @@ impl Job {
     /// of it for what realtime calls did.
     pub fn cost(&self) -> (i64, i64) {
         let price = &self.billing.price;
-        let all = Tokens::from(&self.tally().usage);
-        let realtime = Tokens::from(&self.realtime_tally().usage);
-        let batched = Tokens {
-            input: all.input.saturating_sub(realtime.input),
-            cached_input: all.cached_input.saturating_sub(realtime.cached_input),
-            output: all.output.saturating_sub(realtime.output),
-        };
+        let all = Tokens::from(&self.tally());
+        let realtime = Tokens::from(&self.realtime_tally());
+        let batched = all.less(&realtime);
         let charge = price.batch(&batched).saturating_add(price.standard(&realtime));
         (charge, price.standard(&all))
     }
 
     /// What realtime calls delivered (a part of [`Job::tally`]).
     pub fn realtime_tally(&self) -> Tally {
-        let mut tally = self.finished.realtime_tally;
+        let mut tally = self.finished.realtime_tally.clone();
         for run in self.runs.iter().filter(|r| r.realtime) {
             tally.merge(&run.tally);
         }
@@ -595,7 +591,7 @@ impl Job {
 
     /// What the ingested result lines hold, over every shard.
     pub fn tally(&self) -> Tally {
-        let mut tally = self.finished.tally;
+        let mut tally = self.finished.tally.clone();
         for run in &self.runs {
             tally.merge(&run.tally);
         }

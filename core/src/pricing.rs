@@ -9,7 +9,7 @@
 //! reservation and the final charge use the same figures even if the operator
 //! changes the table while the job runs.
 
-use crate::results::Usage;
+use crate::results::{Tally, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -23,21 +23,102 @@ pub struct Price {
     pub output: i64,
     /// Input tokens served from Gemini's context cache.
     pub cached_input: i64,
+    /// Audio input, where the model prices it apart (Gemini Flash models bill
+    /// audio at 2 to 7 times text); `None`: as `input`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_input: Option<i64>,
+    /// Cached audio input; `None`: as `cachedInput`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_cached_input: Option<i64>,
+    /// Every token of a request whose prompt passes
+    /// [`LONG_CONTEXT_PROMPT_TOKENS`], audio included (Gemini Pro models);
+    /// `None`: no such tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_context: Option<Rates>,
 }
 
-impl Price {
+/// The three rates of a tier.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rates {
+    pub input: i64,
+    pub output: i64,
+    pub cached_input: i64,
+}
+
+/// Prompt tokens (cached and tool-use included) above which a request is
+/// billed at its model's long-context rates: Google's line, 200k.
+pub const LONG_CONTEXT_PROMPT_TOKENS: u64 = 200_000;
+
+impl Rates {
     const FIELDS: [&str; 3] = ["input", "output", "cachedInput"];
 
     /// `{"input": n, "output": n, "cachedInput": n}`, each an integer, nothing else.
-    fn from_value(v: &Value) -> Result<Price, String> {
+    fn from_value(v: &Value) -> Result<Rates, String> {
         let obj = v.as_object().ok_or("must be an object {input, output, cachedInput}")?;
-        if let Some(k) = obj.keys().find(|k| !Price::FIELDS.contains(&k.as_str())) {
+        if let Some(k) = obj.keys().find(|k| !Rates::FIELDS.contains(&k.as_str())) {
             return Err(format!("has an unknown field \"{k}\" (expected input, output, cachedInput)"));
         }
-        let int = |k: &str| {
-            obj.get(k).and_then(Value::as_i64).ok_or_else(|| format!("needs \"{k}\" as an integer"))
+        Ok(Rates {
+            input: required(obj, "input")?,
+            output: required(obj, "output")?,
+            cached_input: required(obj, "cachedInput")?,
+        })
+    }
+
+    fn negative(&self) -> bool {
+        self.input < 0 || self.output < 0 || self.cached_input < 0
+    }
+}
+
+/// `obj[k]`, an integer that must be there.
+fn required(obj: &serde_json::Map<String, Value>, k: &str) -> Result<i64, String> {
+    int(obj, k)?.ok_or_else(|| format!("needs \"{k}\" as an integer"))
+}
+
+/// `obj[k]` as an integer; `Err` when present and not one.
+fn int(obj: &serde_json::Map<String, Value>, k: &str) -> Result<Option<i64>, String> {
+    obj.get(k).map(|v| v.as_i64().ok_or_else(|| format!("needs \"{k}\" as an integer"))).transpose()
+}
+
+impl Price {
+    const EXTRA: [&str; 3] = ["audioInput", "audioCachedInput", "longContext"];
+
+    /// `{"input", "output", "cachedInput"}` integers, with optional
+    /// `"audioInput"`, `"audioCachedInput"` and `"longContext": {input, output,
+    /// cachedInput}`; nothing else.
+    fn from_value(v: &Value) -> Result<Price, String> {
+        let obj = v.as_object().ok_or("must be an object {input, output, cachedInput}")?;
+        if let Some(k) =
+            obj.keys().find(|k| !Rates::FIELDS.contains(&k.as_str()) && !Price::EXTRA.contains(&k.as_str()))
+        {
+            return Err(format!(
+                "has an unknown field \"{k}\" (expected input, output, cachedInput, audioInput, audioCachedInput, longContext)"
+            ));
+        }
+        let (input, output) = (required(obj, "input")?, required(obj, "output")?);
+        let cached_input = required(obj, "cachedInput")?;
+        let long_context = match obj.get("longContext") {
+            None => None,
+            Some(l) => Some(Rates::from_value(l).map_err(|e| format!("longContext {e}"))?),
         };
-        Ok(Price { input: int("input")?, output: int("output")?, cached_input: int("cachedInput")? })
+        Ok(Price {
+            input,
+            output,
+            cached_input,
+            audio_input: int(obj, "audioInput")?,
+            audio_cached_input: int(obj, "audioCachedInput")?,
+            long_context,
+        })
+    }
+
+    fn negative(&self) -> bool {
+        let extras = [self.audio_input, self.audio_cached_input].into_iter().flatten().any(|p| p < 0);
+        self.base().negative() || extras || self.long_context.is_some_and(|l| l.negative())
+    }
+
+    fn base(&self) -> Rates {
+        Rates { input: self.input, output: self.output, cached_input: self.cached_input }
     }
 }
 
@@ -45,21 +126,35 @@ impl Price {
 pub const BATCH_NUMERATOR: i64 = 1;
 pub const BATCH_DENOMINATOR: i64 = 2;
 
-/// Google's public Gemini API prices (paid tier, prompts up to 200k tokens),
-/// in micro-credits per token.
+/// Google's public Gemini API prices (paid tier), in micro-credits per token:
+/// audio input where it costs more, and the Pro models' rates past 200k prompt tokens.
 const DEFAULT_PRICES: &[(&str, Price)] = &[
-    ("gemini-3-pro-preview", Price { input: 2_000, output: 12_000, cached_input: 200 }),
-    ("gemini-3-flash-preview", Price { input: 500, output: 3_000, cached_input: 50 }),
-    ("gemini-2.5-pro", Price { input: 1_250, output: 10_000, cached_input: 125 }),
-    ("gemini-2.5-flash", Price { input: 300, output: 2_500, cached_input: 30 }),
-    ("gemini-2.5-flash-lite", Price { input: 100, output: 400, cached_input: 10 }),
-    ("gemini-2.0-flash", Price { input: 100, output: 400, cached_input: 25 }),
-    ("gemini-2.0-flash-lite", Price { input: 75, output: 300, cached_input: 75 }),
+    ("gemini-3-pro-preview", rates(2_000, 12_000, 200).long(4_000, 18_000, 400)),
+    ("gemini-3-flash-preview", rates(500, 3_000, 50).audio(1_000, 100)),
+    ("gemini-2.5-pro", rates(1_250, 10_000, 125).long(2_500, 15_000, 250)),
+    ("gemini-2.5-flash", rates(300, 2_500, 30).audio(1_000, 100)),
+    ("gemini-2.5-flash-lite", rates(100, 400, 10).audio(300, 30)),
+    ("gemini-2.0-flash", rates(100, 400, 25).audio(700, 175)),
+    ("gemini-2.0-flash-lite", rates(75, 300, 75)),
     // Image and speech output is billed per output token, at these models' own rates.
-    ("gemini-2.5-flash-image", Price { input: 300, output: 30_000, cached_input: 30 }),
-    ("gemini-3-pro-image-preview", Price { input: 2_000, output: 120_000, cached_input: 200 }),
-    ("gemini-2.5-flash-preview-tts", Price { input: 500, output: 10_000, cached_input: 50 }),
+    ("gemini-2.5-flash-image", rates(300, 30_000, 30)),
+    ("gemini-3-pro-image-preview", rates(2_000, 120_000, 200)),
+    ("gemini-2.5-flash-preview-tts", rates(500, 10_000, 50)),
 ];
+
+const fn rates(input: i64, output: i64, cached_input: i64) -> Price {
+    Price { input, output, cached_input, audio_input: None, audio_cached_input: None, long_context: None }
+}
+
+impl Price {
+    const fn audio(self, input: i64, cached_input: i64) -> Price {
+        Price { audio_input: Some(input), audio_cached_input: Some(cached_input), ..self }
+    }
+
+    const fn long(self, input: i64, output: i64, cached_input: i64) -> Price {
+        Price { long_context: Some(Rates { input, output, cached_input }), ..self }
+    }
+}
 
 /// Prices by model id. A versioned id (`gemini-2.5-flash-001`,
 /// `gemini-2.5-flash-preview-09-2025`) takes its model's price; a longer name of
@@ -82,7 +177,8 @@ impl Default for PriceTable {
 }
 
 impl PriceTable {
-    /// The operator's table: `{"model": {"input": n, "output": n, "cachedInput": n}, ...}`.
+    /// The operator's table: `{"model": {"input": n, "output": n, "cachedInput": n}, ...}`
+    /// (with the optional rates of [`Price::from_value`]).
     pub fn from_json(json: &str) -> Result<PriceTable, String> {
         let table: Value =
             serde_json::from_slice(json.as_bytes()).map_err(|e| format!("PRICES is not JSON: {e}"))?;
@@ -99,7 +195,7 @@ impl PriceTable {
             let price = Price::from_value(price).map_err(|e| format!("PRICES: the price of {model} {e}"))?;
             prices.insert(model.clone(), price);
         }
-        if let Some((m, _)) = prices.iter().find(|(_, p)| p.input < 0 || p.output < 0 || p.cached_input < 0) {
+        if let Some((m, _)) = prices.iter().find(|(_, p)| p.negative()) {
             return Err(format!("PRICES: the price of {m} is negative"));
         }
         if prices.is_empty() {
@@ -130,26 +226,115 @@ pub struct Tokens {
     pub input: u64,
     pub cached_input: u64,
     pub output: u64,
+    /// Of `input`, audio.
+    #[serde(default)]
+    pub audio_input: u64,
+    /// Of `cachedInput`, audio.
+    #[serde(default)]
+    pub audio_cached_input: u64,
+    /// Of `input`, what requests past the long-context line took.
+    #[serde(default)]
+    pub long_input: u64,
+    /// Of `cachedInput`, what requests past the long-context line took.
+    #[serde(default)]
+    pub long_cached_input: u64,
+    /// Of `output`, what requests past the long-context line gave.
+    #[serde(default)]
+    pub long_output: u64,
+    /// Of `longInput`, audio.
+    #[serde(default)]
+    pub long_audio_input: u64,
+    /// Of `longCachedInput`, audio.
+    #[serde(default)]
+    pub long_audio_cached_input: u64,
 }
 
 impl Tokens {
     pub fn add(&mut self, o: &Tokens) {
-        self.input = self.input.saturating_add(o.input);
-        self.cached_input = self.cached_input.saturating_add(o.cached_input);
-        self.output = self.output.saturating_add(o.output);
+        *self = self.zip(o, u64::saturating_add);
+    }
+
+    /// `self` less its part `o`, each count at least zero.
+    pub fn less(&self, o: &Tokens) -> Tokens {
+        self.zip(o, u64::saturating_sub)
+    }
+
+    fn zip(&self, o: &Tokens, f: impl Fn(u64, u64) -> u64) -> Tokens {
+        Tokens {
+            input: f(self.input, o.input),
+            cached_input: f(self.cached_input, o.cached_input),
+            output: f(self.output, o.output),
+            audio_input: f(self.audio_input, o.audio_input),
+            audio_cached_input: f(self.audio_cached_input, o.audio_cached_input),
+            long_input: f(self.long_input, o.long_input),
+            long_cached_input: f(self.long_cached_input, o.long_cached_input),
+            long_output: f(self.long_output, o.long_output),
+            long_audio_input: f(self.long_audio_input, o.long_audio_input),
+            long_audio_cached_input: f(self.long_audio_cached_input, o.long_audio_cached_input),
+        }
+    }
+
+    /// The same tokens, all of them past the long-context line.
+    fn as_long(self) -> Tokens {
+        Tokens {
+            long_input: self.input,
+            long_cached_input: self.cached_input,
+            long_output: self.output,
+            long_audio_input: self.audio_input,
+            long_audio_cached_input: self.audio_cached_input,
+            ..self
+        }
+    }
+
+    /// An estimate's tokens (no tier yet), at the tier its input puts it in.
+    pub fn tiered(self) -> Tokens {
+        if self.input > LONG_CONTEXT_PROMPT_TOKENS { self.as_long() } else { self }
+    }
+
+    /// `u` with no tier: Gemini's `promptTokenCount` includes the cached part,
+    /// and its per-modality details count cached tokens too; tool-use prompts
+    /// are input; thinking is output. Audio past what the uncached prompt can
+    /// hold is taken as cached audio, never dropped to a cheaper rate.
+    fn untiered(u: &Usage) -> Tokens {
+        let cached = u.cached.min(u.prompt);
+        let input = (u.prompt - cached).saturating_add(u.tool_use_prompt);
+        let audio = u.audio_prompt.min(u.prompt);
+        let audio_cached = u.audio_cached.max(audio.saturating_sub(u.prompt - cached)).min(cached).min(audio);
+        Tokens {
+            input,
+            cached_input: cached,
+            output: u.candidates.saturating_add(u.thoughts),
+            audio_input: (audio - audio_cached).min(input),
+            audio_cached_input: audio_cached,
+            ..Tokens::default()
+        }
     }
 }
 
+/// What a request's estimate (`request`, tiered) grows by when the tokens of
+/// the uploaded files it names (`EstimateRules::file_tokens`) join it: the
+/// files, and the whole request moved past the long-context line if they take
+/// it there.
+pub fn growth_with_files(request: Tokens, files: &Tokens) -> Tokens {
+    let mut with = request;
+    with.add(files);
+    with.tiered().less(&request)
+}
+
 impl From<&Usage> for Tokens {
-    /// Gemini's `promptTokenCount` includes the cached part; tool-use prompts are
-    /// input; thinking is output.
+    /// One response's tokens, at its tier.
     fn from(u: &Usage) -> Tokens {
-        let cached = u.cached.min(u.prompt);
-        Tokens {
-            input: (u.prompt - cached).saturating_add(u.tool_use_prompt),
-            cached_input: cached,
-            output: u.candidates.saturating_add(u.thoughts),
-        }
+        let t = Tokens::untiered(u);
+        if u.is_long_context() { t.as_long() } else { t }
+    }
+}
+
+impl From<&Tally> for Tokens {
+    /// The tokens of many responses, each at its own tier. A tally stored
+    /// before tiers were kept holds only its usage: all of it at the lower tier,
+    /// as it was priced then.
+    fn from(t: &Tally) -> Tokens {
+        t.tokens.as_deref().copied().unwrap_or_else(|| Tokens::untiered(&t.usage))
     }
 }
 
@@ -167,11 +352,39 @@ fn batch_share(standard: i64) -> i64 {
 
 impl Price {
     /// Standard (interactive) cost of `t`, or `None` if it does not fit an
-    /// `i64` of micro-credits.
+    /// `i64` of micro-credits: each part of `t` at its own rate. Past the
+    /// long-context line, a model with that tier bills its rates (audio at
+    /// no less than audio's own); a model without it bills as below the line.
     pub fn checked_standard(&self, t: &Tokens) -> Option<i64> {
-        mul(t.input, self.input)?
-            .checked_add(mul(t.cached_input, self.cached_input)?)?
-            .checked_add(mul(t.output, self.output)?)
+        let audio = self.audio_input.unwrap_or(self.input);
+        let audio_cached = self.audio_cached_input.unwrap_or(self.cached_input);
+        let long = match self.long_context {
+            Some(l) => {
+                [l.input, l.cached_input, l.output, l.input.max(audio), l.cached_input.max(audio_cached)]
+            }
+            None => [self.input, self.cached_input, self.output, audio, audio_cached],
+        };
+        // The parts, each bounded by the part it is "of" (a sum may be uneven).
+        let (li, lc, lo) =
+            (t.long_input.min(t.input), t.long_cached_input.min(t.cached_input), t.long_output.min(t.output));
+        let lai = t.long_audio_input.min(li).min(t.audio_input);
+        let lac = t.long_audio_cached_input.min(lc).min(t.audio_cached_input);
+        let ai = (t.audio_input - lai).min(t.input - li);
+        let ac = (t.audio_cached_input - lac).min(t.cached_input - lc);
+        [
+            (t.input - li - ai, self.input),
+            (ai, audio),
+            (t.cached_input - lc - ac, self.cached_input),
+            (ac, audio_cached),
+            (t.output - lo, self.output),
+            (li - lai, long[0]),
+            (lc - lac, long[1]),
+            (lo, long[2]),
+            (lai, long[3]),
+            (lac, long[4]),
+        ]
+        .into_iter()
+        .try_fold(0i64, |sum, (tokens, price)| sum.checked_add(mul(tokens, price)?))
     }
 
     /// Standard cost of tokens Gemini reported, saturating (a charge can only
@@ -248,7 +461,7 @@ impl EstimateRules {
     pub fn request(&self, request: &Value) -> Tokens {
         let mut chars = 0u64;
         let mut wide = 0u64;
-        let mut media = 0u64;
+        let mut media = Tokens::default();
         let system = field(request, "systemInstruction");
         let contents = field(request, "contents").and_then(Value::as_array).into_iter().flatten();
         for content in contents.chain(system) {
@@ -270,10 +483,10 @@ impl EstimateRules {
                     let mime = field(inline, "mimeType").and_then(Value::as_str).unwrap_or_default();
                     let encoded = field(inline, "data").and_then(Value::as_str).map_or(0, str::len) as u64;
                     let bytes = encoded / 4 * 3 + (encoded % 4) * 3 / 4;
-                    media = media.saturating_add(self.media_tokens(mime, bytes));
+                    media.add(&self.media_part_tokens(mime, self.media_tokens(mime, bytes)));
                 } else if let Some(file) = field(part, "fileData") {
                     let mime = field(file, "mimeType").and_then(Value::as_str).unwrap_or_default();
-                    media = media.saturating_add(self.media_part(mime));
+                    media.add(&self.media_part_tokens(mime, self.media_part(mime)));
                 }
             }
         }
@@ -289,21 +502,30 @@ impl EstimateRules {
         // Each candidate may use the whole cap.
         let candidates =
             config.and_then(|c| field(c, "candidateCount")).and_then(Value::as_u64).unwrap_or(1).max(1);
-        Tokens {
-            input: chars
-                .div_ceil(self.chars_per_token.max(1))
-                .saturating_add(wide)
-                .saturating_add(media)
-                .max(1),
-            cached_input: 0,
-            output: max_output.saturating_mul(candidates),
-        }
+        let input = chars
+            .div_ceil(self.chars_per_token.max(1))
+            .saturating_add(wide)
+            .saturating_add(media.input)
+            .max(1);
+        let output = max_output.saturating_mul(candidates);
+        Tokens { input, output, audio_input: media.audio_input, ..Tokens::default() }.tiered()
+    }
+
+    /// `tokens` of a media part of type `mime`: audio is input priced apart.
+    fn media_part_tokens(&self, mime: &str, tokens: u64) -> Tokens {
+        let audio = if mime.starts_with("audio/") { tokens } else { 0 };
+        Tokens { input: tokens, audio_input: audio, ..Tokens::default() }
+    }
+
+    /// What an uploaded file referenced by a request is reserved, by its type
+    /// and size (`media_tokens`): the worker knows both at submit.
+    pub fn file_tokens(&self, mime: &str, bytes: u64) -> Tokens {
+        self.media_part_tokens(mime, self.media_tokens(mime, bytes))
     }
 
     /// Tokens reserved for a media part of known size: its type's flat figure
     /// or what its size may cost (`media_tokens_by_size`), whichever is more.
-    /// Used for inline data here, and by the worker for uploaded files, whose
-    /// sizes it knows at submit.
+    /// Used for inline data here, and for uploaded files (`file_tokens`).
     pub fn media_tokens(&self, mime: &str, bytes: u64) -> u64 {
         self.media_part(mime).max(media_tokens_by_size(mime, bytes))
     }

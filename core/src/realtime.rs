@@ -295,12 +295,19 @@ impl StreamMeter {
         if data.is_empty() {
             return;
         }
-        let Ok(answer) = serde_json::from_slice::<Answer>(&data) else { return };
+        let Ok(answer) = serde_json::from_slice::<Answer>(&data) else {
+            // Unreadable, it may have carried a later report: the stream is unmeasured.
+            self.skipped_since_usage = true;
+            return;
+        };
         if answer.error.is_some() {
             self.errored = true;
         }
         if let Some(u) = answer.usage_metadata {
-            self.usage = Some(u.into());
+            // Reports are running totals; one that goes down (a last event
+            // counting only its own part) never lowers what was already reported.
+            let u: Usage = u.into();
+            self.usage = Some(self.usage.map_or(u, |before| before.at_least(&u)));
             self.skipped_since_usage = false;
         }
         if answer.candidates.iter().flatten().any(|c| c.finish_reason.is_some()) {
@@ -308,7 +315,7 @@ impl StreamMeter {
         }
     }
 
-    /// The usage to charge once the stream is over: Gemini's last report, if
+    /// The usage to charge once the stream is over: Gemini's largest report, if
     /// the stream ended cleanly and finished its answer; `None` otherwise
     /// (charged the ceiling: what a cut stream used is unknown).
     pub fn settle(mut self, ended_cleanly: bool) -> Option<Usage> {

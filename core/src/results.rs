@@ -2,6 +2,7 @@
 //! counts, without building the response body (serde skips every other field
 //! without allocating). Results are joined to requests by key, never by position.
 
+use crate::pricing::Tokens;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 
@@ -20,16 +21,43 @@ pub struct Usage {
     pub cached: u64,
     pub tool_use_prompt: u64,
     pub total: u64,
+    /// Of `prompt`, the audio tokens (`promptTokensDetails`): some models
+    /// price audio input above text, image and video.
+    #[serde(default)]
+    pub audio_prompt: u64,
+    /// Of `cached`, the audio tokens (`cacheTokensDetails`).
+    #[serde(default)]
+    pub audio_cached: u64,
 }
 
 impl Usage {
     pub fn add(&mut self, o: &Usage) {
-        self.prompt += o.prompt;
-        self.candidates += o.candidates;
-        self.thoughts += o.thoughts;
-        self.cached += o.cached;
-        self.tool_use_prompt += o.tool_use_prompt;
-        self.total += o.total;
+        *self = self.zip(o, u64::saturating_add);
+    }
+
+    /// Each count the larger of `self`'s and `o`'s.
+    pub fn at_least(&self, o: &Usage) -> Usage {
+        self.zip(o, u64::max)
+    }
+
+    fn zip(&self, o: &Usage, f: impl Fn(u64, u64) -> u64) -> Usage {
+        Usage {
+            prompt: f(self.prompt, o.prompt),
+            candidates: f(self.candidates, o.candidates),
+            thoughts: f(self.thoughts, o.thoughts),
+            cached: f(self.cached, o.cached),
+            tool_use_prompt: f(self.tool_use_prompt, o.tool_use_prompt),
+            total: f(self.total, o.total),
+            audio_prompt: f(self.audio_prompt, o.audio_prompt),
+            audio_cached: f(self.audio_cached, o.audio_cached),
+        }
+    }
+
+    /// Whether this one response's prompt passed the long-context line, above
+    /// which some models bill the whole request at higher rates. Tool-use
+    /// prompt tokens count: they are the request's input too.
+    pub fn is_long_context(&self) -> bool {
+        self.prompt.saturating_add(self.tool_use_prompt) > crate::pricing::LONG_CONTEXT_PROMPT_TOKENS
     }
 }
 
@@ -84,6 +112,45 @@ pub(crate) struct RawUsage {
     cached_content_token_count: u64,
     tool_use_prompt_token_count: u64,
     total_token_count: u64,
+    prompt_tokens_details: Option<Details>,
+    cache_tokens_details: Option<Details>,
+}
+
+/// A `ModalityTokenCount` list as read: its audio tokens, or `None` when it
+/// cannot be read. It never makes the line unreadable (the line is billed
+/// from its counts); an unreadable list bills every token it may cover as audio.
+pub(crate) struct Details(Option<u64>);
+
+impl<'de> Deserialize<'de> for Details {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Details, D::Error> {
+        Ok(Details(audio_in(&serde_json::Value::deserialize(d)?)))
+    }
+}
+
+/// The `AUDIO` tokens of a list of `{modality, tokenCount}` (a missing count
+/// is zero, as proto3 JSON omits zeros; other modalities are not read).
+/// `None` when it is not such a list, or an audio count is not a count.
+pub(crate) fn audio_in(list: &serde_json::Value) -> Option<u64> {
+    let mut audio = 0u64;
+    for item in list.as_array()? {
+        let item = item.as_object()?;
+        match item.get("modality").filter(|m| !m.is_null()) {
+            Some(m) if m.as_str()? == "AUDIO" => {
+                let count = item.get("tokenCount").map_or(Some(0), serde_json::Value::as_u64)?;
+                audio = audio.saturating_add(count);
+            }
+            _ => {}
+        }
+    }
+    Some(audio)
+}
+
+/// The audio tokens a details list says: none when absent, all `of` when unreadable.
+pub(crate) fn audio_of(details: Option<Option<u64>>, of: u64) -> u64 {
+    match details {
+        None => 0,
+        Some(audio) => audio.unwrap_or(of).min(of),
+    }
 }
 
 impl From<RawUsage> for Usage {
@@ -95,6 +162,8 @@ impl From<RawUsage> for Usage {
             cached: u.cached_content_token_count,
             tool_use_prompt: u.tool_use_prompt_token_count,
             total: u.total_token_count,
+            audio_prompt: audio_of(u.prompt_tokens_details.map(|d| d.0), u.prompt_token_count),
+            audio_cached: audio_of(u.cache_tokens_details.map(|d| d.0), u.cached_content_token_count),
         }
     }
 }
@@ -237,7 +306,8 @@ mod fast {
     }
 
     /// `usageMetadata` without serde (it is most of the work left per line):
-    /// the six counts as plain integers, every other member skipped. Anything
+    /// the six counts as plain integers, the two details lists through serde
+    /// (never refused: see `Details`), every other member skipped. Anything
     /// serde would refuse or read differently (a quoted or signed number, a
     /// leading zero, a count given twice) gives up, and serde decides.
     fn usage_metadata(b: &[u8], start: usize) -> Option<(RawUsage, usize)> {
@@ -251,6 +321,21 @@ mod fast {
                 b"cachedContentTokenCount" => (8, &mut u.cached_content_token_count),
                 b"toolUsePromptTokenCount" => (16, &mut u.tool_use_prompt_token_count),
                 b"totalTokenCount" => (32, &mut u.total_token_count),
+                // Small lists, read by serde as the reference path reads them.
+                b"promptTokensDetails" | b"cacheTokensDetails" => {
+                    let bit = if name == b"promptTokensDetails" { 64 } else { 128 };
+                    if seen & bit != 0 {
+                        return None;
+                    }
+                    seen |= bit;
+                    let (details, end) = take::<Option<Details>>(b, at)?;
+                    if bit == 64 {
+                        u.prompt_tokens_details = details;
+                    } else {
+                        u.cache_tokens_details = details;
+                    }
+                    return Some(end);
+                }
                 _ => return skip_value(b, at),
             };
             if seen & bit != 0 {
@@ -311,14 +396,7 @@ mod fast {
                         skip_value(b, s)
                     }
                 })?;
-                outcome = Some(Outcome::Success(Usage {
-                    prompt: usage.prompt_token_count,
-                    candidates: usage.candidates_token_count,
-                    thoughts: usage.thoughts_token_count,
-                    cached: usage.cached_content_token_count,
-                    tool_use_prompt: usage.tool_use_prompt_token_count,
-                    total: usage.total_token_count,
-                }));
+                outcome = Some(Outcome::Success(usage.into()));
                 Some(end)
             }
             _ => skip_value(b, start),
@@ -331,13 +409,19 @@ mod fast {
 }
 
 /// Counts and usage summed over result lines.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tally {
     pub succeeded: u64,
     pub failed: u64,
     pub malformed: u64,
     pub usage: Usage,
+    /// `usage` as it is billed: each response's tokens at its own tier and
+    /// rates (`Tokens::from(&Usage)`), summed. `None` in a tally stored before
+    /// they were kept (see `Tokens::from(&Tally)`).
+    /// Boxed: a tally rides in every job phase and action, most without usage.
+    #[serde(default)]
+    pub tokens: Option<Box<Tokens>>,
 }
 
 impl Tally {
@@ -345,18 +429,35 @@ impl Tally {
         match outcome {
             Outcome::Success(u) => {
                 self.succeeded += 1;
-                self.usage.add(u);
+                self.add_usage(u);
             }
             Outcome::Error { .. } => self.failed += 1,
             Outcome::Malformed(_) => self.malformed += 1,
         }
     }
 
+    /// One response's usage, and its tokens at its tier.
+    pub fn add_usage(&mut self, u: &Usage) {
+        self.add_tokens(&Tokens::from(u));
+        self.usage.add(u);
+    }
+
     pub fn merge(&mut self, o: &Tally) {
         self.succeeded += o.succeeded;
         self.failed += o.failed;
         self.malformed += o.malformed;
+        // No usage, no tokens: an empty tally leaves `tokens` as it was.
+        if o.usage != Usage::default() {
+            self.add_tokens(&Tokens::from(o));
+        }
         self.usage.add(&o.usage);
+    }
+
+    /// Called before `usage` grows: a tally without `tokens` turns its usage so far into them.
+    fn add_tokens(&mut self, t: &Tokens) {
+        let mut tokens = Tokens::from(&*self);
+        tokens.add(t);
+        self.tokens = Some(Box::new(tokens));
     }
 }
 
@@ -458,6 +559,11 @@ mod tests {
             br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":99999999999999999999}}}"#,
             br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":1,"totalTokenCount":2}}}"#,
             br#"{"key":"a","response":{"usageMetadata":{"totalTokenCount":7,"promptTokensDetails":[{"tokenCount":3}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[{"modality":"AUDIO","tokenCount":3}],"promptTokensDetails":[]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"cacheTokensDetails":[{"modality":"AUDIO","tokenCount":"3"}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"cacheTokensDetails":[{"modality":7}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":{"modality":"AUDIO"}}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":null,"cacheTokensDetails":[["AUDIO",2]]}}}"#,
         ] {
             assert_eq!(scan_line(line), scan_with_serde(line), "{}", String::from_utf8_lossy(line));
         }
@@ -489,7 +595,11 @@ mod tests {
             } else {
                 json!({"response": {"candidates": [{"content": {"parts": [{"text": text}]}}],
                        "usageMetadata": {"promptTokenCount": counts[0], "candidatesTokenCount": counts[1],
-                                         "thoughtsTokenCount": counts[2], "totalTokenCount": counts[3]}},
+                                         "thoughtsTokenCount": counts[2], "totalTokenCount": counts[3],
+                                         "cachedContentTokenCount": counts[1],
+                                         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": counts[1]},
+                                                                 {"modality": "AUDIO", "tokenCount": counts[2]}],
+                                         "cacheTokensDetails": [{"modality": "AUDIO", "tokenCount": counts[3]}]}},
                        "key": key})
             };
             let bytes = serde_json::to_vec(&line).unwrap();
@@ -502,6 +612,9 @@ mod tests {
                     prop_assert!(!is_error);
                     prop_assert_eq!(u.prompt, full["response"]["usageMetadata"]["promptTokenCount"].as_u64().unwrap());
                     prop_assert_eq!(u.total, counts[3]);
+                    // Of the prompt and of the cache: never more than either.
+                    prop_assert_eq!((u.audio_prompt, u.audio_cached), (counts[2].min(counts[0]), counts[3].min(counts[1])));
+                    prop_assert!(fast::scan(&bytes).is_some(), "lines with per-modality counts stay on the fast path");
                 }
                 Outcome::Error { code, message } => {
                     prop_assert!(is_error);

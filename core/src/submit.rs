@@ -7,7 +7,7 @@ use crate::gemini::request;
 use crate::pricing::{EstimateRules, Tokens};
 use crate::shard::{Planner, ShardLimits, ShardSpec};
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -45,6 +45,7 @@ pub struct Validator {
     output_limit: u64,
     tokens: Tokens,
     files: Vec<(u64, String)>,
+    file_lines: BTreeMap<u64, Tokens>,
     /// The hosts a `fileUri` given as a URL may name (none: any; the worker
     /// names Gemini's, the client leaves it to the worker).
     file_hosts: Option<Vec<String>>,
@@ -63,6 +64,9 @@ pub struct Summary {
     pub tokens: Tokens,
     /// Uploaded files the requests use, `(line, files/{id})`, to check ownership.
     pub files: Vec<(u64, String)>,
+    /// The estimates of the lines that use files (before their files' sizes
+    /// join them: `pricing::growth_with_files`).
+    pub file_lines: BTreeMap<u64, Tokens>,
     /// The Gemini batches the job is split into (one unless it is over a limit).
     pub shards: Vec<ShardSpec>,
     /// The shards it runs as in the realtime lane (when planned:
@@ -169,6 +173,7 @@ impl Validator {
             output_limit: crate::model::DEFAULT_OUTPUT_LIMIT,
             tokens: Tokens::default(),
             files: vec![],
+            file_lines: BTreeMap::new(),
             file_hosts: None,
             shards: Planner::new(ShardLimits {
                 max_bytes: u64::MAX,
@@ -319,7 +324,11 @@ impl Validator {
         }
         let tokens = self.rules.request(&req);
         self.tokens.add(&tokens);
-        self.files.extend(crate::upload::referenced_files(&req).into_iter().map(|f| (line, f)));
+        let files = crate::upload::referenced_files(&req);
+        if !files.is_empty() {
+            self.file_lines.insert(line, tokens);
+        }
+        self.files.extend(files.into_iter().map(|f| (line, f)));
         self.order.push(key);
         Some(Accepted { request: req, tokens })
     }
@@ -404,6 +413,7 @@ impl Validator {
             keys: self.order,
             tokens: self.tokens,
             files: self.files,
+            file_lines: self.file_lines,
             shards: self.shards.finish(),
             realtime_shards: self.realtime.map(Planner::finish).unwrap_or_default(),
         })
@@ -444,7 +454,10 @@ mod tests {
         assert_eq!(summary.keys, vec!["a", "line-2"]);
         // "hi" is one token each; no maxOutputTokens, so the default cap each.
         let cap = EstimateRules::default().default_max_output_tokens;
-        assert_eq!(summary.tokens, Tokens { input: 2, cached_input: 0, output: 2 * cap });
+        assert_eq!(
+            summary.tokens,
+            Tokens { input: 2, cached_input: 0, output: 2 * cap, ..Default::default() }
+        );
     }
 
     #[test]

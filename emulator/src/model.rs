@@ -31,6 +31,8 @@ pub struct Usage {
     pub thoughts: u64,
     /// `maxOutputTokens` cut the answer short (`finishReason: MAX_TOKENS`).
     pub cut: bool,
+    /// Of `prompt`, the tokens of audio parts (`promptTokensDetails` AUDIO).
+    pub audio: u64,
 }
 
 impl Usage {
@@ -49,31 +51,38 @@ fn parts_of(content: &Value) -> impl Iterator<Item = &Value> {
     field(content, "parts").and_then(Value::as_array).into_iter().flatten()
 }
 
-/// Text and media counted over `contents` and `systemInstruction`.
-fn prompt_parts(request: &Value) -> Result<(String, u64), InvalidRequest> {
+/// Text, media parts and audio parts (of the media) over `contents` and `systemInstruction`.
+fn prompt_parts(request: &Value) -> Result<(String, u64, u64), InvalidRequest> {
     let contents =
         field(request, "contents").and_then(Value::as_array).filter(|c| !c.is_empty()).ok_or_else(|| {
             InvalidRequest("* GenerateContentRequest.contents: contents is not specified".into())
         })?;
     let mut text = String::new();
-    let mut media = 0u64;
+    let (mut media, mut audio) = (0u64, 0u64);
     let system = field(request, "systemInstruction");
     for content in contents.iter().chain(system) {
         for part in parts_of(content) {
             if let Some(t) = field(part, "text").and_then(Value::as_str) {
                 text.push_str(t);
-            } else if field(part, "inlineData").is_some() || field(part, "fileData").is_some() {
+            } else if let Some(m) = field(part, "inlineData").or_else(|| field(part, "fileData")) {
                 media += 1;
+                let mime = field(m, "mimeType").and_then(Value::as_str).unwrap_or_default();
+                audio += u64::from(mime.starts_with("audio/"));
             }
         }
     }
-    Ok((text, media))
+    Ok((text, media, audio))
 }
 
 pub fn prompt_tokens(request: &Value) -> Result<u64, InvalidRequest> {
-    let (text, media) = prompt_parts(request)?;
+    prompt_and_audio_tokens(request).map(|(prompt, _)| prompt)
+}
+
+/// The prompt's tokens, and how many of them are audio.
+fn prompt_and_audio_tokens(request: &Value) -> Result<(u64, u64), InvalidRequest> {
+    let (text, media, audio) = prompt_parts(request)?;
     let chars = text.chars().count() as u64;
-    Ok((chars.div_ceil(4) + media * MEDIA_PART_TOKENS).max(1))
+    Ok(((chars.div_ceil(4) + media * MEDIA_PART_TOKENS).max(1), audio * MEDIA_PART_TOKENS))
 }
 
 fn is_thinking_model(model: &str) -> bool {
@@ -81,7 +90,7 @@ fn is_thinking_model(model: &str) -> bool {
 }
 
 pub fn usage(model: &str, request: &Value) -> Result<Usage, InvalidRequest> {
-    let prompt = prompt_tokens(request)?;
+    let (prompt, audio) = prompt_and_audio_tokens(request)?;
     let config = field(request, "generationConfig");
     let max_output =
         config.and_then(|c| field(c, "maxOutputTokens")).and_then(Value::as_u64).unwrap_or(u64::MAX);
@@ -97,7 +106,7 @@ pub fn usage(model: &str, request: &Value) -> Result<Usage, InvalidRequest> {
     }
     .min(max_output);
     let candidates = wanted.min(max_output - thoughts);
-    Ok(Usage { prompt, candidates, thoughts, cut: candidates < wanted })
+    Ok(Usage { prompt, candidates, thoughts, cut: candidates < wanted, audio })
 }
 
 /// The media an image or speech model answers with: a 1×1 PNG, or a short
@@ -149,7 +158,7 @@ pub fn respond(model: &str, request: &Value) -> Result<Value, InvalidRequest> {
 /// [`respond`], with the answer text padded to `pad_bytes` by a fixed filler.
 pub fn respond_padded(model: &str, request: &Value, pad_bytes: usize) -> Result<Value, InvalidRequest> {
     let u = usage(model, request)?;
-    let (text, _) = prompt_parts(request)?;
+    let (text, _, _) = prompt_parts(request)?;
     let preview: String = text.chars().take(48).collect();
     let mut answer = format!("Emulated answer from {model} ({} tokens): {preview}", u.candidates);
     const FILLER: &str = " The quick brown fox jumps over the lazy dog.";
@@ -169,8 +178,11 @@ pub fn respond_padded(model: &str, request: &Value, pad_bytes: usize) -> Result<
         "promptTokenCount": u.prompt,
         "candidatesTokenCount": u.candidates,
         "totalTokenCount": u.total(),
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": u.prompt}],
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": u.prompt - u.audio}],
     });
+    if let (true, Some(details)) = (u.audio > 0, usage["promptTokensDetails"].as_array_mut()) {
+        details.push(json!({"modality": "AUDIO", "tokenCount": u.audio}));
+    }
     if u.thoughts > 0 {
         usage["thoughtsTokenCount"] = json!(u.thoughts);
     }
@@ -206,9 +218,20 @@ mod tests {
         let r = req(&"a".repeat(40));
         assert_eq!(
             usage("gemini-2.5-flash", &r).unwrap(),
-            Usage { prompt: 10, candidates: 15, thoughts: 30, cut: false }
+            Usage { prompt: 10, candidates: 15, thoughts: 30, cut: false, audio: 0 }
         );
         assert_eq!(usage("gemini-2.5-flash-lite", &r).unwrap().thoughts, 0);
+    }
+
+    #[test]
+    fn audio_parts_are_counted_apart_as_gemini_details_them() {
+        let r = json!({"contents": [{"parts": [
+            {"text": "abcd"},
+            {"inlineData": {"mimeType": "audio/mp3", "data": "AAAA"}},
+            {"file_data": {"mime_type": "audio/wav", "file_uri": "u"}},
+            {"fileData": {"mimeType": "image/png", "fileUri": "v"}}]}]});
+        let u = usage("gemini-2.5-flash", &r).unwrap();
+        assert_eq!((u.prompt, u.audio), (1 + 3 * MEDIA_PART_TOKENS, 2 * MEDIA_PART_TOKENS));
     }
 
     #[test]
@@ -219,7 +242,7 @@ mod tests {
         });
         assert_eq!(
             usage("gemini-2.5-pro", &r).unwrap(),
-            Usage { prompt: 100 + MEDIA_PART_TOKENS, candidates: 2, thoughts: 5, cut: true },
+            Usage { prompt: 100 + MEDIA_PART_TOKENS, candidates: 2, thoughts: 5, cut: true, audio: 0 },
             "thinking is spent first; the answer gets what is left of the 7"
         );
     }

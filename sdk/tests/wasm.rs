@@ -65,6 +65,7 @@ fn estimate_is_the_workers_quote() {
         input: 4_000 / est.chars_per_token + est.image_tokens,
         cached_input: 0,
         output: 500 + est.default_max_output_tokens,
+        ..Tokens::default()
     };
     assert_eq!(Some(q), price.quote(&tokens));
     assert!(q.batch * 2 >= q.standard && q.batch > 0, "batch is half price");

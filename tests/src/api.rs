@@ -14,20 +14,22 @@ pub fn requests(n: usize) -> Vec<Value> {
 /// `model` at the default prices: `(standard, batch)` micro-credits.
 pub fn emulated_prices(model: &str, reqs: &[Value]) -> (i64, i64) {
     use batchgate_core::pricing::{PriceTable, Tokens};
-    use batchgate_core::results::Usage;
-    let mut usage = Usage::default();
+    use batchgate_core::results::{Tally, Usage};
+    // Each answer at its own tier (a prompt past 200k), its audio at audio's rate.
+    let mut tally = Tally::default();
     for r in reqs {
         let u = gemini_emulator::model::usage(model, &r["request"]).unwrap_or_else(|e| panic!("{e:?}"));
-        usage.add(&Usage {
+        tally.add_usage(&Usage {
             prompt: u.prompt,
             candidates: u.candidates,
             thoughts: u.thoughts,
             total: u.total(),
+            audio_prompt: u.audio,
             ..Usage::default()
         });
     }
     let price = PriceTable::default().price(model).unwrap_or_default();
-    (price.standard(&Tokens::from(&usage)), price.batch(&Tokens::from(&usage)))
+    (price.standard(&Tokens::from(&tally)), price.batch(&Tokens::from(&tally)))
 }
 
 impl Stack {

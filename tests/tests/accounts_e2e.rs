@@ -103,6 +103,63 @@ async fn a_finished_job_costs_its_usage_at_the_batch_price_to_the_micro_credit()
     assert_eq!(admin_view["balance"], after["balance"]);
 }
 
+/// Gemini 2.5 Flash bills audio input at $1.00 / 1M against $0.30 for text,
+/// and 2.5 Pro bills a request whose prompt passes 200k tokens at higher rates,
+/// the whole request. Both are charged what Gemini bills, to the micro-credit,
+/// and reserved at least that.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
+async fn audio_and_long_prompts_are_charged_at_their_own_rates() {
+    use batchgate_core::pricing::{PriceTable, Tokens};
+    let s = Stack::start(json!({}), &[]);
+    let audio = |i: usize| {
+        json!({"key": format!("a{i}"), "request": {"contents": [{"parts": [
+            {"text": format!("transcribe clip {i}")},
+            {"inlineData": {"mimeType": "audio/mp3", "data": "SUQzBAAAAAAA"}}]}]}})
+    };
+    let long = json!({"key": "long", "request": {
+        "contents": [{"parts": [{"text": "lorem ipsum ".repeat(70_000)}]}],
+        "generationConfig": {"maxOutputTokens": 64}}});
+    let short = json!({"key": "short", "request": {"contents": [{"parts": [{"text": "a short one"}]}]}});
+    let cases =
+        [("gemini-2.5-flash", (0..4).map(audio).collect::<Vec<_>>()), ("gemini-2.5-pro", vec![long, short])];
+    for (model, reqs) in cases {
+        let (_, expected) = emulated_prices(model, &reqs);
+        // What the same answers would cost with audio and long prompts billed as plain text.
+        let flat = {
+            let p = PriceTable::default().price(model).unwrap_or_default();
+            let plain = batchgate_core::pricing::Price { audio_input: None, long_context: None, ..p };
+            let mut tokens = Tokens::default();
+            for r in &reqs {
+                let u = gemini_emulator::model::usage(model, &r["request"]).unwrap();
+                tokens.add(&Tokens {
+                    input: u.prompt,
+                    output: u.candidates + u.thoughts,
+                    ..Tokens::default()
+                });
+            }
+            plain.batch(&tokens)
+        };
+        assert!(
+            expected > flat,
+            "{model}: the test's answers cost more than plain text ({expected} vs {flat})"
+        );
+        let (status, job) = s.submit(json!({"model": model, "requests": reqs}), None).await;
+        assert_eq!(status, 202, "{job}");
+        let reserved = job["cost"]["reserved"].as_i64().unwrap();
+        let done = ended_and_charged(&s, job["id"].as_str().unwrap()).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+        assert_eq!(done["cost"]["charged"], expected, "{model}: {}", done["cost"]);
+        assert!(reserved >= expected, "{model}: reserved {reserved}, charged {expected}");
+    }
+    let after = account(&s, &s.http).await;
+    assert_eq!(after["reserved"], 0);
+    assert_eq!(
+        after["granted"].as_i64().unwrap() - after["spent"].as_i64().unwrap(),
+        after["balance"].as_i64().unwrap()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs wrangler and the built worker: run through `cargo xtask test`"]
 async fn failed_jobs_cost_nothing_and_expired_ones_only_what_was_delivered() {

@@ -365,7 +365,7 @@ pub struct Submission {
 
 enum Phase {
     Scanning { scan: Box<Scan>, prices: PriceTable, body: Value, key: String },
-    Sending(Submit),
+    Sending(Box<Submit>),
 }
 
 impl Submission {
@@ -411,7 +411,7 @@ impl Machine for Submission {
             }
             (Some(Phase::Scanning { scan, prices, body, key }), Reply::Chunk(None)) => {
                 let submit = Submit::new(scan.finish(&prices)?, body, key).resuming(self.reopen.take());
-                self.stage = Some(Phase::Sending(submit));
+                self.stage = Some(Phase::Sending(Box::new(submit)));
             }
             // The caller's data could not be read (a file changed or gone).
             (Some(Phase::Scanning { .. }), Reply::Failed(e)) => return Err(e),

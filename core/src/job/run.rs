@@ -478,7 +478,7 @@ impl Run {
             }
             Outcome::IngestProgress { cursor, size } => {
                 if let Phase::Ingesting { cursor: c, size: s, .. } = &mut self.phase {
-                    self.tally = cursor.tally;
+                    self.tally = cursor.tally.clone();
                     *c = cursor;
                     *s = Some(size);
                 }
@@ -537,7 +537,7 @@ impl Run {
         match results_file {
             Some(results) => {
                 // A migrated record's cursor may carry on from earlier shards (see `stored`).
-                let cursor = Cursor { lines: self.lines, tally: self.tally, ..Cursor::default() };
+                let cursor = Cursor { lines: self.lines, tally: self.tally.clone(), ..Cursor::default() };
                 self.phase = Phase::Ingesting { batch, results, end, cursor, size: None };
                 self.next_at_ms = now_ms;
             }

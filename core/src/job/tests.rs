@@ -402,7 +402,7 @@ proptest! {
         cancel_at in proptest::option::of(0usize..80),
     ) {
         let policy = Policy::default();
-        let price = Price { input: 1, output: 6, cached_input: 0 };
+        let price = Price { input: 1, output: 6, cached_input: 0, ..Default::default() };
         let mut job = Job::new("job-1".into(), "gemini-2.5-flash".into(), lines, 10, 1_000_000).with_billing(price, 1_000);
         let mut g = fake(states, lines);
         let steps = drive(&mut job, &mut g, &rolls, cancel_at, &policy);
@@ -441,7 +441,7 @@ fn sharded(requests: &[u64]) -> Job {
             spec
         })
         .collect();
-    let price = Price { input: 1, output: 6, cached_input: 0 };
+    let price = Price { input: 1, output: 6, cached_input: 0, ..Default::default() };
     Job::new("big".into(), "m".into(), first_line, first_line * 10, 0)
         .with_billing(price, 1_000_000)
         .with_shards(shards)

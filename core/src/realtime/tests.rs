@@ -33,6 +33,24 @@ fn a_whole_stream_settles_on_the_last_usage() {
 }
 
 #[test]
+fn a_report_that_goes_down_never_lowers_the_bill() {
+    let mut m = StreamMeter::new(1 << 20);
+    m.feed(stream().as_bytes());
+    // A last event that counts only its own part.
+    let last = json!({"candidates": [{"content": {"parts": [{"text": "."}]}, "finishReason": "STOP"}], "usageMetadata": usage_json(7, 1)});
+    m.feed(event(last).as_bytes());
+    assert_eq!(m.settle(true), Some(whole_usage(7, 12)));
+}
+
+#[test]
+fn an_unreadable_event_after_the_last_report_makes_the_stream_unmeasured() {
+    let mut m = StreamMeter::new(1 << 20);
+    m.feed(stream().as_bytes());
+    m.feed(b"data: {\"usageMetadata\": {\"promptTokenCount\": \"9\"}}\r\n\r\n");
+    assert_eq!(m.settle(true), None);
+}
+
+#[test]
 fn a_stream_cut_before_its_finish_or_ended_uncleanly_is_unmeasured() {
     let s = stream();
     let cut = s.rfind("data:").unwrap();
@@ -112,7 +130,7 @@ fn a_whole_answer_reads_its_usage_without_building_the_rest() {
 
 #[test]
 fn the_bill_is_the_standard_price_of_the_usage_or_the_ceiling() {
-    let price = Price { input: 3, cached_input: 1, output: 25 };
+    let price = Price { input: 3, cached_input: 1, output: 25, ..Price::default() };
     let measured = bill(&price, Some(&whole_usage(10, 4)), 10_000);
     assert_eq!(measured, Bill { charge: 10 * 3 + 4 * 25, measured: true });
     assert_eq!(bill(&price, None, 10_000), Bill { charge: 10_000, measured: false });

@@ -7,13 +7,16 @@
 use super::{Outcome, Usage};
 use serde_json::Value;
 
-const COUNTS: [&str; 6] = [
+/// `RawUsage`'s fields in its order (serde reads an array by position).
+const FIELDS: [&str; 8] = [
     "promptTokenCount",
     "candidatesTokenCount",
     "thoughtsTokenCount",
     "cachedContentTokenCount",
     "toolUsePromptTokenCount",
     "totalTokenCount",
+    "promptTokensDetails",
+    "cacheTokensDetails",
 ];
 
 /// A struct's fields as serde's derive reads them: from an object by name
@@ -59,7 +62,7 @@ fn usage(response: &Value) -> Option<Usage> {
     let [metadata] = fields(response, ["usageMetadata"])?;
     let Some(metadata) = metadata else { return Some(Usage::default()) };
     // Counts are plain integers; a `null` one is refused, as serde refuses it.
-    let counts = raw_fields(metadata, COUNTS)?;
+    let [counts @ .., prompt_details, cache_details] = raw_fields(metadata, FIELDS)?;
     let mut n = [0u64; 6];
     for (count, v) in n.iter_mut().zip(counts) {
         if let Some(v) = v {
@@ -67,7 +70,10 @@ fn usage(response: &Value) -> Option<Usage> {
         }
     }
     let [prompt, candidates, thoughts, cached, tool_use_prompt, total] = n;
-    Some(Usage { prompt, candidates, thoughts, cached, tool_use_prompt, total })
+    let read = |d: Option<&Value>| d.filter(|d| !d.is_null()).map(super::audio_in);
+    let audio_prompt = super::audio_of(read(prompt_details), prompt);
+    let audio_cached = super::audio_of(read(cache_details), cached);
+    Some(Usage { prompt, candidates, thoughts, cached, tool_use_prompt, total, audio_prompt, audio_cached })
 }
 
 fn error_of(error: &Value) -> Option<Outcome> {
@@ -131,6 +137,19 @@ mod tests {
             br#"{"error":"boom"}"#,
             br#"{"key":"a","response":{"usageMetadata":[1,2]}}"#,
             br#"{"key":"a","response":{"usageMetadata":[1,2,3,4,5,6,7]}}"#,
+            br#"{"key":"a","response":{"usageMetadata":[1,2,3,4,5,6,[["AUDIO",4]],null]}}"#,
+            br#"{"key":"a","response":{"usageMetadata":[1,2,3,4,5,6,7,8,9]}}"#,
+            // Per-modality counts: audio is summed, other modalities and shapes serde reads are not.
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokenCount":9,"promptTokensDetails":[{"modality":"AUDIO","tokenCount":5},{"modality":"TEXT","tokenCount":4},{"modality":"AUDIO","tokenCount":1}],"cacheTokensDetails":[{"modality":"AUDIO","tokenCount":2}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":null,"cacheTokensDetails":[]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[{"modality":null,"tokenCount":3},{"tokenCount":2},{"modality":"AUDIO"},{}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[["AUDIO",7]]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":{"modality":"AUDIO"}}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[{"modality":1,"tokenCount":3}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[{"modality":"AUDIO","tokenCount":null}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[{"modality":"AUDIO","tokenCount":"3"}]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[null]}}}"#,
+            br#"{"key":"a","response":{"usageMetadata":{"promptTokensDetails":[["AUDIO",1,2]]}}}"#,
             br#"{"key":"a","response":[{"totalTokenCount":5}]}"#,
             br#"{"key":"a","error":[3,"positional"]}"#,
             br#"["a",null,{}]"#,
@@ -149,8 +168,9 @@ mod tests {
             text in ".{0,20}",
             shape in 0u8..4,
         ) {
-            let usage: serde_json::Map<String, Value> =
-                COUNTS.iter().zip(&counts).map(|(k, n)| (k.to_string(), json!(n))).collect();
+            let mut usage: serde_json::Map<String, Value> =
+                FIELDS.iter().zip(&counts).map(|(k, n)| (k.to_string(), json!(n))).collect();
+            usage.insert("promptTokensDetails".into(), json!([{"modality": "AUDIO", "tokenCount": counts[0] / 2}, {"modality": "TEXT", "tokenCount": 1}]));
             let line = match shape {
                 0 => json!({"key": text, "response": {"usageMetadata": usage}}),
                 1 => json!({"key": text, "error": {"code": code, "message": text}}),

@@ -60,8 +60,8 @@ pub async fn handle(mut req: Request, cx: &Ctx<'_>) -> Result<Response> {
         (model, price, validator)
     };
     let mut summary = validator.finish().map_err(|(count, errors)| invalid(count, errors))?;
-    let files = check_files(cx, &account, &summary.files).await?;
-    summary.tokens.input = summary.tokens.input.saturating_add(files);
+    let files = check_files(cx, &account, &summary).await?;
+    summary.tokens.add(&files);
     let quote = quote(&price, &summary.tokens)?;
     let balance = accounts::summary(cx.env, &account).await?.balance;
     ok(&Estimate {

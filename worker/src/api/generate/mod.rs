@@ -8,8 +8,8 @@
 
 mod stream;
 
-use super::jobs::check_files;
 use super::jobs::submit::{priced_model, validator};
+use super::jobs::{check_file_lines, check_files};
 use super::{Ctx, Result, auth};
 use crate::objects::account::client as accounts;
 use crate::objects::account::protocol::{Reserve, ReserveAnswer, Settle};
@@ -91,7 +91,7 @@ pub async fn call(
     })?;
     let Some(accepted) = accepted else { return Err(ApiError::internal("an accepted request went missing")) };
     let mut tokens = accepted.tokens;
-    tokens.input = tokens.input.saturating_add(check_files(cx, &account, &summary.files).await?);
+    tokens.add(&check_files(cx, &account, &summary).await?);
     let quote = super::jobs::quote(&price, &tokens)?;
     let call = Call {
         env: cx.env.clone(),
@@ -185,7 +185,7 @@ pub async fn count_tokens(cx: &Ctx<'_>, account: &str, model: &str, body: Value)
     let files = batchgate_core::dropin::count::referenced_files(&body, &cx.settings.gemini.file_hosts())
         .map_err(|why| ApiError::bad_request("invalid_request", format!("request: {why}")))?;
     let files: Vec<(u64, String)> = files.into_iter().map(|name| (1, name)).collect();
-    check_files(cx, account, &files).await?;
+    check_file_lines(cx, account, &files, &Default::default()).await?;
     let call = Call {
         env: cx.env.clone(),
         account: account.to_string(),

@@ -8,7 +8,7 @@ pub mod input;
 pub mod lines;
 pub(crate) mod open;
 
-pub use open::{check_files, quote};
+pub use open::{check_file_lines, check_files, quote};
 pub mod retry;
 pub mod submit;
 

@@ -16,13 +16,13 @@ use crate::platform::config::Settings;
 use crate::platform::error::ApiError;
 use batchgate_core::job::Fallback;
 use batchgate_core::lane::{self, Lane, Mode};
-use batchgate_core::pricing::{Price, Quote, Tokens};
+use batchgate_core::pricing::{Price, Quote, Tokens, growth_with_files};
 use batchgate_core::shard::ShardSpec;
-use batchgate_core::submit::LineError;
+use batchgate_core::submit::{LineError, Summary};
 use batchgate_core::upload::OwnedFile;
 use batchgate_core::view::JobView;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use worker::{Env, Response};
 
 /// What a submission cost to reserve; a job whose amounts would not fit is
@@ -145,9 +145,9 @@ async fn reserve(
     submission: &Submission,
     standard: bool,
 ) -> std::result::Result<Quote, Result<Response>> {
-    let extra = check_files(cx, account, &submission.summary.files).await.map_err(Err)?;
+    let extra = check_files(cx, account, &submission.summary).await.map_err(Err)?;
     let mut tokens = submission.summary.tokens;
-    tokens.input = tokens.input.saturating_add(extra);
+    tokens.add(&extra);
     let quote = quote(&submission.price, &tokens).map_err(Err)?;
     let reservation = Reserve {
         job: job.id().to_string(),
@@ -200,19 +200,34 @@ fn plan_lanes(settings: &Settings, submission: &mut Submission) -> Result<(Lanes
 
 /// Requests may reference (`fileData.fileUri`) only the account's own files;
 /// each reference is reserved what its file's size may cost
-/// (`EstimateRules::media_tokens`), on top of the validator's flat figure for
-/// it: the tokens to add.
-pub async fn check_files(cx: &Ctx<'_>, account: &str, files: &[(u64, String)]) -> Result<u64> {
+/// (`EstimateRules::file_tokens`), on top of the validator's flat figure for
+/// it, and a request the files take past the long-context line is reserved at
+/// that tier (`pricing::growth_with_files`): the tokens to add.
+pub async fn check_files(cx: &Ctx<'_>, account: &str, summary: &Summary) -> Result<Tokens> {
+    check_file_lines(cx, account, &summary.files, &summary.file_lines).await
+}
+
+/// `check_files` for `files` named by lines whose estimates are `file_lines`.
+pub async fn check_file_lines(
+    cx: &Ctx<'_>,
+    account: &str,
+    files: &[(u64, String)],
+    file_lines: &BTreeMap<u64, Tokens>,
+) -> Result<Tokens> {
+    let mut extra = Tokens::default();
     if files.is_empty() {
-        return Ok(0);
+        return Ok(extra);
     }
     let owned: HashMap<String, OwnedFile> =
         accounts::files(cx.env, account).await?.into_iter().map(|f| (f.name.clone(), f)).collect();
-    let extra = files
-        .iter()
-        .filter_map(|(_, name)| owned.get(name))
-        .map(|f| cx.settings.estimate.media_tokens(&f.mime_type, f.size_bytes))
-        .fold(0u64, u64::saturating_add);
+    let mut by_line: BTreeMap<u64, Tokens> = BTreeMap::new();
+    for (line, f) in files.iter().filter_map(|(line, name)| Some((line, owned.get(name)?))) {
+        by_line.entry(*line).or_default().add(&cx.settings.estimate.file_tokens(&f.mime_type, f.size_bytes));
+    }
+    for (line, files) in &by_line {
+        let request = file_lines.get(line).copied().unwrap_or_default();
+        extra.add(&growth_with_files(request, files));
+    }
     let errors: Vec<LineError> = files
         .iter()
         .filter(|(_, f)| !owned.contains_key(f))

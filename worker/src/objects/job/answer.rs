@@ -19,7 +19,7 @@ use batchgate_core::job::{Job, Outcome, Run};
 use batchgate_core::jsonl::LineSplitter;
 use batchgate_core::pricing::Tokens;
 use batchgate_core::realtime::{self, answer_line, error_line};
-use batchgate_core::results::Usage;
+use batchgate_core::results::{Tally, Usage};
 use futures_util::StreamExt;
 use serde::Deserialize;
 use std::time::Duration;
@@ -56,11 +56,17 @@ pub async fn run(
     let mut answers = futures_util::stream::iter(requests)
         .map(|(k, request)| answer_one(env, settings, job, k, request))
         .buffered(settings.realtime.concurrency);
-    let (mut body, mut unmeasured) = (Vec::new(), Usage::default());
+    let (mut body, mut unmeasured) = (Vec::new(), Tally::default());
     while let Some(answer) = answers.next().await {
         body.extend_from_slice(&answer.line);
-        if let Some(tokens) = answer.unmeasured {
-            unmeasured.add(&Usage { prompt: tokens.input, candidates: tokens.output, ..Usage::default() });
+        if let Some(t) = answer.unmeasured {
+            let usage = Usage {
+                prompt: t.input,
+                candidates: t.output,
+                audio_prompt: t.audio_input,
+                ..Usage::default()
+            };
+            unmeasured.add_usage(&usage);
         }
     }
     let mut step = answered(run.shard(), &body);
@@ -70,7 +76,7 @@ pub async fn run(
     bucket.put(&key, body).execute().await.map_err(|e| r2("write of the answers", e))?;
     // Calls Gemini may have run without saying what they used are charged their ceiling.
     if let Outcome::Answered { tally, .. } = &mut step.outcome {
-        tally.usage.add(&unmeasured);
+        tally.merge(&unmeasured);
     }
     Ok(step)
 }
