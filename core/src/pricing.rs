@@ -468,10 +468,13 @@ impl EstimateRules {
             let parts = field(content, "parts").and_then(Value::as_array).into_iter().flatten();
             for part in parts {
                 if let Some(t) = field(part, "text").and_then(Value::as_str) {
-                    // ASCII runs about four characters a token; other scripts (CJK
-                    // above all) about one: each such character is reserved a token.
+                    // ASCII words run about four characters a token. Gemini's
+                    // tokenizer splits digits one a token, punctuation rarely
+                    // merges, and other scripts (CJK above all) run about one a
+                    // character: each of those is reserved a token (a text of
+                    // digits would otherwise cost four times its reservation).
                     for c in t.chars() {
-                        if c.is_ascii() {
+                        if c.is_ascii_alphabetic() || c.is_ascii_whitespace() {
                             chars = chars.saturating_add(1);
                         } else {
                             wide = wide.saturating_add(1);

@@ -120,7 +120,14 @@ fn estimates_count_text_media_and_the_output_cap() {
     });
     assert_eq!(
         rules.request(&req),
-        Tokens { input: 3 + 258 + 2_580, cached_input: 0, output: 100, ..Default::default() }
+        Tokens { input: 1 + 8 + 258 + 2_580, cached_input: 0, output: 100, ..Default::default() },
+        "four letters a token, each digit one"
+    );
+    let prose = json!({"contents": [{"parts": [{"text": "the cat sat, on 3 mats!"}]}]});
+    assert_eq!(
+        rules.request(&prose).input,
+        20_u64.div_ceil(4) + 3,
+        "letters and spaces by four; ',', '3', '!' one each"
     );
     let bare = json!({"contents": [{"parts": [{"text": "hi"}]}]});
     assert_eq!(rules.request(&bare).output, rules.default_max_output_tokens);
