@@ -286,9 +286,11 @@ impl Tokens {
         }
     }
 
-    /// An estimate's tokens (no tier yet), at the tier its input puts it in.
+    /// An estimate's tokens (no tier yet), at the tier its input may put it
+    /// in: an estimate is a guess, so one within a quarter of the line is
+    /// reserved at the long tier too (only a model with that tier bills it).
     pub fn tiered(self) -> Tokens {
-        if self.input > LONG_CONTEXT_PROMPT_TOKENS { self.as_long() } else { self }
+        if self.input > LONG_CONTEXT_PROMPT_TOKENS / 4 * 3 { self.as_long() } else { self }
     }
 
     /// `u` with no tier: Gemini's `promptTokenCount` includes the cached part,

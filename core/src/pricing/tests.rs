@@ -311,6 +311,11 @@ fn estimates_reserve_audio_and_long_prompts_at_their_rates() {
     assert_eq!((t.input, t.long_input, t.output, t.long_output), (200_001, 200_001, 10, 10));
     let pro = PriceTable::default().price("gemini-2.5-pro").unwrap_or_default();
     assert_eq!(pro.standard(&t), 200_001 * 2_500 + 10 * 15_000);
+    // An estimate within a quarter of the line may be past it: reserved long.
+    let near = json!({"contents": [{"parts": [{"text": "a".repeat(4 * 150_001)}]}]});
+    assert_eq!(rules.request(&near).long_input, 150_001);
+    let far = json!({"contents": [{"parts": [{"text": "a".repeat(4 * 150_000)}]}]});
+    assert_eq!(rules.request(&far).long_input, 0);
     assert_eq!(rules.file_tokens("audio/ogg", 1).audio_input, rules.media_tokens);
     assert_eq!(rules.file_tokens("video/mp4", 1).audio_input, 0);
 }
@@ -428,5 +433,6 @@ fn files_that_take_a_request_past_the_line_move_it_to_the_long_tier() {
     assert_eq!((job.audio_input, job.long_audio_input), (115_200, 115_200));
     // Files that leave it short only add themselves.
     let small = rules.file_tokens("image/png", 10);
-    assert_eq!(growth_with_files(request, &small), small);
+    let short = rules.request(&json!({"contents": [{"parts": [{"text": "a short one"}]}]}));
+    assert_eq!(growth_with_files(short, &small), small);
 }
