@@ -522,6 +522,24 @@ impl EstimateRules {
         Tokens { input: tokens, audio_input: audio, ..Tokens::default() }
     }
 
+    /// One request's estimate with the uploaded files it names, each by its
+    /// type and size (`files`): what its reservation is, and what a call that
+    /// never said what it used is charged.
+    pub fn request_with_files<'a>(
+        &self,
+        request: &Value,
+        files: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Tokens {
+        let alone = self.request(request);
+        let mut sized = Tokens::default();
+        for (mime, bytes) in files {
+            sized.add(&self.file_tokens(mime, bytes));
+        }
+        let mut with = alone;
+        with.add(&growth_with_files(alone, &sized));
+        with
+    }
+
     /// What an uploaded file referenced by a request is reserved, by its type
     /// and size (`media_tokens`): the worker knows both at submit.
     pub fn file_tokens(&self, mime: &str, bytes: u64) -> Tokens {

@@ -442,6 +442,12 @@ impl Tally {
         self.usage.add(u);
     }
 
+    /// Usage that Gemini never reported, billed as `tokens` (a call's ceiling).
+    pub fn add_billed(&mut self, usage: &Usage, tokens: &Tokens) {
+        self.add_tokens(tokens);
+        self.usage.add(usage);
+    }
+
     pub fn merge(&mut self, o: &Tally) {
         self.succeeded += o.succeeded;
         self.failed += o.failed;

@@ -496,6 +496,22 @@ async fn referenced_files_are_reserved_by_their_size() {
         "the submit reserves what the estimate quoted"
     );
     settled(&s, job["id"].as_str().unwrap_or_default()).await;
+    // A realtime call that never says what it used is charged its ceiling:
+    // the same one, its file sized in.
+    s.control("/config", json!({"omitUsage": true})).await;
+    let (status, job) = s
+        .submit(
+            json!({"model": "gemini-2.5-flash", "requests": [{"request": request}], "mode": "realtime"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let reserved = job["cost"]["reserved"].as_i64().unwrap_or(0);
+    assert_eq!(reserved, quote["quote"]["standard"], "realtime reserves the standard price");
+    let done =
+        s.wait_for(job["id"].as_str().unwrap_or_default(), 60, |j| j["cost"]["charged"].is_i64()).await;
+    s.control("/config", json!({"omitUsage": false})).await;
+    assert_eq!(done["cost"]["charged"], reserved, "{done}");
     conserved(&s).await;
 }
 

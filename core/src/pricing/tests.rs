@@ -436,3 +436,15 @@ fn files_that_take_a_request_past_the_line_move_it_to_the_long_tier() {
     let short = rules.request(&json!({"contents": [{"parts": [{"text": "a short one"}]}]}));
     assert_eq!(growth_with_files(short, &small), small);
 }
+
+#[test]
+fn a_request_with_files_is_sized_by_them_and_tiered_with_them() {
+    let rules = EstimateRules::default();
+    let req = json!({"contents": [{"parts": [{"text": "transcribe"}, {"fileData": {"mimeType": "audio/wav", "fileUri": "files/a"}}]}]});
+    let alone = rules.request(&req);
+    assert_eq!(rules.request_with_files(&req, []), alone);
+    // Two hours of audio: 230,400 tokens, past the line.
+    let with = rules.request_with_files(&req, [("audio/wav", 7_200_000)]);
+    assert_eq!(with.input, alone.input + 230_400);
+    assert_eq!((with.long_input, with.long_audio_input), (with.input, with.audio_input));
+}

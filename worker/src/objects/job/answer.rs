@@ -9,6 +9,7 @@
 
 use super::steps::{SliceWrite, StepResult};
 use super::store::Store;
+use crate::objects::account::client as accounts;
 use crate::objects::quota::client::{self as quota, RealtimeAdmission};
 use crate::platform::bindings::{self, results_key};
 use crate::platform::config::Settings;
@@ -20,8 +21,10 @@ use batchgate_core::jsonl::LineSplitter;
 use batchgate_core::pricing::Tokens;
 use batchgate_core::realtime::{self, answer_line, error_line};
 use batchgate_core::results::{Tally, Usage};
+use batchgate_core::upload::{self, OwnedFile};
 use futures_util::StreamExt;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::time::Duration;
 use worker::Env;
 
@@ -53,20 +56,29 @@ pub async fn run(
         return Ok(Outcome::CancelSent.into());
     }
     let requests = read_requests(env, store, run).await?;
+    let files = files_named(env, store, &requests).await?;
     let mut answers = futures_util::stream::iter(requests)
-        .map(|(k, request)| answer_one(env, settings, job, k, request))
+        .map(|(k, request)| {
+            // Sized by its files, as its reservation was.
+            let named = upload::referenced_files(&request);
+            let sizes =
+                named.iter().filter_map(|n| files.get(n)).map(|f| (f.mime_type.as_str(), f.size_bytes));
+            let ceiling = settings.estimate.request_with_files(&request, sizes);
+            answer_one(env, settings, job, (k, request), ceiling)
+        })
         .buffered(settings.realtime.concurrency);
     let (mut body, mut unmeasured) = (Vec::new(), Tally::default());
     while let Some(answer) = answers.next().await {
         body.extend_from_slice(&answer.line);
         if let Some(t) = answer.unmeasured {
+            // Billed as reserved (its tier and rates), shown as the tokens it may have used.
             let usage = Usage {
                 prompt: t.input,
                 candidates: t.output,
                 audio_prompt: t.audio_input,
                 ..Usage::default()
             };
-            unmeasured.add_usage(&usage);
+            unmeasured.add_billed(&usage, &t);
         }
     }
     let mut step = answered(run.shard(), &body);
@@ -134,6 +146,21 @@ async fn sleep(ms: u64) {
     worker::Delay::from(Duration::from_millis(ms)).await;
 }
 
+/// The account's uploaded files the requests name (none asked for when they name none).
+async fn files_named(
+    env: &Env,
+    store: &Store,
+    requests: &[(String, serde_json::Value)],
+) -> Result<HashMap<String, OwnedFile>, Failure> {
+    if requests.iter().all(|(_, r)| upload::referenced_files(r).is_empty()) {
+        return Ok(HashMap::new());
+    }
+    let account = store.account().map_err(|e| Failure::network(format!("the job's owner: {e}")))?;
+    let Some(account) = account else { return Ok(HashMap::new()) };
+    let files = accounts::files(env, &account).await.map_err(|e| Failure::network(e.message))?;
+    Ok(files.into_iter().map(|f| (f.name.clone(), f)).collect())
+}
+
 /// One request's result line, and the ceiling of a call Gemini may have run
 /// without saying what it used (no answer in time, an answer over the cap).
 struct Answer {
@@ -153,10 +180,9 @@ async fn answer_one(
     env: &Env,
     settings: &Settings,
     job: &Job,
-    key: String,
-    request: serde_json::Value,
+    (key, request): (String, serde_json::Value),
+    ceiling: Tokens,
 ) -> Answer {
-    let ceiling = settings.estimate.request(&request);
     let request = request.to_string();
     let model = job.model();
     let mut keys = settings.secrets.gemini_keys.ids();
