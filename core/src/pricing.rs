@@ -15,8 +15,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Micro-credits per token for one model, at the standard (interactive) rate.
+/// Stored with each job: read back leniently (a later version's fields must not
+/// strand a job an earlier one reads); the operator's table is checked field
+/// by field in `from_value`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Price {
     pub input: i64,
     /// Candidates and thinking tokens alike.
@@ -39,7 +42,7 @@ pub struct Price {
 
 /// The three rates of a tier.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct Rates {
     pub input: i64,
     pub output: i64,
@@ -300,7 +303,7 @@ impl Tokens {
     fn untiered(u: &Usage) -> Tokens {
         let cached = u.cached.min(u.prompt);
         let input = (u.prompt - cached).saturating_add(u.tool_use_prompt);
-        let audio = u.audio_prompt.min(u.prompt);
+        let audio = u.audio_prompt.max(u.audio_cached).min(u.prompt);
         let audio_cached = u.audio_cached.max(audio.saturating_sub(u.prompt - cached)).min(cached).min(audio);
         Tokens {
             input,
@@ -333,8 +336,9 @@ impl From<&Usage> for Tokens {
 
 impl From<&Tally> for Tokens {
     /// The tokens of many responses, each at its own tier. A tally stored
-    /// before tiers were kept holds only its usage: all of it at the lower tier,
-    /// as it was priced then.
+    /// before tiers were kept holds only its usage, without audio counts: all
+    /// of it at the lower tier and text's rates (such a job's stored price has
+    /// no other rates either).
     fn from(t: &Tally) -> Tokens {
         t.tokens.as_deref().copied().unwrap_or_else(|| Tokens::untiered(&t.usage))
     }
@@ -461,27 +465,16 @@ impl EstimateRules {
     /// per-media estimates, and its `maxOutputTokens` (or the default cap) as
     /// output, which bounds candidates and thinking together.
     pub fn request(&self, request: &Value) -> Tokens {
-        let mut chars = 0u64;
-        let mut wide = 0u64;
+        let mut text = TextCount::default();
         let mut media = Tokens::default();
         let system = field(request, "systemInstruction");
         let contents = field(request, "contents").and_then(Value::as_array).into_iter().flatten();
         for content in contents.chain(system) {
             let parts = field(content, "parts").and_then(Value::as_array).into_iter().flatten();
             for part in parts {
-                if let Some(t) = field(part, "text").and_then(Value::as_str) {
-                    // ASCII words run about four characters a token. Gemini's
-                    // tokenizer splits digits one a token, punctuation rarely
-                    // merges, and other scripts (CJK above all) run about one a
-                    // character: each of those is reserved a token (a text of
-                    // digits would otherwise cost four times its reservation).
-                    for c in t.chars() {
-                        if c.is_ascii_alphabetic() || c.is_ascii_whitespace() {
-                            chars = chars.saturating_add(1);
-                        } else {
-                            wide = wide.saturating_add(1);
-                        }
-                    }
+                let written = field(part, "text").and_then(Value::as_str);
+                if let Some(t) = written {
+                    text.add(t);
                 }
                 if let Some(inline) = field(part, "inlineData") {
                     // Its size is known: base64 decodes to 3 bytes per 4 characters.
@@ -492,12 +485,24 @@ impl EstimateRules {
                 } else if let Some(file) = field(part, "fileData") {
                     let mime = field(file, "mimeType").and_then(Value::as_str).unwrap_or_default();
                     media.add(&self.media_part_tokens(mime, self.media_part(mime)));
+                } else if written.is_none() {
+                    // A function call or response, code or its result: read as prompt text.
+                    text.add_json(part);
                 }
             }
         }
-        // Function declarations are read as prompt text: count their names and strings.
-        if let Some(tools) = field(request, "tools") {
-            chars = chars.saturating_add(text_chars(tools));
+        // Function declarations and a response schema are read as prompt text too.
+        for extra in [field(request, "tools")]
+            .into_iter()
+            .chain(
+                field(request, "generationConfig")
+                    .map(|c| [field(c, "responseSchema"), field(c, "responseJsonSchema")])
+                    .into_iter()
+                    .flatten(),
+            )
+            .flatten()
+        {
+            text.add_json(extra);
         }
         let config = field(request, "generationConfig");
         let max_output = config
@@ -507,9 +512,10 @@ impl EstimateRules {
         // Each candidate may use the whole cap.
         let candidates =
             config.and_then(|c| field(c, "candidateCount")).and_then(Value::as_u64).unwrap_or(1).max(1);
-        let input = chars
+        let input = text
+            .words
             .div_ceil(self.chars_per_token.max(1))
-            .saturating_add(wide)
+            .saturating_add(text.singles)
             .saturating_add(media.input)
             .max(1);
         let output = max_output.saturating_mul(candidates);
@@ -588,14 +594,34 @@ pub fn media_tokens_by_size(mime: &str, bytes: u64) -> u64 {
 }
 
 /// Characters of every key and string in `v`.
-fn text_chars(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.chars().count() as u64,
-        Value::Array(a) => a.iter().map(text_chars).fold(0, u64::saturating_add),
-        Value::Object(o) => {
-            o.iter().map(|(k, v)| (k.len() as u64).saturating_add(text_chars(v))).fold(0, u64::saturating_add)
+/// Prompt text as the estimate counts it. ASCII words run about four
+/// characters a token. Gemini's tokenizer splits digits one a token,
+/// punctuation rarely merges, and other scripts (CJK above all) run about one a
+/// character: each of those is reserved a token (a text of digits would
+/// otherwise cost four times its reservation).
+#[derive(Default)]
+struct TextCount {
+    /// Letters and spaces, four a token.
+    words: u64,
+    /// Characters reserved a token each.
+    singles: u64,
+}
+
+impl TextCount {
+    fn add(&mut self, t: &str) {
+        for c in t.chars() {
+            if c.is_ascii_alphabetic() || c.is_ascii_whitespace() {
+                self.words = self.words.saturating_add(1);
+            } else {
+                self.singles = self.singles.saturating_add(1);
+            }
         }
-        _ => 1,
+    }
+
+    /// Structured prompt content, counted as its JSON text (its punctuation
+    /// one a token: more than Gemini reads, never less).
+    fn add_json(&mut self, v: &Value) {
+        self.add(&v.to_string());
     }
 }
 

@@ -35,9 +35,11 @@ impl Usage {
         *self = self.zip(o, u64::saturating_add);
     }
 
-    /// Each count the larger of `self`'s and `o`'s.
+    /// Each count the larger of `self`'s and `o`'s, but the cached counts the
+    /// smaller: a cached token costs less, so the bill is never lowered.
     pub fn at_least(&self, o: &Usage) -> Usage {
-        self.zip(o, u64::max)
+        let cached = (self.cached.min(o.cached), self.audio_cached.min(o.audio_cached));
+        Usage { cached: cached.0, audio_cached: cached.1, ..self.zip(o, u64::max) }
     }
 
     fn zip(&self, o: &Usage, f: impl Fn(u64, u64) -> u64) -> Usage {
@@ -452,8 +454,8 @@ impl Tally {
         self.succeeded += o.succeeded;
         self.failed += o.failed;
         self.malformed += o.malformed;
-        // No usage, no tokens: an empty tally leaves `tokens` as it was.
-        if o.usage != Usage::default() {
+        // An empty tally leaves `tokens` as it was.
+        if o.tokens.is_some() || o.usage != Usage::default() {
             self.add_tokens(&Tokens::from(o));
         }
         self.usage.add(&o.usage);

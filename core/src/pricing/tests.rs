@@ -448,3 +448,35 @@ fn a_request_with_files_is_sized_by_them_and_tiered_with_them() {
     assert_eq!(with.input, alone.input + 230_400);
     assert_eq!((with.long_input, with.long_audio_input), (with.input, with.audio_input));
 }
+
+/// Every part Gemini reads as prompt text is reserved: a 40,000-character
+/// function response was reserved nothing, and a call that never said what it
+/// used was charged that.
+#[test]
+fn function_responses_code_and_schemas_are_reserved_as_text() {
+    let rules = EstimateRules::default();
+    let bare = rules.request(&json!({"contents": [{"parts": [{"text": "go"}]}]})).input;
+    let big = "x".repeat(40_000);
+    for part in [
+        json!({"functionResponse": {"name": "f", "response": {"result": big}}}),
+        json!({"functionCall": {"name": "f", "args": {"q": big}}}),
+        json!({"executableCode": {"language": "PYTHON", "code": big}}),
+        json!({"codeExecutionResult": {"outcome": "OUTCOME_OK", "output": big}}),
+    ] {
+        let req = json!({"contents": [{"parts": [{"text": "go"}]}, {"role": "model", "parts": [part]}]});
+        assert!(rules.request(&req).input >= bare + 10_000, "{req}");
+    }
+    let schema = json!({"contents": [{"parts": [{"text": "go"}]}],
+                        "generationConfig": {"responseSchema": {"type": "OBJECT", "description": big}}});
+    assert!(rules.request(&schema).input >= bare + 10_000);
+}
+
+/// A job's price is stored with it: one written by a later version (a rate
+/// this one does not know) still reads, where the operator's table refuses it.
+#[test]
+fn a_stored_price_reads_past_fields_it_does_not_know() {
+    let stored = r#"{"input": 1, "output": 2, "cachedInput": 0, "videoInput": 9}"#;
+    let price: Price = serde_json::from_str(stored).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((price.input, price.output), (1, 2));
+    assert!(PriceTable::from_json(&format!(r#"{{"m": {stored}}}"#)).is_err());
+}

@@ -50,7 +50,13 @@ pub async fn run(
         let body =
             stored.body().ok_or_else(|| Failure::network("R2 returned stored answers without a body"))?;
         let bytes = body.bytes().await.map_err(|e| r2("stored answers", e))?;
-        return Ok(answered(run.shard(), &bytes));
+        // What its unmeasured calls cost was stored with the answers.
+        let unmeasured = stored
+            .custom_metadata()
+            .ok()
+            .and_then(|m| m.get(UNMEASURED).and_then(|t| serde_json::from_str::<Tally>(t).ok()))
+            .unwrap_or_default();
+        return Ok(billed(answered(run.shard(), &bytes), &unmeasured));
     }
     if run.cancel_requested() {
         return Ok(Outcome::CancelSent.into());
@@ -81,16 +87,29 @@ pub async fn run(
             unmeasured.add_billed(&usage, &t);
         }
     }
-    let mut step = answered(run.shard(), &body);
+    let step = answered(run.shard(), &body);
     if let (true, Some(slice)) = (batchgate_core::media::makes_media(job.model()), &step.slice) {
         super::media::store(&bucket, job.id(), run.shard(), (&body, 0), &slice.records).await?;
     }
-    bucket.put(&key, body).execute().await.map_err(|e| r2("write of the answers", e))?;
-    // Calls Gemini may have run without saying what they used are charged their ceiling.
-    if let Outcome::Answered { tally, .. } = &mut step.outcome {
-        tally.merge(&unmeasured);
+    let mut put = bucket.put(&key, body);
+    if unmeasured != Tally::default() {
+        // Kept with the answers, so a step that finds them stored charges these too.
+        let tally = serde_json::to_string(&unmeasured).map_err(|e| Failure::network(e.to_string()))?;
+        put = put.custom_metadata(HashMap::from([(UNMEASURED.to_string(), tally)]));
     }
-    Ok(step)
+    put.execute().await.map_err(|e| r2("write of the answers", e))?;
+    Ok(billed(step, &unmeasured))
+}
+
+/// The stored answers' custom metadata: the unmeasured calls' tally (JSON).
+const UNMEASURED: &str = "unmeasured";
+
+/// Calls Gemini may have run without saying what they used are charged their ceiling.
+fn billed(mut step: StepResult, unmeasured: &Tally) -> StepResult {
+    if let Outcome::Answered { tally, .. } = &mut step.outcome {
+        tally.merge(unmeasured);
+    }
+    step
 }
 
 fn answered(shard: u64, bytes: &[u8]) -> StepResult {
