@@ -34,8 +34,8 @@ pub struct Price {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audio_cached_input: Option<i64>,
     /// Every token of a request whose prompt passes
-    /// [`LONG_CONTEXT_PROMPT_TOKENS`], audio included (Gemini Pro models);
-    /// `None`: no such tier.
+    /// [`LONG_CONTEXT_PROMPT_TOKENS`] (Gemini Pro models), audio at no less
+    /// than `audioInput`; `None`: such a request is billed as any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context: Option<Rates>,
 }
